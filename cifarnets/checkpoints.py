@@ -1,0 +1,169 @@
+"""The on-disk format: checkpoints/<key>/{model.safetensors, config.json, history.json}.
+
+It is the layout of a Hugging Face model repository. Weights are safetensors only: nothing is
+ever unpickled from a checkpoint. Loading is strict: every tensor must be there, with its shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from . import CIFAR10_CLASSES, __version__
+from .fileio import read_json, write_bytes, write_json
+from .models import KEYS, MODELS, build, count_params, label
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+REPORT_HISTORY_FILE = "report_history.json"
+DEFAULT_DIR = "checkpoints"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used, and why, in one line."""
+
+
+def write_weights(path: str | Path, model: torch.nn.Module) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_bytes(path, save(tensors, metadata={"format": "pt"}))
+
+
+def save_checkpoint(folder: str | Path, model: torch.nn.Module, config: dict, history: list[dict]) -> None:
+    """Write the three files, each atomically; weights first so a config never names missing weights."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_weights(folder / MODEL_FILE, model)
+    write_json(folder / HISTORY_FILE, history)
+    write_json(folder / CONFIG_FILE, config)
+
+
+def make_config(key: str, model: torch.nn.Module, *, classes: list[str], recipe: dict, data: dict,
+                metrics: dict, device: str, epochs_done: int, seed: int) -> dict:
+    import torchvision
+
+    return {
+        "model": key, "label": label(key), "class": type(model).__name__, "params": count_params(model),
+        "classes": list(classes), "recipe": recipe, "epochs": epochs_done, "seed": seed, "data": data,
+        "metrics": metrics, "device": device,
+        "versions": {"cifarnets": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+                     "python": platform.python_version()},
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def read_config(folder: str | Path) -> dict:
+    path = Path(folder) / CONFIG_FILE
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        config = read_json(path)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(config, dict) or config.get("model") not in MODELS:
+        raise CheckpointError(f"{path} names no known network (expected model: one of {', '.join(KEYS)})")
+    classes = config.get("classes", list(CIFAR10_CLASSES))
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{path}: 'classes' must be a list of at least 2 names")
+    config["classes"] = classes
+    return config
+
+
+def read_history(folder: str | Path, name: str = HISTORY_FILE) -> list[dict]:
+    """The per-epoch rows, or [] when the file is absent or unreadable."""
+    try:
+        rows = read_json(Path(folder) / name)
+    except (OSError, ValueError):
+        return []
+    return rows if isinstance(rows, list) else []
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load safetensors weights strictly: a missing, unexpected or mis-shaped tensor is an error."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({str(e)[:100]})") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        parts = ([f"missing {len(missing)} tensor(s), e.g. {missing[0]}"] if missing else []) + \
+                ([f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]}"] if unexpected else [])
+        raise CheckpointError(f"{path} does not fit {type(model).__name__}: {'; '.join(parts)}")
+    for name, t in tensors.items():
+        if t.shape != expected[name].shape:
+            raise CheckpointError(f"{path}: tensor {name} has shape {tuple(t.shape)}, "
+                                  f"{type(model).__name__} needs {tuple(expected[name].shape)}")
+    model.load_state_dict(tensors, strict=True)
+
+
+def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu",
+                    expected_key: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode on `device`, config) from a checkpoint folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder} is not a checkpoint folder")
+    config = read_config(folder)
+    if expected_key and config["model"] != expected_key:
+        raise CheckpointError(f"{folder / CONFIG_FILE} holds a {config['model']!r} network, not {expected_key!r}")
+    model = build(config["model"], num_classes=len(config["classes"]))
+    load_weights(model, folder / MODEL_FILE)
+    return model.to(device).eval(), config
+
+
+@dataclass
+class Entry:
+    """One network as the app and the CLI see it: loaded, or unavailable with the reason."""
+
+    key: str
+    path: Path
+    model: torch.nn.Module | None = None
+    config: dict = field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def label(self) -> str:
+        return label(self.key)
+
+    @property
+    def ok(self) -> bool:
+        return self.model is not None
+
+    @property
+    def classes(self) -> list[str]:
+        return self.config.get("classes", list(CIFAR10_CLASSES))
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.config.get("metrics", {}).get("test_acc")
+
+
+def discover(folder: str | Path = DEFAULT_DIR, device: torch.device | str = "cpu",
+             overrides: dict[str, str | Path] | None = None) -> dict[str, Entry]:
+    """Every registered network: loaded from `folder/<key>` (or an override folder), or why not."""
+    entries = {}
+    for key in KEYS:
+        path = Path((overrides or {}).get(key) or Path(folder) / key)
+        try:
+            model, config = load_checkpoint(path, device, expected_key=key)
+            entries[key] = Entry(key, path, model, config)
+        except CheckpointError as e:
+            reason = (f"no checkpoint in {path}: train one (sidebar, or python -m cifarnets train --model {key})"
+                      if not path.exists() else str(e))
+            entries[key] = Entry(key, path, reason=reason)
+    return entries
+
+
+def warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)

@@ -1,0 +1,237 @@
+"""python -m cifarnets train | evaluate | predict | summary: the library from the shell.
+
+Every command prints a table for people and, with --json, one JSON document for programs.
+User mistakes end in one `error:` line and a non-zero exit, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import checkpoints as ckpt
+from . import data, recipes
+from .data import DataError
+from .images import ImageError
+from .models import KEYS, build, count_params, label
+from .train import TrainingError
+
+EXPECTED_ERRORS = (DataError, TrainingError, ckpt.CheckpointError, ImageError, KeyError, ValueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except EXPECTED_ERRORS as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return 1
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cifarnets", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    s = sub.add_parser("summary", help="each network's printout and parameter count")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_summary)
+
+    t = sub.add_parser("train", help="train one network, writing a checkpoint folder after every epoch",
+                       description="Train one network. Ctrl-C (or SIGTERM) finishes the current step, saves, and "
+                                   "exits 0; --resume continues exactly there.")
+    t.add_argument("--model", required=True, choices=KEYS)
+    t.add_argument("--recipe", default="modern", choices=list(recipes.RECIPES),
+                   help="report: the report's own training; modern: ours (default)")
+    t.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    t.add_argument("--lr", type=float, help="override the recipe's (peak) learning rate")
+    t.add_argument("--batch-size", type=int, help="override the recipe's batch size (global, across ranks)")
+    add_data_arg(t)
+    t.add_argument("--out", help="run folder (default runs/<model>-<recipe>-<time>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    add_device_arg(t)
+    t.add_argument("--seed", type=int, default=0, help="makes CPU runs repeatable (default 0)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix on the test split")
+    which = e.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="one checkpoint folder")
+    which.add_argument("--all", action="store_true", help="every network in --checkpoints")
+    add_checkpoints_arg(e)
+    add_data_arg(e)
+    add_device_arg(e)
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("predict", help="classify image files with every network")
+    r.add_argument("files", nargs="+", metavar="FILE")
+    add_checkpoints_arg(r)
+    add_device_arg(r)
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.set_defaults(func=cmd_predict)
+    return p
+
+
+def add_data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="image-folder tree, .tar/.tar.gz/.zip of one, or torchvision CIFAR-10 folder "
+                                  f"(default: $CIFARNETS_DATA, else {data.DEFAULT_DATA}, downloaded when online)")
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+
+
+def add_checkpoints_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoints", default=ckpt.DEFAULT_DIR, help="folder of checkpoint folders (default checkpoints)")
+
+
+# ---------------------------------------------------------------- summary
+
+def cmd_summary(args) -> int:
+    info = {}
+    for key in KEYS:
+        model = build(key)
+        info[key] = {"label": label(key), "class": type(model).__name__, "params": count_params(model),
+                     "printout": str(model)}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, i in info.items():
+        print(f"== {i['label']} ({key}): {i['class']}, {i['params']:,} parameters\n{i['printout']}\n")
+    return 0
+
+
+# ---------------------------------------------------------------- train
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from .train import fit
+
+    recipe = recipes.get(args.recipe, args.model, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
+        raise ValueError("--epochs and --batch-size must be at least 1, and --lr above 0")
+    out = Path(args.out or f"runs/{args.model}-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    dataset = data.load(args.data, verbose=True)
+
+    stop = {"asked": False}
+
+    def ask_stop(signum, frame):
+        if stop["asked"]:  # a second Ctrl-C means now
+            raise KeyboardInterrupt
+        stop["asked"] = True
+        print("\nstopping after this step; saving...", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, ask_stop)
+    signal.signal(signal.SIGTERM, ask_stop)
+
+    bar = {"bar": None}
+
+    def progress(event: dict) -> None:
+        if event["kind"] == "step":
+            if bar["bar"] is None or bar["bar"].total != event["steps"] or bar["epoch"] != event["epoch"]:
+                if bar["bar"] is not None:
+                    bar["bar"].close()
+                bar["bar"] = tqdm(total=event["steps"], desc=f"epoch {event['epoch']}/{event['epochs']}",
+                                  unit="batch", leave=False, dynamic_ncols=True, file=sys.stderr)
+                bar["bar"].n = event["step"] - 1
+                bar["epoch"] = event["epoch"]
+            b = bar["bar"]
+            b.update(event["step"] - b.n)
+            eta = f"{event['eta_s'] / 60:.1f}min" if event["eta_s"] is not None else "?"
+            b.set_postfix_str(f"loss {event['loss']:.3f} acc {event['acc']:.1%} {event['images_per_s']:.0f} img/s "
+                              f"run ETA {eta}", refresh=False)
+        else:
+            if bar["bar"] is not None:
+                bar["bar"].close()
+                bar["bar"] = None
+            r = event["row"]
+            tqdm.write(f"epoch {r['epoch']:>3}/{event['epochs']}  train loss {r['train_loss']:.4f} acc "
+                       f"{r['train_acc']:.2%}  test loss {r['test_loss']:.4f} acc {r['test_acc']:.2%}  "
+                       f"lr {r['lr']:.4g}  {r['seconds']:.0f}s  {r['images_per_s']:.0f} img/s", file=sys.stderr)
+
+    print(f"training {label(args.model)} with the {recipe.name} recipe ({recipe.epochs} epochs) into {out}",
+          file=sys.stderr)
+    result = fit(args.model, recipe, dataset, out, device=args.device, seed=args.seed, resume=args.resume,
+                 progress=progress, should_stop=lambda: stop["asked"])
+    if bar["bar"] is not None:
+        bar["bar"].close()
+    if result["state"] == "stopped":
+        print(f"stopped at epoch {result['epoch'] + 1}, step {result['step']}; the state is saved. Continue with:\n"
+              f"  python -m cifarnets train --model {args.model} --recipe {recipe.name} --out {out} --resume"
+              + (f" --data {args.data}" if args.data else ""), file=sys.stderr)
+    else:
+        last = result["history"][-1] if result["history"] else {}
+        print(f"finished: test accuracy {last.get('test_acc', float('nan')):.2%}; checkpoint in {out}",
+              file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- evaluate
+
+def cmd_evaluate(args) -> int:
+    from .device import pick
+    from .train import evaluate
+
+    device = pick(args.device)
+    folders = ({key: Path(args.checkpoints) / key for key in KEYS} if args.all
+               else {None: Path(args.checkpoint)})
+    dataset = data.load(args.data, verbose=not args.json)
+    test = data.DeviceLoader(dataset.test, 1000, device, train=False)
+    results, failures = {}, {}
+    for key, folder in folders.items():
+        try:
+            model, config = ckpt.load_checkpoint(folder, device, expected_key=key)
+            if config["classes"] != dataset.classes:
+                raise ckpt.CheckpointError(f"{folder} was trained on classes {config['classes']}, "
+                                           f"but the data has {dataset.classes}")
+        except ckpt.CheckpointError as e:
+            failures[key or str(folder)] = str(e)
+            continue
+        results[config["model"] if key is None else key] = evaluate(model, test, dataset.classes)
+    if args.json:
+        print(json.dumps(results | {k: {"error": v} for k, v in failures.items()}, indent=2))
+    else:
+        for key, m in results.items():
+            print(f"{label(key):<10} test accuracy {m['test_acc']:.2%}  loss {m['test_loss']:.4f}  (n={m['n']})")
+            print("  " + "  ".join(f"{c} {a:.1%}" for c, a in m["per_class"].items()))
+        for key, reason in failures.items():
+            print(f"{label(key) if key in KEYS else key:<10} unavailable: {reason}")
+    return 0 if results and not failures else 1
+
+
+# ---------------------------------------------------------------- predict
+
+def cmd_predict(args) -> int:
+    from .device import pick
+    from .predict import predict_files
+
+    entries = ckpt.discover(args.checkpoints, pick(args.device))
+    if not any(e.ok for e in entries.values()):
+        raise ckpt.CheckpointError("no network could be loaded:\n  " +
+                                   "\n  ".join(f"{e.label}: {e.reason}" for e in entries.values()))
+    results = predict_files(args.files, entries)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        loaded = [k for k, e in entries.items() if e.ok]
+        width = max(len(r["file"]) for r in results)
+        print(f"{'file':<{width}}  " + "  ".join(f"{label(k):<22}" for k in loaded))
+        for r in results:
+            if "error" in r:
+                print(f"{r['file']:<{width}}  error: {r['error']}")
+            else:
+                cells = [f"{p['label']} {p['prob']:.0%}" for p in (r["predictions"][k] for k in loaded)]
+                print(f"{r['file']:<{width}}  " + "  ".join(f"{c:<22}" for c in cells))
+        for e in entries.values():
+            if not e.ok:
+                print(f"{e.label} unavailable: {e.reason}", file=sys.stderr)
+    return 1 if any("error" in r for r in results) else 0

@@ -1,0 +1,100 @@
+"""Named training recipes, as plain data: `report` reproduces the report, `modern` is our best.
+
+A recipe is per network, since the report trained each one its own way. Anything a user can
+override from the CLI or the sidebar (epochs, lr, batch size) is a field here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    optimizer: str  # "sgd" | "adam"
+    lr: float  # the peak learning rate
+    epochs: int
+    batch_size: int = 128
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0  # applied to weights only, never to biases or BatchNorm
+    schedule: str = "constant"  # "constant" | "step" | "onecycle"
+    step_epochs: int = 10  # "step": multiply by gamma every step_epochs epochs
+    gamma: float = 0.1
+    warmup: float = 0.0  # "onecycle": fraction of all steps spent ramping up linearly
+    label_smoothing: float = 0.0
+    augment: bool = True  # random crop (pad 4) + horizontal flip
+    note: str = ""  # what the report said, and what we assumed where it was silent
+
+    def lr_at(self, step: int, steps_per_epoch: int) -> float:
+        """The learning rate for optimizer step `step` (0-based) of the whole run."""
+        total = max(1, self.epochs * steps_per_epoch)
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "step":
+            return self.lr * self.gamma ** (step // (self.step_epochs * steps_per_epoch))
+        if self.schedule == "onecycle":
+            warm = max(1, int(self.warmup * total))
+            if step < warm:
+                return self.lr * (step + 1) / warm
+            t = min(1.0, (step - warm) / max(1, total - warm))
+            return self.lr * 0.5 * (1 + math.cos(math.pi * t))
+        raise ValueError(f"unknown schedule {self.schedule!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_REPORT_NOTE = ("The report gives {given}; it is silent on {silent}, so we assume {assumed}.")
+
+REPORT = {
+    "cnn": Recipe(
+        "report", "adam", 1e-3, epochs=10, batch_size=64, augment=False,
+        note=_REPORT_NOTE.format(given="Adam, lr 0.001, 10 epochs", silent="batch size and augmentation",
+                                 assumed="batch 64 and no augmentation, as in PyTorch's CIFAR-10 tutorial it builds on")),
+    "resnet": Recipe(
+        "report", "adam", 1e-3, epochs=20, batch_size=128, augment=True,
+        note=_REPORT_NOTE.format(given="20 epochs and >80% with no overfitting yet",
+                                 silent="optimizer, batch size and augmentation",
+                                 assumed="the CNN's Adam at lr 0.001, batch 128, and crop+flip (without it a "
+                                         "ResNet overfits well before 20 epochs)")),
+    "densenet": Recipe(
+        "report", "adam", 1e-3, epochs=20, batch_size=128, augment=False,
+        note=_REPORT_NOTE.format(given=">75% with the test loss rising late (overfitting)",
+                                 silent="optimizer, epochs and augmentation",
+                                 assumed="Adam at lr 0.001, batch 128, 20 epochs like the ResNet, and no "
+                                         "augmentation, which is what lets it overfit")),
+    "se_resnet": Recipe(
+        "report", "sgd", 0.1, epochs=20, batch_size=128, momentum=0.9, weight_decay=5e-4,
+        schedule="step", step_epochs=10, gamma=0.1, augment=True,
+        note=_REPORT_NOTE.format(given="SGD with a learning-rate scheduler, >80%, converged",
+                                 silent="the schedule, epochs and batch size",
+                                 assumed="lr 0.1, momentum 0.9, weight decay 5e-4, StepLR x0.1 every 10 epochs, "
+                                         "20 epochs, batch 128, crop+flip")),
+}
+
+# SGD with Nesterov momentum, a short warm-up then cosine decay to zero, label smoothing and
+# weight decay, with crop+flip. Batch 256 keeps the CPU's matrix kernels busy; lr scales with it.
+_MODERN = Recipe("modern", "sgd", 0.2, epochs=30, batch_size=256, nesterov=True, weight_decay=5e-4,
+                 schedule="onecycle", warmup=0.05, label_smoothing=0.1, augment=True,
+                 note="Ours: SGD+Nesterov, one-cycle (5% warm-up, cosine to 0), label smoothing 0.1, wd 5e-4, crop+flip.")
+MODERN = {
+    "cnn": replace(_MODERN, epochs=40, lr=0.05),
+    "resnet": replace(_MODERN, epochs=40),
+    "densenet": replace(_MODERN, epochs=40),
+    "se_resnet": replace(_MODERN, epochs=40),
+}
+
+RECIPES = {"report": REPORT, "modern": MODERN}
+
+
+def get(name: str, key: str, **overrides) -> Recipe:
+    """The recipe `name` for network `key`, with any non-None overrides (epochs=..., lr=..., batch_size=...)."""
+    if name not in RECIPES:
+        raise KeyError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    recipe = RECIPES[name].get(key)
+    if recipe is None:
+        raise KeyError(f"recipe {name!r} has no entry for network {key!r}")
+    return replace(recipe, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,342 @@
+"""fit(): epochs over device-resident batches, evaluation after each, history, atomic checkpoints,
+resume from any step, a clean stop on request, and DistributedDataParallel under torchrun.
+
+A run folder holds the public checkpoint (model.safetensors, config.json, history.json), the
+private resume state (train_state.pt: weights, optimizer, position, history; tensors and plain
+data only, loaded with weights_only=True), status.json for whoever watches, and a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .checkpoints import make_config, save_checkpoint
+from .data import Dataset, DeviceLoader
+from .device import autocast, describe, pick
+from .fileio import atomic_path, write_json
+from .models import build
+from .recipes import Recipe
+
+STATE_FILE = "train_state.pt"
+STATUS_FILE = "status.json"
+LOCK_FILE = ".lock"
+SYNC_EVERY = 10  # steps between reading the loss back from the device (a sync on CUDA)
+
+Progress = Callable[[dict], None]
+
+
+class TrainingError(Exception):
+    """A run that cannot go on, and why, in one line."""
+
+
+# ---------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: DeviceLoader, classes: list[str]) -> dict:
+    """Loss, accuracy, per-class accuracy and confusion matrix (rows: true class) on a whole split."""
+    was_training = model.training
+    model.eval()
+    c = len(classes)
+    confusion = torch.zeros(c * c, dtype=torch.int64, device=loader.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=loader.device)
+    for xb, yb in loader.batches():
+        with autocast(loader.device):
+            logits = model(xb).float()
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
+        confusion += torch.bincount(yb * c + logits.argmax(1), minlength=c * c)
+    if loader.world > 1:
+        dist.all_reduce(confusion)
+        dist.all_reduce(loss_sum)
+    model.train(was_training)
+    confusion = confusion.view(c, c).cpu()
+    n = int(confusion.sum())
+    per_class = confusion.diag().double() / confusion.sum(1).clamp(min=1)
+    return {"test_acc": float(confusion.diag().sum()) / max(n, 1), "test_loss": float(loss_sum) / max(n, 1),
+            "per_class": {name: round(float(a), 4) for name, a in zip(classes, per_class)},
+            "confusion": confusion.tolist(), "n": n}
+
+
+# ---------------------------------------------------------------- pieces of a run
+
+def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    # Weight decay on conv/linear weights only: decaying BatchNorm scales and biases only hurts.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr)
+    raise TrainingError(f"unknown optimizer {recipe.optimizer!r} in recipe {recipe.name!r}")
+
+
+class RunLock:
+    """One run per folder. A lock whose process is gone (killed run) is stale and taken over."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_FILE
+
+    def __enter__(self) -> "RunLock":
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pid = _read_pid(self.path)
+                if pid and pid != os.getpid() and _alive(pid):
+                    raise TrainingError(f"another run (pid {pid}) is writing to {self.path.parent}; "
+                                        "wait for it, cancel it, or choose another --out") from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return self
+        raise TrainingError(f"could not take the lock {self.path}")
+
+    def __exit__(self, *exc) -> None:
+        if _read_pid(self.path) == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) holds no lock
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Status:
+    """status.json in the run folder: what a watcher (the app) polls. Throttled to one write a second."""
+
+    def __init__(self, folder: Path, enabled: bool) -> None:
+        self.path, self.enabled, self.last, self.data = folder / STATUS_FILE, enabled, 0.0, {}
+
+    def update(self, force: bool = False, **fields) -> None:
+        self.data.update(fields, updated=time.time(), pid=os.getpid())
+        if self.enabled and (force or time.monotonic() - self.last >= 1.0):
+            write_json(self.path, self.data)
+            self.last = time.monotonic()
+
+
+def read_state(folder: Path) -> dict | None:
+    path = folder / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign: say so rather than train over it
+        raise TrainingError(f"{path} is unreadable ({type(e).__name__}); delete it to start over") from None
+
+
+def _write_state(folder: Path, state: dict) -> None:
+    with atomic_path(folder / STATE_FILE) as tmp:
+        torch.save(state, tmp)
+
+
+def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this rank's device); starts the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), world, device
+
+
+# ---------------------------------------------------------------- the loop
+
+def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: str = "auto", seed: int = 0,
+        resume: bool = False, progress: Progress | None = None, should_stop: Callable[[], bool] = lambda: False,
+        ) -> dict:
+    """Train `key` with `recipe` on `dataset`, writing the run into `out`.
+
+    Returns {"state": "finished" | "stopped", "epoch": epochs done, "step": steps into the next epoch,
+    "history": rows}. Raises TrainingError on anything the user must fix.
+    """
+    rank, world, dev = _distributed(pick(device))
+    main = rank == 0
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainingError(f"cannot create the run folder {out}: {e.strerror}") from None
+    if main and not os.access(out, os.W_OK):
+        raise TrainingError(f"the run folder {out} is not writable")
+    with RunLock(out) if main else contextlib.nullcontext():
+        return _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world)
+
+
+def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world) -> dict:
+    main = rank == 0
+    state = read_state(out)
+    if state is not None and not resume:
+        raise TrainingError(f"{out} already holds a run ({state['epoch']}/{state['recipe']['epochs']} epochs); "
+                            "pass --resume to continue it, or choose another --out")
+    if state is not None:
+        if state["model_key"] != key:
+            raise TrainingError(f"{out} holds a {state['model_key']!r} run, not {key!r}")
+        recipe = Recipe(**state["recipe"])  # a run keeps the recipe it started with
+        seed = state["seed"]
+    if state is not None and state["epoch"] >= recipe.epochs:
+        return {"state": "finished", "epoch": state["epoch"], "step": 0, "history": state["history"]}
+
+    torch.manual_seed(seed)
+    model = build(key, num_classes=len(dataset.classes))
+    channels_last = True  # faster for these convolutions on CUDA and on the CPU alike (cifarnets bench)
+    model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    optimizer = make_optimizer(model, recipe)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    train = DeviceLoader(dataset.train, recipe.batch_size, dev, train=True, augment=recipe.augment,
+                         rank=rank, world=world, channels_last=channels_last)
+    test = DeviceLoader(dataset.test, 1000, dev, train=False, rank=rank, world=world, channels_last=channels_last)
+    steps = len(train)
+    if steps == 0:
+        raise TrainingError(f"the training split has {len(dataset.train)} images, fewer than one batch of "
+                            f"{recipe.batch_size}; lower --batch-size")
+
+    epoch = state["epoch"] if state else 0
+    start = state["step"] if state else 0
+    history = list(state["history"]) if state else []
+    partial = dict(state["partial"]) if state else {}
+    global_step = epoch * steps + start
+    status = Status(out, main)
+    status.update(True, state="running", model=key, recipe=recipe.name, epoch=epoch, epochs=recipe.epochs,
+                  step=start, steps=steps, device=describe(dev))
+    emit = progress if (progress and main) else (lambda event: None)
+
+    def snapshot(epoch_: int, step_: int, partial_: dict) -> None:
+        if main:
+            _write_state(out, {"version": 1, "model_key": key, "recipe": recipe.to_dict(), "seed": seed,
+                               "classes": dataset.classes, "data": dataset.describe() | {"classes": None},
+                               "epoch": epoch_, "step": step_, "partial": partial_, "history": history,
+                               "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+
+    smoothing = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    for epoch in range(epoch, recipe.epochs):
+        net.train()
+        sums = {"loss": partial.get("loss", 0.0), "correct": partial.get("correct", 0),
+                "seen": partial.get("seen", 0), "seconds": partial.get("seconds", 0.0)}
+        partial = {}
+        pending_loss: list[torch.Tensor] = []
+        pending_correct = torch.zeros((), dtype=torch.int64, device=dev)
+        pending_seen = 0
+        tick = time.perf_counter()
+        step = start
+        for step, (xb, yb) in enumerate(train.batches(epoch, seed, start), start=start):
+            lr = recipe.lr_at(global_step, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with autocast(dev):
+                logits = net(xb)
+                loss = smoothing(logits.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            global_step += 1
+            with torch.no_grad():  # plain cross-entropy, comparable with the test loss
+                pending_loss.append(F.cross_entropy(logits.float(), yb, reduction="sum"))
+                pending_correct += (logits.argmax(1) == yb).sum()
+            pending_seen += len(yb)
+            stop = _agree(should_stop(), world, dev)
+            last = step + 1 == steps
+            if (step + 1) % SYNC_EVERY == 0 or last or stop:
+                losses = torch.stack(pending_loss)
+                if world > 1:
+                    counts = torch.stack([losses.sum(), pending_correct.double(),
+                                          torch.tensor(float(pending_seen), device=dev)])
+                    dist.all_reduce(counts)
+                    batch_loss, correct, seen = float(counts[0]), int(counts[1]), int(counts[2])
+                else:
+                    batch_loss, correct, seen = float(losses.sum()), int(pending_correct), pending_seen
+                if not torch.isfinite(losses).all():
+                    bad = step - len(pending_loss) + 1 + int((~torch.isfinite(losses)).nonzero()[0])
+                    status.update(True, state="failed", error=f"loss is not finite at epoch {epoch + 1}, step {bad + 1}")
+                    raise TrainingError(f"the loss became non-finite at epoch {epoch + 1}, step {bad + 1} of {steps}; "
+                                        f"lower the learning rate (it was {lr:g})")
+                sums["loss"] += batch_loss
+                sums["correct"] += correct
+                sums["seen"] += seen
+                now = time.perf_counter()
+                sums["seconds"] += now - tick
+                tick = now
+                pending_loss, pending_seen = [], 0
+                pending_correct.zero_()
+                rate = sums["seen"] / max(sums["seconds"], 1e-9)
+                done = (step + 1) + (epoch * steps)
+                eta = (recipe.epochs * steps - done) * sums["seconds"] / max(step + 1 - start, 1) if step + 1 > start else None
+                event = {"kind": "step", "epoch": epoch + 1, "epochs": recipe.epochs, "step": step + 1, "steps": steps,
+                         "loss": sums["loss"] / max(sums["seen"], 1), "acc": sums["correct"] / max(sums["seen"], 1),
+                         "images_per_s": rate, "lr": lr, "eta_s": eta}
+                emit(event)
+                status.update(state="running", epoch=epoch + 1, step=step + 1, loss=event["loss"], acc=event["acc"],
+                              images_per_s=rate, eta_s=eta)
+            if stop and not last:
+                snapshot(epoch, step + 1, sums)
+                status.update(True, state="stopped", epoch=epoch, step=step + 1)
+                return {"state": "stopped", "epoch": epoch, "step": step + 1, "history": history}
+        start = 0
+        if world > 1:  # BatchNorm statistics differ per rank: keep rank 0's, so every rank ends identical
+            for buf in model.buffers():
+                dist.broadcast(buf, 0)
+        eval_tick = time.perf_counter()
+        metrics = evaluate(model, test, dataset.classes)
+        row = {"epoch": epoch + 1, "train_loss": sums["loss"] / max(sums["seen"], 1),
+               "train_acc": sums["correct"] / max(sums["seen"], 1), "test_loss": metrics["test_loss"],
+               "test_acc": metrics["test_acc"], "lr": lr,
+               "seconds": sums["seconds"] + time.perf_counter() - eval_tick,
+               "images_per_s": sums["seen"] / max(sums["seconds"], 1e-9)}
+        history.append(row)
+        if main:
+            snapshot(epoch + 1, 0, {})
+            config = make_config(key, model, classes=dataset.classes, recipe=recipe.to_dict(),
+                                 data=dataset.describe() | {"classes": None}, metrics=metrics,
+                                 device=describe(dev) + (f" x{world}" if world > 1 else ""),
+                                 epochs_done=epoch + 1, seed=seed)
+            config["data"].pop("classes")
+            save_checkpoint(out, model, config, history)
+        emit({"kind": "epoch", "row": row, "epochs": recipe.epochs})
+        status.update(True, state="running", epoch=epoch + 1, step=0, test_acc=row["test_acc"])
+        if _agree(should_stop(), world, dev) and epoch + 1 < recipe.epochs:
+            status.update(True, state="stopped", epoch=epoch + 1, step=0)
+            return {"state": "stopped", "epoch": epoch + 1, "step": 0, "history": history}
+    status.update(True, state="finished", epoch=recipe.epochs, step=0)
+    return {"state": "finished", "epoch": recipe.epochs, "step": 0, "history": history}
+
+
+def _agree(flag: bool, world: int, dev: torch.device) -> bool:
+    """Under DDP a stop signal may reach one rank first: stop when any rank wants to."""
+    if world == 1:
+        return flag
+    t = torch.tensor(int(flag), device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t)
