@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import checkpoints as ckpt
-from . import data, recipes
+from . import data, hub, recipes
 from .data import DataError
 from .images import ImageError
 from .models import KEYS, build, count_params, label
@@ -69,6 +69,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_data_arg(e)
     add_device_arg(e)
     e.add_argument("--json", action="store_true", help="machine-readable output")
+    hub.add_hub_arg(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="classify image files with every network")
@@ -76,7 +77,10 @@ def make_parser() -> argparse.ArgumentParser:
     add_checkpoints_arg(r)
     add_device_arg(r)
     r.add_argument("--json", action="store_true", help="machine-readable output")
+    hub.add_hub_arg(r)
     r.set_defaults(func=cmd_predict)
+
+    hub.add_parser(sub)
     return p
 
 
@@ -182,8 +186,10 @@ def cmd_evaluate(args) -> int:
     from .train import evaluate
 
     device = pick(args.device)
-    folders = ({key: Path(args.checkpoints) / key for key in KEYS} if args.all
-               else {None: Path(args.checkpoint)})
+    if args.hub and not args.all:
+        raise ValueError("--hub goes with --all; for one Hub repository use --checkpoint hf://OWNER/NAME")
+    folders = (({key: Path(args.checkpoints) / key for key in KEYS} | hub.cli_overrides(args.hub)) if args.all
+               else {None: hub.checkpoint_folder(args.checkpoint)})
     dataset = data.load(args.data, verbose=not args.json)
     test = data.DeviceLoader(dataset.test, 1000, device, train=False)
     results, failures = {}, {}
@@ -214,7 +220,7 @@ def cmd_predict(args) -> int:
     from .device import pick
     from .predict import predict_files
 
-    entries = ckpt.discover(args.checkpoints, pick(args.device))
+    entries = ckpt.discover(args.checkpoints, pick(args.device), overrides=hub.cli_overrides(args.hub))
     if not any(e.ok for e in entries.values()):
         raise ckpt.CheckpointError("no network could be loaded:\n  " +
                                    "\n  ".join(f"{e.label}: {e.reason}" for e in entries.values()))
