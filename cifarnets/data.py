@@ -11,15 +11,14 @@ fingerprint, so every later load is a single uint8 file read.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import sys
 import tarfile
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch

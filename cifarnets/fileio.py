@@ -3,9 +3,10 @@
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -1,7 +1,7 @@
 """The registry: one place that maps a network's key to its builder and its display label."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .resnet import ResNet, ResidualBlock
+from .resnet import ResidualBlock, ResNet
 
 
 class SEBlock(nn.Module):

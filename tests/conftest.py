@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny generated image-folder data sets, and a private data cache per test."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TINY_CLASSES = ("circle", "square", "stripes")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Every test decodes into its own cache and never downloads: nothing reaches the network."""
+    monkeypatch.setenv("CIFARNETS_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("CIFARNETS_DATA", raising=False)
+
+
+def tiny_image(cls: int, rng: np.random.Generator, size: int = 32) -> Image.Image:
+    """A learnable picture: each class has its own colour and shape, plus noise."""
+    a = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+    a[..., cls % 3] += 150
+    if cls % 2:
+        a[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 240
+    return Image.fromarray(a)
+
+
+def make_image_folder(root: Path, classes=TINY_CLASSES, n_train: int = 24, n_test: int = 8, size: int = 32,
+                      seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for i, cls in enumerate(classes):
+            d = root / split / cls
+            d.mkdir(parents=True, exist_ok=True)
+            for j in range(n):
+                tiny_image(i, rng, size).save(d / f"{j:03d}.png")
+    return root
+
+
+def make_tar(folder: Path, out: Path, top: str | None = None) -> Path:
+    with tarfile.open(out, "w:gz") as tar:
+        for f in sorted(folder.rglob("*")):
+            rel = f.relative_to(folder).as_posix()
+            tar.add(f, arcname=f"{top}/{rel}" if top else rel, recursive=False)
+    return out
+
+
+def make_zip(folder: Path, out: Path) -> Path:
+    with zipfile.ZipFile(out, "w") as z:
+        for f in sorted(folder.rglob("*")):
+            z.write(f, f.relative_to(folder).as_posix())
+    return out
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def tiny_folder(tmp_path) -> Path:
+    return make_image_folder(tmp_path / "tiny")

@@ -1,0 +1,112 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cifarnets import checkpoints, data, recipes
+from cifarnets.train import LOCK_FILE, TrainingError, fit, read_state
+
+
+def tiny_recipe(key="cnn", **kw):
+    return recipes.get("modern", key, **({"epochs": 2, "batch_size": 16, "lr": 0.05} | kw))
+
+
+def weights(folder):
+    return load_file(str(folder / checkpoints.MODEL_FILE))
+
+
+def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_folder, tmp_path):
+    ds = data.load(tiny_folder)
+    result = fit("resnet", tiny_recipe("resnet", epochs=3), ds, tmp_path / "run", device="cpu")
+    history = result["history"]
+    assert result["state"] == "finished" and [r["epoch"] for r in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds",
+                               "images_per_s"}
+    model, config = checkpoints.load_checkpoint(tmp_path / "run")
+    assert config["model"] == "resnet" and config["classes"] == ds.classes and config["epochs"] == 3
+    assert config["metrics"]["n"] == len(ds.test) and len(config["metrics"]["confusion"]) == 3
+    assert config["data"]["sha256"] == ds.fingerprint and "torch" in config["versions"]
+    assert checkpoints.read_history(tmp_path / "run") == history
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+
+
+@pytest.mark.parametrize("stop_after", [5, 9])  # mid-epoch, and exactly at an epoch's end (9 steps/epoch)
+def test_resume_after_a_stop_ends_with_the_same_weights(tiny_folder, tmp_path, stop_after):
+    ds = data.load(tiny_folder)
+    recipe = tiny_recipe("se_resnet", epochs=3, batch_size=8)
+    fit("se_resnet", recipe, ds, tmp_path / "straight", device="cpu", seed=7)
+
+    calls = {"n": 0}
+
+    def stop_soon():
+        calls["n"] += 1
+        return calls["n"] >= stop_after
+
+    first = fit("se_resnet", recipe, ds, tmp_path / "stopped", device="cpu", seed=7, should_stop=stop_soon)
+    assert first["state"] == "stopped"
+    second = fit("se_resnet", recipe, ds, tmp_path / "stopped", device="cpu", resume=True)
+    assert second["state"] == "finished"
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "stopped")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda rows: [{k: pytest.approx(v) for k, v in r.items() if k not in ("seconds", "images_per_s")}
+                          for r in rows]  # loss sums are added in another order after a resume
+    assert strip(second["history"]) == strip(checkpoints.read_history(tmp_path / "straight"))
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tiny_folder, tmp_path):
+    ds = data.load(tiny_folder)
+    fit("cnn", tiny_recipe(epochs=1), ds, tmp_path / "run", device="cpu")
+    with pytest.raises(TrainingError, match="pass --resume"):
+        fit("cnn", tiny_recipe(epochs=1), ds, tmp_path / "run", device="cpu")
+    with pytest.raises(TrainingError, match="holds a 'cnn' run"):
+        fit("resnet", tiny_recipe("resnet"), ds, tmp_path / "run", device="cpu", resume=True)
+
+
+def test_a_non_finite_loss_stops_the_run_naming_epoch_and_step(tiny_folder, tmp_path):
+    ds = data.load(tiny_folder)
+    with pytest.raises(TrainingError, match=r"non-finite at epoch 1, step \d+ of 4"):
+        fit("cnn", tiny_recipe(lr=1e30, batch_size=16), ds, tmp_path / "run", device="cpu")
+
+
+def test_a_second_run_on_the_same_folder_is_refused_and_a_stale_lock_is_taken_over(tiny_folder, tmp_path):
+    ds = data.load(tiny_folder)
+    out = tmp_path / "run"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / LOCK_FILE).write_text(str(sleeper.pid))
+        with pytest.raises(TrainingError, match=f"another run \\(pid {sleeper.pid}\\)"):
+            fit("cnn", tiny_recipe(epochs=1), ds, out, device="cpu")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert fit("cnn", tiny_recipe(epochs=1), ds, out, device="cpu")["state"] == "finished"  # stale now
+    assert not (out / LOCK_FILE).exists()
+
+
+def test_sigterm_mid_run_saves_a_resumable_state_and_exits_zero(tiny_folder, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cifarnets", "train", "--model", "cnn", "--data", str(tiny_folder),
+           "--out", str(out), "--epochs", "500", "--batch-size", "8", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    deadline = time.time() + 120
+    while not (out / checkpoints.HISTORY_FILE).exists():  # at least one epoch done: surely mid-run
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "--resume" in err
+    state = read_state(out)
+    assert 1 <= state["epoch"] < 500 and len(state["history"]) == state["epoch"]
+    ds = data.load(tiny_folder)
+    again = fit("cnn", recipes.get("modern", "cnn"), ds, out, device="cpu", resume=True,
+                should_stop=lambda: True)  # one more step, from where it stopped
+    position = lambda s: s["epoch"] * 9 + s["step"]
+    assert again["state"] == "stopped" and position(read_state(out)) == position(state) + 1
