@@ -1,0 +1,37 @@
+"""Home, the entry page of `streamlit run app.py`: the four networks at a glance."""
+
+import streamlit as st
+
+from cifarnets.ui import layout, state
+
+layout.setup("Home")
+st.title("Four CIFAR-10 networks, side by side")
+st.markdown(
+    "A student report compared four image classifiers on CIFAR-10 (32x32 photos in ten classes): a plain "
+    "**CNN**, a small **ResNet**, a small **DenseNet** and an **SE-ResNet**. Here they are, trained, "
+    "with their architectures, their training curves, and your own images to try them on.")
+found = state.entries()
+counts = {row["network"]: row["params"] for row in state.param_counts()}
+for col, entry in zip(st.columns(4), found.values(), strict=True):
+    with col.container(border=True):
+        st.subheader(entry.label)
+        st.metric("Parameters", f"{counts[entry.label]:,}")
+        if entry.ok:
+            st.metric("Test accuracy", f"{entry.test_acc:.1%}" if entry.test_acc is not None else "n/a")
+            recipe = entry.config.get("recipe", {}).get("name", "?")
+            st.caption(f"From {state.source_text(entry)}: {recipe} recipe, {entry.config.get('epochs', '?')} "
+                       "epochs.")
+        else:
+            st.warning(f"No checkpoint loaded: {entry.reason}")
+st.caption(f"Device in use: **{state.device_text()}**")
+
+st.subheader("What each page offers")
+st.page_link("pages/1_Architecture.py", label="Architecture", icon=":material/account_tree:")
+st.caption("Each network's exact printout, a layer-by-layer table with output shapes and parameters, "
+           "and how their sizes compare.")
+st.page_link("pages/2_Training_curves.py", label="Training curves", icon=":material/show_chart:")
+st.caption("Loss and accuracy per epoch, train and test, for the shipped checkpoints and your own runs; "
+           "choose which checkpoint each network classifies with.")
+st.page_link("pages/3_Classify.py", label="Classify", icon=":material/image_search:")
+st.caption("Upload images, take a picture or pick an example, and see all four networks classify them.")
+st.caption("The sidebar, on every page, trains any network while you watch it learn.")

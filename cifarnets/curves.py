@@ -1,0 +1,68 @@
+"""Training histories -> one long table (network, source, epoch, metric, split, value) that charts can facet.
+
+Sources: each shipped checkpoint's own history, the report recipe's history where a checkpoint
+carries one (report_history.json), and the user's runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoints import HISTORY_FILE, REPORT_HISTORY_FILE, read_history
+from .fileio import read_json
+from .models import KEYS, label
+
+# metric -> (train column, test column) in a history row
+METRICS = {"loss": ("train_loss", "test_loss"), "accuracy": ("train_acc", "test_acc")}
+
+
+@dataclass
+class Curve:
+    key: str  # network
+    source: str  # where the history comes from, as a person reads it
+    rows: list[dict]
+
+
+def _recipe_name(folder: Path) -> str:
+    try:
+        return read_json(folder / "config.json").get("recipe", {}).get("name", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def shipped_curves(checkpoints: Path) -> list[Curve]:
+    """Each network's shipped history, and beside it the report recipe's, where the checkpoint has one."""
+    curves = []
+    for key in KEYS:
+        folder = Path(checkpoints) / key
+        rows = read_history(folder, HISTORY_FILE)
+        if rows:
+            recipe = _recipe_name(folder)
+            curves.append(Curve(key, f"shipped ({recipe} recipe)" if recipe else "shipped", rows))
+        report = read_history(folder, REPORT_HISTORY_FILE)
+        if report:
+            curves.append(Curve(key, "shipped (report recipe)", report))
+    return curves
+
+
+def long_rows(curves: list[Curve]) -> list[dict]:
+    """One row per (curve, epoch, metric, split) with a finite value; what Altair's encodings want."""
+    out = []
+    for curve in curves:
+        for row in curve.rows:
+            if not isinstance(row, dict) or "epoch" not in row:
+                continue
+            for metric, columns in METRICS.items():
+                for split, column in zip(("train", "test"), columns, strict=True):
+                    value = row.get(column)
+                    if isinstance(value, (int, float)) and value == value:  # skips NaN
+                        out.append({"network": label(curve.key), "source": curve.source, "epoch": int(row["epoch"]),
+                                    "metric": metric, "split": split, "value": float(value)})
+    return out
+
+
+def best(rows: list[dict]) -> dict | None:
+    """The epoch with the highest test accuracy, for a one-line summary."""
+    scored = [r for r in rows if isinstance(r.get("test_acc"), (int, float))]
+    return max(scored, key=lambda r: r["test_acc"]) if scored else None

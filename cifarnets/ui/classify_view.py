@@ -1,0 +1,57 @@
+"""The Classify page's pieces: where images come from, and one card per classified image."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ..checkpoints import Entry
+from ..classify import Result, enlarge, preview, unique_names
+from ..examples import list_examples
+from ..images import ImageError
+from ..predict import read_file
+from .charts import network_color, top5_chart
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+def gather_inputs() -> list[tuple[str, bytes]]:
+    """(unique name, bytes) of every image the user gave: uploads, then examples, then the camera."""
+    left, right = st.columns([3, 2])
+    uploads = left.file_uploader("Upload images (PNG, JPEG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES,
+                                 accept_multiple_files=True, key="uploads")
+    examples = right.multiselect("Or pick bundled examples", list_examples(), format_func=lambda e: e.caption,
+                                 key="examples", placeholder="CIFAR-10 test images and real photos")
+    camera = None
+    if right.toggle("Take a picture with the camera", key="camera_on"):
+        camera = st.camera_input("Camera", key="camera")
+    files = [(f.name, f.getvalue()) for f in uploads or []]
+    for example in examples:
+        try:
+            files.append((example.name, read_file(example.path)))
+        except ImageError as e:
+            st.error(str(e))
+    if camera is not None:
+        files.append(("camera.jpg", camera.getvalue()))
+    names = unique_names([name for name, _ in files])
+    return [(name, raw) for name, (_, raw) in zip(names, files, strict=True)]
+
+
+def result_card(result: Result, entries: dict[str, Entry]) -> None:
+    """The image, the 32x32 input the networks see, and each network's top-1 and top-5."""
+    with st.container(border=True):
+        flag = " :orange-badge[networks disagree]" if result.disagree else ""
+        st.markdown(f"**{result.name}**{flag}")
+        if not result.ok:
+            st.error(result.error)
+            return
+        # A fixed grid (image, input, then every network in its place) so cards line up under each other.
+        cols = st.columns([1, 1] + [1.4] * len(entries))
+        cols[0].image(preview(result.prepared.image), caption="your image", width="stretch")
+        cols[1].image(enlarge(result.prepared.pixels), caption="what the networks see (32x32)", width="stretch")
+        for col, (key, entry) in zip(cols[2:], entries.items(), strict=True):
+            top = result.top5.get(key)
+            if not top:
+                col.markdown(f"**{entry.label}**  \nnot loaded")
+                continue
+            col.markdown(f"**{entry.label}**  \n**{top[0][0]}** · {top[0][1]:.0%}")
+            col.altair_chart(top5_chart(top, network_color(key)), width="stretch")

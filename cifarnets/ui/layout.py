@@ -1,0 +1,30 @@
+"""What every page starts with: the page settings, the navigation, and the training sidebar.
+
+Each page script calls setup() first. The app uses Streamlit's pages/ directory, whose pages are
+reached at /Architecture, /Training_curves and /Classify even as the first request to a fresh
+server; Streamlit's own list of pages is hidden (.streamlit/config.toml) so that the entry page can
+be called Home rather than after its file, app.py.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from . import sidebar
+
+PAGES = [  # (script relative to app.py, title, icon)
+    ("app.py", "Home", ":material/home:"),
+    ("pages/1_Architecture.py", "Architecture", ":material/account_tree:"),
+    ("pages/2_Training_curves.py", "Training curves", ":material/show_chart:"),
+    ("pages/3_Classify.py", "Classify", ":material/image_search:"),
+]
+
+
+def setup(title: str) -> None:
+    st.set_page_config(page_title=f"{title} · cifarnets" if title != "Home" else "cifarnets",
+                       page_icon=":material/neurology:", layout="wide")
+    with st.sidebar:
+        for script, name, icon in PAGES:
+            st.page_link(script, label=name, icon=icon)
+        st.divider()
+    sidebar.render()

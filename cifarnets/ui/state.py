@@ -1,0 +1,78 @@
+"""What every page needs loaded once per server, shared by all sessions: the device and the networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from .. import architecture, jobs
+from ..checkpoints import CONFIG_FILE, MODEL_FILE, Entry, discover
+from ..device import describe, pick
+from ..models import KEYS, build
+from ..paths import app_device, checkpoints_dir
+
+
+@st.cache_resource(show_spinner=False)
+def device() -> torch.device:
+    return pick(app_device())
+
+
+def device_text() -> str:
+    return describe(device())
+
+
+def _stamp(folder: Path) -> tuple[float, float]:
+    """Modification times of a checkpoint's weights and config: a new checkpoint means a reload."""
+    out = []
+    for name in (MODEL_FILE, CONFIG_FILE):
+        try:
+            out.append((folder / name).stat().st_mtime)
+        except OSError:
+            out.append(0.0)
+    return tuple(out)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the networks...")
+def _discover(folder: str, overrides: tuple[tuple[str, str], ...], device_name: str, stamp: tuple) -> dict:
+    # `stamp` only keys the cache: a retrained or newly chosen checkpoint loads afresh.
+    return discover(folder, device_name, dict(overrides))
+
+
+def entries() -> dict[str, Entry]:
+    """Every network: loaded from the user's chosen run, else from the shipped checkpoints, else why not."""
+    folder = checkpoints_dir()
+    overrides = {k: str(v) for k, v in jobs.active().items()}
+    stamp = tuple(_stamp(Path(overrides.get(k) or folder / k)) for k in KEYS)
+    return _discover(str(folder), tuple(sorted(overrides.items())), str(device()), stamp)
+
+
+def notice_missing(found: dict[str, Entry]) -> None:
+    """One clear line per network that has no usable checkpoint."""
+    missing = [e for e in found.values() if not e.ok]
+    if len(missing) == len(found):
+        st.warning("No network has a checkpoint yet, so none can classify. Train one from the sidebar, or put "
+                   f"the shipped checkpoints in `{checkpoints_dir()}` (or point `CIFARNETS_CHECKPOINTS` at them).")
+    for e in missing:
+        st.info(f"**{e.label}** is not loaded: {e.reason}")
+
+
+def source_text(entry: Entry) -> str:
+    """Which checkpoint a network uses, in words."""
+    return f"your run `{entry.path.name}`" if entry.key in jobs.active() else "the shipped checkpoint"
+
+
+@st.cache_data(show_spinner=False)
+def summary(key: str) -> dict:
+    return architecture.summary(key)
+
+
+@st.cache_data(show_spinner=False)
+def layers(key: str, depth: int | None) -> list[dict]:
+    return architecture.layer_table(build(key), depth)
+
+
+@st.cache_data(show_spinner=False)
+def param_counts() -> list[dict]:
+    return architecture.param_counts()

@@ -1,0 +1,41 @@
+"""Training curves: loss and accuracy per epoch for the shipped checkpoints and the user's runs."""
+
+import altair as alt
+import streamlit as st
+
+from cifarnets import curves, jobs
+from cifarnets.paths import checkpoints_dir
+from cifarnets.ui import layout, runs_view
+from cifarnets.ui.charts import curves_chart
+
+layout.setup("Training curves")
+st.title("Training curves")
+shipped = curves.shipped_curves(checkpoints_dir())
+runs = [r for r in jobs.list_runs() if r.state not in ("starting",)]
+with_history = [r for r in runs if r.history()]
+
+controls = st.columns([1, 1, 3])
+arrangement = controls[0].segmented_control("Layout", ["overlaid", "side by side"], default="overlaid",
+                                            key="curves_layout", required=True)
+splits = controls[1].pills("Show", ["train", "test"], selection_mode="multi", default=["train", "test"],
+                           key="curves_splits")
+picked = controls[2].multiselect("Your runs", with_history, default=with_history[:4], format_func=lambda r: r.name,
+                                 key="curves_runs", placeholder="none yet: train one from the sidebar")
+
+runs_view.missing_shipped(shipped)
+chosen = shipped + [curves.Curve(r.model, f"run {r.name}", r.history()) for r in picked]
+rows = [r for r in curves.long_rows(chosen) if r["split"] in (splits or [])]
+if not rows:
+    st.info("Nothing to draw: no history is selected (pick a split to show, or train a run from the sidebar).")
+else:
+    st.caption("Solid lines: the test split. Dashed lines: the training split. Hover a point for its value.")
+    for metric in ("accuracy", "loss"):
+        st.subheader(metric.capitalize())
+        chart = curves_chart(rows, metric, side_by_side=arrangement == "side by side")
+        st.altair_chart(chart, width="content" if isinstance(chart, alt.FacetChart) else "stretch")
+    runs_view.curve_summary(chosen)
+
+st.header("Your runs")
+runs_view.runs_table(runs)
+st.subheader("Which checkpoint each network classifies with")
+runs_view.active_pickers(runs)

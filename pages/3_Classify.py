@@ -1,0 +1,42 @@
+"""Classify: the user's images through all four networks, side by side."""
+
+import time
+
+import streamlit as st
+
+from cifarnets.classify import classify, summary_rows
+from cifarnets.ui import layout, state
+from cifarnets.ui.classify_view import gather_inputs, result_card
+
+MAX_CARDS = 24  # past this, the summary table still lists every image
+
+layout.setup("Classify")
+st.title("Classify")
+found = state.entries()
+state.notice_missing(found)
+files = gather_inputs()
+if not files:
+    st.caption("Upload images, pick an example or take a picture: each is shrunk to the 32x32 input the networks "
+               "were trained on, and all four networks say what they see.")
+    st.stop()
+
+tick = time.perf_counter()
+results = classify(files, found)
+elapsed = time.perf_counter() - tick
+loaded = [e.label for e in found.values() if e.ok]
+st.caption(f"{len(files)} image(s) through {len(loaded)} network(s) in {elapsed * 1000:.0f} ms "
+           f"on {state.device_text()}.")
+
+for result in results[:MAX_CARDS]:
+    result_card(result, found)
+if len(results) > MAX_CARDS:
+    st.caption(f"The first {MAX_CARDS} images are shown in full; the table below has all {len(results)}.")
+
+rows = summary_rows(results, {k: e.label for k, e in found.items() if e.ok})
+if rows and loaded:
+    st.subheader("Summary")
+    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+        "networks disagree": st.column_config.CheckboxColumn("networks disagree")})
+    disputed = [r["image"] for r in rows if r["networks disagree"]]
+    st.markdown(f"The networks disagree on **{len(disputed)}** of {len(rows)} image(s)"
+                + (f": {', '.join(disputed)}." if disputed else "."))
