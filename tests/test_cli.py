@@ -1,0 +1,78 @@
+import json
+import shutil
+import subprocess
+import sys
+import urllib.error
+
+from conftest import png_bytes, tiny_image
+
+from cifarnets.cli import main
+from cifarnets.models import KEYS
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cifarnets", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def test_summary_json(capsys):
+    assert main(["summary", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert list(info) == list(KEYS)
+    assert info["cnn"]["label"] == "CNN" and info["cnn"]["class"] == "Net" and info["cnn"]["params"] == 62006
+    assert info["se_resnet"]["printout"].startswith("ResNetSE(")
+
+
+def test_train_evaluate_predict_end_to_end(tiny_folder, tmp_path):
+    run = tmp_path / "checkpoints" / "cnn"
+    r = cli("train", "--model", "cnn", "--recipe", "report", "--epochs", "2", "--batch-size", "16",
+            "--data", str(tiny_folder), "--out", str(run), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "epoch   2/2" in r.stderr and "finished: test accuracy" in r.stderr
+
+    r = cli("evaluate", "--checkpoint", str(run), "--data", str(tiny_folder), "--json")
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads(r.stdout)["cnn"]
+    assert metrics["n"] == 24 and set(metrics["per_class"]) == {"circle", "square", "stripes"}
+    assert 0 <= metrics["test_acc"] <= 1 and len(metrics["confusion"]) == 3
+    assert metrics["test_acc"] == json.loads((run / "config.json").read_text())["metrics"]["test_acc"]
+
+    good = tmp_path / "good.png"
+    good.write_bytes(png_bytes(tiny_image(1, __import__("numpy").random.default_rng(0), size=64)))
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("this is not a picture")
+    r = cli("predict", str(good), str(bad), str(tmp_path / "missing.png"), "--json",
+            "--checkpoints", str(tmp_path / "checkpoints"))
+    assert r.returncode == 1  # some files failed; the others were still classified
+    results = json.loads(r.stdout)
+    assert [x["file"] for x in results] == [str(good), str(bad), str(tmp_path / "missing.png")]
+    cnn = results[0]["predictions"]["cnn"]
+    assert cnn["label"] in {"circle", "square", "stripes"} and len(cnn["top5"]) == 3  # the data set's classes
+    assert set(results[0]["predictions"]) == {"cnn"}  # the other three have no checkpoint here
+    assert "not an image" in results[1]["error"] and "does not exist" in results[2]["error"]
+
+    r = cli("predict", str(good), "--checkpoints", str(tmp_path / "checkpoints"))
+    assert r.returncode == 0 and "CNN" in r.stdout and "good.png" in r.stdout
+    assert "ResNet unavailable: no checkpoint" in r.stderr
+
+    shutil.rmtree(run)
+    r = cli("evaluate", "--all", "--checkpoints", str(tmp_path / "checkpoints"), "--data", str(tiny_folder))
+    assert r.returncode == 1 and "unavailable" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_offline_without_data_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("torchvision.datasets.CIFAR10", offline)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--model", "cnn", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no CIFAR-10 data in ./data") and "CIFARNETS_DATA" in err and err.count("\n") == 1
+
+
+def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
+    assert main(["train", "--model", "cnn", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "--model", "cnn", "--epochs", "0", "--out", str(tmp_path / "r")]) == 1
+    assert "--epochs" in capsys.readouterr().err

@@ -1,0 +1,40 @@
+"""The shipped checkpoints are what their config.json says they are, measured again on the real test split."""
+
+from pathlib import Path
+
+import pytest
+
+from cifarnets import checkpoints, data
+from cifarnets.models import KEYS
+from cifarnets.train import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+SHIPPED = ROOT / checkpoints.DEFAULT_DIR
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_shipped_folder_is_small_and_pickle_free(key):
+    folder = SHIPPED / key
+    if not (folder / checkpoints.MODEL_FILE).exists():
+        pytest.skip(f"no shipped checkpoint in {folder}")
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 2 * 2**20
+    assert {f.suffix for f in folder.iterdir()} <= {".safetensors", ".json", ".md"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ARCHIVE.exists(), reason=f"the CIFAR-10 archive {ARCHIVE} is not here")
+def test_shipped_checkpoints_reach_the_accuracy_they_claim():
+    dataset = data.load(ARCHIVE)
+    test = data.DeviceLoader(dataset.test, 1000, "cpu", train=False)
+    checked = 0
+    for key in KEYS:
+        if not (SHIPPED / key / checkpoints.MODEL_FILE).exists():
+            continue
+        model, config = checkpoints.load_checkpoint(SHIPPED / key, expected_key=key)
+        assert config["classes"] == dataset.classes
+        measured = evaluate(model, test, dataset.classes)["test_acc"]
+        assert measured == pytest.approx(config["metrics"]["test_acc"], abs=0.001), key
+        checked += 1
+    if not checked:
+        pytest.skip("no shipped checkpoints yet")
