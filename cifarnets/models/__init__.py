@@ -8,6 +8,7 @@ from torch import nn
 from .cnn import cnn
 from .densenet import densenet
 from .resnet import resnet
+from .resnet_plain import resnet_plain
 from .se_resnet import se_resnet
 
 
@@ -16,6 +17,7 @@ class ModelSpec:
     key: str
     label: str  # the name a user reads, everywhere
     builder: Callable[..., nn.Module]
+    recipe_of: str | None = None  # an extra network trains with this report network's recipe
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -29,16 +31,29 @@ MODELS: dict[str, ModelSpec] = {
 }
 KEYS = tuple(MODELS)
 
+# Networks of ours, not the report's: trainable (`train --model resnet_plain`) and measured on the
+# Why they differ page, but never among the four that KEYS lists and every other page shows.
+EXTRAS: dict[str, ModelSpec] = {
+    spec.key: spec
+    for spec in (ModelSpec("resnet_plain", "ResNet without shortcuts (ours)", resnet_plain, recipe_of="resnet"),)
+}
+EXTRA_KEYS = tuple(EXTRAS)
+
 
 def spec(key: str) -> ModelSpec:
     try:
-        return MODELS[key]
+        return MODELS[key] if key in MODELS else EXTRAS[key]
     except KeyError:
-        raise KeyError(f"unknown network {key!r}; choose one of {', '.join(KEYS)}") from None
+        raise KeyError(f"unknown network {key!r}; choose one of {', '.join(KEYS + EXTRA_KEYS)}") from None
 
 
 def label(key: str) -> str:
     return spec(key).label
+
+
+def recipe_key(key: str) -> str:
+    """The network whose recipe `key` trains with: itself, or for an extra the report network it derives from."""
+    return spec(key).recipe_of or key
 
 
 def build(key: str, num_classes: int = 10) -> nn.Module:
