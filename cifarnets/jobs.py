@@ -293,6 +293,8 @@ def active(runs: Path | None = None) -> dict[str, Path]:
 
 def set_active(run: Run, runs: Path | None = None) -> None:
     """Make a run's checkpoint the one its network classifies with, for every session, across reloads."""
+    if run.model not in KEYS:
+        raise ValueError(f"{run.name} names no known network")
     if not run.has_checkpoint or run.alive:
         raise ValueError(f"{run.name} has no finished checkpoint to use yet")
     runs = Path(runs or runs_dir())

@@ -1,0 +1,149 @@
+"""Training runs started from the app: child processes in their own run folders, on tiny generated data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from app_helpers import APP, PAGES, image_bytes, texts
+from conftest import TINY_CLASSES, make_image_folder
+from streamlit.testing.v1 import AppTest
+
+from cifarnets import jobs
+from cifarnets.train import read_state
+
+TIMEOUT = 60
+RUN_LIMIT = 180  # seconds a tiny run may take on a busy 2-core machine, start-up of torch included
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """A private runs folder (and no shipped checkpoints); any run a test leaves going is ended after it."""
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("CIFARNETS_RUNS", str(folder))
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
+    yield folder
+    for run in jobs.list_runs(folder):
+        if run.alive:
+            os.kill(run.pid, signal.SIGKILL)
+
+
+def request(data, **overrides) -> jobs.TrainRequest:
+    fields = {"model": "cnn", "recipe": "modern", "epochs": 2, "lr": 0.01, "batch_size": 16, "data": str(data),
+              "device": "cpu"} | overrides
+    return jobs.TrainRequest(**fields)
+
+
+def wait_for(run: jobs.Run, states: tuple[str, ...], timeout: float = RUN_LIMIT) -> jobs.Run:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs.reap()
+        current = jobs.load_run(run.folder)
+        if current.state in states:
+            return current
+        time.sleep(0.1)
+    raise AssertionError(f"{run.name} stayed {current.state}; log:\n{(run.folder / jobs.LOG_FILE).read_text()}")
+
+
+def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
+    data = make_image_folder(tmp_path / "data")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.number_input(key="epochs-cnn-modern").set_value(2)
+    at.number_input(key="batch-cnn-modern").set_value(16)
+    at.number_input(key="lr-cnn-modern").set_value(0.01)
+    at.radio(key="train_data").set_value("path")
+    at.text_input(key="train_data_path").input(str(data))
+    at.selectbox(key="train_device").set_value("cpu")
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
+
+    [run] = jobs.list_runs(runs)
+    assert run.model == "cnn" and run.state in ("starting", "running", "finished")
+    run = wait_for(run, ("finished", "failed"))
+    assert run.state == "finished", run.error
+    history = run.history()
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(0 <= row["test_acc"] <= 1 for row in history)
+    assert run.has_checkpoint and not run.resumable
+
+    at.run()  # the sidebar now lists it as finished, with the button that adopts it
+    assert "finished" in " ".join(m.value for m in at.sidebar.markdown)
+    at.button(key=f"use-{run.name}").click().run()
+    assert jobs.active(runs) == {"cnn": run.folder}
+
+    # A new session (a reload, another browser) classifies with the run's own classes.
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert f"your run `{run.name}`" in texts(at)
+    at.switch_page(PAGES["Classify"]).run()
+    at.file_uploader(key="uploads").set_value(("shape.png", image_bytes(), "image/png")).run()
+    table = at.dataframe[0].value
+    assert table["CNN"][0].split(" (")[0] in TINY_CLASSES
+
+    at.switch_page(PAGES["Training curves"]).run()
+    assert not at.exception
+    assert run.name in list(at.dataframe[1].value["run"])  # the runs table
+    assert f"run {run.name}" in set(at.dataframe[0].value["source"])  # and its curves
+
+
+def test_cancel_leaves_a_resumable_state_and_resume_finishes(runs, tmp_path):
+    # Batches of one make a run long enough to cancel in the middle of it.
+    data = make_image_folder(tmp_path / "data", n_train=40, n_test=4)
+    run = jobs.start(request(data, batch_size=1, epochs=3))
+    run = wait_for(run, ("running", "finished", "failed"))
+    assert run.state == "running", run.error
+    assert jobs.cancel(run)
+    run = wait_for(run, ("stopped", "failed", "finished"))
+    assert run.state == "stopped", run.error
+    assert run.resumable
+    state = read_state(run.folder)
+    assert state["epoch"] < 3 and (state["epoch"], state["step"]) > (0, 0)
+
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # the sidebar offers to continue
+    assert at.button(key=f"resume-{run.name}").label == "Resume"
+
+    run = jobs.resume(run)
+    run = wait_for(run, ("finished", "failed"))
+    assert run.state == "finished", run.error
+    assert [row["epoch"] for row in run.history()] == [1, 2, 3]
+
+
+def test_two_runs_at_once_and_a_failed_one_says_why(runs, tmp_path):
+    data = make_image_folder(tmp_path / "data")
+    not_data = tmp_path / "notes.txt"
+    not_data.write_text("not a data set")
+    started = [jobs.start(request(data, epochs=1)), jobs.start(request(data, model="resnet", epochs=1)),
+               jobs.start(request(not_data))]
+    assert len({r.folder for r in started}) == 3
+    ended = [wait_for(r, ("finished", "failed")) for r in started]
+    assert [r.state for r in ended] == ["finished", "finished", "failed"]
+    assert "not a readable .tar, .tar.gz or .zip" in ended[2].error
+
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert any("not a readable" in e.value for e in at.sidebar.error)
+    assert at.button(key=f"resume-{ended[2].name}").label == "Start again"
+
+
+def test_check_refuses_what_cannot_start(tmp_path):
+    assert "path" in jobs.check(request(""))
+    assert "does not exist" in jobs.check(request(tmp_path / "missing"))
+    assert "at least 1" in jobs.check(request(tmp_path, epochs=0))
+    assert "above 0" in jobs.check(request(tmp_path, lr=0.0))
+    assert jobs.check(request(tmp_path)) == ""
+    assert jobs.check(request("./data")) == ""  # torchvision's download folder need not exist yet
+
+
+def test_active_choice_survives_and_ignores_vanished_runs(runs):
+    run_folder = runs / "cnn-modern-x"
+    run_folder.mkdir(parents=True)
+    (run_folder / "model.safetensors").write_bytes(b"")
+    (run_folder / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="no known network"):  # it has no job.json to say what it trained
+        jobs.set_active(jobs.load_run(run_folder), runs)
+
+    (runs / jobs.ACTIVE_FILE).write_text('{"cnn": "cnn-modern-x", "resnet": "gone", "nonsense": 3}')
+    assert jobs.active(runs) == {"cnn": run_folder}
+    jobs.clear_active("cnn", runs)
+    assert jobs.active(runs) == {}
