@@ -237,7 +237,7 @@ def cmd_predict(args) -> int:
             else:
                 cells = [f"{p['label']} {p['prob']:.0%}" for p in (r["predictions"][k] for k in loaded)]
                 print(f"{r['file']:<{width}}  " + "  ".join(f"{c:<22}" for c in cells))
-        for e in entries.values():
-            if not e.ok:
-                print(f"{e.label} unavailable: {e.reason}", file=sys.stderr)
+    for e in entries.values():  # with --json too: a program reading stdout still shows people why
+        if not e.ok:
+            print(f"{e.label} unavailable: {e.reason}", file=sys.stderr)
     return 1 if any("error" in r for r in results) else 0

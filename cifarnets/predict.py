@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,33 +14,50 @@ from .checkpoints import Entry
 from .data import normalize
 from .images import MAX_BYTES, ImageError, decode_image, to_array
 
+PREVIEW = 1024  # longest side of the picture kept for display; the full decode is dropped
+
 
 @dataclass
 class Prepared:
     name: str
-    image: Image.Image  # upright RGB, full size: what the user gave
+    image: Image.Image  # upright RGB, shrunk to at most PREVIEW pixels a side: what the user gave, for display
     pixels: np.ndarray  # (32, 32, 3) uint8: what the networks see
 
 
 def prepare(raw: bytes, name: str) -> Prepared:
-    """Decode and shrink one uploaded file; raises ImageError with a one-line reason."""
+    """Decode and shrink one uploaded file; raises ImageError with a one-line reason, and nothing else.
+
+    Only a preview is kept: a 64-megapixel upload decodes to 192 MB, and an app with many sessions
+    must not hold that per image.
+    """
     image = decode_image(raw, name)
-    return Prepared(name, image, to_array(image))
+    pixels = to_array(image)
+    image.thumbnail((PREVIEW, PREVIEW), Image.Resampling.LANCZOS)
+    return Prepared(name, image, pixels)
 
 
 def read_file(path: str | Path, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of one file, refusing anything that is not a regular file or is over the upload cap."""
     path = Path(path)
     try:
-        if path.stat().st_size > max_bytes:
-            raise ImageError(f"{path.name} is {path.stat().st_size / 2**20:.1f} MB, "
-                             f"over the {max_bytes / 2**20:.0f} MB limit")
-        return path.read_bytes()
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError(f"{path} is a folder, not an image")
+        if not stat.S_ISREG(st.st_mode):  # a FIFO blocks and /dev/zero never ends: never read them
+            raise ImageError(f"{path} is not a regular file")
+        if st.st_size > max_bytes:
+            raise ImageError(f"{path.name} is {st.st_size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)  # bounded even if the file grows while we read it
+        if len(raw) > max_bytes:
+            raise ImageError(f"{path.name} is over the {max_bytes / 2**20:.0f} MB limit")
+        return raw
     except IsADirectoryError:
         raise ImageError(f"{path} is a folder, not an image") from None
     except FileNotFoundError:
         raise ImageError(f"{path} does not exist") from None
     except OSError as e:
-        raise ImageError(f"{path} cannot be read ({e.strerror})") from None
+        raise ImageError(f"{path} cannot be read ({e.strerror or e})") from None
 
 
 def batch(pixels: list[np.ndarray]) -> torch.Tensor:
@@ -61,21 +79,21 @@ def probabilities(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, torch
 
 def top_k(probs: torch.Tensor, classes: list[str], k: int = 5) -> list[tuple[str, float]]:
     p, i = probs.topk(min(k, len(classes)))
-    return [(classes[j], round(float(q), 4)) for q, j in zip(p, i)]
+    return [(classes[j], round(float(q), 4)) for q, j in zip(p, i, strict=True)]
 
 
 def predict_files(paths: list[str], entries: dict[str, Entry]) -> list[dict]:
     """One result per path, in order: predictions of every loaded network, or the reason it failed."""
     results: list[dict] = []
-    ready: list[tuple[int, Prepared]] = []
+    ready: list[tuple[int, np.ndarray]] = []  # only the 32x32 pixels: many large files must not pile up
     for path in paths:
         try:
-            ready.append((len(results), prepare(read_file(path), Path(path).name)))
+            ready.append((len(results), to_array(decode_image(read_file(path), Path(path).name))))
             results.append({"file": path})
         except ImageError as e:
             results.append({"file": path, "error": str(e)})
     if ready:
-        probs = probabilities(entries, batch([p.pixels for _, p in ready]))
+        probs = probabilities(entries, batch([pixels for _, pixels in ready]))
         for row, (i, _) in enumerate(ready):
             results[i]["predictions"] = {
                 key: {"label": (top := top_k(p[row], entries[key].classes))[0][0], "prob": top[0][1], "top5": top}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .checkpoints import make_config, save_checkpoint
+from .checkpoints import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, make_config, save_checkpoint
 from .data import Dataset, DeviceLoader
 from .device import autocast, describe, pick
 from .fileio import atomic_path, write_json
@@ -85,19 +86,30 @@ class RunLock:
         self.path = folder / LOCK_FILE
 
     def __enter__(self) -> "RunLock":
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                pid = _read_pid(self.path)
-                if pid and pid != os.getpid() and _alive(pid):
-                    raise TrainingError(f"another run (pid {pid}) is writing to {self.path.parent}; "
-                                        "wait for it, cancel it, or choose another --out") from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            return self
+        # The lock appears with our pid already in it (written aside, then hard-linked into place): a run
+        # that reads it a moment later must never see an empty file and take it for a stale lock.
+        fd, pidfile = tempfile.mkstemp(prefix=f"{LOCK_FILE}.", suffix=".pid", dir=self.path.parent)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            for _ in range(2):
+                try:
+                    os.link(pidfile, self.path)
+                except FileExistsError:
+                    pid = _read_pid(self.path)
+                    if pid and pid != os.getpid() and _alive(pid):
+                        raise TrainingError(f"another run (pid {pid}) is writing to {self.path.parent}; "
+                                            "wait for it, cancel it, or choose another --out") from None
+                    self.path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                # A killed run leaves the temporary files of the writes it was in (never the files
+                # themselves: those are renamed into place whole). Only ours: others write here too.
+                for name in (STATE_FILE, STATUS_FILE, MODEL_FILE, CONFIG_FILE, HISTORY_FILE):
+                    for tmp in self.path.parent.glob(f".{name}.*.tmp"):
+                        tmp.unlink(missing_ok=True)
+                return self
+        finally:
+            os.unlink(pidfile)
         raise TrainingError(f"could not take the lock {self.path}")
 
     def __exit__(self, *exc) -> None:
@@ -144,9 +156,15 @@ def read_state(folder: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or foreign: say so rather than train over it
         raise TrainingError(f"{path} is unreadable ({type(e).__name__}); delete it to start over") from None
+    fields = {"model_key": str, "recipe": dict, "seed": int, "epoch": int, "step": int, "partial": dict,
+              "history": list, "model": dict, "optimizer": dict}
+    if not isinstance(state, dict) or any(not isinstance(state.get(k), t) for k, t in fields.items()):
+        raise TrainingError(f"{path} is not a resume state this version wrote; delete it to start over")
+    return state
+
 
 
 def _write_state(folder: Path, state: dict) -> None:
@@ -186,8 +204,12 @@ def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: 
         raise TrainingError(f"cannot create the run folder {out}: {e.strerror}") from None
     if main and not os.access(out, os.W_OK):
         raise TrainingError(f"the run folder {out} is not writable")
-    with RunLock(out) if main else contextlib.nullcontext():
-        return _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world)
+    try:
+        with RunLock(out) if main else contextlib.nullcontext():
+            return _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world)
+    except OSError as e:  # a full or read-only disk: every file is written whole or not at all
+        raise TrainingError(f"cannot write to the run folder {out}: {e.strerror or e}; "
+                            "its last complete checkpoint is intact") from None
 
 
 def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world) -> dict:
@@ -210,8 +232,12 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
     model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = make_optimizer(model, recipe)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise TrainingError(f"{out / STATE_FILE} does not fit a {key!r} network ({str(e).splitlines()[0][:100]});"
+                                " delete it to start over") from None
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -317,13 +343,16 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
                "images_per_s": sums["seen"] / max(sums["seconds"], 1e-9)}
         history.append(row)
         if main:
-            snapshot(epoch + 1, 0, {})
             config = make_config(key, model, classes=dataset.classes, recipe=recipe.to_dict(),
                                  data=dataset.describe() | {"classes": None}, metrics=metrics,
                                  device=describe(dev) + (f" x{world}" if world > 1 else ""),
                                  epochs_done=epoch + 1, seed=seed)
             config["data"].pop("classes")
+            # The public checkpoint first, the resume state last: a kill between the two then repeats
+            # this epoch on --resume. The other way round, a run killed there after its last epoch
+            # would resume as "finished" and leave its checkpoint one epoch short.
             save_checkpoint(out, model, config, history)
+            snapshot(epoch + 1, 0, {})
         emit({"kind": "epoch", "row": row, "epochs": recipe.epochs})
         status.update(True, state="running", epoch=epoch + 1, step=0, test_acc=row["test_acc"])
         if _agree(should_stop(), world, dev) and epoch + 1 < recipe.epochs:
