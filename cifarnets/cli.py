@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+from . import bench, data, hub, recipes
 from . import checkpoints as ckpt
-from . import data, hub, recipes
 from .data import DataError
 from .images import ImageError
 from .models import KEYS, build, count_params, label
@@ -81,6 +82,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_predict)
 
     hub.add_parser(sub)
+    bench.add_parser(sub)
     return p
 
 
@@ -124,7 +126,9 @@ def cmd_train(args) -> int:
     if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
         raise ValueError("--epochs and --batch-size must be at least 1, and --lr above 0")
     out = Path(args.out or f"runs/{args.model}-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    dataset = data.load(args.data, verbose=True)
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun rank 0 alone talks, as it alone writes
+    say = print if main else (lambda *a, **k: None)
+    dataset = data.load(args.data, verbose=main)
 
     stop = {"asked": False}
 
@@ -132,7 +136,7 @@ def cmd_train(args) -> int:
         if stop["asked"]:  # a second Ctrl-C means now
             raise KeyboardInterrupt
         stop["asked"] = True
-        print("\nstopping after this step; saving...", file=sys.stderr)
+        say("\nstopping after this step; saving...", file=sys.stderr)
 
     signal.signal(signal.SIGINT, ask_stop)
     signal.signal(signal.SIGTERM, ask_stop)
@@ -162,20 +166,22 @@ def cmd_train(args) -> int:
                        f"{r['train_acc']:.2%}  test loss {r['test_loss']:.4f} acc {r['test_acc']:.2%}  "
                        f"lr {r['lr']:.4g}  {r['seconds']:.0f}s  {r['images_per_s']:.0f} img/s", file=sys.stderr)
 
-    print(f"training {label(args.model)} with the {recipe.name} recipe ({recipe.epochs} epochs) into {out}",
-          file=sys.stderr)
+    say(f"training {label(args.model)} with the {recipe.name} recipe ({recipe.epochs} epochs) into {out}",
+        file=sys.stderr)
     result = fit(args.model, recipe, dataset, out, device=args.device, seed=args.seed, resume=args.resume,
                  progress=progress, should_stop=lambda: stop["asked"])
     if bar["bar"] is not None:
         bar["bar"].close()
     if result["state"] == "stopped":
-        print(f"stopped at epoch {result['epoch'] + 1}, step {result['step']}; the state is saved. Continue with:\n"
-              f"  python -m cifarnets train --model {args.model} --recipe {recipe.name} --out {out} --resume"
-              + (f" --data {args.data}" if args.data else ""), file=sys.stderr)
+        launcher = ("python -m cifarnets" if os.environ.get("WORLD_SIZE", "1") == "1"
+                    else f"torchrun --nproc_per_node={os.environ.get('LOCAL_WORLD_SIZE', 'N')} -m cifarnets")
+        say(f"stopped at epoch {result['epoch'] + 1}, step {result['step']}; the state is saved. Continue with:\n"
+            f"  {launcher} train --model {args.model} --recipe {recipe.name} --out {out} --resume"
+            + (f" --data {args.data}" if args.data else ""), file=sys.stderr)
     else:
         last = result["history"][-1] if result["history"] else {}
-        print(f"finished: test accuracy {last.get('test_acc', float('nan')):.2%}; checkpoint in {out}",
-              file=sys.stderr)
+        say(f"finished: test accuracy {last.get('test_acc', float('nan')):.2%}; checkpoint in {out}",
+            file=sys.stderr)
     return 0
 
 

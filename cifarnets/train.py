@@ -25,6 +25,7 @@ from .device import autocast, describe, pick
 from .fileio import atomic_path, write_json
 from .models import build
 from .recipes import Recipe
+from .threads import training_threads
 
 STATE_FILE = "train_state.pt"
 STATUS_FILE = "status.json"
@@ -185,6 +186,48 @@ def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, device
 
 
+def _shared_state(out: Path, rank: int, world: int) -> dict | None:
+    """Rank 0's resume state, on every rank, so all ranks resume alike even without a shared file system."""
+    if world == 1:
+        return read_state(out)
+    box: list = [None]
+    if rank == 0:
+        try:
+            box = [read_state(out)]
+        except TrainingError as e:  # every rank fails alike rather than waiting for rank 0 forever
+            box = [e]
+    dist.broadcast_object_list(box, src=0)
+    if isinstance(box[0], TrainingError):
+        raise box[0]
+    return box[0]
+
+
+# ---------------------------------------------------------------- one step (fit and `cifarnets bench` share it)
+
+CHANNELS_LAST = True  # faster for these convolutions on CUDA and on the CPU alike (cifarnets bench)
+
+
+def place(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
+    """The model on `dev` in the memory format the trainer computes in."""
+    return model.to(dev, memory_format=torch.channels_last if CHANNELS_LAST else torch.contiguous_format)
+
+
+def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, xb: torch.Tensor,
+               yb: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step at `lr`; returns (summed plain cross-entropy, correct count) as device tensors,
+    so the caller decides when to pay for reading them back."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with autocast(xb.device):
+        logits = net(xb)
+        loss = loss_fn(logits.float(), yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():  # plain cross-entropy, comparable with the test loss
+        return F.cross_entropy(logits.float(), yb, reduction="sum"), (logits.argmax(1) == yb).sum()
+
+
 # ---------------------------------------------------------------- the loop
 
 def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: str = "auto", seed: int = 0,
@@ -199,13 +242,14 @@ def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: 
     main = rank == 0
     out = Path(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if main:  # the other ranks never touch the run folder: it need only exist where rank 0 runs
+            out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TrainingError(f"cannot create the run folder {out}: {e.strerror}") from None
     if main and not os.access(out, os.W_OK):
         raise TrainingError(f"the run folder {out} is not writable")
     try:
-        with RunLock(out) if main else contextlib.nullcontext():
+        with RunLock(out) if main else contextlib.nullcontext(), training_threads(dev):
             return _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world)
     except OSError as e:  # a full or read-only disk: every file is written whole or not at all
         raise TrainingError(f"cannot write to the run folder {out}: {e.strerror or e}; "
@@ -214,7 +258,7 @@ def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: 
 
 def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world) -> dict:
     main = rank == 0
-    state = read_state(out)
+    state = _shared_state(out, rank, world)
     if state is not None and not resume:
         raise TrainingError(f"{out} already holds a run ({state['epoch']}/{state['recipe']['epochs']} epochs); "
                             "pass --resume to continue it, or choose another --out")
@@ -228,8 +272,8 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
 
     torch.manual_seed(seed)
     model = build(key, num_classes=len(dataset.classes))
-    channels_last = True  # faster for these convolutions on CUDA and on the CPU alike (cifarnets bench)
-    model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    channels_last = CHANNELS_LAST
+    model = place(model, dev)
     optimizer = make_optimizer(model, recipe)
     if state is not None:
         try:
@@ -280,18 +324,10 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
         step = start
         for step, (xb, yb) in enumerate(train.batches(epoch, seed, start), start=start):
             lr = recipe.lr_at(global_step, steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with autocast(dev):
-                logits = net(xb)
-                loss = smoothing(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            batch_loss, batch_correct = train_step(net, optimizer, smoothing, xb, yb, lr)
             global_step += 1
-            with torch.no_grad():  # plain cross-entropy, comparable with the test loss
-                pending_loss.append(F.cross_entropy(logits.float(), yb, reduction="sum"))
-                pending_correct += (logits.argmax(1) == yb).sum()
+            pending_loss.append(batch_loss)
+            pending_correct += batch_correct
             pending_seen += len(yb)
             stop = _agree(should_stop(), world, dev)
             last = step + 1 == steps

@@ -1,0 +1,42 @@
+"""`python -m cifarnets bench` runs end to end on tiny settings and prints the JSON issue 6 asks for.
+
+No timing is asserted here: speed is measured by the benchmark itself, never judged by a test.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    # From an empty folder: no ./data and no ./checkpoints, so generated images and fresh networks.
+    return subprocess.run([sys.executable, "-m", "cifarnets", "bench", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_bench_prints_the_issue_json_on_tiny_settings(tmp_path):
+    done = bench(tmp_path, "--model", "cnn", "--steps", "2", "--batch-size", "32", "--device", "cpu",
+                 "--cold-starts", "1", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert set(result["cnn"]) >= {"ours_img_s", "reference_img_s", "ratio"}
+    assert result["cnn"]["ratio"] == pytest.approx(result["cnn"]["ours_img_s"] / result["cnn"]["reference_img_s"],
+                                                   rel=0.01)
+    assert result["infer_ms_all4"] > 0 and result["cold_start_s"] > 0
+    assert result["device"].startswith("cpu") and result["threads"] >= 1
+    assert result["data"].startswith("generated") and set(result["models_from"].values()) == {"fresh"}
+    assert not {"resnet", "densenet", "se_resnet"} & set(result), "--model cnn measures the CNN alone"
+
+
+def test_bench_on_a_named_data_set_that_is_missing_says_so(tmp_path):
+    done = bench(tmp_path, "--model", "cnn", "--steps", "1", "--data", str(tmp_path / "nowhere"))
+    assert done.returncode == 1 and done.stderr.startswith("error:") and "nowhere" in done.stderr
