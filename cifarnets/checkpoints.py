@@ -25,6 +25,7 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 REPORT_HISTORY_FILE = "report_history.json"
 DEFAULT_DIR = "checkpoints"
+MAX_CLASSES = 1000  # a config.json asking for a 10**9-way classifier would exhaust memory before failing
 
 
 class CheckpointError(Exception):
@@ -72,6 +73,8 @@ def read_config(folder: str | Path) -> dict:
     classes = config.get("classes", list(CIFAR10_CLASSES))
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
         raise CheckpointError(f"{path}: 'classes' must be a list of at least 2 names")
+    if len(classes) > MAX_CLASSES:  # the classifier head is built from it before any weight is read
+        raise CheckpointError(f"{path} names {len(classes):,} classes, more than the {MAX_CLASSES:,} we build")
     config["classes"] = classes
     return config
 
@@ -82,7 +85,7 @@ def read_history(folder: str | Path, name: str = HISTORY_FILE) -> list[dict]:
         rows = read_json(Path(folder) / name)
     except (OSError, ValueError):
         return []
-    return rows if isinstance(rows, list) else []
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -146,7 +149,10 @@ class Entry:
 
     @property
     def test_acc(self) -> float | None:
-        return self.config.get("metrics", {}).get("test_acc")
+        # config.json may come from anywhere (the Hub, a hand edit): a number, or nothing to show
+        metrics = self.config.get("metrics")
+        acc = metrics.get("test_acc") if isinstance(metrics, dict) else None
+        return float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None
 
 
 def discover(folder: str | Path = DEFAULT_DIR, device: torch.device | str = "cpu",

@@ -330,7 +330,7 @@ def test_threads_classify_identically_while_a_run_writes_checkpoints(tiny, tmp_p
         except BaseException as e:  # noqa: B036
             errors.append(e)
 
-    threads = [threading.Thread(target=trainer)] + [threading.Thread(target=classifier, args=(8,)) for _ in range(4)]
+    threads = [threading.Thread(target=trainer)] + [threading.Thread(target=classifier, args=(5,)) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -75,6 +75,10 @@ def huge_header(folder, marker):
     (folder / ckpt.MODEL_FILE).write_bytes((2**62).to_bytes(8, "little") + b"{}")
 
 
+def a_billion_classes(folder, marker):
+    (folder / ckpt.CONFIG_FILE).write_text(json.dumps({"model": VICTIM, "classes": ["x"] * 10**6}))
+
+
 def folder_is_a_file(folder, marker):
     for f in folder.iterdir():
         f.unlink()
@@ -101,6 +105,7 @@ BREAKAGES = {  # how -> what the reason must say
     pickle_as_safetensors: "not a readable safetensors file",
     torch_save_as_safetensors: "not a readable safetensors file",
     huge_header: "not a readable safetensors file",
+    a_billion_classes: "names 1,000,000 classes, more than the 1,000 we build",
     folder_is_a_file: "not a checkpoint folder",
     no_folder: "no checkpoint in",
 }
@@ -124,6 +129,17 @@ def test_one_broken_network_is_unavailable_with_its_reason(checkpoints, tmp_path
     x = batch([prepare(encode(Image.new("RGB", (32, 32), (200, 30, 30)), "PNG"), "red.png").pixels])
     assert set(probabilities(entries, x)) == set(others)
     assert not marker.exists(), "a checkpoint was unpickled"
+
+
+def test_odd_but_loadable_metadata_cannot_break_a_page(checkpoints):
+    """config.json and history.json are only JSON: whatever they hold, what the app reads is well-typed."""
+    config = json.loads((checkpoints / "cnn" / ckpt.CONFIG_FILE).read_text())
+    for metrics, expected in [([], None), ({"test_acc": "high"}, None), ({"test_acc": True}, None),
+                              ({"test_acc": 0.71}, 0.71), ({"test_acc": 1}, 1.0), ("71%", None)]:
+        (checkpoints / "cnn" / ckpt.CONFIG_FILE).write_text(json.dumps(config | {"metrics": metrics}))
+        assert ckpt.discover(checkpoints)["cnn"].test_acc == expected
+    (checkpoints / "cnn" / ckpt.HISTORY_FILE).write_text(json.dumps([{"epoch": 1}, 3, "two", None, [4]]))
+    assert ckpt.read_history(checkpoints / "cnn") == [{"epoch": 1}]
 
 
 def test_cli_predict_uses_the_networks_that_load(checkpoints, tmp_path, capsys):
