@@ -95,7 +95,7 @@ class RunLock:
             os.close(fd)
             for _ in range(2):
                 try:
-                    os.link(pidfile, self.path)
+                    self._place(pidfile)
                 except FileExistsError:
                     pid = _read_pid(self.path)
                     if pid and pid != os.getpid() and _alive(pid):
@@ -112,6 +112,17 @@ class RunLock:
         finally:
             os.unlink(pidfile)
         raise TrainingError(f"could not take the lock {self.path}")
+
+    def _place(self, pidfile: str) -> None:
+        """Create the lock holding our pid, or raise FileExistsError."""
+        try:
+            os.link(pidfile, self.path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system (FAT, some network shares): create, then write
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
 
     def __exit__(self, *exc) -> None:
         if _read_pid(self.path) == os.getpid():

@@ -300,6 +300,27 @@ def test_the_lock_never_holds_an_empty_pid(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
+def test_the_lock_works_without_hard_links(tmp_path, monkeypatch):
+    """FAT and some network shares refuse hard links: the lock still works there, and still refuses."""
+    def no_links(src, dst, *a, **kw):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", no_links)
+    with train.RunLock(tmp_path):
+        assert (tmp_path / train.LOCK_FILE).read_text() == str(os.getpid())
+        holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            other = tmp_path / "other"
+            other.mkdir()
+            (other / train.LOCK_FILE).write_text(str(holder.pid))
+            with pytest.raises(train.TrainingError, match=f"another run \\(pid {holder.pid}\\)"):
+                train.RunLock(other).__enter__()
+        finally:
+            holder.kill()
+            holder.wait()
+    assert not (tmp_path / train.LOCK_FILE).exists()
+
+
 # ---------------------------------------------------------------- many threads, one set of models
 
 @pytest.mark.slow
