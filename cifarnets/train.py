@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from .analysis.gradients import GradientProbe
 from .checkpoints import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, make_config, save_checkpoint
 from .data import Dataset, DeviceLoader
 from .device import autocast, describe, pick
@@ -314,13 +315,18 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
     status.update(True, state="running", model=key, recipe=recipe.name, epoch=epoch, epochs=recipe.epochs,
                   step=start, steps=steps, device=describe(dev))
     emit = progress if (progress and main) else (lambda event: None)
+    # Weight-gradient norm per layer on a few fixed images, at initialisation and after each epoch: the
+    # Why they differ page plots them against depth. Kept in the resume state until epoch 1's row has it.
+    probe = GradientProbe(dataset.train, dev) if main else None
+    init_norms = state.get("grad_norms_init") if state else probe(model) if probe else None
 
     def snapshot(epoch_: int, step_: int, partial_: dict) -> None:
         if main:
             _write_state(out, {"version": 1, "model_key": key, "recipe": recipe.to_dict(), "seed": seed,
                                "classes": dataset.classes, "data": dataset.describe() | {"classes": None},
                                "epoch": epoch_, "step": step_, "partial": partial_, "history": history,
-                               "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+                               "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "grad_norms_init": init_norms})
 
     smoothing = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     for epoch in range(epoch, recipe.epochs):
@@ -388,6 +394,10 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
                "test_acc": metrics["test_acc"], "lr": lr,
                "seconds": sums["seconds"] + time.perf_counter() - eval_tick,
                "images_per_s": sums["seen"] / max(sums["seconds"], 1e-9)}
+        if probe:
+            row["grad_norms"] = probe(model)
+            if epoch == 0 and init_norms:
+                row["grad_norms_init"] = init_norms
         history.append(row)
         if main:
             config = make_config(key, model, classes=dataset.classes, recipe=recipe.to_dict(),

@@ -1,0 +1,134 @@
+"""`python -m cifarnets analyze`: every measurement of the Why they differ page that needs data, computed once.
+
+For each of the four networks in --checkpoints, and for our plain ResNet (measured from its
+architecture alone until it is trained), it writes <checkpoints>/<key>/analysis.json: cost, gradient
+norms at initialisation and on the trained weights, and quality on the test split; then
+<checkpoints>/analysis.json with the test images the four disagree on most. The page reads these
+files, so it opens fast and offline; everything about one image it computes on demand.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .. import checkpoints as ckpt
+from .. import data
+from ..device import describe, pick
+from ..fileio import read_json
+from ..models import EXTRA_KEYS, KEYS, build, label
+from . import cost, quality, se, store
+from .gradients import GradientProbe
+
+GALLERY = 20  # disputed test images kept, as PNGs of about 2-3 KB each
+LATENCY_BATCHES = (1, 256)
+
+
+def add_parser(sub) -> None:
+    a = sub.add_parser("analyze", help="measure the networks on the test split for the Why they differ page",
+                       description=__doc__.split("\n\n")[1].replace("\n", " "))
+    a.add_argument("--data", help="image-folder tree, .tar/.tar.gz/.zip of one, or torchvision CIFAR-10 folder "
+                                  f"(default: $CIFARNETS_DATA, else {data.DEFAULT_DATA})")
+    a.add_argument("--checkpoints", default=ckpt.DEFAULT_DIR, help="folder of checkpoint folders (default checkpoints)")
+    a.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    a.set_defaults(func=cmd_analyze)
+
+
+def cmd_analyze(args) -> int:
+    device = pick(args.device)
+    dataset = data.load(args.data, verbose=True)
+    results = analyze(Path(args.checkpoints), dataset, device, say=lambda m: print(m, file=sys.stderr))
+    print(f"{'network':<32} {'test acc':>8} {'ECE':>6} {'MACs':>12} {'ms @1':>7} {'ms @256':>8}")
+    for key, r in results.items():
+        q, c = r.get("quality") or {}, r["cost"]
+        acc = f"{q['accuracy']:.2%}" if q else "-"
+        ece = f"{q['ece']:.3f}" if q else "-"
+        print(f"{label(key):<32} {acc:>8} {ece:>6} {c['macs']:>12,} {c['latency_s']['1'] * 1e3:>7.2f} "
+              f"{c['latency_s']['256'] * 1e3:>8.1f}")
+    return 0
+
+
+def _load(folder: Path, key: str, device: torch.device,
+          classes: list[str]) -> tuple[torch.nn.Module | None, dict | None]:
+    """A trained network and its config, or (None, None) when the folder holds no checkpoint of `key`.
+
+    The plain ResNet is not one of the four the checkpoint reader accepts, so its config is read as plain JSON.
+    """
+    if not (folder / ckpt.MODEL_FILE).exists():
+        return None, None
+    if key in KEYS:
+        model, config = ckpt.load_checkpoint(folder, device, expected_key=key)
+    else:
+        config = read_json(folder / ckpt.CONFIG_FILE)
+        if config.get("model") != key:
+            raise ckpt.CheckpointError(f"{folder / ckpt.CONFIG_FILE} holds a {config.get('model')!r} network, "
+                                       f"not {key!r}")
+        model = build(key, num_classes=len(config.get("classes", classes)))
+        ckpt.load_weights(model, folder / ckpt.MODEL_FILE)
+        model = model.to(device).eval()
+    if config.get("classes", classes) != classes:
+        raise ckpt.CheckpointError(f"{folder} was trained on classes {config.get('classes')}, "
+                                   f"but the data has {classes}")
+    return model, config
+
+
+def analyze(root: Path, dataset: data.Dataset, device: torch.device, say=lambda m: None) -> dict[str, dict]:
+    """Measure every network, write the analysis files, and return {key: record}."""
+    probe = GradientProbe(dataset.train, device)
+    results, probs = {}, {}
+    for key in KEYS + EXTRA_KEYS:
+        folder = root / key
+        # Our plain ResNet is measured even untrained: its cost and initial gradients need no training.
+        if key in KEYS and not folder.is_dir():
+            say(f"{label(key)}: no checkpoint folder {folder}; skipped")
+            continue
+        tick = time.perf_counter()
+        try:
+            model, config = _load(folder, key, device, dataset.classes)
+        except ckpt.CheckpointError as e:
+            say(f"{label(key)}: {e}; skipped")
+            continue
+        record, p = measure(key, model, config, dataset, device, probe)
+        record["cost"]["checkpoint_bytes"] = cost.checkpoint_bytes(folder)
+        store.write(folder, record)
+        results[key] = record
+        if p is not None and key in KEYS:
+            probs[key] = p
+        say(f"{label(key)}: measured in {time.perf_counter() - tick:.0f}s -> {folder / store.ANALYSIS_FILE}")
+    if probs:
+        store.write(root, joint(probs, dataset, results))
+        say(f"the {len(probs)} networks' disagreements -> {root / store.ANALYSIS_FILE}")
+    return results
+
+
+def measure(key: str, model: torch.nn.Module | None, config: dict | None, dataset: data.Dataset,
+            device: torch.device, probe: GradientProbe) -> tuple[dict, torch.Tensor | None]:
+    """One network's record, and its test-split probabilities when it is trained."""
+    # The initial weights of the run itself: fit() seeds, then builds, exactly so.
+    torch.manual_seed(config.get("seed", 0) if config else 0)
+    fresh = build(key, num_classes=len(dataset.classes)).to(device)
+    shape_model = model or fresh
+    record = {"model": key, "label": label(key), "checkpoint": store.stamp(config), "device": describe(device),
+              "data": {k: v for k, v in dataset.describe().items() if k != "classes"},
+              "cost": cost.static_cost(shape_model) | {
+                  "latency_s": {str(b): round(cost.latency(shape_model, b), 6) for b in LATENCY_BATCHES}},
+              "gradients": {"images": len(probe.y), "init": probe(fresh)}}
+    if model is None:
+        return record, None
+    record["gradients"]["trained"] = probe(model)
+    p = quality.test_probs(model, dataset.test)
+    record["quality"] = quality.summary(p, dataset.test.y)
+    if se.se_blocks(model):
+        record["se_class_means"] = se.class_means(model, dataset.test, len(dataset.classes))
+    return record, p
+
+
+def joint(probs: dict[str, torch.Tensor], dataset: data.Dataset, results: dict[str, dict]) -> dict:
+    gallery = quality.disagreement(probs, dataset.test.y, GALLERY)
+    for item in gallery:
+        item["png"] = store.png_b64(dataset.test.x[item["index"]].permute(1, 2, 0).numpy())
+    return {"classes": dataset.classes, "networks": {k: results[k]["checkpoint"] for k in probs},
+            "n_test": len(dataset.test), "agreement": quality.agreement(probs, dataset.test.y), "disagreement": gallery}
