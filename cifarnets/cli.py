@@ -16,9 +16,10 @@ from pathlib import Path
 
 from . import bench, data, hub, recipes
 from . import checkpoints as ckpt
+from .analysis import precompute
 from .data import DataError
 from .images import ImageError
-from .models import KEYS, build, count_params, label
+from .models import EXTRA_KEYS, KEYS, build, count_params, label, recipe_key
 from .train import TrainingError
 
 EXPECTED_ERRORS = (DataError, TrainingError, ckpt.CheckpointError, ImageError, KeyError, ValueError)
@@ -49,7 +50,8 @@ def make_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one network, writing a checkpoint folder after every epoch",
                        description="Train one network. Ctrl-C (or SIGTERM) finishes the current step, saves, and "
                                    "exits 0; --resume continues exactly there.")
-    t.add_argument("--model", required=True, choices=KEYS)
+    t.add_argument("--model", required=True, choices=KEYS + EXTRA_KEYS,
+                   help="one of the report's four, or resnet_plain: our ResNet without shortcuts")
     t.add_argument("--recipe", default="modern", choices=list(recipes.RECIPES),
                    help="report: the report's own training; modern: ours (default)")
     t.add_argument("--epochs", type=int, help="override the recipe's epoch count")
@@ -83,6 +85,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     hub.add_parser(sub)
     bench.add_parser(sub)
+    precompute.add_parser(sub)
     return p
 
 
@@ -122,7 +125,9 @@ def cmd_train(args) -> int:
 
     from .train import fit
 
-    recipe = recipes.get(args.recipe, args.model, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    # An extra network trains with the recipe of the report network it derives from.
+    recipe = recipes.get(args.recipe, recipe_key(args.model), epochs=args.epochs, lr=args.lr,
+                         batch_size=args.batch_size)
     if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
         raise ValueError("--epochs and --batch-size must be at least 1, and --lr above 0")
     out = Path(args.out or f"runs/{args.model}-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
