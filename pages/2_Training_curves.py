@@ -19,7 +19,8 @@ arrangement = controls[0].segmented_control("Layout", ["overlaid", "side by side
                                             key="curves_layout", required=True)
 splits = controls[1].pills("Show", ["train", "test"], selection_mode="multi", default=["train", "test"],
                            key="curves_splits")
-picked = controls[2].multiselect("Your runs", with_history, default=with_history[:4], format_func=lambda r: r.name,
+finished = [r for r in with_history if r.state == "finished"]
+picked = controls[2].multiselect("Your runs", with_history, default=finished[:3], format_func=lambda r: r.name,
                                  key="curves_runs", placeholder="none yet: train one from the sidebar")
 
 runs_view.missing_shipped(shipped)

@@ -30,37 +30,62 @@ def params_chart(rows: list[dict]) -> alt.Chart:
     return (bars + text).properties(height=160)
 
 
+# Colours for the curves that are not a network's shipped one (its report-recipe history, the user's runs).
+EXTRA_COLORS = ["#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac", "#8cd17d", "#d4a6c8",
+                "#86bcb6", "#f1ce63", "#79706e", "#d37295"]
+
+
+def _series_scale(rows: list[dict]) -> tuple[list[str], alt.Scale]:
+    """Series names 'network · source', each network's shipped curve in the network's own colour."""
+    def order(r):
+        return (NETWORK_ORDER.index(r["network"]) if r["network"] in NETWORK_ORDER else 99,
+                not r["source"].startswith("shipped"), r["source"])
+    names, colours, coloured = [], [], set()
+    for r in sorted(rows, key=order):
+        name = f"{r['network']} · {r['source']}"
+        if name in names:
+            continue
+        names.append(name)
+        if r["network"] not in coloured and r["source"].startswith("shipped") and r["network"] in COLORS:
+            colours.append(COLORS[r["network"]])
+            coloured.add(r["network"])
+        else:
+            colours.append(EXTRA_COLORS[(len(colours) - len(coloured)) % len(EXTRA_COLORS)])
+    return names, alt.Scale(domain=names, range=colours)
+
+
 def curves_chart(rows: list[dict], metric: str, side_by_side: bool) -> alt.Chart:
     """Train and test curves of one metric.
 
-    Overlaid: the four networks in one panel (colour), one panel per source when there are several.
+    Overlaid: every curve in one panel, each network's shipped curve in its own colour.
     Side by side: one panel per network, sources in colour, so the report's recipe sits beside ours.
     """
-    data = [r for r in rows if r["metric"] == metric]
-    axis_format = ".0%" if metric == "accuracy" else ".2f"
-    tooltip = [alt.Tooltip("network:N"), alt.Tooltip("source:N"), alt.Tooltip("split:N"),
-               alt.Tooltip("epoch:Q"), alt.Tooltip("value:Q", title=metric, format=".2%" if metric == "accuracy"
-                                                   else ".4f")]
-    sources = sorted({r["source"] for r in data})
-    present = sorted({r["network"] for r in data})
-    color = (alt.Color("source:N", title="source", sort=sources) if side_by_side
-             else alt.Color("network:N", scale=network_scale(present), title="network"))
+    data = [dict(r, series=f"{r['network']} · {r['source']}") for r in rows if r["metric"] == metric]
+    is_acc = metric == "accuracy"
+    tooltip = [alt.Tooltip("network:N"), alt.Tooltip("source:N"), alt.Tooltip("split:N"), alt.Tooltip("epoch:Q"),
+               alt.Tooltip("value:Q", title=metric, format=".2%" if is_acc else ".4f")]
+    if side_by_side:
+        sources = sorted({r["source"] for r in data}, key=lambda s: (not s.startswith("shipped"), s))
+        color = alt.Color("source:N", title="source", sort=sources, legend=alt.Legend(labelLimit=320))
+    else:
+        names, scale = _series_scale(data)
+        color = alt.Color("series:N", title="network · source", sort=names, scale=scale,
+                          legend=alt.Legend(labelLimit=320))
     chart = alt.Chart(alt.Data(values=data)).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1), scale=alt.Scale(zero=False, nice=False)),
-        y=alt.Y("value:Q", title=metric, axis=alt.Axis(format=axis_format), scale=alt.Scale(zero=False)),
+        y=alt.Y("value:Q", title=metric, axis=alt.Axis(format=".0%" if is_acc else ".2f"),
+                scale=alt.Scale(zero=False)),
         color=color,
         # Streamlit's theme draws this legend's dash symbols invisibly: the page says it in words instead.
         strokeDash=alt.StrokeDash("split:N", scale=SPLIT_DASH, legend=None),
-        detail=alt.Detail("source:N") if not side_by_side else alt.Detail("network:N"),
+        detail=alt.Detail("series:N"),
         tooltip=tooltip,
     )
     if side_by_side:
         networks = [n for n in NETWORK_ORDER if any(r["network"] == n for r in data)]
-        return chart.properties(width=230, height=220).facet(
+        return chart.properties(width=210, height=220).facet(
             column=alt.Column("network:N", sort=networks, title=None)).resolve_scale(x="independent")
-    if len(sources) > 1:
-        return chart.properties(width=330, height=260).facet(column=alt.Column("source:N", sort=sources, title=None))
-    return chart.properties(height=300, width="container")
+    return chart.properties(height=320, width="container")
 
 
 def top5_chart(top5: list[tuple[str, float]], color: str) -> alt.Chart:
@@ -82,11 +107,19 @@ def network_color(key: str) -> str:
     return COLORS.get(label(key), "#888888") if key in KEYS else "#888888"
 
 
+LIVE_SERIES = alt.Scale(domain=["train loss (running)", "train loss", "test loss"],
+                        range=["#e45756", "#9d9d9d", "#4c78a8"])
+
+
 def live_chart(points: list[dict]) -> alt.Chart:
-    """A running run's loss: rows {epoch (may be fractional), value, series}."""
-    return alt.Chart(alt.Data(values=points)).mark_line(point=alt.OverlayMarkDef(size=20)).encode(
-        x=alt.X("epoch:Q", title="epoch"),
-        y=alt.Y("value:Q", title="loss", scale=alt.Scale(zero=False)),
-        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+    """A running run's loss, sized for the sidebar: rows {epoch (may be fractional), value, series}.
+
+    No legend (the caller says in words which colour is which): with one, Streamlit squeezes the plot
+    to a line. A fixed width, because a chart wider than the sidebar is shrunk whole, text and all.
+    """
+    return alt.Chart(alt.Data(values=points)).mark_line(point=alt.OverlayMarkDef(size=15)).encode(
+        x=alt.X("epoch:Q", title=None, axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("series:N", scale=LIVE_SERIES, legend=None),
         tooltip=[alt.Tooltip("series:N"), alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("value:Q", format=".4f")],
-    ).properties(height=160)
+    ).properties(width=190, height=110)

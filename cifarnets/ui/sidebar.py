@@ -136,7 +136,9 @@ def _finished(run: jobs.Run) -> None:
 
 def progress_text(run: jobs.Run) -> str:
     s = run.status
-    parts = [f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')}", f"batch {s.get('step', 0)}/{s.get('steps', '?')}"]
+    # Between epochs the trainer reports step 0 with `epoch` counting the epochs done.
+    parts = ([f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')}", f"batch {s['step']}/{s.get('steps', '?')}"]
+             if s.get("step") else [f"{s.get('epoch', 0)}/{s.get('epochs', '?')} epochs done"])
     if isinstance(s.get("loss"), (int, float)):
         parts.append(f"loss {s['loss']:.3f}")
     if isinstance(s.get("eta_s"), (int, float)):
@@ -165,4 +167,5 @@ def _live_curve(run: jobs.Run) -> None:
         points += [{"epoch": row["epoch"], "value": row[k], "series": name}
                    for k, name in (("train_loss", "train loss"), ("test_loss", "test loss")) if k in row]
     if len(points) >= 2:
-        st.altair_chart(live_chart(points), width="stretch")
+        st.altair_chart(live_chart(points), width="content")
+        st.caption("Loss: :red[this epoch so far] · :gray[train] and :blue[test] per epoch")
