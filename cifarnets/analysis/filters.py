@@ -23,7 +23,7 @@ def filter_tiles(model: nn.Module) -> list[np.ndarray]:
     return [(scaled(f) * 255).round().astype(np.uint8) for f in w]
 
 
-def filter_image(model: nn.Module, width: int = 320) -> Image.Image:
+def filter_image(model: nn.Module, width: int = 480) -> Image.Image:
     tiles = filter_tiles(model)
     cols = min(len(tiles), 16)
     k = tiles[0].shape[0]
@@ -38,7 +38,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     return out[0].float().cpu().numpy()
 
 
-def feature_image(maps: np.ndarray, width: int = 320) -> Image.Image:
+def feature_image(maps: np.ndarray, width: int = 480) -> Image.Image:
     """Every channel as a heat map (scaled on its own), in rows of up to 8."""
     cols = min(len(maps), 8)
     tiles = [colormap(scaled(m)) for m in maps]

@@ -7,6 +7,7 @@ epoch, and the `analyze` command measures them again on a checkpoint.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Split, normalize
+from ..models import build
 from .layers import WeightLayer, weight_layers
 
 PROBE_IMAGES = 256
@@ -64,24 +66,25 @@ class GradientProbe:
         pick = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:images]
         self.x, self.y = split.x[pick].to(device), split.y[pick].to(device)
         self.chunks = max(1, math.ceil(len(pick) / batch_size))  # near-equal chunks: never a batch of one
-        self._layers: dict[int, list[WeightLayer]] = {}
 
     def __call__(self, model: nn.Module) -> dict[str, float]:
-        layers = self._layers.setdefault(id(model), weight_layers(model))
         xs, ys = torch.tensor_split(self.x, self.chunks), torch.tensor_split(self.y, self.chunks)
-        return grad_norms(model, [(normalize(x), y) for x, y in zip(xs, ys, strict=True)], layers)
+        return grad_norms(model, [(normalize(x), y) for x, y in zip(xs, ys, strict=True)])
 
 
-def depth_rows(model: nn.Module, norms: dict[str, float]) -> list[dict]:
-    """One row per measured layer: name, depth, kind, gradient norm, and RMS per weight (norm / sqrt(n)).
+@functools.lru_cache(maxsize=32)
+def layer_meta(key: str, num_classes: int = 10) -> tuple[tuple[str, int, str, int], ...]:
+    """(name, depth, kind, number of weights) of each weight layer of network `key`; computed once per key."""
+    return tuple((w.name, w.depth, w.kind, w.module.weight.numel()) for w in weight_layers(build(key, num_classes)))
+
+
+def depth_rows(key: str, norms: dict[str, float], num_classes: int = 10) -> list[dict]:
+    """One row per measured layer of network `key`: name, depth, kind, gradient norm, and RMS per weight
+    (norm / sqrt(number of weights)).
 
     The RMS makes layers of different sizes comparable: a 64x64x3x3 convolution has 16 times the
     weights of a 16x16x3x3 one, so its gradient norm is larger for that reason alone.
     """
-    rows = []
-    for layer in weight_layers(model):
-        if layer.name in norms:
-            n = layer.module.weight.numel()
-            rows.append({"layer": layer.name, "depth": layer.depth, "kind": layer.kind, "weights": n,
-                         "norm": norms[layer.name], "rms": norms[layer.name] / math.sqrt(n)})
-    return rows
+    return [{"layer": name, "depth": depth, "kind": kind, "weights": n, "norm": norms[name],
+             "rms": norms[name] / math.sqrt(n)}
+            for name, depth, kind, n in layer_meta(key, num_classes) if name in norms]

@@ -25,6 +25,7 @@ from .gradients import GradientProbe
 
 GALLERY = 20  # disputed test images kept, as PNGs of about 2-3 KB each
 LATENCY_BATCHES = (1, 256)
+LATENCY_BUDGET_S = 2.0  # per network and batch size: enough for a stable median on a busy machine
 
 
 def add_parser(sub) -> None:
@@ -46,8 +47,8 @@ def cmd_analyze(args) -> int:
         q, c = r.get("quality") or {}, r["cost"]
         acc = f"{q['accuracy']:.2%}" if q else "-"
         ece = f"{q['ece']:.3f}" if q else "-"
-        print(f"{label(key):<32} {acc:>8} {ece:>6} {c['macs']:>12,} {c['latency_s']['1'] * 1e3:>7.2f} "
-              f"{c['latency_s']['256'] * 1e3:>8.1f}")
+        ms = [c["latency_s"][str(b)] * 1e3 for b in LATENCY_BATCHES]
+        print(f"{label(key):<32} {acc:>8} {ece:>6} {c['macs']:>12,} {ms[0]:>7.2f} {ms[1]:>8.1f}")
     return 0
 
 
@@ -75,7 +76,8 @@ def _load(folder: Path, key: str, device: torch.device,
     return model, config
 
 
-def analyze(root: Path, dataset: data.Dataset, device: torch.device, say=lambda m: None) -> dict[str, dict]:
+def analyze(root: Path, dataset: data.Dataset, device: torch.device, say=lambda m: None,
+            latency_batches: tuple[int, ...] = LATENCY_BATCHES) -> dict[str, dict]:
     """Measure every network, write the analysis files, and return {key: record}."""
     probe = GradientProbe(dataset.train, device)
     results, probs = {}, {}
@@ -91,30 +93,31 @@ def analyze(root: Path, dataset: data.Dataset, device: torch.device, say=lambda 
         except ckpt.CheckpointError as e:
             say(f"{label(key)}: {e}; skipped")
             continue
-        record, p = measure(key, model, config, dataset, device, probe)
+        record, p = measure(key, model, config, dataset, device, probe, latency_batches)
         record["cost"]["checkpoint_bytes"] = cost.checkpoint_bytes(folder)
         store.write(folder, record)
         results[key] = record
         if p is not None and key in KEYS:
             probs[key] = p
         say(f"{label(key)}: measured in {time.perf_counter() - tick:.0f}s -> {folder / store.ANALYSIS_FILE}")
-    if probs:
+    if len(probs) >= 2:  # disagreement needs two networks at least
         store.write(root, joint(probs, dataset, results))
-        say(f"the {len(probs)} networks' disagreements -> {root / store.ANALYSIS_FILE}")
+        say(f"where the {len(probs)} networks disagree -> {root / store.ANALYSIS_FILE}")
     return results
 
 
 def measure(key: str, model: torch.nn.Module | None, config: dict | None, dataset: data.Dataset,
-            device: torch.device, probe: GradientProbe) -> tuple[dict, torch.Tensor | None]:
+            device: torch.device, probe: GradientProbe,
+            latency_batches: tuple[int, ...] = LATENCY_BATCHES) -> tuple[dict, torch.Tensor | None]:
     """One network's record, and its test-split probabilities when it is trained."""
     # The initial weights of the run itself: fit() seeds, then builds, exactly so.
     torch.manual_seed(config.get("seed", 0) if config else 0)
     fresh = build(key, num_classes=len(dataset.classes)).to(device)
     shape_model = model or fresh
+    latency = {str(b): round(cost.latency(shape_model, b, budget_s=LATENCY_BUDGET_S), 6) for b in latency_batches}
     record = {"model": key, "label": label(key), "checkpoint": store.stamp(config), "device": describe(device),
               "data": {k: v for k, v in dataset.describe().items() if k != "classes"},
-              "cost": cost.static_cost(shape_model) | {
-                  "latency_s": {str(b): round(cost.latency(shape_model, b), 6) for b in LATENCY_BATCHES}},
+              "cost": cost.static_cost(shape_model) | {"latency_s": latency},
               "gradients": {"images": len(probe.y), "init": probe(fresh)}}
     if model is None:
         return record, None

@@ -17,6 +17,7 @@ PAGES = [  # (script relative to app.py, title, icon)
     ("pages/1_Architecture.py", "Architecture", ":material/account_tree:"),
     ("pages/2_Training_curves.py", "Training curves", ":material/show_chart:"),
     ("pages/3_Classify.py", "Classify", ":material/image_search:"),
+    ("pages/4_Why_they_differ.py", "Why they differ", ":material/query_stats:"),
 ]
 
 

@@ -1,0 +1,250 @@
+"""The sentences the page writes under each view, from the measurements (never from the report's text).
+
+Each function takes the plain rows or records a view draws and returns a short text, or "" when there
+is nothing to say. Where a measurement bears on one of the report's claims, the text says whether it
+agrees: the report's claims are the only fixed text here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..models import label
+
+CLOSE = 2.0  # ratios within this factor of each other count as "about the same"
+
+
+def _x(v: float) -> str:
+    return f"{v:.2g}x" if v < 10 else f"{v:.0f}x"
+
+
+def _list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# ---------------------------------------------------------------- gradient flow
+
+def first_to_last(rows: list[dict], metric: str = "rms") -> dict[tuple[str, str], float]:
+    """{(network, moment): metric at the first main-path convolution / at the last one}.
+
+    Below 1, the gradient shrinks toward the input (what "vanishing" means); above 1, it grows.
+    The classifier is left out: a linear layer's gradient is not comparable with a convolution's.
+    """
+    out = {}
+    for key in {(r["network"], r["moment"]) for r in rows}:
+        convs = sorted((r for r in rows if (r["network"], r["moment"]) == key and r["kind"] == "conv"),
+                       key=lambda r: r["depth"])
+        if len(convs) >= 2 and convs[-1][metric] > 0:
+            out[key] = convs[0][metric] / convs[-1][metric]
+    return out
+
+
+def gradients(rows: list[dict], metric: str = "rms") -> str:
+    ratios = first_to_last(rows, metric)
+    if not ratios:
+        return ""
+    what = "gradient per weight" if metric == "rms" else "gradient norm"
+    parts = []
+    if any(r < 1 for r in ratios.values()):
+        parts.append("A gradient that is smaller at the first layer than at the last is what vanishing looks like.")
+    for moment in ("at initialisation", "after training"):
+        here = {n: r for (n, m), r in ratios.items() if m == moment}
+        if not here:
+            continue
+        larger = [f"{n} {_x(r)}" for n, r in sorted(here.items(), key=lambda kv: -kv[1]) if r >= 1]
+        smaller = [f"{n} {_x(r)}" for n, r in sorted(here.items(), key=lambda kv: -kv[1]) if r < 1]
+        said = [f"larger than at the last in {_list(larger)}" if larger else "",
+                f"smaller in {_list(smaller)}" if smaller else ""]
+        parts.append(f"{moment.capitalize()}, the {what} at the first convolution is "
+                     + "; ".join(s for s in said if s) + ".")
+        plain, res = here.get(label("resnet_plain")), here.get(label("resnet"))
+        if plain is not None and res is not None:
+            parts.append(_depth_verdict(plain, res, moment))
+    return " ".join(parts)
+
+
+def _depth_verdict(plain: float, res: float, moment: str) -> str:
+    """plain, res: first-to-last ratios of the ResNet without and with shortcuts."""
+    if plain < 1 and plain * CLOSE < res:
+        return (f"{moment.capitalize()}, the first layer of the ResNet without shortcuts gets {_x(res / plain)} less "
+                "of the gradient, relative to its last layer, than the ResNet's: this agrees with the report's claim "
+                "that shortcuts keep gradients flowing.")
+    if plain >= 1:
+        return (f"Without shortcuts the gradient does not vanish {moment}: the first layer gets {_x(plain)} what the "
+                f"last one gets (with shortcuts: {_x(res)}). At this depth (14 weight layers, each convolution "
+                "followed by BatchNorm) there is no vanishing gradient for shortcuts to fix, which does not support "
+                "the report's argument.")
+    return (f"{moment.capitalize()}, the gradient shrinks toward the input about as much without shortcuts "
+            f"({_x(plain)}) as with them ({_x(res)}): the shortcuts make little difference to it here, contrary to "
+            "the report's argument.")
+
+
+# ---------------------------------------------------------------- cost
+
+def cost(rows: list[dict]) -> str:
+    """rows: network, params, macs, and test_acc where known."""
+    by = {r["network"]: r for r in rows}
+    dense, res, se = by.get(label("densenet")), by.get(label("resnet")), by.get(label("se_resnet"))
+    parts = []
+    if dense and res:
+        fewer = dense["params"] < res["params"]
+        parts.append(f"The DenseNet has {dense['params'] / res['params']:.0%} of the ResNet's parameters and needs "
+                     f"{dense['macs'] / res['macs']:.0%} of its multiply-accumulates per image"
+                     + (", so it is indeed the smaller network, as the report says." if fewer else
+                        ", which contradicts the report's claim that it does with fewer parameters."))
+        if dense.get("test_acc") is not None and res.get("test_acc") is not None:
+            gap = (dense["test_acc"] - res["test_acc"]) * 100
+            parts.append(f"It reaches {dense['test_acc']:.1%} against the ResNet's {res['test_acc']:.1%} "
+                         f"({gap:+.1f} points).")
+    if se and res:
+        parts.append(f"The SE blocks add {se['params'] - res['params']:,} parameters "
+                     f"({se['params'] / res['params'] - 1:+.1%}) and {se['macs'] / res['macs'] - 1:+.2%} compute.")
+    top = max(rows, key=lambda r: r["macs"]) if rows else None
+    low = min(rows, key=lambda r: r["macs"]) if rows else None
+    if top and low and top is not low:
+        parts.append(f"The {top['network']} costs {_x(top['macs'] / low['macs'])} the compute of the {low['network']}.")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------- quality
+
+def per_class(records: dict[str, dict], classes: list[str]) -> str:
+    """records: {network label: quality summary}."""
+    if not records:
+        return ""
+    acc = np.array([r["per_class"] for r in records.values()])  # (networks, classes)
+    mean = acc.mean(0)
+    hardest, easiest = int(mean.argmin()), int(mean.argmax())
+    worst_each = {classes[int(a.argmin())] for a in acc}
+    text = (f"Averaged over the networks, {classes[hardest]} is the hardest class ({mean[hardest]:.0%}) and "
+            f"{classes[easiest]} the easiest ({mean[easiest]:.0%})")
+    text += (f"; {classes[hardest]} is the weakest class of every network." if worst_each == {classes[hardest]}
+             else ".")
+    confusions = []
+    for name, r in records.items():
+        m = np.array(r["confusion"], dtype=float)
+        np.fill_diagonal(m, 0)
+        t, p = np.unravel_index(int(m.argmax()), m.shape)
+        confusions.append(f"{name} {classes[t]} as {classes[p]} ({int(m[t, p])} times)")
+    return text + " The most frequent mistakes: " + _list(confusions) + "."
+
+
+def versus_report(records: dict[str, dict]) -> str:
+    """The report's accuracy claims, against the measured test accuracy."""
+    # (the level, whether the report says "about" it or "above" it)
+    claims = {"cnn": (0.64, "about"), "resnet": (0.80, "above"), "densenet": (0.75, "above"),
+              "se_resnet": (0.80, "above")}
+    parts = []
+    for key, (level, how) in claims.items():
+        r = records.get(label(key))
+        if not r:
+            continue
+        acc = r["accuracy"]
+        if how == "about" and abs(acc - level) <= 0.03 or how == "above" and acc >= level:
+            verdict = "as the report says"
+        else:
+            verdict = "higher than the report's" if acc > level else "below what the report says"
+        parts.append(f"{label(key)} {acc:.1%} (report: {how} {level:.0%}; {verdict})")
+    res, se = records.get(label("resnet")), records.get(label("se_resnet"))
+    tail = ""
+    if res and se:
+        gap = (se["accuracy"] - res["accuracy"]) * 100
+        tail = (f" The report found SE-ResNet about level with ResNet; here it is {gap:+.1f} points"
+                + (", level indeed." if abs(gap) < 1 else (", ahead." if gap > 0 else ", behind.")))
+    return ("Test accuracy: " + _list(parts) + "." + tail) if parts else ""
+
+
+def calibration(records: dict[str, dict], label_smoothing: dict[str, float] | None = None) -> str:
+    if not records:
+        return ""
+    eces = sorted(((r["ece"], n) for n, r in records.items()))
+    text = ("Expected calibration error (the mean gap between confidence and accuracy): "
+            + _list([f"{n} {e:.3f}" for e, n in eces]) + (f"; {eces[0][1]} is the best calibrated." if len(eces) > 1
+                                                            else "."))
+    under = [n for n, r in records.items() if r["overconfidence"] < 0]
+    over = [n for n, r in records.items() if r["overconfidence"] > 0]
+    if under:
+        text += f" Under-confident (right more often than they claim): {_list(under)}."
+    if over:
+        text += f" Over-confident: {_list(over)}."
+    smoothed = [n for n in under if (label_smoothing or {}).get(n, 0) > 0]
+    if smoothed:
+        text += (f" {_list(smoothed)} {'was' if len(smoothed) == 1 else 'were'} trained with label smoothing, "
+                 "which pulls confidence down on purpose.")
+    return text
+
+
+def agreement(joint: dict) -> str:
+    a, n = joint.get("agreement"), joint.get("n_test")
+    if not a or not n:
+        return ""
+    nets = len(joint.get("networks", {}))
+    if nets < 2:
+        return ""
+    return (f"The {nets} networks give the same answer on {a['same_answer']:.1%} of the {n:,} test images; all are "
+            f"right on {a['all_right']:.1%} and all wrong on {a['all_wrong']:.1%}. Below, the images they disagree "
+            "on most: the most different answers first, then the most confidently contradictory.")
+
+
+# ---------------------------------------------------------------- per image
+
+def cams(heats: dict[str, np.ndarray]) -> str:
+    """How alike the networks' Grad-CAM maps are for one image: pairwise correlation."""
+    names = [n for n, h in heats.items() if h.std() > 0]
+    pairs = [(float(np.corrcoef(heats[a].ravel(), heats[b].ravel())[0, 1]), a, b)
+             for i, a in enumerate(names) for b in names[i + 1:]]
+    flat = [n for n, h in heats.items() if h.std() == 0]
+    text = ""
+    if pairs:
+        pairs.sort()
+        hi, lo = pairs[-1], pairs[0]
+        text = (f"Most alike: {hi[1]} and {hi[2]} (correlation {hi[0]:.2f}); least alike: {lo[1]} and {lo[2]} "
+                f"({lo[0]:.2f}).")
+    if flat:
+        text += f" {_list(flat)}: no region raises the score of this class (the map is flat)."
+    return text.strip()
+
+
+def se_classes(spread: dict[str, float]) -> str:
+    """spread: {block: how much the SE weights vary across classes}, blocks in network order."""
+    if len(spread) < 2:
+        return ""
+    names, values = list(spread), list(spread.values())
+    first, last = values[0], values[-1]
+    rising = sum(b > a for a, b in zip(values, values[1:], strict=False))
+    text = (f"Across the ten classes, the mean per-channel spread of the SE weights goes from {first:.3f} in the "
+            f"first block ({names[0]}) to {last:.3f} in the last ({names[-1]})")
+    if last > first * CLOSE:
+        return text + (": late blocks weight channels by class, early ones alike for all, as Hu et al. found for "
+                       "SE networks. The channel attention is real and class-specific where it matters.")
+    if first > last * CLOSE:
+        return text + ": here the early blocks are the class-specific ones, unlike what Hu et al. found."
+    return text + f" ({rising} of {len(values) - 1} steps rise): no clear trend with depth."
+
+
+# ---------------------------------------------------------------- DenseNet feature reuse
+
+def reuse(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    parts = []
+    layers = [r for r in rows if r["consumer"].startswith("layer") and r["consumer_index"] > 0]
+    weakest = math.inf
+    for block in sorted({r["block"] for r in layers}):
+        for c in sorted({r["consumer_index"] for r in layers if r["block"] == block}):
+            vals = [r["mean_abs_weight"] for r in layers if r["block"] == block and r["consumer_index"] == c]
+            weakest = min(weakest, min(vals) / max(vals))
+    if weakest < math.inf:
+        parts.append(f"Every dense layer puts at least {weakest:.0%} as much weight (per channel) on its least-used "
+                     "input as on its most-used one: "
+                     + ("all earlier features are used, the feature reuse the report claims." if weakest > 0.3 else
+                        "some earlier features are nearly ignored, so reuse is partial."))
+    cls = sorted((r for r in rows if r["consumer"] == "classifier"), key=lambda r: r["source_index"])
+    if len(cls) >= 2:
+        ratio = cls[-1]["mean_abs_weight"] / max(cls[0]["mean_abs_weight"], 1e-12)
+        parts.append(f"The classifier weights the last layer's channels {_x(ratio)} as strongly as the last block's "
+                     "input" + (" (it leans on the newest features, as in the DenseNet paper)." if ratio > 1
+                                else " (it leans on the older features)."))
+    return " ".join(parts)

@@ -1,0 +1,66 @@
+"""Gradient flow: the weight-gradient norm of every layer against its depth, for the four and our plain ResNet."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ...analysis import findings
+from ...analysis.collect import Network, epoch_gradient_rows, gradient_rows
+from ...models import label
+from . import charts
+from .common import analyze_command, data_hint, train_plain_command
+
+PLAIN = "resnet_plain"
+
+
+def render(nets: dict[str, Network]) -> None:
+    st.markdown("The report says gradients fade as a plain network deepens, and that shortcuts (ResNet) and dense "
+                "connections (DenseNet) keep them flowing. Each point is one layer: how strongly the loss pulls on "
+                "its weights, on the same fixed sample of training images, before and after training. To test depth "
+                "itself, "
+                f"**{label(PLAIN)}** is the ResNet with its shortcuts removed: same 14 layers, nothing else changed.")
+    choice = st.segmented_control("Measure", list(charts.METRICS), default="rms", format_func=charts.METRICS.get,
+                                  key="why_grad_metric", required=True,
+                                  help="RMS: the norm divided by the square root of the number of weights, so "
+                                       "that big and small layers compare; norm: the plain L2 norm")
+    rows = gradient_rows(nets)
+    if not rows:
+        st.info("No gradient measurements yet. They come from the analyze command, or from training runs "
+                f"(the trainer records them every epoch){data_hint()}:")
+        st.code(analyze_command(), language="bash")
+    else:
+        st.altair_chart(charts.gradients(rows, choice), width="content")
+        st.markdown(findings.gradients(rows, choice))
+    _plain(nets)
+    _epochs(nets, choice)
+
+
+def _plain(nets: dict[str, Network]) -> None:
+    plain, res = nets[PLAIN], nets["resnet"]
+    if not plain.trained:
+        st.warning(f"**{label(PLAIN)}** is not trained yet, so its *after training* curve and its accuracy are "
+                   "missing. Train it with the ResNet's recipe (about an hour on a CPU), then measure it:")
+        st.code(f"{train_plain_command()}\n{analyze_command()}", language="bash")
+        return
+    rows = [{"network": n.label, "epoch": r["epoch"], "test_acc": r["test_acc"]} for n in (res, plain)
+            for r in n.history if isinstance(r.get("test_acc"), (int, float))]
+    if rows:
+        st.markdown(f"**Does depth without shortcuts train as well?** Test accuracy per epoch, {res.label} against "
+                    f"{plain.label}.")
+        st.altair_chart(charts.accuracy(rows), width="stretch")
+        last = {n: [r for r in rows if r["network"] == n][-1]["test_acc"] for n in {r["network"] for r in rows}}
+        if len(last) == 2:
+            gap = (last[res.label] - last[plain.label]) * 100
+            st.markdown(f"After training, the shortcuts are worth {gap:+.1f} points of test accuracy "
+                        f"({last[res.label]:.1%} with, {last[plain.label]:.1%} without).")
+
+
+def _epochs(nets: dict[str, Network], metric: str) -> None:
+    rows = [r for n in nets.values() for r in epoch_gradient_rows(n)]
+    st.markdown("**During training.** Every layer's gradient, epoch by epoch, as the trainer recorded it.")
+    if rows:
+        st.altair_chart(charts.epochs(rows, metric), width="content")
+    else:
+        st.caption("None of these checkpoints has gradients in its history: they were trained before the trainer "
+                   "recorded them. A run trained now (sidebar or `python -m cifarnets train`) records them after "
+                   "every epoch, and its history shows up here once it is the network's checkpoint.")

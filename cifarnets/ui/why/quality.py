@@ -1,0 +1,63 @@
+"""Quality: per-class accuracy, confusion matrices, calibration, and the test images the networks disagree on."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ...analysis import collect, findings, store
+from ...classify import enlarge
+from ...models import label
+from . import charts
+from .common import analyze_command, data_hint
+
+GALLERY_COLUMNS = 5
+
+
+def render(nets: dict[str, collect.Network], joint: dict | None) -> None:
+    st.markdown("Accuracy beyond one number: which classes each network gets right, what it takes for what, "
+                "whether its confidence can be trusted, and where the networks part ways. All on the whole test "
+                "split.")
+    records = collect.quality_records(nets)
+    if not records:
+        st.info(f"Nothing measured on the test split yet{data_hint()}:")
+        st.code(analyze_command(), language="bash")
+        return
+    classes = collect.classes_of(nets)
+    st.markdown(findings.versus_report(records))
+
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Accuracy per class**")
+        st.altair_chart(charts.per_class(collect.per_class_rows(records, classes)), width="stretch")
+    with right:
+        name = st.segmented_control("Confusion matrix of", list(records), default=list(records)[0],
+                                    key="why_confusion", required=True)
+        st.altair_chart(charts.confusion(collect.confusion_rows(records[name]["confusion"], classes)),
+                        width="stretch")
+    st.markdown(findings.per_class(records, classes))
+
+    st.markdown("**Calibration.** Test images grouped by the network's confidence (its top probability), against "
+                "how often it is right in each group. On the dashed diagonal a network is right exactly as often as "
+                "it is confident.")
+    st.altair_chart(charts.reliability(collect.reliability_rows(records)), width="stretch")
+    st.markdown(findings.calibration(records, collect.label_smoothing(nets)))
+    _gallery(joint, classes)
+
+
+def _gallery(joint: dict | None, classes: list[str]) -> None:
+    st.markdown("**Where they disagree**")
+    if not joint or not joint.get("disagreement"):
+        st.caption("Needs test-split predictions of at least two networks, from the analyze command.")
+        return
+    st.markdown(findings.agreement(joint))
+    names = joint.get("classes", classes)
+    items = joint["disagreement"]
+    for start in range(0, len(items), GALLERY_COLUMNS):
+        for col, item in zip(st.columns(GALLERY_COLUMNS), items[start:start + GALLERY_COLUMNS], strict=False):
+            with col:
+                st.image(enlarge(store.png_pixels(item["png"]), 96), caption=f"true: {names[item['label']]}")
+                lines = []
+                for key, p in item["predictions"].items():
+                    mark = "✓" if p["class"] == item["label"] else "✗"
+                    lines.append(f"{mark} {label(key)}: {names[p['class']]} {p['prob']:.0%}")
+                st.caption("  \n".join(lines))

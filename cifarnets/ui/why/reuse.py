@@ -1,0 +1,25 @@
+"""Feature reuse in DenseNet: how much each dense layer draws on each earlier layer's features."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ...analysis import findings
+from ...analysis.reuse import feature_reuse
+from ...checkpoints import Entry
+from . import charts
+
+
+def render(entries: dict[str, Entry]) -> None:
+    st.markdown("Inside a dense block every layer receives the block's input and the 12 new channels of every "
+                "earlier layer. Each cell: the mean absolute weight a layer (row) puts on one source (column), per "
+                "input channel, read from the trained weights as in the DenseNet paper's heat map. The transition "
+                "or classifier after each block is the last row.")
+    entry = entries.get("densenet")
+    if not entry or not entry.ok:
+        st.info(f"No DenseNet checkpoint is loaded: {entry.reason if entry else 'unknown network'}")
+        return
+    rows = feature_reuse(entry.model)
+    st.altair_chart(charts.reuse(rows), width="content")
+    st.markdown(findings.reuse(rows))
+    st.caption("Raw weights: the BatchNorm before each convolution rescales its input channels and is not folded in.")

@@ -1,0 +1,30 @@
+"""Why they differ: the report's closing claims about the four networks, measured."""
+
+import streamlit as st
+
+from cifarnets.analysis import store
+from cifarnets.paths import checkpoints_dir
+from cifarnets.ui import layout, state
+from cifarnets.ui.why import common, cost, gradients, looks, quality, reuse
+
+layout.setup("Why they differ")
+st.title("Why they differ")
+st.markdown("The report ends by explaining its results: plain networks lose gradient as they deepen, shortcuts and "
+            "dense connections keep it flowing, DenseNet reuses features with fewer parameters, SE blocks add "
+            "channel attention. It shows no evidence. Here each claim is measured; the text under each view is "
+            "written from the numbers, and says so where they disagree with the report.")
+entries = state.entries()
+nets = common.networks()
+common.status(nets)
+
+tabs = st.tabs(["Gradient flow", "Cost", "Quality", "What they look at", "Feature reuse"])
+with tabs[0]:
+    gradients.render(nets)
+with tabs[1]:
+    cost.render(nets, entries)
+with tabs[2]:
+    quality.render(nets, store.read(checkpoints_dir()))
+with tabs[3]:
+    looks.render_view(entries, nets)
+with tabs[4]:
+    reuse.render(entries)
