@@ -8,8 +8,8 @@ layout.setup("Home")
 st.title("Four CIFAR-10 networks, side by side")
 st.markdown(
     "A student report compared four image classifiers on CIFAR-10 (32x32 photos in ten classes): a plain "
-    "**CNN**, a small **ResNet**, a small **DenseNet** and an **SE-ResNet**. Here they are, trained, "
-    "with their architectures, their training curves, and your own images to try them on.")
+    "**CNN**, a small **ResNet**, a small **DenseNet** and an **SE-ResNet**. Here they are: their "
+    "architectures, their training curves, and your own images to try them on.")
 found = state.entries()
 counts = {row["network"]: row["params"] for row in state.param_counts()}
 for col, entry in zip(st.columns(4), found.values(), strict=True):

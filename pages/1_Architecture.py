@@ -21,14 +21,12 @@ for tab, key in zip(st.tabs([label(k) for k in KEYS]), KEYS, strict=True):
         info = state.summary(key)
         st.markdown(DESCRIPTIONS[key])
         st.caption(f"Class `{info['class']}` · {info['params']:,} parameters")
-        left, right = st.columns([1, 1])
-        with left:
-            st.markdown("**`print(model)`**")
-            st.code(info["printout"], language=None)
-        with right:
-            st.markdown("**Layers, traced on one 32x32 image**")
-            st.dataframe(state.layers(key, depth), hide_index=True, width="stretch", column_config={
-                "layer": "layer", "type": "type", "output": st.column_config.TextColumn("output (C x H x W)"),
-                "params": st.column_config.NumberColumn("parameters", format="localized")})
-            st.caption("Functions called inside forward() (ReLU via F.relu, the residual addition, DenseNet's "
-                       "concatenation) are not modules, so they have no row.")
+        # The printout is as wide as the report's (lines of ~100 characters): it gets the full width.
+        st.markdown("**`print(model)`**")
+        st.code(info["printout"], language=None, height=min(420, 24 * (info["printout"].count("\n") + 2)))
+        st.markdown("**Layers, traced on one 32x32 image**")
+        st.dataframe(state.layers(key, depth), hide_index=True, width="stretch", column_config={
+            "layer": "layer", "type": "type", "output": st.column_config.TextColumn("output (C x H x W)"),
+            "params": st.column_config.NumberColumn("parameters", format="localized")})
+        st.caption("Functions called inside forward() (ReLU via F.relu, the residual addition, DenseNet's "
+                   "concatenation) are not modules, so they have no row.")

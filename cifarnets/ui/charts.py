@@ -22,7 +22,8 @@ def params_chart(rows: list[dict]) -> alt.Chart:
     """Horizontal bars: parameters per network, with the count written at the end of each bar."""
     base = alt.Chart(alt.Data(values=rows)).encode(
         y=alt.Y("network:N", sort=NETWORK_ORDER, title=None),
-        x=alt.X("params:Q", title="parameters"),
+        # Room to the right of the longest bar for its label.
+        x=alt.X("params:Q", title="parameters", scale=alt.Scale(domain=[0, 1.12 * max(r["params"] for r in rows)])),
         tooltip=[alt.Tooltip("network:N"), alt.Tooltip("params:Q", format=",")],
     )
     bars = base.mark_bar().encode(color=alt.Color("network:N", scale=network_scale(), legend=None))
@@ -90,17 +91,23 @@ def curves_chart(rows: list[dict], metric: str, side_by_side: bool) -> alt.Chart
 
 def top5_chart(top5: list[tuple[str, float]], color: str) -> alt.Chart:
     """One network's five most likely classes for one image, most likely on top."""
-    rows = [{"class": c, "probability": p, "rank": i} for i, (c, p) in enumerate(top5)]
+    rows = [{"class": c, "probability": p} for c, p in top5]
     base = alt.Chart(alt.Data(values=rows)).encode(
-        y=alt.Y("class:N", sort=alt.EncodingSortField("rank"), title=None,
+        # An explicit order: a field sort is dropped when the layers below filter their data differently.
+        y=alt.Y("class:N", sort=[c for c, _ in top5], title=None,
                 axis=alt.Axis(labelOverlap=False, labelLimit=90)),
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%", tickCount=3),
                 title=None),
         tooltip=[alt.Tooltip("class:N"), alt.Tooltip("probability:Q", format=".1%")],
     )
     bars = base.mark_bar(color=color)
-    text = base.mark_text(align="left", dx=3, fontSize=11).encode(text=alt.Text("probability:Q", format=".0%"))
-    return (bars + text).properties(height=20 * len(rows) + 10)
+    label = alt.Text("probability:Q", format=".0%")
+    # A long bar carries its number inside, so the number never runs past the chart's edge.
+    inside = base.transform_filter("datum.probability >= 0.7").mark_text(
+        align="right", dx=-3, fontSize=11, color="white").encode(text=label)
+    outside = base.transform_filter("datum.probability < 0.7").mark_text(
+        align="left", dx=3, fontSize=11).encode(text=label)
+    return (bars + inside + outside).properties(height=20 * len(rows) + 10)
 
 
 def network_color(key: str) -> str:

@@ -16,7 +16,12 @@ from ..paths import app_device, checkpoints_dir
 
 @st.cache_resource(show_spinner=False)
 def device() -> torch.device:
-    return pick(app_device())
+    dev = pick(app_device())
+    if dev.type == "cpu":
+        # The app classifies a few 32x32 images at a time. One thread does each network in 1-50 ms;
+        # two, while a training run holds a core, waited 0.4-1 s per network at OpenMP barriers.
+        torch.set_num_threads(1)
+    return dev
 
 
 def device_text() -> str:
