@@ -1,0 +1,276 @@
+"""The Why they differ measurements on tiny models and data, the analyze command, and the page under AppTest."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+from app_helpers import APP, history, make_checkpoints, texts
+from conftest import make_image_folder
+from streamlit.testing.v1 import AppTest
+from torch import nn
+
+from cifarnets import CIFAR10_CLASSES, cli, data
+from cifarnets.analysis import cost, findings, gradcam, precompute, quality, reuse, se, store
+from cifarnets.analysis.gradients import GradientProbe
+from cifarnets.analysis.layers import weight_layers
+from cifarnets.data import Split
+from cifarnets.fileio import write_json
+from cifarnets.models import EXTRA_KEYS, KEYS, build, count_params, recipe_key
+
+ALL = KEYS + EXTRA_KEYS
+PAGE = "pages/4_Why_they_differ.py"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One compute thread: on a machine shared with training runs, two threads wait on each other (threads.py)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_split(n: int = 16, seed: int = 0) -> Split:
+    g = torch.Generator().manual_seed(seed)
+    return Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+                 torch.arange(n) % 10)
+
+
+def fresh(key: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return build(key)
+
+
+# ---------------------------------------------------------------- the plain ResNet, ours
+
+def test_plain_resnet_is_an_extra_network_the_resnet_without_shortcuts():
+    assert KEYS == ("cnn", "resnet", "densenet", "se_resnet")  # the report's four, unchanged
+    plain, res = build("resnet_plain"), build("resnet")
+    assert "shortcut" not in str(plain)
+    assert count_params(res) - count_params(plain) == (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)  # 1x1 conv + BN, twice
+    assert recipe_key("resnet_plain") == "resnet"
+    assert cli.make_parser().parse_args(["train", "--model", "resnet_plain"]).model == "resnet_plain"
+
+
+@pytest.mark.parametrize("key, depth", [("cnn", 5), ("resnet", 14), ("resnet_plain", 14), ("densenet", 13),
+                                        ("se_resnet", 14)])
+def test_depth_counts_the_main_path_only(key, depth):
+    layers = weight_layers(build(key))
+    assert max(w.depth for w in layers) == depth
+    assert sum(w.main for w in layers) == depth
+    assert len(layers) == sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in build(key).modules())
+
+
+# ---------------------------------------------------------------- gradient flow
+
+@pytest.mark.parametrize("key", ALL)
+def test_gradient_recorder_gives_one_finite_value_per_parameterised_layer(key):
+    model = fresh(key)
+    before = [b.clone() for b in model.buffers()]
+    rng = torch.random.get_rng_state()
+    norms = GradientProbe(tiny_split(), "cpu")(model)
+    layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert sorted(norms) == sorted(layers)
+    assert all(math.isfinite(v) and v > 0 for v in norms.values())
+    # Measuring changes nothing: BatchNorm statistics, .grad and the global random stream are as they were.
+    assert all(torch.equal(a, b) for a, b in zip(before, model.buffers(), strict=True))
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(rng, torch.random.get_rng_state())
+
+
+# ---------------------------------------------------------------- cost
+
+def test_macs_of_the_cnn_match_a_hand_count():
+    conv1 = 28 * 28 * 6 * (3 * 5 * 5)  # 28x28 outputs of 6 channels, each 3x5x5 multiplications
+    conv2 = 10 * 10 * 16 * (6 * 5 * 5)
+    fc = 400 * 120 + 120 * 84 + 84 * 10
+    counts = cost.macs(build("cnn"))
+    assert counts == {"conv1": conv1, "conv2": conv2, "fc1": 400 * 120, "fc2": 120 * 84, "fc3": 84 * 10}
+    assert sum(counts.values()) == conv1 + conv2 + fc == 651_720
+
+
+def test_macs_of_the_plain_resnet_are_the_resnets_without_its_two_projections():
+    projections = 16 * 16 * 32 * 16 + 8 * 8 * 64 * 32  # 1x1 convs: outputs x input channels
+    assert sum(cost.macs(build("resnet")).values()) - sum(cost.macs(build("resnet_plain")).values()) == projections
+
+
+def test_latency_is_positive_and_leaves_the_mode_alone():
+    model = build("cnn").train()
+    assert cost.latency(model, 2, min_runs=2, budget_s=0) > 0 and model.training
+
+
+# ---------------------------------------------------------------- quality
+
+def calibrated_toy() -> tuple[torch.Tensor, torch.Tensor]:
+    """At each confidence c in {0.2, 0.5, 0.8, 1.0}: 100 images predicted class 0 with probability c, of which
+    exactly 100c really are class 0: right exactly as often as confident."""
+    probs, labels = [], []
+    for c in (0.2, 0.5, 0.8, 1.0):
+        p = torch.full((100, 10), (1 - c) / 9)
+        p[:, 0] = c
+        probs.append(p)
+        labels.append(torch.tensor([0] * round(100 * c) + [1] * round(100 * (1 - c))))
+    return torch.cat(probs), torch.cat(labels)
+
+
+def test_ece_of_a_perfectly_calibrated_toy_is_zero():
+    probs, labels = calibrated_toy()
+    summary = quality.summary(probs, labels)
+    assert summary["ece"] == pytest.approx(0, abs=1e-6)
+    assert summary["accuracy"] == pytest.approx(0.625)
+
+
+def test_ece_of_an_overconfident_toy_is_its_gap():
+    probs, labels = calibrated_toy()
+    labels = torch.ones_like(labels)  # every answer wrong at every confidence
+    summary = quality.summary(probs, labels)
+    assert summary["ece"] == pytest.approx(float(probs.max(1).values.mean()), abs=1e-4)
+    assert summary["overconfidence"] > 0
+
+
+def test_confusion_and_disagreement():
+    labels = torch.tensor([0, 1, 2])
+    one_hot = lambda cls: torch.nn.functional.one_hot(torch.tensor(cls), 10).float()  # noqa: E731
+    probs = {"a": one_hot([0, 1, 2]), "b": one_hot([0, 2, 2]), "c": one_hot([0, 3, 1])}
+    assert quality.confusion(probs["b"], labels)[1][2] == 1
+    ranked = quality.disagreement(probs, labels, top=3)
+    assert [r["index"] for r in ranked] == [1, 2, 0]  # three answers, then two, then one
+    assert ranked[0]["answers"] == 3 and ranked[0]["predictions"]["c"]["class"] == 3
+    third = pytest.approx(1 / 3, abs=1e-4)  # stored rounded to 4 places
+    assert quality.agreement(probs, labels) == {"same_answer": third, "all_right": third, "all_wrong": 0.0}
+
+
+# ---------------------------------------------------------------- per image
+
+@pytest.mark.parametrize("key", ["cnn", "densenet"])
+def test_grad_cam_is_non_negative_image_sized_and_depends_on_the_class(key):
+    model = fresh(key, seed=1)
+    x = data.normalize(tiny_split(1, seed=2).x)
+    cams = [gradcam.grad_cam(model, x, c) for c in range(10)]
+    assert all(c.heat.shape == (32, 32) and (c.heat >= 0).all() and np.isfinite(c.heat).all() for c in cams)
+    assert any(not np.allclose(cams[0].heat, c.heat) for c in cams[1:])
+    assert cams[0].grid == {"cnn": (10, 10), "densenet": (2, 2)}[key]
+    assert model.training  # evaluated in eval mode, and the mode it had put back
+
+
+def test_se_weights_per_block_and_per_class():
+    model = fresh("se_resnet")
+    gates = se.gates(model, data.normalize(tiny_split(1).x))
+    assert [len(g) for g in gates.values()] == [16, 16, 32, 32, 64, 64]
+    assert all(((g > 0) & (g < 1)).all() for g in gates.values())
+    means = se.class_means(model, tiny_split(20), classes=10)
+    assert len(means["layer3.1"]) == 10 and len(means["layer3.1"][0]) == 64
+    assert se.class_gap(means, 0, 0)["layer1.0"].tolist() == [0.0] * 16
+
+
+def test_densenet_feature_reuse_has_a_cell_per_consumer_and_earlier_source():
+    rows = reuse.feature_reuse(build("densenet"))
+    assert len(rows) == 3 * (1 + 2 + 3 + 4)  # per block: 3 layers and the transition/classifier
+    assert {r["consumer"] for r in rows if r["block"] == 3} == {"layer 1", "layer 2", "layer 3", "classifier"}
+    assert all(r["mean_abs_weight"] > 0 for r in rows)
+
+
+# ---------------------------------------------------------------- findings say what the numbers say
+
+def profile(network: str, first: float, last: float) -> list[dict]:
+    return [{"network": network, "moment": "at initialisation", "kind": "conv", "depth": d, "rms": v, "norm": v}
+            for d, v in ((1, first), (13, last))]
+
+
+def test_the_gradient_finding_agrees_or_disagrees_with_the_report_from_the_numbers():
+    vanishing = findings.gradients(profile("ResNet", 1.0, 1.0) + profile("ResNet without shortcuts (ours)", 0.01, 1.0))
+    assert "agrees with the report" in vanishing
+    flowing = findings.gradients(profile("ResNet", 1.0, 1.0) + profile("ResNet without shortcuts (ours)", 3.0, 1.0))
+    assert "does not support the report" in flowing and "the first layer gets 3x what the last one gets" in flowing
+
+
+# ---------------------------------------------------------------- the analyze command and the page
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """Checkpoints of untrained networks, measured by the analyze command on a tiny CIFAR-shaped data set."""
+    root = tmp_path_factory.mktemp("analysis")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CIFARNETS_CACHE", str(root / "cache"))
+        dataset = data.load(make_image_folder(root / "data", classes=CIFAR10_CLASSES, n_train=2, n_test=2))
+        checkpoints = make_checkpoints(root / "checkpoints")
+        # The trainer's gradient records, as a history holds them: the epoch chart draws these.
+        probe = GradientProbe(dataset.train, "cpu")
+        rows = history(2)
+        rows[0]["grad_norms_init"] = rows[0]["grad_norms"] = rows[1]["grad_norms"] = probe(build("cnn"))
+        write_json(checkpoints / "cnn" / "history.json", rows)
+        mp.setattr(precompute, "LATENCY_BUDGET_S", 0.0)
+        results = precompute.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1, 2))
+    return checkpoints, results
+
+
+def test_analyze_writes_a_small_json_beside_each_checkpoint(measured):
+    checkpoints, results = measured
+    assert set(results) == set(ALL)
+    for key in ALL:
+        path = checkpoints / key / store.ANALYSIS_FILE
+        assert path.stat().st_size < 200_000
+        record = store.read(checkpoints / key)
+        assert set(record["gradients"]["init"]) == {w.name for w in weight_layers(build(key))}
+        assert record["cost"]["macs"] == sum(cost.macs(build(key)).values())
+    assert "quality" not in results["resnet_plain"] and "trained" not in results["resnet_plain"]["gradients"]
+    assert results["cnn"]["quality"]["n"] == 20 and len(results["cnn"]["quality"]["confusion"]) == 10
+    assert "se_class_means" in results["se_resnet"]
+    joint = store.read(checkpoints)
+    assert joint["networks"].keys() == set(KEYS) and joint["disagreement"]
+    assert (checkpoints / store.ANALYSIS_FILE).stat().st_size < 200_000
+    assert store.png_pixels(joint["disagreement"][0]["png"]).shape == (32, 32, 3)
+
+
+def test_analyze_without_data_says_where_to_put_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)  # no download attempt, offline or not
+    code = cli.main(["analyze", "--data", str(tmp_path / "nowhere"), "--checkpoints", str(tmp_path)])
+    assert code == 1 and "does not exist" in capsys.readouterr().err
+
+
+def open_page(monkeypatch, tmp_path, checkpoints) -> AppTest:
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(checkpoints))
+    monkeypatch.setenv("CIFARNETS_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_page_with_the_precomputed_files_shows_all_five_views(measured, monkeypatch, tmp_path):
+    checkpoints, _ = measured
+    at = open_page(monkeypatch, tmp_path, checkpoints)
+    text = texts(at)
+    assert [t.label for t in at.tabs] == ["Gradient flow", "Cost", "Quality", "What they look at", "Feature reuse"]
+    assert "At initialisation, the gradient per weight" in text  # written from the measurements
+    assert "ResNet without shortcuts (ours)** is not trained yet" in text
+    assert "--model resnet_plain" in "\n".join(c.value for c in at.code)
+    assert "Test accuracy: CNN" in text and "Expected calibration error" in text and "give the same answer" in text
+    assert "Every dense layer puts at least" in text and "Most alike" in text
+    assert "No current test-split measurements" not in text
+    at.segmented_control(key="why_grad_metric").set_value("norm").run()
+    at.selectbox(key="why_cam_target").set_value("truck").run()
+    captions = [c for image in at.image for c in image.captions]
+    assert not at.exception and sum("map for truck" in c for c in captions) == 4
+
+
+def test_page_without_precomputed_files_says_what_to_run(monkeypatch, tmp_path):
+    checkpoints = make_checkpoints(tmp_path / "checkpoints")
+    at = open_page(monkeypatch, tmp_path, checkpoints)
+    text = texts(at)
+    assert "No current test-split measurements for CNN, ResNet, DenseNet, SE-ResNet" in text
+    assert any("python -m cifarnets analyze" in c.value for c in at.code)
+    assert "Nothing measured on the test split yet" in text
+    assert "Every dense layer puts at least" in text  # weights alone need no test split
+    assert "MACs per image" in str(at.dataframe[0].value.columns.tolist())
+
+
+def test_page_without_any_checkpoint_still_renders(monkeypatch, tmp_path):
+    at = open_page(monkeypatch, tmp_path, tmp_path / "none")
+    assert "No DenseNet checkpoint is loaded" in texts(at)
