@@ -226,6 +226,13 @@ def test_analyze_writes_a_small_json_beside_each_checkpoint(measured):
     assert store.png_pixels(joint["disagreement"][0]["png"]).shape == (32, 32, 3)
 
 
+@pytest.mark.parametrize("damage", ['{"version": 1, "quality": {"per_class": "x"}}', "[1, 2]", "{not json",
+                                    '{"version": 1, "gradients": {"init": {"conv1": "big"}}}'])
+def test_a_damaged_analysis_file_counts_as_absent(tmp_path, damage):
+    (tmp_path / store.ANALYSIS_FILE).write_text(damage)
+    assert store.read(tmp_path) is None
+
+
 def test_analyze_without_data_says_where_to_put_it(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "torchvision.datasets", None)  # no download attempt, offline or not

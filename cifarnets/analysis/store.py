@@ -27,7 +27,36 @@ def read(path: str | Path) -> dict | None:
         record = read_json(path)
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and record.get("version") == VERSION else None
+    return record if isinstance(record, dict) and record.get("version") == VERSION and _well_formed(record) else None
+
+
+def _numbers(d) -> bool:
+    return isinstance(d, dict) and all(isinstance(v, (int, float)) for v in d.values())
+
+
+def _well_formed(record: dict) -> bool:
+    """The fields the page reads have the types it reads them as; a damaged or hand-edited file counts as absent."""
+    try:
+        grads = record.get("gradients", {})
+        checks = [isinstance(grads, dict), all(_numbers(grads[m]) for m in ("init", "trained") if m in grads),
+                  _numbers(record.get("cost", {}).get("latency_s", {}))]
+        if "quality" in record:
+            q = record["quality"]
+            checks += [isinstance(q["accuracy"], (int, float)), isinstance(q["ece"], (int, float)),
+                       isinstance(q["overconfidence"], (int, float)),
+                       all(isinstance(v, (int, float)) for v in q["per_class"]),
+                       all(isinstance(n, int) for row in q["confusion"] for n in row),
+                       all(_numbers(b) for b in q["reliability"])]
+        if "se_class_means" in record:
+            checks += [all(isinstance(v, (int, float)) for m in record["se_class_means"].values() for row in m
+                           for v in row)]
+        if "disagreement" in record:
+            checks += [all(isinstance(i["png"], str) and isinstance(i["label"], int) and
+                           all(isinstance(p["class"], int) for p in i["predictions"].values())
+                           for i in record["disagreement"])]
+        return all(checks)
+    except (AttributeError, KeyError, TypeError):
+        return False
 
 
 def write(folder: str | Path, record: dict) -> Path:
