@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
-from . import CIFAR10_CLASSES, data, predict, recipes
 from . import checkpoints as ckpt
+from . import data, recipes
+from .compute import cpu_seconds, gflop_per_image, peak_gflop_s
 from .device import describe, pick
+from .latency import cold_start_s, inference_ms, networks
 from .models import KEYS, build, label
 from .textbook import Textbook
 from .threads import training_threads
@@ -78,22 +73,38 @@ def measure(args, dev: torch.device) -> dict:
     result: dict = {}
     for key in keys:
         recipe = recipes.get("modern", key, batch_size=args.batch_size)
-        seconds = race(key, split, classes, recipe, dev, args.steps, ROUNDS)
-        images = args.steps * recipe.batch_size
-        ours, ref = images / seconds["ours"], images / seconds["textbook"]
-        fwd, train = gflop_per_image(key, classes)
-        result[key] = {"ours_img_s": round(ours, 1), "reference_img_s": round(ref, 1), "ratio": round(ours / ref, 2),
-                       "gflop_fwd_per_img": round(fwd, 4), "gflop_per_img": round(train, 4),
-                       "ours_gflop_s": round(ours * train, 1), "reference_gflop_s": round(ref * train, 1)}
+        wall, cpu = race(key, split, classes, recipe, dev, args.steps, ROUNDS)
+        result[key] = m = figures(args.steps * recipe.batch_size, wall, cpu, *gflop_per_image(key, classes),
+                                  peak, per_cpu=dev.type == "cpu")
         if not args.json:
-            print(f"{label(key)}: ours {ours:.0f} img/s, textbook {ref:.0f} img/s, x{ours / ref:.2f}", file=sys.stderr)
+            print(f"{label(key)}: ours {m['ours_img_s']:.0f} img/s, textbook {m['reference_img_s']:.0f} img/s, "
+                  f"x{m['ratio']:.2f}", file=sys.stderr)
     entries, models_from = networks(args.checkpoints, dev)
     result |= {"infer_ms_all4": round(inference_ms(entries), 2),
                "cold_start_s": round(cold_start_s(entries, args.device, args.cold_starts), 2),
                "device": describe(dev), "threads": torch.get_num_threads(), "batch_size": recipe.batch_size,
                "steps": args.steps, "rounds": ROUNDS, "data": source, "models_from": models_from,
-               "peak_gflop_s": peak, "loadavg_1m": round(os.getloadavg()[0], 2)}
+               ("peak_gflop_per_cpu_s" if dev.type == "cpu" else "peak_gflop_s"): peak,
+               "loadavg_1m": round(os.getloadavg()[0], 2)}
     return result
+
+
+def figures(images: int, wall: dict[str, float], cpu: dict[str, float], gflop_fwd: float, gflop: float,
+            peak: dict[str, float], per_cpu: bool) -> dict:
+    """One network's line: wall-clock speeds and their ratio (issue 6's figures); on the CPU also the cost,
+    images per CPU-second, which the other processes of a shared machine do not move; and how much of
+    the bf16 matrix-product peak ours turns into training arithmetic, on the same clock as the peak."""
+    ours, ref = images / wall["ours"], images / wall["textbook"]
+    m = {"ours_img_s": round(ours, 1), "reference_img_s": round(ref, 1), "ratio": round(ours / ref, 2),
+         "gflop_fwd_per_img": round(gflop_fwd, 4), "gflop_per_img": round(gflop, 4)}
+    if per_cpu:
+        ours_cpu, ref_cpu = images / cpu["ours"], images / cpu["textbook"]
+        m |= {"ours_img_per_cpu_s": round(ours_cpu, 1), "reference_img_per_cpu_s": round(ref_cpu, 1),
+              "cpu_ratio": round(ours_cpu / ref_cpu, 2), "ours_gflop_per_cpu_s": round(ours_cpu * gflop, 1)}
+    else:
+        m["ours_gflop_s"] = round(ours * gflop, 1)
+    m["ours_pct_of_bf16_peak"] = round(100 * m["ours_gflop_per_cpu_s" if per_cpu else "ours_gflop_s"] / peak["bf16"], 1)
+    return m
 
 
 # ---------------------------------------------------------------- data
@@ -144,8 +155,9 @@ class Ours:
 
 
 def race(key: str, split: data.Split, num_classes: int, recipe: recipes.Recipe, dev: torch.device,
-         steps: int, rounds: int) -> dict[str, float]:
-    """Seconds each pipeline spent on `steps` timed steps, taking turns in `rounds` rounds."""
+         steps: int, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """(wall seconds, CPU seconds) each pipeline spent on `steps` timed steps, taking turns in `rounds`
+    rounds. A round's CPU time counts the DataLoader workers too: they idle outside their own rounds."""
     if len(split) < recipe.batch_size:
         raise ValueError(f"the data has {len(split)} training images, fewer than one batch of {recipe.batch_size}")
     pipes = {"ours": Ours(key, split, num_classes, recipe, dev),
@@ -153,128 +165,40 @@ def race(key: str, split: data.Split, num_classes: int, recipe: recipes.Recipe, 
     try:
         for pipe in pipes.values():
             pipe.run(WARMUP_STEPS)
-        seconds = dict.fromkeys(pipes, 0.0)
+        wall, cpu = dict.fromkeys(pipes, 0.0), dict.fromkeys(pipes, 0.0)
         chunks = [steps // rounds + (r < steps % rounds) for r in range(rounds)]
         for r, n in enumerate(c for c in chunks if c):
             for name in (list(pipes) if r % 2 == 0 else list(pipes)[::-1]):
-                tick = time.perf_counter()
+                tick, cpu_tick = time.perf_counter(), cpu_seconds()
                 pipes[name].run(n)
-                seconds[name] += time.perf_counter() - tick
-        return seconds
+                wall[name] += time.perf_counter() - tick
+                cpu[name] += cpu_seconds() - cpu_tick
+        return wall, cpu
     finally:
         for pipe in pipes.values():
             pipe.close()
 
 
-# ---------------------------------------------------------------- compute and the machine's peak
-
-def gflop_per_image(key: str, num_classes: int) -> tuple[float, float]:
-    """(forward, forward+backward) GFLOP per image, counted by PyTorch over the convolutions and
-    matrix products (normalisation, activations and pooling add memory traffic, not FLOPs)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = build(key, num_classes=num_classes).train()
-    x = torch.randn(2, 3, 32, 32)
-    with FlopCounterMode(display=False) as forward:
-        out = model(x)
-    with FlopCounterMode(display=False) as backward:
-        out.sum().backward()
-    f, b = forward.get_total_flops() / 2, backward.get_total_flops() / 2
-    return f / 1e9, (f + b) / 1e9
-
-
-def peak_gflop_s(dev: torch.device, n: int = 2048) -> dict[str, float]:
-    """What one big matrix product reaches in fp32 and bf16: the most these convolutions could hope for."""
-    out = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        a, b = torch.randn(n, n, device=dev).to(dtype), torch.randn(n, n, device=dev).to(dtype)
-        best = float("inf")
-        for _ in range(4):
-            tick = time.perf_counter()
-            (a @ b).sum().item()
-            best = min(best, time.perf_counter() - tick)
-        out[str(dtype).removeprefix("torch.").replace("float32", "fp32").replace("bfloat16", "bf16")] = \
-            round(2 * n ** 3 / best / 1e9, 1)
-    return out
-
-
-# ---------------------------------------------------------------- using the networks
-
-def networks(folder: str, dev: torch.device) -> tuple[dict[str, ckpt.Entry], dict[str, str]]:
-    """All four networks: trained ones from `folder`, fresh ones where there is none."""
-    entries = ckpt.discover(folder, dev)
-    models_from = {}
-    for key, entry in entries.items():
-        models_from[key] = "checkpoint" if entry.ok else "fresh"
-        if not entry.ok:
-            config = {"model": key, "classes": list(CIFAR10_CLASSES)}
-            entries[key] = ckpt.Entry(key, entry.path, build(key).to(dev).eval(), config)
-    return entries, models_from
-
-
-def inference_ms(entries: dict[str, ckpt.Entry], reps: int = 50) -> float:
-    """Median milliseconds to classify one 32x32 image with all four networks (predict's own path)."""
-    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    x = predict.batch([pixels])
-    for _ in range(10):
-        predict.probabilities(entries, x)
-    times = []
-    for _ in range(reps):
-        tick = time.perf_counter()
-        predict.probabilities(entries, x)
-        times.append(time.perf_counter() - tick)
-    return statistics.median(times) * 1000
-
-
-def cold_start_s(entries: dict[str, ckpt.Entry], device: str, runs: int = 3) -> float:
-    """Median seconds from starting `python -m cifarnets predict photo.jpg` to its answer."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "checkpoints"
-        for key, entry in entries.items():
-            if entry.path.is_dir() and (entry.path / ckpt.MODEL_FILE).exists():
-                shutil.copytree(entry.path, folder / key)
-            else:
-                ckpt.save_checkpoint(folder / key, entry.model, entry.config, [])
-        photo = Path(tmp) / "photo.jpg"
-        make_photo(photo)
-        cmd = [sys.executable, "-m", "cifarnets", "predict", str(photo), "--checkpoints", str(folder),
-               "--device", device, "--json"]
-        env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
-                                                                         os.environ.get("PYTHONPATH")]))}
-        times = []
-        for _ in range(runs):
-            tick = time.perf_counter()
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            times.append(time.perf_counter() - tick)
-            if done.returncode != 0:
-                raise RuntimeError(f"predict failed in the cold-start run: {done.stderr.strip()[-300:]}")
-            json.loads(done.stdout)
-    return statistics.median(times)
-
-
-def make_photo(path: Path, size: tuple[int, int] = (1024, 768)) -> None:
-    """A phone-sized JPEG (smooth gradients plus grain), so decoding and resizing cost what a photo costs."""
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    rgb = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (w + h)], axis=-1)
-    rgb = rgb + np.random.default_rng(0).integers(-20, 20, rgb.shape)
-    Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(path, quality=90)
-
-
 # ---------------------------------------------------------------- for people
 
 def table(r: dict) -> str:
-    peak, keys = r["peak_gflop_s"], [k for k in KEYS if k in r]
+    keys = [k for k in KEYS if k in r]
+    per_cpu = "peak_gflop_per_cpu_s" in r
+    peak = r["peak_gflop_per_cpu_s" if per_cpu else "peak_gflop_s"]
     lines = [f"device {r['device']}, batch {r['batch_size']}, {r['steps']} timed steps per pipeline in "
              f"{r['rounds']} alternating rounds; data: {r['data']}",
-             f"{'network':<10} {'ours img/s':>11} {'textbook img/s':>15} {'ratio':>6} {'floor':>6} "
-             f"{'GFLOP/img':>10} {'ours GFLOP/s':>13} {'% bf16 peak':>12}"]
+             f"{'network':<10} {'ours img/s':>11} {'textbook img/s':>15} {'ratio':>6} {'floor':>6}"
+             + (f" {'ours img/CPU-s':>15} {'textbook img/CPU-s':>19} {'ratio':>6}" if per_cpu else "")
+             + f" {'GFLOP/img':>10} {'% bf16 peak':>12}"]
     for key in keys:
         m = r[key]
         lines.append(f"{label(key):<10} {m['ours_img_s']:>11.0f} {m['reference_img_s']:>15.0f} {m['ratio']:>6.2f} "
-                     f"{FLOORS[key]:>6.1f} {m['gflop_per_img']:>10.3f} {m['ours_gflop_s']:>13.1f} "
-                     f"{100 * m['ours_gflop_s'] / peak['bf16']:>11.1f}%")
-    lines += [f"matrix-product peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s",
+                     f"{FLOORS[key]:>6.1f}"
+                     + (f" {m['ours_img_per_cpu_s']:>15.0f} {m['reference_img_per_cpu_s']:>19.0f} "
+                        f"{m['cpu_ratio']:>6.2f}" if per_cpu else "")
+                     + f" {m['gflop_per_img']:>10.3f} {m['ours_pct_of_bf16_peak']:>11.1f}%")
+    lines += [f"matrix-product peak{' per CPU-second' if per_cpu else ''}: fp32 {peak['fp32']:.0f} GFLOP/s, "
+              f"bf16 {peak['bf16']:.0f} GFLOP/s",
               f"inference, one 32x32 image through all four networks: {r['infer_ms_all4']:.1f} ms "
               f"(median; models: {', '.join(f'{k} {v}' for k, v in r['models_from'].items())})",
               f"cold start, fresh process to the first prediction of a photo: {r['cold_start_s']:.2f} s (median)",

@@ -28,7 +28,10 @@ def test_bench_prints_the_issue_json_on_tiny_settings(tmp_path):
                  "--cold-starts", "1", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    assert set(result["cnn"]) >= {"ours_img_s", "reference_img_s", "ratio"}
+    assert set(result["cnn"]) >= {"ours_img_s", "reference_img_s", "ratio", "ours_img_per_cpu_s",
+                                  "reference_img_per_cpu_s", "cpu_ratio", "gflop_per_img", "ours_pct_of_bf16_peak"}
+    assert result["cnn"]["gflop_per_img"] > result["cnn"]["gflop_fwd_per_img"] > 0
+    assert set(result["peak_gflop_per_cpu_s"]) == {"fp32", "bf16"}
     assert result["cnn"]["ratio"] == pytest.approx(result["cnn"]["ours_img_s"] / result["cnn"]["reference_img_s"],
                                                    rel=0.01)
     assert result["infer_ms_all4"] > 0 and result["cold_start_s"] > 0

@@ -1,0 +1,86 @@
+"""How long a user waits for an answer: one image through all four networks, and a cold start.
+
+Both use the shipped checkpoints where there are some and fresh networks elsewhere (same
+architecture, same arithmetic, so the same speed); `networks()` says which.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import CIFAR10_CLASSES, predict
+from . import checkpoints as ckpt
+from .models import build
+
+
+def networks(folder: str, dev: torch.device) -> tuple[dict[str, ckpt.Entry], dict[str, str]]:
+    """All four networks: trained ones from `folder`, fresh ones where there is none."""
+    entries = ckpt.discover(folder, dev)
+    models_from = {}
+    for key, entry in entries.items():
+        models_from[key] = "checkpoint" if entry.ok else "fresh"
+        if not entry.ok:
+            config = {"model": key, "classes": list(CIFAR10_CLASSES)}
+            entries[key] = ckpt.Entry(key, entry.path, build(key).to(dev).eval(), config)
+    return entries, models_from
+
+
+def inference_ms(entries: dict[str, ckpt.Entry], reps: int = 50) -> float:
+    """Median milliseconds to classify one 32x32 image with all four networks (predict's own path)."""
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    x = predict.batch([pixels])
+    for _ in range(10):
+        predict.probabilities(entries, x)
+    times = []
+    for _ in range(reps):
+        tick = time.perf_counter()
+        predict.probabilities(entries, x)
+        times.append(time.perf_counter() - tick)
+    return statistics.median(times) * 1000
+
+
+def cold_start_s(entries: dict[str, ckpt.Entry], device: str, runs: int = 3) -> float:
+    """Median seconds from starting `python -m cifarnets predict photo.jpg` to its answer."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "checkpoints"
+        for key, entry in entries.items():
+            if entry.path.is_dir() and (entry.path / ckpt.MODEL_FILE).exists():
+                shutil.copytree(entry.path, folder / key)
+            else:
+                ckpt.save_checkpoint(folder / key, entry.model, entry.config, [])
+        photo = Path(tmp) / "photo.jpg"
+        make_photo(photo)
+        cmd = [sys.executable, "-m", "cifarnets", "predict", str(photo), "--checkpoints", str(folder),
+               "--device", device, "--json"]
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+                                                                         os.environ.get("PYTHONPATH")]))}
+        times = []
+        for _ in range(runs):
+            tick = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            times.append(time.perf_counter() - tick)
+            if done.returncode != 0:
+                raise RuntimeError(f"predict failed in the cold-start run: {done.stderr.strip()[-300:]}")
+            json.loads(done.stdout)
+    return statistics.median(times)
+
+
+def make_photo(path: Path, size: tuple[int, int] = (1024, 768)) -> None:
+    """A phone-sized JPEG (smooth gradients plus grain), so decoding and resizing cost what a photo costs."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (w + h)], axis=-1)
+    rgb = rgb + np.random.default_rng(0).integers(-20, 20, rgb.shape)
+    Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(path, quality=90)
