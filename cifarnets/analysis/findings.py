@@ -118,10 +118,11 @@ def per_class(records: dict[str, dict], classes: list[str]) -> str:
     mean = acc.mean(0)
     hardest, easiest = int(mean.argmin()), int(mean.argmax())
     worst_each = {classes[int(a.argmin())] for a in acc}
-    text = (f"Averaged over the networks, {classes[hardest]} is the hardest class ({mean[hardest]:.0%}) and "
-            f"{classes[easiest]} the easiest ({mean[easiest]:.0%})")
-    text += (f"; {classes[hardest]} is the weakest class of every network." if worst_each == {classes[hardest]}
-             else ".")
+    who = f"For the {next(iter(records))}" if len(records) == 1 else "Averaged over the networks"
+    text = (f"{who}, {classes[hardest]} is the hardest class ({mean[hardest]:.0%}) and {classes[easiest]} the "
+            f"easiest ({mean[easiest]:.0%})")
+    text += (f"; {classes[hardest]} is the weakest class of every network." if len(records) > 1 and
+             worst_each == {classes[hardest]} else ".")
     confusions = []
     for name, r in records.items():
         m = np.array(r["confusion"], dtype=float)

@@ -44,6 +44,9 @@ def render_view(entries: dict[str, Entry], nets: dict[str, Network]) -> None:
         if not loaded:
             state.notice_missing(entries)
         return
+    missing = [e.label for e in entries.values() if not e.ok]
+    if missing:
+        st.caption(f"Not shown: {', '.join(missing)} (no checkpoint loaded; the Home page says why).")
     x = batch([image.pixels])
     _cams(image, x, loaded)
     _first_conv(x, loaded)
