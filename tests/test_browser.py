@@ -74,6 +74,8 @@ def test_classify_two_uploads_in_chromium(app_url, tmp_path):
             viewport={"width": 1400, "height": 1800})
         try:
             page = browser.new_page()
+            outside = []  # the page must not reach the internet (fonts, icons, telemetry)
+            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(app_url) else None)
             page.goto(f"{app_url}/Classify")
             page.get_by_text("Upload images").first.wait_for(timeout=WAIT_MS)
             page.locator("input[type=file]").first.set_input_files([str(f) for f in files])
@@ -86,3 +88,4 @@ def test_classify_two_uploads_in_chromium(app_url, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "classify.png").stat().st_size > 10_000
+    assert not [u for u in outside if not u.startswith(("data:", "blob:"))], outside

@@ -23,7 +23,8 @@ def params_chart(rows: list[dict]) -> alt.Chart:
     base = alt.Chart(alt.Data(values=rows)).encode(
         y=alt.Y("network:N", sort=NETWORK_ORDER, title=None),
         # Room to the right of the longest bar for its label.
-        x=alt.X("params:Q", title="parameters", scale=alt.Scale(domain=[0, 1.12 * max(r["params"] for r in rows)])),
+        x=alt.X("params:Q", title="parameters", axis=alt.Axis(tickCount=5),
+                scale=alt.Scale(domain=[0, 1.12 * max(r["params"] for r in rows)])),
         tooltip=[alt.Tooltip("network:N"), alt.Tooltip("params:Q", format=",")],
     )
     bars = base.mark_bar().encode(color=alt.Color("network:N", scale=network_scale(), legend=None))

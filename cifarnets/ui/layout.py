@@ -9,8 +9,10 @@ be called Home rather than after its file, app.py.
 from __future__ import annotations
 
 import streamlit as st
+from PIL import Image
 
 from . import sidebar
+from .charts import COLORS
 
 PAGES = [  # (script relative to app.py, title, icon)
     ("app.py", "Home", ":material/home:"),
@@ -21,9 +23,18 @@ PAGES = [  # (script relative to app.py, title, icon)
 ]
 
 
+def favicon() -> Image.Image:
+    """The four networks' colours in four squares. Drawn here: a :material/...: or emoji page icon
+    makes the browser fetch it from a font CDN, which an offline machine cannot reach."""
+    img = Image.new("RGB", (32, 32))
+    for i, colour in enumerate(COLORS.values()):
+        img.paste(colour, (16 * (i % 2), 16 * (i // 2), 16 * (i % 2) + 16, 16 * (i // 2) + 16))
+    return img
+
+
 def setup(title: str) -> None:
     st.set_page_config(page_title=f"{title} · cifarnets" if title != "Home" else "cifarnets",
-                       page_icon=":material/neurology:", layout="wide")
+                       page_icon=favicon(), layout="wide")
     with st.sidebar:
         for script, name, icon in PAGES:
             st.page_link(script, label=name, icon=icon)
