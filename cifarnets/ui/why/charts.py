@@ -43,10 +43,12 @@ def gradients(rows: list[dict], metric: str) -> alt.FacetChart:
 def epochs(rows: list[dict], metric: str) -> alt.Chart:
     """Gradient per layer (columns) and epoch (rows) as colour, one panel per network."""
     return alt.Chart(alt.Data(values=rows)).mark_rect().encode(
-        x=alt.X("depth:O", title="depth"), y=alt.Y("epoch:O", title="epoch (0: initialisation)"),
+        x=alt.X("depth:O", title="depth", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("epoch:O", title="epoch (0: initialisation)"),
         color=alt.Color(f"{metric}:Q", scale=alt.Scale(type="log", scheme="viridis"), title=METRICS[metric]),
         tooltip=["network:N", "epoch:O", "layer:N", alt.Tooltip(f"{metric}:Q", format=".3e")],
-    ).properties(width=220, height=alt.Step(8)).facet(column=alt.Column("network:N", sort=ORDER, title=None))
+    ).properties(width=alt.Step(18), height=alt.Step(14)).facet(
+        facet=alt.Facet("network:N", sort=ORDER, title=None), columns=3).resolve_scale(x="independent")
 
 
 def accuracy(rows: list[dict]) -> alt.Chart:
