@@ -86,6 +86,8 @@ def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
     assert not at.exception
     assert run.name in list(at.dataframe[1].value["run"])  # the runs table
     assert f"run {run.name}" in set(at.dataframe[0].value["source"])  # and its curves
+    at.selectbox(key=f"active-cnn-{run.name}").set_value("shipped checkpoint").run()  # back to the shipped one
+    assert jobs.active(runs) == {}
 
 
 def test_cancel_leaves_a_resumable_state_and_resume_finishes(runs, tmp_path):
