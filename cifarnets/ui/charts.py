@@ -68,7 +68,9 @@ def curves_chart(rows: list[dict], metric: str, side_by_side: bool) -> alt.Chart
                alt.Tooltip("value:Q", title=metric, format=".2%" if is_acc else ".4f")]
     if side_by_side:
         sources = sorted({r["source"] for r in data}, key=lambda s: (not s.startswith("shipped"), s))
-        color = alt.Color("source:N", title="source", sort=sources, legend=alt.Legend(labelLimit=320))
+        # Below the panels: four panels and a legend beside them are wider than the page.
+        color = alt.Color("source:N", title="source", sort=sources, scale=alt.Scale(scheme="tableau10"),
+                          legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=400))
     else:
         names, scale = _series_scale(data)
         color = alt.Color("series:N", title="network · source", sort=names, scale=scale,
@@ -85,7 +87,7 @@ def curves_chart(rows: list[dict], metric: str, side_by_side: bool) -> alt.Chart
     )
     if side_by_side:
         networks = [n for n in NETWORK_ORDER if any(r["network"] == n for r in data)]
-        return chart.properties(width=210, height=220).facet(
+        return chart.properties(width=200, height=220).facet(
             column=alt.Column("network:N", sort=networks, title=None)).resolve_scale(x="independent")
     return chart.properties(height=320, width="container")
 
