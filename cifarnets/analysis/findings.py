@@ -218,8 +218,8 @@ def se_classes(spread: dict[str, float]) -> str:
     text = (f"Across the ten classes, the mean per-channel spread of the SE weights goes from {first:.3f} in the "
             f"first block ({names[0]}) to {last:.3f} in the last ({names[-1]})")
     if last > first * CLOSE:
-        return text + (": late blocks weight channels by class, early ones alike for all, as Hu et al. found for "
-                       "SE networks. The channel attention is real and class-specific where it matters.")
+        return text + (f" ({last / max(first, 1e-12):.0f}x): late blocks weight channels by class, early ones alike "
+                       "for all, as Hu et al. found for SE networks.")
     if first > last * CLOSE:
         return text + ": here the early blocks are the class-specific ones, unlike what Hu et al. found."
     return text + f" ({rising} of {len(values) - 1} steps rise): no clear trend with depth."

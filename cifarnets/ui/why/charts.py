@@ -71,10 +71,11 @@ def cost(rows: list[dict]) -> alt.Chart:
         y=alt.Y("test_acc:Q", title="test accuracy", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
         tooltip=["network:N", alt.Tooltip("params:Q", format=","), alt.Tooltip("macs:Q", format=","),
                  alt.Tooltip("test_acc:Q", format=".2%")])
-    points = base.mark_circle(opacity=0.8).encode(
-        color=network_color(present, legend=None),
-        size=alt.Size("params:Q", title="parameters", scale=alt.Scale(range=[60, 600]), legend=None))
-    return (points + base.mark_text(dy=-16).encode(text="network:N")).properties(height=280, width="container")
+    # A legend, not labels on the points: the ResNet and the SE-ResNet cost the same and sit on top of each other.
+    return base.mark_circle(opacity=0.7).encode(
+        color=network_color(present),
+        size=alt.Size("params:Q", title="parameters", scale=alt.Scale(range=[60, 600]), legend=None),
+    ).properties(height=280, width="container")
 
 
 def per_class(rows: list[dict]) -> alt.Chart:
