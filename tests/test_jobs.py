@@ -96,14 +96,16 @@ def test_cancel_leaves_a_resumable_state_and_resume_finishes(runs, tmp_path):
     run = jobs.start(request(data, batch_size=1, epochs=3))
     run = wait_for(run, ("running", "finished", "failed"))
     assert run.state == "running", run.error
-    assert jobs.cancel(run)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # the sidebar shows it going...
+    assert any("epoch" in bar.proto.text for bar in at.sidebar.get("progress"))
+    at.button(key=f"cancel-{run.name}").click().run()  # ...and its Cancel button stops it
     run = wait_for(run, ("stopped", "failed", "finished"))
     assert run.state == "stopped", run.error
     assert run.resumable
     state = read_state(run.folder)
     assert state["epoch"] < 3 and (state["epoch"], state["step"]) > (0, 0)
 
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # the sidebar offers to continue
+    at.run()  # the sidebar offers to continue
     assert at.button(key=f"resume-{run.name}").label == "Resume"
 
     run = jobs.resume(run)
