@@ -4,8 +4,8 @@ PyTorch starts one OpenMP thread per core and every operator ends at a barrier w
 waits for its slowest thread. When another process keeps a core busy (a second training run, the
 app, a test suite), one of our threads is often descheduled and the whole team waits for it: on
 the 2-core machine this project measures on, with one other training run going, a training step
-of the CNN took 5-25x longer with 2 threads than with 1 (measured alternately, same process). So a run
-takes only the cores that are idle when it starts, and always at least one.
+of the CNN took 5-25x longer with 2 threads than with 1 (runs back to back, OMP_NUM_THREADS=1 and 2).
+So a run takes only the cores that are idle when it starts, and always at least one.
 """
 
 from __future__ import annotations
