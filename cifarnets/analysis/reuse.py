@@ -42,8 +42,11 @@ def feature_reuse(model: SimpleDenseNet) -> list[dict]:
         consumers.append(("transition", after.downsample[2].weight) if isinstance(after, TransitionLayer)
                          else ("classifier", model.classifier.weight))
         for ci, (name, weight) in enumerate(consumers):
-            for si, value in enumerate(_sources(_per_input_channel(weight), c0, growth)):
+            values = _sources(_per_input_channel(weight), c0, growth)
+            for si, value in enumerate(values):
+                # relative: to the row's strongest source, as the paper's heat map is read (a classifier's
+                # weights are an order larger than a convolution's, so raw values would hide the convolutions)
                 rows.append({"block": b, "consumer": name, "consumer_index": ci,
                              "source": "block input" if si == 0 else f"layer {si}", "source_index": si,
-                             "mean_abs_weight": round(value, 5)})
+                             "mean_abs_weight": round(value, 5), "relative": round(value / max(values), 4)})
     return rows

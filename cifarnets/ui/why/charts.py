@@ -140,7 +140,9 @@ def reuse(rows: list[dict]) -> alt.Chart:
                 axis=alt.Axis(labelAngle=-30)),
         y=alt.Y("consumer:N", sort=["layer 1", "layer 2", "layer 3", "transition", "classifier"], title="used by"))
     cells = base.mark_rect().encode(
-        color=alt.Color("mean_abs_weight:Q", scale=alt.Scale(scheme="inferno"), title="mean |weight|"),
-        tooltip=["block:O", "consumer:N", "source:N", alt.Tooltip("mean_abs_weight:Q", format=".4f")])
+        color=alt.Color("relative:Q", scale=alt.Scale(scheme="inferno", domain=[0, 1]),
+                        title="share of the row's strongest", legend=alt.Legend(format=".0%")),
+        tooltip=["block:O", "consumer:N", "source:N", alt.Tooltip("mean_abs_weight:Q", format=".4f"),
+                 alt.Tooltip("relative:Q", format=".0%")])
     return cells.properties(width=200, height=170).facet(
         column=alt.Column("block:O", title="dense block", header=alt.Header(labelFontSize=12)))

@@ -13,8 +13,9 @@ from . import charts
 def render(entries: dict[str, Entry]) -> None:
     st.markdown("Inside a dense block every layer receives the block's input and the 12 new channels of every "
                 "earlier layer. Each cell: the mean absolute weight a layer (row) puts on one source (column), per "
-                "input channel, read from the trained weights as in the DenseNet paper's heat map. The transition "
-                "or classifier after each block is the last row.")
+                "input channel, read from the trained weights as in the DenseNet paper's heat map, and coloured "
+                "relative to the row's strongest source. The transition or classifier after each block is the last "
+                "row.")
     entry = entries.get("densenet")
     if not entry or not entry.ok:
         st.info(f"No DenseNet checkpoint is loaded: {entry.reason if entry else 'unknown network'}")
