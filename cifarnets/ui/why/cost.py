@@ -30,7 +30,8 @@ def render(nets: dict[str, Network], entries: dict[str, Entry]) -> None:
     devices = {r["device"] for r in rows if r.get("device")}
     st.caption((f"Latency measured by the analyze command on {', '.join(sorted(devices))}. " if devices else
                 "No stored latency yet (the analyze command measures it). ")
-               + "None: not measured yet, or no checkpoint to measure.")
+               + "None: not measured yet, or no checkpoint to measure. On a machine busy with other work, timings "
+               "(at batch 1 most) vary from run to run: the button below measures again, here.")
     _measure_here(entries)
     if any(r["test_acc"] is not None for r in rows):
         st.altair_chart(charts.cost(rows), width="stretch")
