@@ -52,7 +52,7 @@ def app_url(tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)
         try:
-            server.wait(10)
+            server.wait(5)
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
