@@ -12,8 +12,8 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -87,7 +87,7 @@ class RunLock:
     def __init__(self, folder: Path) -> None:
         self.path = folder / LOCK_FILE
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         # The lock appears with our pid already in it (written aside, then hard-linked into place): a run
         # that reads it a moment later must never see an empty file and take it for a stale lock.
         fd, pidfile = tempfile.mkstemp(prefix=f"{LOCK_FILE}.", suffix=".pid", dir=self.path.parent)
@@ -177,7 +177,6 @@ def read_state(folder: Path) -> dict | None:
     if not isinstance(state, dict) or any(not isinstance(state.get(k), t) for k, t in fields.items()):
         raise TrainingError(f"{path} is not a resume state this version wrote; delete it to start over")
     return state
-
 
 
 def _write_state(folder: Path, state: dict) -> None:
