@@ -34,4 +34,7 @@ st.caption("Loss and accuracy per epoch, train and test, for the shipped checkpo
            "choose which checkpoint each network classifies with.")
 st.page_link("pages/3_Classify.py", label="Classify", icon=":material/image_search:")
 st.caption("Upload images, take a picture or pick an example, and see all four networks classify them.")
+st.page_link("pages/4_Why_they_differ.py", label="Why they differ", icon=":material/query_stats:")
+st.caption("The report's claims measured: gradient flow with depth, cost, calibration and mistakes, "
+           "what each network looks at, and how DenseNet reuses its features.")
 st.caption("The sidebar, on every page, trains any network while you watch it learn.")
