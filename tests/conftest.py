@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import signal
 import tarfile
 import zipfile
 from pathlib import Path
@@ -66,3 +67,12 @@ def png_bytes(img: Image.Image) -> bytes:
 @pytest.fixture
 def tiny_folder(tmp_path) -> Path:
     return make_image_folder(tmp_path / "tiny")
+
+
+@pytest.fixture
+def restore_signals():
+    """cli train installs its own SIGINT/SIGTERM handlers; give pytest its own back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)

@@ -15,8 +15,8 @@ import threading
 import zlib
 from pathlib import Path
 
-import numpy as np
 import torch
+from conftest import make_image_folder
 from PIL import Image
 
 from cifarnets import checkpoints as ckpt
@@ -29,17 +29,8 @@ CLASSES = ("cat", "dog")
 # ---------------------------------------------------------------- data and checkpoints
 
 def image_folder(root: Path, n_train: int = 32, n_test: int = 8, size: int = 8, seed: int = 0) -> Path:
-    """train/{cat,dog}/*.png and test/{cat,dog}/*.png: reddish cats, bluish dogs (learnable, tiny)."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c, cls in enumerate(CLASSES):
-            d = root / split / cls
-            d.mkdir(parents=True, exist_ok=True)
-            for j in range(n):
-                a = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
-                a[..., 0 if c == 0 else 2] += 150
-                Image.fromarray(a).save(d / f"{j:03d}.png")
-    return root
+    """train/{cat,dog}/*.png and test/{cat,dog}/*.png: tiny, learnable pictures (conftest's generator)."""
+    return make_image_folder(root, CLASSES, n_train, n_test, size, seed)
 
 
 def write_checkpoint(folder: Path, key: str, classes=None, seed: int = 0) -> torch.nn.Module:

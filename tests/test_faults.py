@@ -29,13 +29,6 @@ from cifarnets.predict import batch, prepare, probabilities
 KEY = "cnn"  # the fastest network: these tests are about files and processes, not learning
 
 
-@pytest.fixture
-def restore_signals():
-    """cli train installs its own SIGINT/SIGTERM handlers; give pytest its own back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import signal
 
 import pytest
 import torch
@@ -184,13 +183,6 @@ def test_cli_evaluate_all_evaluates_the_networks_that_load(tmp_path, capsys):
     assert not marker.exists()
 
 
-@pytest.fixture
-def restore_signals():
-    """cli train installs its own SIGINT/SIGTERM handlers; give pytest its own back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch.load's remark on the plain pickle
