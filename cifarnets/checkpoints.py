@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,7 +168,3 @@ def discover(folder: str | Path = DEFAULT_DIR, device: torch.device | str = "cpu
                       if not path.exists() else str(e))
             entries[key] = Entry(key, path, reason=reason)
     return entries
-
-
-def warn(msg: str) -> None:
-    print(f"warning: {msg}", file=sys.stderr)

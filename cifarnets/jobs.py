@@ -25,7 +25,7 @@ from .fileio import read_json, write_json
 from .models import KEYS, label
 from .paths import project_root, runs_dir
 from .train import STATE_FILE, STATUS_FILE
-from .train import _alive as alive  # the trainer's own test for a live process (zombies count as dead)
+from .train import process_alive as alive  # the lock's own test for a live process (zombies count as dead)
 
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"

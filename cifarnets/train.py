@@ -99,7 +99,7 @@ class RunLock:
                     self._place(pidfile)
                 except FileExistsError:
                     pid = _read_pid(self.path)
-                    if pid and pid != os.getpid() and _alive(pid):
+                    if pid and pid != os.getpid() and process_alive(pid):
                         raise TrainingError(f"another run (pid {pid}) is writing to {self.path.parent}; "
                                             "wait for it, cancel it, or choose another --out") from None
                     self.path.unlink(missing_ok=True)  # stale: its process is gone
@@ -137,7 +137,7 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
