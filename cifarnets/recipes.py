@@ -23,7 +23,12 @@ class Recipe:
     schedule: str = "constant"  # "constant" | "step" | "onecycle"
     step_epochs: int = 10  # "step": multiply by gamma every step_epochs epochs
     gamma: float = 0.1
-    warmup: float = 0.0  # "onecycle": fraction of all steps spent ramping up linearly
+    warmup: float = 0.0  # "onecycle": fraction of each cycle's steps spent ramping up linearly
+    # "onecycle" with a warm restart (SGDR): a second cycle, peaking at restart_lr, starts at epoch
+    # restart_at. The first cycle is then exactly the one-cycle run of restart_at epochs, so a finished
+    # run of that length continues into the longer recipe with --resume.
+    restart_at: int = 0
+    restart_lr: float = 0.0
     label_smoothing: float = 0.0
     augment: bool = True  # random crop (pad 4) + horizontal flip
     note: str = ""  # what the report said, and what we assumed where it was silent
@@ -36,15 +41,23 @@ class Recipe:
         if self.schedule == "step":
             return self.lr * self.gamma ** (step // (self.step_epochs * steps_per_epoch))
         if self.schedule == "onecycle":
-            warm = max(1, int(self.warmup * total))
-            if step < warm:
-                return self.lr * (step + 1) / warm
-            t = min(1.0, (step - warm) / max(1, total - warm))
-            return self.lr * 0.5 * (1 + math.cos(math.pi * t))
+            first = self.restart_at * steps_per_epoch if 0 < self.restart_at < self.epochs else total
+            if step < first:
+                return _cycle(step, first, self.lr, self.warmup)
+            return _cycle(step - first, total - first, self.restart_lr or self.lr, self.warmup)
         raise ValueError(f"unknown schedule {self.schedule!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _cycle(step: int, total: int, peak: float, warmup: float) -> float:
+    """Linear warm-up over the first `warmup` fraction of `total` steps, then cosine decay to zero."""
+    warm = max(1, int(warmup * total))
+    if step < warm:
+        return peak * (step + 1) / warm
+    t = min(1.0, (step - warm) / max(1, total - warm))
+    return peak * 0.5 * (1 + math.cos(math.pi * t))
 
 
 _REPORT_NOTE = ("The report gives {given}; it is silent on {silent}, so we assume {assumed}.")
@@ -80,11 +93,16 @@ REPORT = {
 _MODERN = Recipe("modern", "sgd", 0.2, epochs=30, batch_size=256, nesterov=True, weight_decay=5e-4,
                  schedule="onecycle", warmup=0.05, label_smoothing=0.1, augment=True,
                  note="Ours: SGD+Nesterov, one-cycle (5% warm-up, cosine to 0), label smoothing 0.1, wd 5e-4, crop+flip.")
+# The two ResNets and the DenseNet were still improving when one 40-epoch cycle hit lr 0 (86%, 86%,
+# 81%): a warm restart at half the peak learning rate takes them further than one longer cycle would
+# in the same CPU time, and let the 40-epoch runs continue rather than start over.
+_RESTARTED = replace(_MODERN, restart_at=40, restart_lr=0.1,
+                     note=_MODERN.note[:-1] + ", then a warm restart at epoch 40 (second cosine cycle, peak lr 0.1).")
 MODERN = {
     "cnn": replace(_MODERN, epochs=40, lr=0.05),
-    "resnet": replace(_MODERN, epochs=40),
-    "densenet": replace(_MODERN, epochs=40),
-    "se_resnet": replace(_MODERN, epochs=40),
+    "resnet": replace(_RESTARTED, epochs=70),
+    "densenet": replace(_RESTARTED, epochs=60),
+    "se_resnet": replace(_RESTARTED, epochs=70),
 }
 
 RECIPES = {"report": REPORT, "modern": MODERN}

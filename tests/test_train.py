@@ -113,3 +113,15 @@ def test_sigterm_mid_run_saves_a_resumable_state_and_exits_zero(tiny_folder, tmp
                 should_stop=lambda: True)  # one more step, from where it stopped
     position = lambda s: s["epoch"] * 9 + s["step"]
     assert again["state"] == "stopped" and position(read_state(out)) == position(state) + 1
+
+
+def test_a_warm_restart_keeps_the_first_cycle_and_peaks_again():
+    restarted = recipes.get("modern", "resnet")
+    assert 0 < restarted.restart_at < restarted.epochs
+    one_cycle = recipes.get("modern", "resnet", epochs=restarted.restart_at)  # an override drops the restart
+    steps = 10
+    first = range(restarted.restart_at * steps)
+    assert [restarted.lr_at(s, steps) for s in first] == [one_cycle.lr_at(s, steps) for s in first]
+    second = [restarted.lr_at(s, steps) for s in range(restarted.restart_at * steps, restarted.epochs * steps)]
+    assert max(second) == pytest.approx(restarted.restart_lr)
+    assert second[-1] < 0.01 * restarted.restart_lr
