@@ -46,12 +46,14 @@ def upload_cap_mb(config: str | Path = STREAMLIT_CONFIG) -> int:
 MAX_BYTES = upload_cap_mb() * 2**20  # Streamlit counts megabytes as 2**20 bytes
 
 
-def decode_image(raw: bytes, name: str = "image", *, max_bytes: int = MAX_BYTES,
+def decode_image(raw: bytes, name: str = "image", *, max_bytes: int | None = None,
                  max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode bytes into an upright RGB image (first frame; transparency over white).
 
-    Raises ImageError, and nothing else, whatever the bytes are.
+    Raises ImageError, and nothing else, whatever the bytes are. `max_bytes` defaults to the app's
+    upload cap, MAX_BYTES, read at call time.
     """
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     if not raw:
         raise ImageError(f"{name} is empty (0 bytes)")
     if len(raw) > max_bytes:

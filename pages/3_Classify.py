@@ -27,10 +27,14 @@ loaded = [e.label for e in found.values() if e.ok]
 st.caption(f"{len(files)} image(s) through {len(loaded)} network(s) in {elapsed * 1000:.0f} ms "
            f"on {state.device_text()}.")
 
-for result in results[:MAX_CARDS]:
+for result in results:  # every refused file says why, however many there are: one line each
+    if not result.ok:
+        st.error(result.error)
+readable = [r for r in results if r.ok]
+for result in readable[:MAX_CARDS]:
     result_card(result, found)
-if len(results) > MAX_CARDS:
-    st.caption(f"The first {MAX_CARDS} images are shown in full; the table below has all {len(results)}.")
+if len(readable) > MAX_CARDS:
+    st.caption(f"The first {MAX_CARDS} images are shown in full; the table below has all {len(readable)}.")
 
 rows = summary_rows(results, {k: e.label for k, e in found.items() if e.ok})
 if rows and loaded:

@@ -150,9 +150,9 @@ def test_loader_order_is_repeatable_and_ranks_are_disjoint(tiny_folder):
     ds.train.y = torch.arange(len(ds.train))  # label = index, to see which images each rank got
     parts = [[y.tolist() for _, y in data.DeviceLoader(ds.train, 8, "cpu", train=True, rank=r, world=2)
               .batches(epoch=1, seed=3)] for r in (0, 1)]
-    merged = [sorted(p0 + p1) for p0, p1 in zip(*parts)]
+    merged = [sorted(p0 + p1) for p0, p1 in zip(*parts, strict=True)]
     full = [sorted(y.tolist()) for _, y in data.DeviceLoader(ds.train, 8, "cpu", train=True).batches(epoch=1, seed=3)]
-    assert merged == full and all(not set(p0) & set(p1) for p0, p1 in zip(*parts))
+    assert merged == full and all(not set(p0) & set(p1) for p0, p1 in zip(*parts, strict=True))
 
 
 def test_batches_are_normalised_floats(tiny_folder):

@@ -37,13 +37,10 @@ def gather_inputs() -> list[tuple[str, bytes]]:
 
 
 def result_card(result: Result, entries: dict[str, Entry]) -> None:
-    """The image, the 32x32 input the networks see, and each network's top-1 and top-5."""
+    """A readable image, the 32x32 input the networks see, and each network's top-1 and top-5."""
     with st.container(border=True):
         flag = " :orange-badge[networks disagree]" if result.disagree else ""
         st.markdown(f"**{result.name}**{flag}")
-        if not result.ok:
-            st.error(result.error)
-            return
         # A fixed grid (image, input, then every network in its place) so cards line up under each other.
         cols = st.columns([1, 1] + [1.4] * len(entries))
         cols[0].image(preview(result.prepared.image), caption="your image", width="stretch")
