@@ -215,7 +215,8 @@ def _tar_entries(path: Path):
                         class_dirs.add(sp[:2])
                         yield (*sp, tar.extractfile(m).read())
         except (tarfile.TarError, EOFError, OSError, zlib_error()) as e:
-            raise DataError(f"{path} is a damaged archive ({type(e).__name__}: {e}); download or copy it again") from None
+            raise DataError(f"{path} is a damaged archive ({type(e).__name__}: {e}); "
+                            "download or copy it again") from None
 
     return gen(), class_dirs
 
@@ -234,7 +235,8 @@ def _zip_entries(path: Path):
                         class_dirs.add(sp[:2])
                         yield (*sp, z.read(info))
         except (zipfile.BadZipFile, EOFError, OSError, zlib_error()) as e:
-            raise DataError(f"{path} is a damaged archive ({type(e).__name__}: {e}); download or copy it again") from None
+            raise DataError(f"{path} is a damaged archive ({type(e).__name__}: {e}); "
+                            "download or copy it again") from None
 
     return gen(), class_dirs
 

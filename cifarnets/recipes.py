@@ -66,7 +66,8 @@ REPORT = {
     "cnn": Recipe(
         "report", "adam", 1e-3, epochs=10, batch_size=64, augment=False,
         note=_REPORT_NOTE.format(given="Adam, lr 0.001, 10 epochs", silent="batch size and augmentation",
-                                 assumed="batch 64 and no augmentation, as in PyTorch's CIFAR-10 tutorial it builds on")),
+                                 assumed="batch 64 and no augmentation, as in PyTorch's CIFAR-10 tutorial "
+                                         "it builds on")),
     "resnet": Recipe(
         "report", "adam", 1e-3, epochs=20, batch_size=128, augment=True,
         note=_REPORT_NOTE.format(given="20 epochs and >80% with no overfitting yet",
@@ -92,7 +93,8 @@ REPORT = {
 # weight decay, with crop+flip. Batch 256 keeps the CPU's matrix kernels busy; lr scales with it.
 _MODERN = Recipe("modern", "sgd", 0.2, epochs=30, batch_size=256, nesterov=True, weight_decay=5e-4,
                  schedule="onecycle", warmup=0.05, label_smoothing=0.1, augment=True,
-                 note="Ours: SGD+Nesterov, one-cycle (5% warm-up, cosine to 0), label smoothing 0.1, wd 5e-4, crop+flip.")
+                 note="Ours: SGD+Nesterov, one-cycle (5% warm-up, cosine to 0), label smoothing 0.1, wd 5e-4, "
+                      "crop+flip.")
 # The two ResNets and the DenseNet were still improving when one 40-epoch cycle hit lr 0 (86%, 86%,
 # 81%): a warm restart at half the peak learning rate takes them further than one longer cycle would
 # in the same CPU time, and let the 40-epoch runs continue rather than start over.

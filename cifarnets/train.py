@@ -63,7 +63,7 @@ def evaluate(model: torch.nn.Module, loader: DeviceLoader, classes: list[str]) -
     n = int(confusion.sum())
     per_class = confusion.diag().double() / confusion.sum(1).clamp(min=1)
     return {"test_acc": float(confusion.diag().sum()) / max(n, 1), "test_loss": float(loss_sum) / max(n, 1),
-            "per_class": {name: round(float(a), 4) for name, a in zip(classes, per_class)},
+            "per_class": {name: round(float(a), 4) for name, a in zip(classes, per_class, strict=True)},
             "confusion": confusion.tolist(), "n": n}
 
 
@@ -305,13 +305,13 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
         raise TrainingError(f"the training split has {len(dataset.train)} images, fewer than one batch of "
                             f"{recipe.batch_size}; lower --batch-size")
 
-    epoch = state["epoch"] if state else 0
+    first_epoch = state["epoch"] if state else 0
     start = state["step"] if state else 0
     history = list(state["history"]) if state else []
     partial = dict(state["partial"]) if state else {}
-    global_step = epoch * steps + start
+    global_step = first_epoch * steps + start
     status = Status(out, main)
-    status.update(True, state="running", model=key, recipe=recipe.name, epoch=epoch, epochs=recipe.epochs,
+    status.update(True, state="running", model=key, recipe=recipe.name, epoch=first_epoch, epochs=recipe.epochs,
                   step=start, steps=steps, device=describe(dev))
     emit = progress if (progress and main) else (lambda event: None)
     # Weight-gradient norm per layer on a few fixed images, at initialisation and after each epoch: the
@@ -328,7 +328,7 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
                                "grad_norms_init": init_norms})
 
     smoothing = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    for epoch in range(epoch, recipe.epochs):
+    for epoch in range(first_epoch, recipe.epochs):
         net.train()
         sums = {"loss": partial.get("loss", 0.0), "correct": partial.get("correct", 0),
                 "seen": partial.get("seen", 0), "seconds": partial.get("seconds", 0.0)}
@@ -358,7 +358,8 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
                     batch_loss, correct, seen = float(losses.sum()), int(pending_correct), pending_seen
                 if not torch.isfinite(losses).all():
                     bad = step - len(pending_loss) + 1 + int((~torch.isfinite(losses)).nonzero()[0])
-                    status.update(True, state="failed", error=f"loss is not finite at epoch {epoch + 1}, step {bad + 1}")
+                    status.update(True, state="failed",
+                                  error=f"loss is not finite at epoch {epoch + 1}, step {bad + 1}")
                     raise TrainingError(f"the loss became non-finite at epoch {epoch + 1}, step {bad + 1} of {steps}; "
                                         f"lower the learning rate (it was {lr:g})")
                 sums["loss"] += batch_loss
@@ -371,7 +372,8 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
                 pending_correct.zero_()
                 rate = sums["seen"] / max(sums["seconds"], 1e-9)
                 done = (step + 1) + (epoch * steps)
-                eta = (recipe.epochs * steps - done) * sums["seconds"] / max(step + 1 - start, 1) if step + 1 > start else None
+                eta = ((recipe.epochs * steps - done) * sums["seconds"] / max(step + 1 - start, 1)
+                       if step + 1 > start else None)
                 event = {"kind": "step", "epoch": epoch + 1, "epochs": recipe.epochs, "step": step + 1, "steps": steps,
                          "loss": sums["loss"] / max(sums["seen"], 1), "acc": sums["correct"] / max(sums["seen"], 1),
                          "images_per_s": rate, "lr": lr, "eta_s": eta}
