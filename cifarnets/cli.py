@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import bench, data, hub, recipes
+from . import bench, data, hub, loadtest, recipes
 from . import checkpoints as ckpt
 from .analysis import precompute
 from .data import DataError
@@ -22,7 +22,8 @@ from .images import ImageError
 from .models import EXTRA_KEYS, KEYS, build, count_params, label, recipe_key
 from .train import TrainingError
 
-EXPECTED_ERRORS = (DataError, TrainingError, ckpt.CheckpointError, ImageError, KeyError, ValueError)
+EXPECTED_ERRORS = (DataError, TrainingError, ckpt.CheckpointError, ImageError, KeyError, ValueError,
+                   loadtest.LoadError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +86,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     hub.add_parser(sub)
     bench.add_parser(sub)
+    loadtest.add_parser(sub)
     precompute.add_parser(sub)
     return p
 
@@ -185,8 +187,9 @@ def cmd_train(args) -> int:
             + (f" --data {args.data}" if args.data else ""), file=sys.stderr)
     else:
         last = result["history"][-1] if result["history"] else {}
-        say(f"finished: test accuracy {last.get('test_acc', float('nan')):.2%}; checkpoint in {out}",
-            file=sys.stderr)
+        mirrored = last.get("test_acc_mirrored", last.get("test_acc", float("nan")))
+        say(f"finished: test accuracy {mirrored:.2%} mirror-averaged ({last.get('test_acc', float('nan')):.2%} "
+            f"single view); checkpoint in {out}", file=sys.stderr)
     return 0
 
 
@@ -218,7 +221,8 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(results | {k: {"error": v} for k, v in failures.items()}, indent=2))
     else:
         for key, m in results.items():
-            print(f"{label(key):<10} test accuracy {m['test_acc']:.2%}  loss {m['test_loss']:.4f}  (n={m['n']})")
+            print(f"{label(key):<10} test accuracy {m['test_acc']:.2%}  loss {m['test_loss']:.4f}  (n={m['n']}; "
+                  f"each image averaged with its mirror image; {m['single_view']['test_acc']:.2%} single view)")
             print("  " + "  ".join(f"{c} {a:.1%}" for c, a in m["per_class"].items()))
         for key, reason in failures.items():
             print(f"{label(key) if key in KEYS else key:<10} unavailable: {reason}")

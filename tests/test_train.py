@@ -26,8 +26,8 @@ def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_folder, 
     history = result["history"]
     assert result["state"] == "finished" and [r["epoch"] for r in history] == [1, 2, 3]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds",
-                               "images_per_s", "grad_norms", "grad_norms_init"}  # gradients: cifarnets.analysis
+    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "test_acc_mirrored", "lr",
+                               "seconds", "images_per_s", "grad_norms", "grad_norms_init"}  # gradients: cifarnets.analysis
     assert "grad_norms_init" not in history[1] and len(history[1]["grad_norms"]) == 16  # 13 convs, 2 shortcuts, fc
     model, config = checkpoints.load_checkpoint(tmp_path / "run")
     assert config["model"] == "resnet" and config["classes"] == ds.classes and config["epochs"] == 3
@@ -125,3 +125,19 @@ def test_a_warm_restart_keeps_the_first_cycle_and_peaks_again():
     second = [restarted.lr_at(s, steps) for s in range(restarted.restart_at * steps, restarted.epochs * steps)]
     assert max(second) == pytest.approx(restarted.restart_lr)
     assert second[-1] < 0.01 * restarted.restart_lr
+
+
+def test_a_networks_answer_is_the_same_for_an_image_and_its_mirror():
+    from cifarnets.models import build
+    from cifarnets.predict import mirrored
+
+    torch.manual_seed(0)
+    model = build("cnn").eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        single, averaged = mirrored(model, x)
+        single_of_mirror, averaged_of_mirror = mirrored(model, x.flip(3))
+        assert torch.allclose(single, torch.softmax(model(x), 1), atol=1e-6)
+    assert torch.allclose(averaged, averaged_of_mirror, atol=1e-6)
+    assert torch.allclose(averaged, (single + single_of_mirror) / 2, atol=1e-6)
+    assert not torch.allclose(single, single_of_mirror, atol=1e-4)  # a random network is not symmetric

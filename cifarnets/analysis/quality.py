@@ -8,19 +8,19 @@ import torch
 from torch import nn
 
 from ..data import DeviceLoader, Split
+from ..predict import mirrored
 
 BINS = 15  # equal-width confidence bins, as in Guo et al. (2017), "On Calibration of Modern Neural Networks"
 
 
 @torch.no_grad()
 def test_probs(model: nn.Module, split: Split, batch: int = 500) -> torch.Tensor:
-    """Softmax outputs (N, classes) on the CPU, in float32 as the app classifies, in the split's order."""
+    """Mirror-averaged softmax (N, classes) on the CPU, in float32 as the app classifies, in the split's order."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        out = [torch.softmax(model(x).float(), 1).cpu()
-               for x, _ in DeviceLoader(split, batch, device, train=False).batches()]
+        out = [mirrored(model, x)[1].cpu() for x, _ in DeviceLoader(split, batch, device, train=False).batches()]
     finally:
         model.train(was_training)
     return torch.cat(out)
