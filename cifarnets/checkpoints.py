@@ -78,6 +78,14 @@ def read_config(folder: str | Path) -> dict:
     return config
 
 
+def write_metrics(folder: str | Path, metrics: dict, measured_on: dict) -> None:
+    """Replace a checkpoint's metrics in its config.json with new measurements, naming the data they came from."""
+    path = Path(folder) / CONFIG_FILE
+    config = read_json(path)
+    config["metrics"] = metrics | {"measured_on": {k: v for k, v in measured_on.items() if v is not None}}
+    write_json(path, config)
+
+
 def read_history(folder: str | Path, name: str = HISTORY_FILE) -> list[dict]:
     """The per-epoch rows, or [] when the file is absent or unreadable."""
     try:

@@ -73,6 +73,8 @@ def make_parser() -> argparse.ArgumentParser:
     add_data_arg(e)
     add_device_arg(e)
     e.add_argument("--json", action="store_true", help="machine-readable output")
+    e.add_argument("--write", action="store_true",
+                   help="store what was measured as each checkpoint's metrics in its config.json (local folders only)")
     hub.add_hub_arg(e)
     e.set_defaults(func=cmd_evaluate)
 
@@ -200,6 +202,8 @@ def cmd_evaluate(args) -> int:
     from .train import evaluate
 
     device = pick(args.device)
+    if args.write and (args.hub or str(args.checkpoint or "").startswith("hf://")):
+        raise ValueError("--write updates local checkpoint folders, not the Hugging Face cache")
     if args.hub and not args.all:
         raise ValueError("--hub goes with --all; for one Hub repository use --checkpoint hf://OWNER/NAME")
     folders = (({key: Path(args.checkpoints) / key for key in KEYS} | hub.cli_overrides(args.hub)) if args.all
@@ -216,7 +220,10 @@ def cmd_evaluate(args) -> int:
         except ckpt.CheckpointError as e:
             failures[key or str(folder)] = str(e)
             continue
-        results[config["model"] if key is None else key] = evaluate(model, test, dataset.classes)
+        metrics = evaluate(model, test, dataset.classes)
+        results[config["model"] if key is None else key] = metrics
+        if args.write:  # the data it was measured on goes with the numbers
+            ckpt.write_metrics(folder, metrics, dataset.describe() | {"classes": None})
     if args.json:
         print(json.dumps(results | {k: {"error": v} for k, v in failures.items()}, indent=2))
     else:

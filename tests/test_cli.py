@@ -36,6 +36,12 @@ def test_train_evaluate_predict_end_to_end(tiny_folder, tmp_path):
     assert metrics["n"] == 24 and set(metrics["per_class"]) == {"circle", "square", "stripes"}
     assert 0 <= metrics["test_acc"] <= 1 and len(metrics["confusion"]) == 3
     assert metrics["test_acc"] == json.loads((run / "config.json").read_text())["metrics"]["test_acc"]
+    config = json.loads((run / "config.json").read_text())
+    config["metrics"] = {"test_acc": 0.0}  # as if measured some other way: --write replaces it
+    (run / "config.json").write_text(json.dumps(config))
+    assert cli("evaluate", "--checkpoint", str(run), "--data", str(tiny_folder), "--write").returncode == 0
+    written = json.loads((run / "config.json").read_text())["metrics"]
+    assert written.pop("measured_on")["n_test"] == 24 and written == metrics
 
     good = tmp_path / "good.png"
     good.write_bytes(png_bytes(tiny_image(1, __import__("numpy").random.default_rng(0), size=64)))

@@ -27,7 +27,7 @@ def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_folder, 
     assert result["state"] == "finished" and [r["epoch"] for r in history] == [1, 2, 3]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert set(history[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "test_acc_mirrored", "lr",
-                               "seconds", "images_per_s", "grad_norms", "grad_norms_init"}  # gradients: cifarnets.analysis
+                               "seconds", "images_per_s", "grad_norms", "grad_norms_init"}  # grad_norms: analysis
     assert "grad_norms_init" not in history[1] and len(history[1]["grad_norms"]) == 16  # 13 convs, 2 shortcuts, fc
     model, config = checkpoints.load_checkpoint(tmp_path / "run")
     assert config["model"] == "resnet" and config["classes"] == ds.classes and config["epochs"] == 3
