@@ -29,7 +29,9 @@ rows = [r for r in curves.long_rows(chosen) if r["split"] in (splits or [])]
 if not rows:
     st.info("Nothing to draw: no history is selected (pick a split to show, or train a run from the sidebar).")
 else:
-    st.caption("Solid lines: the test split. Dashed lines: the training split. Hover a point for its value.")
+    st.caption("Solid lines: the test split. Dashed lines: the training split. Hover a point for its value. "
+               "Test accuracy here is of each image alone, like the report's; the accuracy on Home averages "
+               "each image with its mirror image, as Classify does, and is about a point higher.")
     for metric in ("accuracy", "loss"):
         st.subheader(metric.capitalize())
         chart = curves_chart(rows, metric, side_by_side=arrangement == "side by side")
