@@ -281,3 +281,15 @@ def test_page_without_precomputed_files_says_what_to_run(monkeypatch, tmp_path):
 def test_page_without_any_checkpoint_still_renders(monkeypatch, tmp_path):
     at = open_page(monkeypatch, tmp_path, tmp_path / "none")
     assert "No DenseNet checkpoint is loaded" in texts(at)
+
+
+def test_analyze_only_measures_the_networks_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIFARNETS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(precompute, "LATENCY_BUDGET_S", 0.0)
+    dataset = data.load(make_image_folder(tmp_path / "data", classes=CIFAR10_CLASSES, n_train=2, n_test=2))
+    checkpoints = make_checkpoints(tmp_path / "checkpoints")
+    results = precompute.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1,),
+                                 keys=("cnn", "resnet"))
+    assert set(results) == {"cnn", "resnet"}
+    assert [k for k in ALL if (checkpoints / k / store.ANALYSIS_FILE).exists()] == ["cnn", "resnet"]
+    assert not (checkpoints / store.ANALYSIS_FILE).exists()  # the joint file needs all four

@@ -35,13 +35,16 @@ def add_parser(sub) -> None:
                                   f"(default: $CIFARNETS_DATA, else {data.DEFAULT_DATA})")
     a.add_argument("--checkpoints", default=ckpt.DEFAULT_DIR, help="folder of checkpoint folders (default checkpoints)")
     a.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    a.add_argument("--only", nargs="+", choices=KEYS + EXTRA_KEYS, metavar="KEY",
+                   help="measure only these networks (the four's joint file needs all four)")
     a.set_defaults(func=cmd_analyze)
 
 
 def cmd_analyze(args) -> int:
     device = pick(args.device)
     dataset = data.load(args.data, verbose=True)
-    results = analyze(Path(args.checkpoints), dataset, device, say=lambda m: print(m, file=sys.stderr))
+    results = analyze(Path(args.checkpoints), dataset, device, say=lambda m: print(m, file=sys.stderr),
+                      keys=tuple(args.only or KEYS + EXTRA_KEYS))
     print(f"{'network':<32} {'test acc':>8} {'ECE':>6} {'MACs':>12} {'ms @1':>7} {'ms @256':>8}")
     for key, r in results.items():
         q, c = r.get("quality") or {}, r["cost"]
@@ -77,11 +80,12 @@ def _load(folder: Path, key: str, device: torch.device,
 
 
 def analyze(root: Path, dataset: data.Dataset, device: torch.device, say=lambda m: None,
-            latency_batches: tuple[int, ...] = LATENCY_BATCHES) -> dict[str, dict]:
-    """Measure every network, write the analysis files, and return {key: record}."""
+            latency_batches: tuple[int, ...] = LATENCY_BATCHES,
+            keys: tuple[str, ...] = KEYS + EXTRA_KEYS) -> dict[str, dict]:
+    """Measure the networks `keys`, write their analysis files, and return {key: record}."""
     probe = GradientProbe(dataset.train, device)
     results, probs = {}, {}
-    for key in KEYS + EXTRA_KEYS:
+    for key in keys:
         folder = root / key
         # Our plain ResNet is measured even untrained: its cost and initial gradients need no training.
         if key in KEYS and not folder.is_dir():
@@ -100,7 +104,7 @@ def analyze(root: Path, dataset: data.Dataset, device: torch.device, say=lambda 
         if p is not None and key in KEYS:
             probs[key] = p
         say(f"{label(key)}: measured in {time.perf_counter() - tick:.0f}s -> {folder / store.ANALYSIS_FILE}")
-    if len(probs) >= 2:  # disagreement needs two networks at least
+    if len(probs) >= 2 and set(keys) >= set(KEYS):  # disagreement needs two networks; --only leaves it be
         store.write(root, joint(probs, dataset, results))
         say(f"where the {len(probs)} networks disagree -> {root / store.ANALYSIS_FILE}")
     return results
