@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -115,16 +116,19 @@ def test_sigterm_mid_run_saves_a_resumable_state_and_exits_zero(tiny_folder, tmp
     assert again["state"] == "stopped" and position(read_state(out)) == position(state) + 1
 
 
-def test_a_warm_restart_keeps_the_first_cycle_and_peaks_again():
+def test_warm_restarts_keep_the_earlier_cycles_and_peak_again():
     restarted = recipes.get("modern", "resnet")
-    assert 0 < restarted.restart_at < restarted.epochs
-    one_cycle = recipes.get("modern", "resnet", epochs=restarted.restart_at)  # an override drops the restart
+    (first, _), (second, second_lr) = restarted.restarts
     steps = 10
-    first = range(restarted.restart_at * steps)
-    assert [restarted.lr_at(s, steps) for s in first] == [one_cycle.lr_at(s, steps) for s in first]
-    second = [restarted.lr_at(s, steps) for s in range(restarted.restart_at * steps, restarted.epochs * steps)]
-    assert max(second) == pytest.approx(restarted.restart_lr)
-    assert second[-1] < 0.01 * restarted.restart_lr
+    for shorter in (recipes.get("modern", "resnet", epochs=first), recipes.get("modern", "resnet", epochs=second)):
+        head = range(shorter.epochs * steps)  # an --epochs override runs the cycles it reaches, unchanged
+        assert [restarted.lr_at(s, steps) for s in head] == [shorter.lr_at(s, steps) for s in head]
+    assert recipes.get("modern", "resnet", epochs=first).lr_at(first * steps - 1, steps) < 0.01 * restarted.lr
+    last = [restarted.lr_at(s, steps) for s in range(second * steps, restarted.epochs * steps)]
+    assert max(last) == pytest.approx(second_lr) and last[-1] < 0.01 * second_lr
+    as_stored = recipes.Recipe(**json.loads(json.dumps(restarted.to_dict())))  # restarts come back as lists
+    sample = range(0, restarted.epochs * steps, 7)
+    assert [as_stored.lr_at(s, steps) for s in sample] == [restarted.lr_at(s, steps) for s in sample]
 
 
 def test_a_networks_answer_is_the_same_for_an_image_and_its_mirror():
