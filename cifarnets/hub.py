@@ -285,7 +285,10 @@ def _metrics(config: dict) -> str:
     if "test_acc" not in metrics:
         return "## Metrics\n\nNone recorded."
     n = f" on {metrics['n']:,} test images" if isinstance(metrics.get("n"), int) else ""
-    lines = [f"## Metrics\n\nTest accuracy **{metrics['test_acc']:.2%}**{n}"
+    single = metrics.get("single_view") or {}
+    view = (f" (each image averaged with its mirror image, as `cifarnets` predicts; {single['test_acc']:.2%} "
+            "on each image alone)" if isinstance(single.get("test_acc"), float) else "")
+    lines = [f"## Metrics\n\nTest accuracy **{metrics['test_acc']:.2%}**{n}{view}"
              + (f", test loss {metrics['test_loss']:.4f}." if "test_loss" in metrics else ".")]
     per_class = metrics.get("per_class") or {}
     if per_class:
