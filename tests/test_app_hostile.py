@@ -1,5 +1,6 @@
-"""The hostile-upload catalogue through the Classify page itself: every file of one upload gets its
-predictions or its one-line reason, whatever else is in the upload, and the page never breaks."""
+"""Hostile input through the app itself. The upload catalogue on the Classify page: every file of one
+upload gets its predictions or its one-line reason, whatever else is in the upload. Broken checkpoints:
+that network is shown unavailable with its reason, nothing is unpickled, and the others keep working."""
 
 from __future__ import annotations
 
@@ -78,3 +79,30 @@ def test_a_bad_file_among_many_still_says_why(classify_page):
     at = upload(classify_page, files)
     assert [str(e.value) for e in at.error] == ["last.png is empty (0 bytes)"]
     assert len(at.dataframe[0].value) == 30
+
+
+@pytest.mark.parametrize("breakage", ["truncated", "pickle"])
+def test_a_broken_checkpoint_leaves_the_other_networks_working(tmp_path, monkeypatch, breakage):
+    checkpoints = make_checkpoints(tmp_path / "checkpoints")
+    weights = checkpoints / "resnet" / "model.safetensors"
+    marker = tmp_path / "unpickled"
+    if breakage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:
+        weights.write_bytes(pickle.dumps(Payload(marker)))
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(checkpoints))
+    monkeypatch.setenv("CIFARNETS_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
+    home = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not home.exception
+    warnings = [str(w.value) for w in home.warning]
+    assert len(warnings) == 1 and "model.safetensors is not a readable safetensors file" in warnings[0], warnings
+    assert len(home.metric) == 4 + 3  # parameters for all four, accuracy for the three that load
+
+    home.switch_page(PAGES["Classify"]).run()
+    at = upload(home, {"photo.png": GOOD["IMAGE.PNG"][0]()})
+    assert any("ResNet" in str(i.value) and "not a readable safetensors file" in str(i.value) for i in at.info)
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["image", "CNN", "DenseNet", "SE-ResNet", "networks disagree"]
+    assert all(table[n][0] != "-" for n in ("CNN", "DenseNet", "SE-ResNet"))
+    assert not marker.exists(), "a checkpoint was unpickled"
