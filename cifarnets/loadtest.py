@@ -59,7 +59,7 @@ def cmd_load(args) -> int:
         result = run(args.url, args.sessions, images, args.timeout)
     else:
         check(args.sessions, images, args.timeout)
-        with serve(start_timeout_s=min(60.0, args.timeout)) as url:
+        with serve(start_timeout_s=min(120.0, args.timeout)) as url:
             result = run(url, args.sessions, images, args.timeout)
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0 if result["held"] == result["sessions"] else 1
@@ -90,7 +90,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app: Path | None = None, env: dict | None = None, log: Path | None = None, start_timeout_s: float = 60):
+def serve(app: Path | None = None, env: dict | None = None, log: Path | None = None, start_timeout_s: float = 120):
     """`streamlit run app.py` on a free 127.0.0.1 port while the block runs, then SIGTERM (kill after 5 s): its URL."""
     app = app or project_root() / "app.py"
     if not app.is_file():
@@ -171,20 +171,21 @@ async def bounded(browser, url: str, i: int, image: Path, deadline: float) -> di
 
 async def session(browser, url: str, image: Path, outcome: dict) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1800})
+    context.set_default_timeout(0)  # no Playwright timeouts (30 s each by default): the deadline alone bounds a session
     try:
         page = await context.new_page()
         outcome["stage"] = "loading /Classify"
         start = time.perf_counter()
-        await page.goto(f"{url}/Classify", timeout=0)  # timeout=0: the deadline alone bounds every wait
-        await page.get_by_text("Upload images").first.wait_for(timeout=0)
+        await page.goto(f"{url}/Classify")
+        await page.get_by_text("Upload images").first.wait_for()
         outcome["first_render_ms"] = round((time.perf_counter() - start) * 1000, 1)
         outcome["stage"] = "waiting for the results"
         start = time.perf_counter()
         await page.locator("input[type=file]").first.set_input_files(str(image))
         # Bold text is the result card's (the uploader's file list is not): the image's name and each network.
         for text in (image.name, *map(label, KEYS)):
-            await page.locator("strong", has_text=re.compile(f"^{re.escape(text)}$")).first.wait_for(timeout=0)
-        await page.get_by_text("Summary", exact=True).wait_for(timeout=0)
+            await page.locator("strong", has_text=re.compile(f"^{re.escape(text)}$")).first.wait_for()
+        await page.get_by_text("Summary", exact=True).wait_for()
         outcome["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
         if errors := await page.locator(ERRORS).all_inner_texts():
             outcome["reason"] = "the page shows an error: " + " | ".join(e.strip()[:200] for e in errors)
