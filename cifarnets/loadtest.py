@@ -182,10 +182,12 @@ async def session(browser, url: str, image: Path, outcome: dict) -> None:
         outcome["stage"] = "waiting for the results"
         start = time.perf_counter()
         await page.locator("input[type=file]").first.set_input_files(str(image))
-        # Bold text is the result card's (the uploader's file list is not): the image's name and each network.
-        for text in (image.name, *map(label, KEYS)):
-            await page.locator("strong", has_text=re.compile(f"^{re.escape(text)}$")).first.wait_for()
-        await page.get_by_text("Summary", exact=True).wait_for()
+        # Whichever comes first: the results, or an error on the page (then waiting on would only time out).
+        results = asyncio.ensure_future(_results(page, image))
+        error = asyncio.ensure_future(page.locator(ERRORS).first.wait_for())
+        await asyncio.wait({results, error}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (results, error):
+            task.cancel()
         outcome["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
         if errors := await page.locator(ERRORS).all_inner_texts():
             outcome["reason"] = "the page shows an error: " + " | ".join(e.strip()[:200] for e in errors)
@@ -193,6 +195,13 @@ async def session(browser, url: str, image: Path, outcome: dict) -> None:
             outcome["held"], outcome["stage"] = True, "done"
     finally:
         await context.close()
+
+
+async def _results(page, image: Path) -> None:
+    # Bold text is the result card's (the uploader's file list is not): the image's name and each network.
+    for text in (image.name, *map(label, KEYS)):
+        await page.locator("strong", has_text=re.compile(f"^{re.escape(text)}$")).first.wait_for()
+    await page.get_by_text("Summary", exact=True).wait_for()
 
 
 def percentiles(values: list[float]) -> dict | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from app_helpers import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
@@ -172,3 +175,11 @@ def test_classify_without_checkpoints_still_shows_the_input(without_checkpoints)
     text = texts(at)
     assert "a.png" in text and text.count("not loaded") >= 4
     assert len(at.image) == 2 and not at.dataframe
+
+
+def test_pandas_is_whole_before_any_page_runs():
+    """Sessions run in threads; Altair reads pandas from sys.modules. `cifarnets.ui` must import it whole first,
+    or a chart drawn while another session imports pandas fails (the load test found it)."""
+    code = ("import sys; assert 'pandas' not in sys.modules; import cifarnets.ui; "
+            "assert hasattr(sys.modules['pandas'], 'Timestamp')")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
