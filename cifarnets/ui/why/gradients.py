@@ -48,11 +48,15 @@ def _plain(nets: dict[str, Network]) -> None:
         st.markdown(f"**Does depth without shortcuts train as well?** Test accuracy per epoch, {res.label} against "
                     f"{plain.label}.")
         st.altair_chart(charts.accuracy(rows), width="stretch")
-        last = {n: [r for r in rows if r["network"] == n][-1]["test_acc"] for n in {r["network"] for r in rows}}
-        if len(last) == 2:
-            gap = (last[res.label] - last[plain.label]) * 100
-            st.markdown(f"After training, the shortcuts are worth {gap:+.1f} points of test accuracy "
-                        f"({last[res.label]:.1%} with, {last[plain.label]:.1%} without).")
+        # At the same epoch: the two share a recipe, so epoch for epoch they had the same schedule.
+        by_epoch = {(r["network"], r["epoch"]): r["test_acc"] for r in rows}
+        both = [e for (n, e) in by_epoch if n == plain.label and (res.label, e) in by_epoch]
+        if both:
+            epoch = max(both)
+            with_, without = by_epoch[(res.label, epoch)], by_epoch[(plain.label, epoch)]
+            st.markdown(f"At epoch {epoch}, the last both reached, the shortcuts are worth "
+                        f"{(with_ - without) * 100:+.1f} points of test accuracy ({with_:.1%} with, "
+                        f"{without:.1%} without, each image alone).")
 
 
 def _epochs(nets: dict[str, Network], metric: str) -> None:
