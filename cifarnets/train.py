@@ -272,10 +272,16 @@ def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: 
         raise TrainingError(f"the run folder {out} is not writable")
     try:
         with RunLock(out) if main else contextlib.nullcontext(), training_threads(dev):
-            return _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world)
+            result = _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world)
     except OSError as e:  # a full or read-only disk: every file is written whole or not at all
         raise TrainingError(f"cannot write to the run folder {out}: {e.strerror or e}; "
                             "its last complete checkpoint is intact") from None
+    if world > 1:
+        # Ranks leave together and take the group down: a rank still inside gloo when its peer
+        # exits aborts ("terminate called without an active exception"), failing a clean run.
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
 
 
 def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world) -> dict:

@@ -38,8 +38,8 @@ def test_classify_two_uploads_in_chromium(app_url, tmp_path):
             # Bold text is the result cards' (the uploader's own file list is not): names and network labels.
             for text in [f.name for f in files] + list(LABELS):
                 page.locator(f"strong:text-is('{text}')").first.wait_for(timeout=WAIT_MS)
+            page.get_by_text("Summary", exact=True).wait_for(timeout=WAIT_MS)  # drawn after every card
             assert page.locator("strong:text-is('SE-ResNet')").count() == 2  # a column on each image's card
-            page.get_by_text("Summary", exact=True).wait_for(timeout=WAIT_MS)
             page.screenshot(path=str(tmp_path / "classify.png"), full_page=True)
         finally:
             browser.close()
