@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cifarnets.ui import layout, state
+from cifarnets.ui import layout, resources
 
 layout.setup("Home")
 st.title("Four CIFAR-10 networks, side by side")
@@ -10,8 +10,8 @@ st.markdown(
     "A student report compared four image classifiers on CIFAR-10 (32x32 photos in ten classes): a plain "
     "**CNN**, a small **ResNet**, a small **DenseNet** and an **SE-ResNet**. Here they are: their "
     "architectures, their training curves, and your own images to try them on.")
-found = state.entries()
-counts = {row["network"]: row["params"] for row in state.param_counts()}
+found = resources.entries()
+counts = {row["network"]: row["params"] for row in resources.param_counts()}
 for col, entry in zip(st.columns(4), found.values(), strict=True):
     with col.container(border=True):
         st.subheader(entry.label)
@@ -21,11 +21,11 @@ for col, entry in zip(st.columns(4), found.values(), strict=True):
                       help="On the 10,000 test images, each averaged with its mirror image as Classify does. "
                            "The training curves show each image alone, about a point lower.")
             recipe = entry.config.get("recipe", {}).get("name", "?")
-            st.caption(f"From {state.source_text(entry)}: {recipe} recipe, {entry.config.get('epochs', '?')} "
+            st.caption(f"From {resources.source_text(entry)}: {recipe} recipe, {entry.config.get('epochs', '?')} "
                        "epochs.")
         else:
             st.warning(f"No checkpoint loaded: {entry.reason}")
-st.caption(f"Device in use: **{state.device_text()}**")
+st.caption(f"Device in use: **{resources.device_text()}**")
 
 st.subheader("What each page offers")
 st.page_link("pages/1_Architecture.py", label="Architecture", icon=":material/account_tree:")

@@ -5,15 +5,15 @@ import time
 import streamlit as st
 
 from cifarnets.classify import classify, summary_rows
-from cifarnets.ui import layout, state
+from cifarnets.ui import layout, resources
 from cifarnets.ui.classify_view import gather_inputs, result_card
 
 MAX_CARDS = 24  # past this, the summary table still lists every image
 
 layout.setup("Classify")
 st.title("Classify")
-found = state.entries()
-state.notice_missing(found)
+found = resources.entries()
+resources.notice_missing(found)
 files = gather_inputs()
 if not files:
     st.caption("Upload images, pick an example or take a picture: each is shrunk to the 32x32 input the networks "
@@ -25,7 +25,7 @@ results = classify(files, found)
 elapsed = time.perf_counter() - tick
 loaded = [e.label for e in found.values() if e.ok]
 st.caption(f"{len(files)} image(s) through {len(loaded)} network(s) in {elapsed * 1000:.0f} ms "
-           f"on {state.device_text()}.")
+           f"on {resources.device_text()}.")
 
 for result in results:  # every refused file says why, however many there are: one line each
     if not result.ok:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from cifarnets.analysis import store
 from cifarnets.paths import checkpoints_dir
-from cifarnets.ui import layout, state
+from cifarnets.ui import layout, resources
 from cifarnets.ui.why import common, cost, gradients, looks, quality, reuse
 
 layout.setup("Why they differ")
@@ -13,7 +13,7 @@ st.markdown("The report ends by explaining its results: plain networks lose grad
             "dense connections keep it flowing, DenseNet reuses features with fewer parameters, SE blocks add "
             "channel attention. It shows no evidence. Here each claim is measured; the text under each view is "
             "written from the numbers, and says so where they disagree with the report.")
-entries = state.entries()
+entries = resources.entries()
 nets = common.networks()
 common.status(nets)
 

@@ -9,12 +9,12 @@ import streamlit as st
 
 from ...analysis.collect import Network, collect
 from ...paths import checkpoints_dir
-from .. import state
+from .. import resources
 
 
 def networks() -> dict[str, Network]:
     """The four as the app loaded them, and ours; with their stored measurements (small JSON files, read each run)."""
-    return collect(checkpoints_dir(), state.entries())
+    return collect(checkpoints_dir(), resources.entries())
 
 
 def _data() -> str:

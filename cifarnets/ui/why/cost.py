@@ -8,7 +8,7 @@ from ...analysis import cost as measure
 from ...analysis import findings
 from ...analysis.collect import Network, cost_rows
 from ...checkpoints import Entry
-from .. import state
+from .. import resources
 from . import charts
 
 
@@ -40,7 +40,7 @@ def render(nets: dict[str, Network], entries: dict[str, Entry]) -> None:
 
 
 def _measure_here(entries: dict[str, Entry]) -> None:
-    if st.button(f"Measure latency now, on {state.device_text()}", key="why_latency"):
+    if st.button(f"Measure latency now, on {resources.device_text()}", key="why_latency"):
         with st.spinner("Timing each network at batch 1 and 256..."):
             st.session_state["why_latency_rows"] = [
                 {"network": e.label, "1 image (ms)": measure.latency(e.model, 1, budget_s=0.5) * 1e3,

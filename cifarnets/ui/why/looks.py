@@ -12,7 +12,7 @@ from ...classify import enlarge
 from ...examples import list_examples
 from ...images import ImageError
 from ...predict import Prepared, batch, prepare, probabilities, read_file
-from .. import state
+from .. import resources
 from . import charts
 
 SIZE = 150  # pixels a side for each picture
@@ -42,7 +42,7 @@ def render_view(entries: dict[str, Entry], nets: dict[str, Network]) -> None:
     loaded = {k: e for k, e in entries.items() if e.ok}
     if image is None or not loaded:
         if not loaded:
-            state.notice_missing(entries)
+            resources.notice_missing(entries)
         return
     missing = [e.label for e in entries.values() if not e.ok]
     if missing:

@@ -1,4 +1,4 @@
-"""What every page needs loaded once per server, shared by all sessions: the device and the networks."""
+"""Resources every page needs, loaded once per server and shared by all sessions: the device and the networks."""
 
 from __future__ import annotations
 
