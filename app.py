@@ -11,6 +11,7 @@ st.markdown(
     "**CNN**, a small **ResNet**, a small **DenseNet** and an **SE-ResNet**. Here they are: their "
     "architectures, their training curves, and your own images to try them on.")
 found = resources.entries()
+resources.notice_hub()
 counts = {row["network"]: row["params"] for row in resources.param_counts()}
 for col, entry in zip(st.columns(4), found.values(), strict=True):
     with col.container(border=True):

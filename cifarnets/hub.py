@@ -5,7 +5,8 @@ are (plus a generated model card), and loading downloads them into the standard 
 hands the folder to the strict loader in checkpoints.py. PyTorchModelHubMixin's `from_pretrained` is
 never used: it loads with strict=False, and a missing or unexpected tensor must be an error.
 
-Where networks come from is one string, the hub spec (`--hub SPEC` on the CLI, $CIFARNETS_HUB for the app):
+Where networks come from is one string, the hub spec (`--hub SPEC` on the CLI, $CIFARNETS_HUB for the app,
+which reads it once per server and shows Home and Classify what fell back):
 
     OWNER/PREFIX[@REV]                  every network from its own repository, OWNER/PREFIX-<key>
                                         (e.g. alice/cifarnets -> alice/cifarnets-resnet, the repo that
@@ -23,7 +24,6 @@ Nothing here reaches the network until a function that downloads or uploads is c
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -134,24 +134,53 @@ def load(ref: str, device: torch.device | str = "cpu", expected_key: str | None 
     return ckpt.load_checkpoint(fetch(parse_ref(ref)), device, expected_key=expected_key)
 
 
-def resolve(spec: str) -> tuple[dict[str, Path], list[str]]:
-    """({key: folder} overrides for checkpoints.discover, notices): what can't be fetched stays shipped."""
-    overrides, notices = {}, []
+@dataclass(frozen=True)
+class Source:
+    """Where the hub spec sends one network: the folder fetched, or why it falls back to the shipped checkpoint."""
+
+    ref: Ref
+    folder: Path | None = None
+    error: str = ""
+
+    def text(self) -> str:
+        """Where the network comes from, in words (Home says it under each network)."""
+        if not self.folder:
+            return f"the shipped checkpoint, because `{self.ref}` could not be fetched"
+        if Path(self.ref.repo).expanduser().is_dir():
+            return f"the local folder `{self.ref.repo}`"
+        return f"the Hugging Face Hub repository `{self.ref}`"
+
+    def notice(self, key: str) -> str:
+        return f"{label(key)}: {self.error}; using the shipped checkpoint instead"
+
+
+def fetch_all(spec: str) -> dict[str, Source]:
+    """{key: Source} for each network a hub spec names. A repository that can't be fetched is a Source with an
+    error, never an exception; a malformed spec raises ValueError."""
+    sources = {}
     for key, ref in parse_spec(spec).items():
         try:
-            overrides[key] = fetch(ref)
+            sources[key] = Source(ref, fetch(ref))
         except HubError as e:
-            notices.append(f"{label(key)}: {e}; using the shipped checkpoint instead")
-    return overrides, notices
+            sources[key] = Source(ref, error=str(e))
+    return sources
 
 
-def overrides_from_env() -> tuple[dict[str, Path], list[str]]:
-    """resolve($CIFARNETS_HUB) for the app; a bad spec becomes a notice, never an exception."""
-    spec = os.environ.get(ENV_VAR, "")
+def resolve(spec: str) -> tuple[dict[str, Path], list[str]]:
+    """({key: folder} overrides for checkpoints.discover, notices): what can't be fetched stays shipped."""
+    sources = fetch_all(spec)
+    return ({k: s.folder for k, s in sources.items() if s.folder},
+            [s.notice(k) for k, s in sources.items() if not s.folder])
+
+
+def sources(spec: str) -> tuple[dict[str, Source], list[str]]:
+    """fetch_all(spec) and its notices, never an exception, as the app reads $CIFARNETS_HUB: one notice per
+    network that falls back, or one for a spec that can't be read (every network then stays shipped)."""
     try:
-        return resolve(spec)
+        found = fetch_all(spec)
     except ValueError as e:
         return {}, [f"{ENV_VAR}={spec!r} is not a valid hub spec ({e}); using the shipped checkpoints"]
+    return found, [s.notice(k) for k, s in found.items() if not s.folder]
 
 
 def checkpoint_folder(value: str) -> Path:

@@ -13,6 +13,7 @@ MAX_CARDS = 24  # past this, the summary table still lists every image
 layout.setup("Classify")
 st.title("Classify")
 found = resources.entries()
+resources.notice_hub()
 resources.notice_missing(found)
 files = gather_inputs()
 if not files:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +17,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from app_helpers import APP, make_checkpoints
 from conftest import TINY_CLASSES, png_bytes, tiny_image
 from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
+from streamlit.testing.v1 import AppTest
 
 from cifarnets import CIFAR10_CLASSES, cli, hub, recipes
 from cifarnets import checkpoints as ckpt
 from cifarnets.models import KEYS, build
+from cifarnets.ui import resources
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMIT = "a" * 40
+APP_TIMEOUT = 60  # a session's first run loads four networks; generous for a busy 2-core machine
 
 
 @pytest.fixture(autouse=True)
@@ -188,15 +193,90 @@ def test_hub_networks_override_shipped_ones_and_the_rest_fall_back_with_a_notice
     assert same_weights(entries["resnet"].model, shipped["resnet"])
 
 
-def test_app_reads_the_spec_from_the_environment(tmp_path, offline_hub, monkeypatch):
-    make_checkpoint(tmp_path / "src", "cnn")
-    snapshot = put_in_cache(offline_hub, "alice/cifarnets-cnn", tmp_path / "src")
-    assert hub.overrides_from_env() == ({}, [])
-    monkeypatch.setenv(hub.ENV_VAR, "cnn=alice/cifarnets-cnn")
-    assert hub.overrides_from_env() == ({"cnn": snapshot}, [])
-    monkeypatch.setenv(hub.ENV_VAR, "vgg=alice/x")
-    overrides, (notice,) = hub.overrides_from_env()
-    assert overrides == {} and "CIFARNETS_HUB='vgg=alice/x' is not a valid hub spec" in notice
+# ---------------------------------------------------------------- the app
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch) -> Path:
+    """The app on the CPU with its own shipped checkpoints (test accuracy 50, 60, 70 and 80%) and runs folder,
+    and no socket to connect with: whatever CIFARNETS_HUB says, nothing may reach the network."""
+    shipped = make_checkpoints(tmp_path / "shipped")
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(shipped))
+    monkeypatch.setenv("CIFARNETS_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the app tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    resources._hub.clear()  # the app fetches a spec once per server, and this process is that server
+    return shipped
+
+
+def home(spec: str, monkeypatch) -> AppTest:
+    monkeypatch.setenv(hub.ENV_VAR, spec)
+    at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def cards(at: AppTest) -> dict[str, str]:
+    """{network label: its Home card's test accuracy and caption}: what Home says about each network."""
+    found = {}
+    for column in at.columns:
+        labels = [h.value for h in column.subheader]
+        if labels:
+            found[labels[0]] = " ".join([m.value for m in column.metric][1:] + [c.value for c in column.caption]
+                                        + [w.value for w in column.warning])
+    return found
+
+
+def test_app_loads_networks_from_a_local_directory(tmp_path, app_env, monkeypatch):
+    make_checkpoint(tmp_path / "mirror" / "cifarnets-cnn", "cnn")  # test accuracy 45.67%
+    at = home(str(tmp_path / "mirror" / "cifarnets"), monkeypatch)
+    said = cards(at)
+    assert said["CNN"].startswith("45.7% From the local folder") and "mirror/cifarnets-cnn" in said["CNN"]
+    for name, acc in (("ResNet", "60.0%"), ("DenseNet", "70.0%"), ("SE-ResNet", "80.0%")):
+        assert said[name].startswith(f"{acc} From the shipped checkpoint, because")
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 3 and all("neither a local folder nor a Hub repository id" in w for w in warnings)
+    assert warnings[0].startswith("ResNet: ") and warnings[0].endswith("; using the shipped checkpoint instead")
+
+
+def test_app_loads_networks_from_the_hf_cache_offline_strictly(tmp_path, app_env, offline_hub, monkeypatch):
+    make_checkpoint(tmp_path / "good", "resnet")
+    put_in_cache(offline_hub, "alice/cifarnets-resnet", tmp_path / "good")
+    make_checkpoint(tmp_path / "bad", "densenet")  # one tensor too many: refused, not half-loaded
+    weights = tmp_path / "bad" / ckpt.MODEL_FILE
+    save_file(load_file(str(weights)) | {"extra": torch.zeros(1)}, str(weights))
+    put_in_cache(offline_hub, "alice/cifarnets-densenet", tmp_path / "bad")
+    at = home("resnet=alice/cifarnets-resnet,densenet=hf://alice/cifarnets-densenet,"
+              "se_resnet=alice/cifarnets-se_resnet@v2", monkeypatch)
+    said = cards(at)
+    assert said["CNN"] == "50.0% From the shipped checkpoint: modern recipe, 3 epochs."  # not named in the spec
+    assert said["ResNet"].startswith("45.7% From the Hugging Face Hub repository `alice/cifarnets-resnet`")
+    assert "No checkpoint loaded" in said["DenseNet"] and "1 unexpected tensor(s), e.g. extra" in said["DenseNet"]
+    assert said["SE-ResNet"].startswith("80.0% From the shipped checkpoint, because `alice/cifarnets-se_resnet@v2`")
+    notice, = [w.value for w in at.warning if not w.value.startswith("No checkpoint loaded")]
+    assert notice == ("SE-ResNet: alice/cifarnets-se_resnet@v2 is not in the Hugging Face cache and the Hub cannot "
+                      "be reached (offline); using the shipped checkpoint instead")
+    # Classify says so too, and classifies with what loaded.
+    at.switch_page("pages/3_Classify.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert notice in [w.value for w in at.warning]
+    assert any("DenseNet" in i.value and "unexpected tensor" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("spec", ["vgg=alice/x", "resnet=@v1"])
+def test_a_bad_spec_is_a_notice_in_the_app_and_every_network_stays_shipped(app_env, monkeypatch, spec):
+    at = home(spec, monkeypatch)
+    notice, = [w.value for w in at.warning]
+    assert notice.startswith(f"CIFARNETS_HUB={spec!r} is not a valid hub spec (")
+    assert notice.endswith("; using the shipped checkpoints")
+    said = cards(at)
+    assert [said[name][:5] for name in ("CNN", "ResNet", "DenseNet", "SE-ResNet")] == ["50.0%", "60.0%", "70.0%",
+                                                                                       "80.0%"]
+    assert all("From the shipped checkpoint:" in text for text in said.values())
 
 
 # ---------------------------------------------------------------- pushing

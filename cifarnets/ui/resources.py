@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
 import torch
 
-from .. import architecture, jobs
+from .. import architecture, hub, jobs
 from ..checkpoints import CONFIG_FILE, MODEL_FILE, Entry, discover
 from ..device import describe, pick
 from ..models import KEYS, build
@@ -39,6 +40,18 @@ def _stamp(folder: Path) -> tuple[float, float]:
     return tuple(out)
 
 
+@st.cache_resource(show_spinner="Fetching the networks CIFARNETS_HUB names...")
+def _hub(spec: str) -> tuple[dict[str, hub.Source], list[str]]:
+    # Once per server and spec: a download, or online a check for a newer revision, must not run on every
+    # click, and a network must not change under a session. Restart the app to fetch again.
+    return hub.sources(spec)
+
+
+def hub_sources() -> dict[str, hub.Source]:
+    """{key: where CIFARNETS_HUB sends it}, for the networks it names; {} when it is unset."""
+    return _hub(os.environ.get(hub.ENV_VAR, ""))[0]
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the networks...")
 def _discover(folder: str, overrides: tuple[tuple[str, str], ...], device_name: str, stamp: tuple) -> dict:
     # `stamp` only keys the cache: a retrained or newly chosen checkpoint loads afresh.
@@ -46,11 +59,20 @@ def _discover(folder: str, overrides: tuple[tuple[str, str], ...], device_name: 
 
 
 def entries() -> dict[str, Entry]:
-    """Every network: loaded from the user's chosen run, else from the shipped checkpoints, else why not."""
+    """Every network: from the user's chosen run, else from where CIFARNETS_HUB sends it, else from the shipped
+    checkpoints; or why it could not be loaded. A Hub network loads as strictly as the CLI loads it."""
     folder = checkpoints_dir()
-    overrides = {k: str(v) for k, v in jobs.active().items()}
+    from_hub = {k: str(s.folder) for k, s in hub_sources().items() if s.folder}
+    overrides = from_hub | {k: str(v) for k, v in jobs.active().items()}  # the user's own choice wins
     stamp = tuple(_stamp(Path(overrides.get(k) or folder / k)) for k in KEYS)
     return _discover(str(folder), tuple(sorted(overrides.items())), str(device()), stamp)
+
+
+def notice_hub() -> None:
+    """One warning per network CIFARNETS_HUB names that fell back to its shipped checkpoint, or one for a spec
+    that could not be read."""
+    for notice in _hub(os.environ.get(hub.ENV_VAR, ""))[1]:
+        st.warning(notice)
 
 
 def notice_missing(found: dict[str, Entry]) -> None:
@@ -65,7 +87,10 @@ def notice_missing(found: dict[str, Entry]) -> None:
 
 def source_text(entry: Entry) -> str:
     """Which checkpoint a network uses, in words."""
-    return f"your run `{entry.path.name}`" if entry.key in jobs.active() else "the shipped checkpoint"
+    if entry.key in jobs.active():
+        return f"your run `{entry.path.name}`"
+    source = hub_sources().get(entry.key)
+    return source.text() if source else "the shipped checkpoint"
 
 
 @st.cache_data(show_spinner=False)
