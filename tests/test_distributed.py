@@ -18,7 +18,7 @@ import pytest
 from cifarnets import checkpoints, data, recipes
 from cifarnets.train import STATE_FILE, fit
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("ddp_worker.py")

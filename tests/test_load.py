@@ -13,6 +13,7 @@ from cifarnets.loadtest import CHROMIUM
 
 
 @pytest.mark.browser
+@pytest.mark.load
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # on this project's starved 2-core machine, torch and Chromium load slowly
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
