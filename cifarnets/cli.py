@@ -19,7 +19,7 @@ from . import checkpoints as ckpt
 from .analysis import precompute
 from .data import DataError
 from .images import ImageError
-from .models import EXTRA_KEYS, KEYS, build, count_params, label, recipe_key
+from .models import ALL_KEYS, KEYS, build, count_params, label, recipe_key
 from .train import TrainingError
 
 EXPECTED_ERRORS = (DataError, TrainingError, ckpt.CheckpointError, ImageError, KeyError, ValueError,
@@ -51,7 +51,7 @@ def make_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one network, writing a checkpoint folder after every epoch",
                        description="Train one network. Ctrl-C (or SIGTERM) finishes the current step, saves, and "
                                    "exits 0; --resume continues exactly there.")
-    t.add_argument("--model", required=True, choices=KEYS + EXTRA_KEYS,
+    t.add_argument("--model", required=True, choices=ALL_KEYS,
                    help="one of the report's four, or resnet_plain: our ResNet without shortcuts")
     t.add_argument("--recipe", default="modern", choices=list(recipes.RECIPES),
                    help="report: the report's own training; modern: ours (default)")
@@ -229,7 +229,8 @@ def cmd_evaluate(args) -> int:
     else:
         for key, m in results.items():
             print(f"{label(key):<10} test accuracy {m['test_acc']:.2%}  loss {m['test_loss']:.4f}  (n={m['n']}; "
-                  f"each image averaged with its mirror image; {m['single_view']['test_acc']:.2%} single view)")
+                  f"each image averaged with its mirror image, in {m['precision']}; "
+                  f"{m['single_view']['test_acc']:.2%} single view)")
             print("  " + "  ".join(f"{c} {a:.1%}" for c, a in m["per_class"].items()))
         for key, reason in failures.items():
             print(f"{label(key) if key in KEYS else key:<10} unavailable: {reason}")

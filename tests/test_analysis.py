@@ -19,9 +19,8 @@ from cifarnets.analysis.gradients import GradientProbe
 from cifarnets.analysis.layers import weight_layers
 from cifarnets.data import Split
 from cifarnets.fileio import write_json
-from cifarnets.models import EXTRA_KEYS, KEYS, build, count_params, recipe_key
+from cifarnets.models import ALL_KEYS, KEYS, build, count_params, recipe_key
 
-ALL = KEYS + EXTRA_KEYS
 PAGE = "pages/4_Why_they_differ.py"
 
 
@@ -67,7 +66,7 @@ def test_depth_counts_the_main_path_only(key, depth):
 
 # ---------------------------------------------------------------- gradient flow
 
-@pytest.mark.parametrize("key", ALL)
+@pytest.mark.parametrize("key", ALL_KEYS)
 def test_gradient_recorder_gives_one_finite_value_per_parameterised_layer(key):
     model = fresh(key)
     before = [b.clone() for b in model.buffers()]
@@ -210,8 +209,8 @@ def measured(tmp_path_factory):
 
 def test_analyze_writes_a_small_json_beside_each_checkpoint(measured):
     checkpoints, results = measured
-    assert set(results) == set(ALL)
-    for key in ALL:
+    assert set(results) == set(ALL_KEYS)
+    for key in ALL_KEYS:
         path = checkpoints / key / store.ANALYSIS_FILE
         assert path.stat().st_size < 200_000
         record = store.read(checkpoints / key)
@@ -291,5 +290,5 @@ def test_analyze_only_measures_the_networks_named(tmp_path, monkeypatch):
     results = precompute.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1,),
                                  keys=("cnn", "resnet"))
     assert set(results) == {"cnn", "resnet"}
-    assert [k for k in ALL if (checkpoints / k / store.ANALYSIS_FILE).exists()] == ["cnn", "resnet"]
+    assert [k for k in ALL_KEYS if (checkpoints / k / store.ANALYSIS_FILE).exists()] == ["cnn", "resnet"]
     assert not (checkpoints / store.ANALYSIS_FILE).exists()  # the joint file needs all four

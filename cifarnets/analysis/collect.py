@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import CIFAR10_CLASSES
 from ..checkpoints import CONFIG_FILE, MODEL_FILE, Entry, read_history
 from ..fileio import read_json
-from ..models import EXTRA_KEYS, KEYS, build, label
+from ..models import ALL_KEYS, build, label, spec
 from . import store
 from .cost import checkpoint_bytes, static_cost
 from .gradients import depth_rows
@@ -34,7 +34,7 @@ class Network:
 
     @property
     def ours(self) -> bool:
-        return self.key in EXTRA_KEYS
+        return not spec(self.key).in_report
 
     @property
     def fresh_record(self) -> dict | None:
@@ -53,7 +53,7 @@ def _config(folder: Path) -> dict:
 def collect(checkpoints: Path, entries: dict[str, Entry]) -> dict[str, Network]:
     """The four networks as the app loaded them (their folder may be a user's run), then ours from `checkpoints`."""
     out = {}
-    for key in KEYS + EXTRA_KEYS:
+    for key in ALL_KEYS:
         entry = entries.get(key)
         folder = Path(entry.path) if entry else Path(checkpoints) / key
         trained = entry.ok if entry else (folder / MODEL_FILE).exists()

@@ -19,7 +19,7 @@ from .. import checkpoints as ckpt
 from .. import data
 from ..device import describe, pick
 from ..fileio import read_json
-from ..models import EXTRA_KEYS, KEYS, build, label
+from ..models import ALL_KEYS, KEYS, build, label
 from . import cost, quality, se, store
 from .gradients import GradientProbe
 
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
                                   f"(default: $CIFARNETS_DATA, else {data.DEFAULT_DATA})")
     a.add_argument("--checkpoints", default=ckpt.DEFAULT_DIR, help="folder of checkpoint folders (default checkpoints)")
     a.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    a.add_argument("--only", nargs="+", choices=KEYS + EXTRA_KEYS, metavar="KEY",
+    a.add_argument("--only", nargs="+", choices=ALL_KEYS, metavar="KEY",
                    help="measure only these networks (the four's joint file needs all four)")
     a.set_defaults(func=cmd_analyze)
 
@@ -44,7 +44,7 @@ def cmd_analyze(args) -> int:
     device = pick(args.device)
     dataset = data.load(args.data, verbose=True)
     results = analyze(Path(args.checkpoints), dataset, device, say=lambda m: print(m, file=sys.stderr),
-                      keys=tuple(args.only or KEYS + EXTRA_KEYS))
+                      keys=tuple(args.only or ALL_KEYS))
     print(f"{'network':<32} {'test acc':>8} {'ECE':>6} {'MACs':>12} {'ms @1':>7} {'ms @256':>8}")
     for key, r in results.items():
         q, c = r.get("quality") or {}, r["cost"]
@@ -81,7 +81,7 @@ def _load(folder: Path, key: str, device: torch.device,
 
 def analyze(root: Path, dataset: data.Dataset, device: torch.device, say=lambda m: None,
             latency_batches: tuple[int, ...] = LATENCY_BATCHES,
-            keys: tuple[str, ...] = KEYS + EXTRA_KEYS) -> dict[str, dict]:
+            keys: tuple[str, ...] = ALL_KEYS) -> dict[str, dict]:
     """Measure the networks `keys`, write their analysis files, and return {key: record}."""
     probe = GradientProbe(dataset.train, device)
     results, probs = {}, {}

@@ -17,7 +17,8 @@ class ModelSpec:
     key: str
     label: str  # the name a user reads, everywhere
     builder: Callable[..., nn.Module]
-    recipe_of: str | None = None  # an extra network trains with this report network's recipe
+    in_report: bool = True  # False: ours, measured on Why they differ but not among the four every page shows
+    recipe_of: str | None = None  # a network of ours trains with this report network's recipe
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -27,24 +28,20 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("resnet", "ResNet", resnet),
         ModelSpec("densenet", "DenseNet", densenet),
         ModelSpec("se_resnet", "SE-ResNet", se_resnet),
+        ModelSpec("resnet_plain", "ResNet without shortcuts (ours)", resnet_plain, in_report=False,
+                  recipe_of="resnet"),
     )
 }
-KEYS = tuple(MODELS)
-
-# Networks of ours, not the report's: trainable (`train --model resnet_plain`) and measured on the
-# Why they differ page, but never among the four that KEYS lists and every other page shows.
-EXTRAS: dict[str, ModelSpec] = {
-    spec.key: spec
-    for spec in (ModelSpec("resnet_plain", "ResNet without shortcuts (ours)", resnet_plain, recipe_of="resnet"),)
-}
-EXTRA_KEYS = tuple(EXTRAS)
+KEYS = tuple(k for k, s in MODELS.items() if s.in_report)  # the report's four: what every page shows
+ALL_KEYS = tuple(MODELS)  # ours too: trainable, and measured on Why they differ
+EXTRA_KEYS = tuple(k for k in ALL_KEYS if k not in KEYS)
 
 
 def spec(key: str) -> ModelSpec:
     try:
-        return MODELS[key] if key in MODELS else EXTRAS[key]
+        return MODELS[key]
     except KeyError:
-        raise KeyError(f"unknown network {key!r}; choose one of {', '.join(KEYS + EXTRA_KEYS)}") from None
+        raise KeyError(f"unknown network {key!r}; choose one of {', '.join(ALL_KEYS)}") from None
 
 
 def label(key: str) -> str:

@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .common import Intermediates
+
 
 class Net(nn.Module):
     def __init__(self, num_classes: int = 10) -> None:
@@ -15,13 +17,15 @@ class Net(nn.Module):
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, num_classes)
 
+    def forward_intermediates(self, x: torch.Tensor) -> Intermediates:
+        conv1 = F.relu(self.conv1(x))  # 32 -> 28
+        conv2 = F.relu(self.conv2(self.pool(conv1)))  # 14 -> 10
+        x = torch.flatten(self.pool(conv2), 1)  # 16 x 5 x 5
+        features = F.relu(self.fc2(F.relu(self.fc1(x))))
+        return Intermediates(self.fc3(features), {"conv1": conv1, "conv2": conv2}, features, {})
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(F.relu(self.conv1(x)))  # 32 -> 28 -> 14
-        x = self.pool(F.relu(self.conv2(x)))  # 14 -> 10 -> 5
-        x = torch.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
+        return self.forward_intermediates(x).logits
 
 
 def cnn(num_classes: int = 10) -> Net:

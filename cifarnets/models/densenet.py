@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from .common import Intermediates
+
 
 class DenseLayer(nn.Module):
     """BN-ReLU-3x3 conv producing `growth_rate` new channels, concatenated to its input."""
@@ -63,8 +65,21 @@ class SimpleDenseNet(nn.Module):
         )
         self.classifier = nn.Linear(64 + n * g, num_classes)
 
+    # What each module of `features` is, as a stage; the stem's conv and pool are one stage, and the
+    # final pooling none.
+    STAGES = (None, "stem", "block1", "transition1", "block2", "transition2", "block3", None)
+
+    def forward_intermediates(self, x: torch.Tensor) -> Intermediates:
+        stages = {}
+        for name, module in zip(self.STAGES, self.features, strict=True):
+            x = module(x)
+            if name:
+                stages[name] = x
+        features = torch.flatten(x, 1)
+        return Intermediates(self.classifier(features), stages, features, {})
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.features(x), 1))
+        return self.forward_intermediates(x).logits
 
 
 def densenet(num_classes: int = 10) -> SimpleDenseNet:

@@ -37,6 +37,11 @@ class ResidualBlockSE(ResidualBlock):
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.se(super().residual(x))
 
+    def forward_with_gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        branch = super().residual(x)  # before the SE block scales it
+        gate = self.se.gate(branch)
+        return F.relu(branch * gate[:, :, None, None] + self.shortcut(x)), gate
+
 
 class ResNetSE(ResNet):
     def __init__(self, num_blocks=(2, 2, 2), num_classes: int = 10) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import altair as alt
 
 from ...analysis.collect import INIT, TRAINED
-from ...models import EXTRA_KEYS, KEYS, label
+from ...models import ALL_KEYS, KEYS, label
 from ..charts import COLORS
 
-ORDER = [label(k) for k in KEYS + EXTRA_KEYS]
+ORDER = [label(k) for k in ALL_KEYS]
 PALETTE = COLORS | {label("resnet_plain"): "#b279a2"}  # ours in a colour none of the four uses
 METRICS = {"rms": "gradient per weight (RMS)", "norm": "gradient norm"}
 
