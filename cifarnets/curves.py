@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoints import HISTORY_FILE, REPORT_HISTORY_FILE, read_history
-from .fileio import read_json
+from .checkpoints import HISTORY_FILE, REPORT_HISTORY_FILE, CheckpointError, read_config, read_history
 from .models import KEYS, label
 
 # metric -> (train column, test column) in a history row
@@ -26,9 +25,10 @@ class Curve:
 
 def _recipe_name(folder: Path) -> str:
     try:
-        return read_json(folder / "config.json").get("recipe", {}).get("name", "")
-    except (OSError, ValueError, AttributeError):
+        recipe = read_config(folder).get("recipe")
+    except CheckpointError:
         return ""
+    return recipe.get("name", "") if isinstance(recipe, dict) else ""
 
 
 def shipped_curves(checkpoints: Path) -> list[Curve]:

@@ -9,13 +9,10 @@ import io
 import struct
 import warnings
 import zlib
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-DEFAULT_UPLOAD_MB = 200  # Streamlit's own default for server.maxUploadSize
-STREAMLIT_CONFIG = Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml"
 MAX_PIXELS = 64_000_000  # ~8000x8000: refuse decompression bombs before decoding a single pixel
 SIZE = 32
 # JPEGs are decoded at a reduced DCT scale while at least this size remains: a 48-megapixel photo
@@ -23,27 +20,21 @@ SIZE = 32
 DRAFT = 1024
 # Only these decoders ever see user bytes. Pillow can open many more (EPS even runs Ghostscript);
 # each is attack surface that no user of a CIFAR-10 demo needs. MPO (camera JPEGs) opens as JPEG.
-FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+# The one list of what we read: Pillow's format name -> the file endings the uploader accepts for it.
+FORMATS = {"PNG": ("png",), "JPEG": ("jpg", "jpeg"), "WEBP": ("webp",), "GIF": ("gif",), "BMP": ("bmp",),
+           "TIFF": ("tif", "tiff"), "AVIF": ("avif",)}
+EXTENSIONS = [ext for exts in FORMATS.values() for ext in exts]
+# The largest file we take, in MB, as Streamlit counts them (2**20 bytes). The app's uploader has the same
+# cap (.streamlit/config.toml's server.maxUploadSize; a test keeps the two equal), so the app and
+# `predict` refuse the same files.
+MAX_UPLOAD_MB = 200
 
 
 class ImageError(ValueError):
     """This file cannot be classified, and why, in one line."""
 
 
-def upload_cap_mb(config: str | Path = STREAMLIT_CONFIG) -> int:
-    """server.maxUploadSize (MB) from the app's .streamlit/config.toml, so that the app and `predict` refuse
-    the same files; Streamlit's default when the file, the key or tomllib (Python 3.10) is missing."""
-    try:
-        import tomllib
-
-        with open(config, "rb") as f:
-            value = tomllib.load(f).get("server", {}).get("maxUploadSize", DEFAULT_UPLOAD_MB)
-    except (ImportError, OSError, ValueError, AttributeError):
-        return DEFAULT_UPLOAD_MB
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else DEFAULT_UPLOAD_MB
-
-
-MAX_BYTES = upload_cap_mb() * 2**20  # Streamlit counts megabytes as 2**20 bytes
+MAX_BYTES = MAX_UPLOAD_MB * 2**20
 
 
 def decode_image(raw: bytes, name: str = "image", *, max_bytes: int | None = None,
@@ -81,7 +72,7 @@ def decode_image(raw: bytes, name: str = "image", *, max_bytes: int | None = Non
     except ImageError:
         raise
     except UnidentifiedImageError:
-        formats = ", ".join(_formats())
+        formats = formats_text()
         what = _sniff(raw)
         raise ImageError(f"{name} is {what} (we read {formats})" if what else
                          f"{name} is not in an image format we can read ({formats})") from None
@@ -104,6 +95,11 @@ def decode_image(raw: bytes, name: str = "image", *, max_bytes: int | None = Non
 def _formats() -> list[str]:
     Image.init()  # registers every plugin once; then only ours are tried
     return [f for f in FORMATS if f in Image.OPEN]
+
+
+def formats_text() -> str:
+    """'PNG, JPEG, WEBP, ...': what a person is told we read."""
+    return ", ".join(_formats())
 
 
 # The first bytes of the formats we read: past them, "unidentified" means damaged, not foreign.

@@ -19,6 +19,7 @@ from cifarnets.analysis.gradients import GradientProbe
 from cifarnets.analysis.layers import weight_layers
 from cifarnets.data import Split
 from cifarnets.fileio import write_json
+from cifarnets.metrics import confusion_matrix
 from cifarnets.models import ALL_KEYS, KEYS, build, count_params, recipe_key
 
 PAGE = "pages/4_Why_they_differ.py"
@@ -135,7 +136,7 @@ def test_confusion_and_disagreement():
     labels = torch.tensor([0, 1, 2])
     one_hot = lambda cls: torch.nn.functional.one_hot(torch.tensor(cls), 10).float()  # noqa: E731
     probs = {"a": one_hot([0, 1, 2]), "b": one_hot([0, 2, 2]), "c": one_hot([0, 3, 1])}
-    assert quality.confusion(probs["b"], labels)[1][2] == 1
+    assert confusion_matrix(labels, probs["b"].argmax(1), 10)[1][2] == 1
     ranked = quality.disagreement(probs, labels, top=3)
     assert [r["index"] for r in ranked] == [1, 2, 0]  # three answers, then two, then one
     assert ranked[0]["answers"] == 3 and ranked[0]["predictions"]["c"]["class"] == 3

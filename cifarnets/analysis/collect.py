@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import CIFAR10_CLASSES
-from ..checkpoints import CONFIG_FILE, MODEL_FILE, Entry, read_history
-from ..fileio import read_json
+from ..checkpoints import MODEL_FILE, CheckpointError, Entry, read_config, read_history
 from ..models import ALL_KEYS, build, label, spec
 from . import store
 from .cost import checkpoint_bytes, static_cost
@@ -44,10 +43,9 @@ class Network:
 
 def _config(folder: Path) -> dict:
     try:
-        config = read_json(folder / CONFIG_FILE)
-    except (OSError, ValueError):
+        return read_config(folder)
+    except CheckpointError:
         return {}
-    return config if isinstance(config, dict) else {}
 
 
 def collect(checkpoints: Path, entries: dict[str, Entry]) -> dict[str, Network]:

@@ -1,43 +1,35 @@
 """What a network costs: parameters, multiply-accumulates for one image, latency, and size on disk.
 
-MACs count the multiplications of convolutions and linear layers, the usual convention: BatchNorm,
+MACs count the multiply-accumulates of convolutions and linear layers, the usual convention: BatchNorm,
 ReLU, pooling and bias additions are left out (together they are a few percent at most here).
 """
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..checkpoints import MODEL_FILE
 from ..models import count_params
+from ..models.common import eval_mode
 
 
 def macs(model: nn.Module, image_size: int = 32) -> dict[str, int]:
-    """{layer name: multiply-accumulates for one image}, counted with forward hooks on each Conv2d and Linear."""
-    names = {m: n for n, m in model.named_modules()}
-    counts: dict[str, int] = {}
-
-    def hook(module: nn.Module, inputs, output: torch.Tensor) -> None:
-        per_output = (module.in_features if isinstance(module, nn.Linear)
-                      else module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1])
-        counts[names[module]] = counts.get(names[module], 0) + output[0].numel() * per_output
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return counts
+    """{layer name: multiply-accumulates for one image} of each Conv2d and Linear, as PyTorch's own flop
+    counter counts them (a multiply-accumulate is two of its FLOPs), on a blank image in eval mode."""
+    model = copy.deepcopy(model).eval()  # private: the counter sees a model nobody else is using
+    layers = {n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
+    prefix = type(model).__name__ + "."  # the counter names a module "<class>.<dotted name>"
+    return {name.removeprefix(prefix): sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items()
+            if name.removeprefix(prefix) in layers}
 
 
 def _sync(device: torch.device) -> None:
@@ -52,11 +44,9 @@ def latency(model: nn.Module, batch: int, *, min_runs: int = 3, budget_s: float 
     """Median seconds for one forward pass of `batch` images on the model's device, in float32 as the app
     classifies. Two warm-up passes first; then at least `min_runs` timed passes, more while within budget."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     x = torch.randn(batch, 3, 32, 32, device=device)
     times: list[float] = []
-    try:
+    with eval_mode(model):
         for _ in range(2):
             model(x)
         _sync(device)
@@ -66,8 +56,6 @@ def latency(model: nn.Module, batch: int, *, min_runs: int = 3, budget_s: float 
             model(x)
             _sync(device)
             times.append(time.perf_counter() - tick)
-    finally:
-        model.train(was_training)
     return statistics.median(times)
 
 

@@ -14,20 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.cnn import Net
-from ..models.densenet import DenseBlock, SimpleDenseNet
-from ..models.resnet import ResNet
-
-
-def target_layer(model: nn.Module) -> nn.Module:
-    """The module whose output is the last spatial feature map."""
-    if isinstance(model, Net):
-        return model.conv2
-    if isinstance(model, ResNet):  # also the SE-ResNet and the plain ResNet
-        return model.layer3
-    if isinstance(model, SimpleDenseNet):
-        return [m for m in model.features if isinstance(m, DenseBlock)][-1]
-    return [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
+from ..models.common import eval_mode
 
 
 @dataclass
@@ -38,21 +25,16 @@ class Cam:
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, target: int) -> Cam:
-    """Grad-CAM of one normalised image batch (1, 3, H, W) for class `target`, in eval mode."""
-    layer = target_layer(model)
-    store: dict[str, torch.Tensor] = {}
-    hook = layer.register_forward_hook(lambda m, i, out: store.__setitem__("a", out))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            logits = model(x.to(next(model.parameters()).device))
-            acts = store["a"]
-            (grads,) = torch.autograd.grad(logits[0, target], acts)
-    finally:
-        hook.remove()
-        model.train(was_training)
+    """Grad-CAM of one normalised image batch (1, 3, H, W) for class `target`, on the last stage's output.
+
+    The network hands back its stage outputs itself (forward_intermediates), so nothing is attached to a
+    model that other sessions share, and a model already in eval mode is not touched.
+    """
+    with eval_mode(model), torch.enable_grad():
+        out = model.forward_intermediates(x.to(next(model.parameters()).device))
+        acts = list(out.stages.values())[-1]
+        (grads,) = torch.autograd.grad(out.logits[0, target], acts)
     weights = grads.float().mean((2, 3), keepdim=True)
     cam = F.relu((weights * acts.float()).sum(1, keepdim=True)).detach()
     heat = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
-    return Cam(heat[0, 0].clamp(min=0).cpu().numpy(), tuple(acts.shape[-2:]), float(logits[0, target].detach()))
+    return Cam(heat[0, 0].clamp(min=0).cpu().numpy(), tuple(acts.shape[-2:]), float(out.logits[0, target].detach()))

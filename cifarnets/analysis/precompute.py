@@ -18,7 +18,6 @@ import torch
 from .. import checkpoints as ckpt
 from .. import data
 from ..device import describe, pick
-from ..fileio import read_json
 from ..models import ALL_KEYS, KEYS, build, label
 from . import cost, quality, se, store
 from .gradients import GradientProbe
@@ -57,23 +56,11 @@ def cmd_analyze(args) -> int:
 
 def _load(folder: Path, key: str, device: torch.device,
           classes: list[str]) -> tuple[torch.nn.Module | None, dict | None]:
-    """A trained network and its config, or (None, None) when the folder holds no checkpoint of `key`.
-
-    The plain ResNet is not one of the four the checkpoint reader accepts, so its config is read as plain JSON.
-    """
+    """A trained network and its config, or (None, None) when the folder holds no checkpoint of `key`."""
     if not (folder / ckpt.MODEL_FILE).exists():
         return None, None
-    if key in KEYS:
-        model, config = ckpt.load_checkpoint(folder, device, expected_key=key)
-    else:
-        config = read_json(folder / ckpt.CONFIG_FILE)
-        if config.get("model") != key:
-            raise ckpt.CheckpointError(f"{folder / ckpt.CONFIG_FILE} holds a {config.get('model')!r} network, "
-                                       f"not {key!r}")
-        model = build(key, num_classes=len(config.get("classes", classes)))
-        ckpt.load_weights(model, folder / ckpt.MODEL_FILE)
-        model = model.to(device).eval()
-    if config.get("classes", classes) != classes:
+    model, config = ckpt.load_checkpoint(folder, device, expected_key=key)
+    if config["classes"] != classes:
         raise ckpt.CheckpointError(f"{folder} was trained on classes {config.get('classes')}, "
                                    f"but the data has {classes}")
     return model, config
@@ -128,7 +115,7 @@ def measure(key: str, model: torch.nn.Module | None, config: dict | None, datase
     record["gradients"]["trained"] = probe(model)
     p = quality.test_probs(model, dataset.test)
     record["quality"] = quality.summary(p, dataset.test.y)
-    if se.se_blocks(model):
+    if se.has_se(model):
         record["se_class_means"] = se.class_means(model, dataset.test, len(dataset.classes))
     return record, p
 

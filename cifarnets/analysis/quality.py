@@ -8,6 +8,8 @@ import torch
 from torch import nn
 
 from ..data import DeviceLoader, Split
+from ..metrics import confusion_matrix, per_class_accuracy
+from ..models.common import eval_mode
 from ..predict import mirrored
 
 BINS = 15  # equal-width confidence bins, as in Guo et al. (2017), "On Calibration of Modern Neural Networks"
@@ -17,23 +19,9 @@ BINS = 15  # equal-width confidence bins, as in Guo et al. (2017), "On Calibrati
 def test_probs(model: nn.Module, split: Split, batch: int = 500) -> torch.Tensor:
     """Mirror-averaged softmax (N, classes) on the CPU, in float32 as the app classifies, in the split's order."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = [mirrored(model, x)[1].cpu() for x, _ in DeviceLoader(split, batch, device, train=False).batches()]
-    finally:
-        model.train(was_training)
     return torch.cat(out)
-
-
-def confusion(probs: torch.Tensor, labels: torch.Tensor) -> list[list[int]]:
-    """Counts, rows the true class and columns the predicted one."""
-    c = probs.shape[1]
-    return torch.bincount(labels * c + probs.argmax(1), minlength=c * c).view(c, c).tolist()
-
-
-def per_class_accuracy(matrix: list[list[int]]) -> list[float]:
-    return [round(row[i] / max(sum(row), 1), 4) for i, row in enumerate(matrix)]
 
 
 def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> list[dict]:
@@ -68,10 +56,10 @@ def overconfidence(bins: list[dict]) -> float:
 
 
 def summary(probs: torch.Tensor, labels: torch.Tensor) -> dict:
-    matrix = confusion(probs, labels)
+    matrix = confusion_matrix(labels, probs.argmax(1), probs.shape[1])
     bins = reliability(probs, labels)
     return {"n": len(labels), "accuracy": round(float((probs.argmax(1) == labels).double().mean()), 4),
-            "confusion": matrix, "per_class": per_class_accuracy(matrix), "reliability": bins,
+            "confusion": matrix.tolist(), "per_class": per_class_accuracy(matrix), "reliability": bins,
             "ece": round(ece(bins), 4), "overconfidence": round(overconfidence(bins), 4)}
 
 

@@ -6,44 +6,25 @@ class-specifically; the per-class means let the page check that on this network.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 from torch import nn
 
 from ..data import DeviceLoader, Split
+from ..models.common import eval_mode
 from ..models.se_resnet import SEBlock
 
 
-def se_blocks(model: nn.Module) -> list[tuple[str, SEBlock]]:
-    return [(name.removesuffix(".se"), m) for name, m in model.named_modules() if isinstance(m, SEBlock)]
-
-
-@contextmanager
-def _gates(model: nn.Module):
-    """While open, every forward pass appends {block name: gate (N, C)} to the yielded list."""
-    runs: list[dict[str, torch.Tensor]] = [{}]
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: runs[-1].__setitem__(name, mod.gate(inp[0])))
-             for name, m in se_blocks(model)]
-    try:
-        yield runs
-    finally:
-        for h in hooks:
-            h.remove()
+def has_se(model: nn.Module) -> bool:
+    return any(isinstance(m, SEBlock) for m in model.modules())
 
 
 @torch.no_grad()
 def gates(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
     """{block name: (C,) channel weights in (0, 1)} for one normalised image, in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        with _gates(model) as runs:
-            model(x.to(next(model.parameters()).device))
-    finally:
-        model.train(was_training)
-    return {name: g[0].float().cpu().numpy() for name, g in runs[-1].items()}
+    with eval_mode(model):
+        out = model.forward_intermediates(x.to(next(model.parameters()).device))
+    return {name: g[0].float().cpu().numpy() for name, g in out.gates.items()}
 
 
 @torch.no_grad()
@@ -52,19 +33,12 @@ def class_means(model: nn.Module, split: Split, classes: int, batch: int = 500) 
     device = next(model.parameters()).device
     sums: dict[str, torch.Tensor] = {}
     counts = torch.zeros(classes, dtype=torch.float64)
-    was_training = model.training
-    model.eval()
-    try:
-        with _gates(model) as runs:
-            for x, y in DeviceLoader(split, batch, device, train=False).batches():
-                runs[-1] = {}
-                model(x)
-                one_hot = torch.nn.functional.one_hot(y.cpu(), classes).double()  # (N, classes)
-                counts += one_hot.sum(0)
-                for name, g in runs[-1].items():
-                    sums[name] = sums.get(name, 0) + one_hot.T @ g.double().cpu()
-    finally:
-        model.train(was_training)
+    with eval_mode(model):
+        for x, y in DeviceLoader(split, batch, device, train=False).batches():
+            one_hot = torch.nn.functional.one_hot(y.cpu(), classes).double()  # (N, classes)
+            counts += one_hot.sum(0)
+            for name, g in model.forward_intermediates(x).gates.items():
+                sums[name] = sums.get(name, 0) + one_hot.T @ g.double().cpu()
     return {name: (s / counts.clamp(min=1)[:, None]).round(decimals=4).tolist() for name, s in sums.items()}
 
 

@@ -7,17 +7,15 @@ import streamlit as st
 from ..checkpoints import Entry
 from ..classify import Result, enlarge, preview, unique_names
 from ..examples import list_examples
-from ..images import ImageError
+from ..images import EXTENSIONS, ImageError, formats_text
 from ..predict import read_file
 from .charts import network_color, top5_chart
-
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 
 
 def gather_inputs() -> list[tuple[str, bytes]]:
     """(unique name, bytes) of every image the user gave: uploads, then examples, then the camera."""
     left, right = st.columns([3, 2])
-    uploads = left.file_uploader("Upload images (PNG, JPEG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES,
+    uploads = left.file_uploader(f"Upload images ({formats_text()})", type=EXTENSIONS,
                                  accept_multiple_files=True, key="uploads")
     examples = right.multiselect("Or pick bundled examples", list_examples(), format_func=lambda e: e.caption,
                                  key="examples", placeholder="CIFAR-10 test images and real photos")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 
 from ...analysis.collect import INIT, TRAINED
-from ...models import ALL_KEYS, KEYS, label
+from ...models import ALL_KEYS, label
 from ..charts import COLORS
 
 ORDER = [label(k) for k in ALL_KEYS]

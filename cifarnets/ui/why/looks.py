@@ -10,7 +10,7 @@ from ...analysis.collect import Network
 from ...checkpoints import Entry
 from ...classify import enlarge
 from ...examples import list_examples
-from ...images import ImageError
+from ...images import EXTENSIONS, ImageError
 from ...predict import Prepared, batch, prepare, probabilities, read_file
 from .. import resources
 from . import charts
@@ -25,7 +25,7 @@ def pick_image() -> Prepared | None:
     default = next((i for i, e in enumerate(examples) if e.name == "cifar10-test-cat.jpg"), 0)
     example = left.selectbox("Example image", examples, index=default, format_func=lambda e: e.caption,
                              key="why_example")
-    upload = right.file_uploader("Or your own image", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"],
+    upload = right.file_uploader("Or your own image", type=EXTENSIONS,
                                  key="why_upload")
     try:
         if upload is not None:
