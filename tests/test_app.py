@@ -10,7 +10,7 @@ from app_helpers import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 
 from cifarnets.architecture import summary
-from cifarnets.models import KEYS
+from cifarnets.models import EXTRA_KEYS, KEYS, spec
 
 TIMEOUT = 60  # the first run of a session loads torch models; generous for a busy 2-core machine
 
@@ -79,14 +79,16 @@ def test_every_page_has_the_trainer_sidebar(without_checkpoints, page):
 
 # ---------------------------------------------------------------- Architecture
 
-def test_architecture_shows_printouts_tables_and_chart(without_checkpoints):
+def test_architecture_shows_diagrams_printouts_tables_and_chart(without_checkpoints):
     at = open_page("Architecture")
-    assert [t.label for t in at.tabs] == list(LABELS)
-    assert [c.value for c in at.code] == [summary(k)["printout"] for k in KEYS]
-    assert len(at.dataframe) == 4
+    networks = KEYS + EXTRA_KEYS
+    assert [t.label for t in at.tabs] == [*LABELS, spec("resnet_plain").label, "The four side by side"]
+    assert [c.value for c in at.code] == [summary(k)["printout"] for k in networks]
+    assert len(at.dataframe) == len(networks)
     assert len(at.get("vega_lite_chart")) == 1  # the parameter comparison
+    assert len(at.get("graphviz_chart")) == len(networks) + 1  # a diagram per network, and the four together
     blocks = len(at.dataframe[1].value)
-    at.segmented_control(key="arch_detail").set_value("every layer").run()
+    at.segmented_control(key="level").set_value("every layer").run()
     assert not at.exception
     assert len(at.dataframe[1].value) > blocks  # the ResNet's blocks open up into layers
     assert set(at.dataframe[0].value.columns) == {"layer", "type", "output", "params"}

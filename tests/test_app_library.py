@@ -11,7 +11,7 @@ from cifarnets import architecture, classify, curves, jobs
 from cifarnets.checkpoints import discover
 from cifarnets.examples import FOLDER, list_examples
 from cifarnets.images import decode_image
-from cifarnets.models import KEYS, build, count_params
+from cifarnets.models import EXTRA_KEYS, KEYS, build, count_params
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -40,7 +40,7 @@ def test_layer_table_names_the_identity_shortcut_and_stage_shapes():
 
 
 def test_summaries_and_descriptions_cover_every_network():
-    assert set(architecture.DESCRIPTIONS) == set(KEYS)
+    assert set(architecture.DESCRIPTIONS) == set(KEYS + EXTRA_KEYS)
     counts = {r["network"]: r["params"] for r in architecture.param_counts()}
     assert counts == {"CNN": 62006, "ResNet": 175258, "DenseNet": 130602, "SE-ResNet": 176840}
     assert architecture.summary("densenet")["class"] == "SimpleDenseNet"
