@@ -18,11 +18,8 @@ from safetensors.torch import load_file, save
 from . import CIFAR10_CLASSES, __version__
 from .fileio import read_json, write_bytes, write_json
 from .models import KEYS, MODELS, build, count_params, label
+from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, read_history  # noqa: F401
 
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.json"
-REPORT_HISTORY_FILE = "report_history.json"
 DEFAULT_DIR = "checkpoints"
 MAX_CLASSES = 1000  # a config.json asking for a 10**9-way classifier would exhaust memory before failing
 
@@ -84,15 +81,6 @@ def write_metrics(folder: str | Path, metrics: dict, measured_on: dict) -> None:
     config = read_json(path)
     config["metrics"] = metrics | {"measured_on": {k: v for k, v in measured_on.items() if v is not None}}
     write_json(path, config)
-
-
-def read_history(folder: str | Path, name: str = HISTORY_FILE) -> list[dict]:
-    """The per-epoch rows, or [] when the file is absent or unreadable."""
-    try:
-        rows = read_json(Path(folder) / name)
-    except (OSError, ValueError):
-        return []
-    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:

@@ -19,13 +19,12 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .checkpoints import CONFIG_FILE, MODEL_FILE, read_history
 from .data import DEFAULT_DATA
 from .fileio import read_json, write_json
 from .models import KEYS, label
 from .paths import project_root, runs_dir
-from .train import STATE_FILE, STATUS_FILE
-from .train import process_alive as alive  # the lock's own test for a live process (zombies count as dead)
+from .runfolder import CONFIG_FILE, MODEL_FILE, STATE_FILE, STATUS_FILE, read_history
+from .runfolder import process_alive as alive  # the run lock's own test for a live process
 
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"

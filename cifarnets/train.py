@@ -20,18 +20,18 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .analysis.gradients import GradientProbe
-from .checkpoints import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, make_config, save_checkpoint
+from .checkpoints import make_config, save_checkpoint
 from .data import Dataset, DeviceLoader
 from .device import autocast, describe, pick
 from .fileio import atomic_path, write_json
+from .metrics import confusion_matrix, per_class_accuracy
 from .models import build
-from .predict import mirrored
+from .models.common import eval_mode
+from .predict import PRECISION, mirrored
 from .recipes import Recipe
+from .runfolder import CONFIG_FILE, HISTORY_FILE, LOCK_FILE, MODEL_FILE, STATE_FILE, STATUS_FILE, process_alive
 from .threads import training_threads
 
-STATE_FILE = "train_state.pt"
-STATUS_FILE = "status.json"
-LOCK_FILE = ".lock"
 SYNC_EVERY = 10  # steps between reading the loss back from the device (a sync on CUDA)
 
 Progress = Callable[[dict], None]
@@ -47,34 +47,32 @@ class TrainingError(Exception):
 def evaluate(model: torch.nn.Module, loader: DeviceLoader, classes: list[str]) -> dict:
     """Loss, accuracy, per-class accuracy and confusion matrix (rows: true class) on a whole split.
 
-    All of the network's answer as the app gives it (each image averaged with its mirror image:
-    predict.mirrored), with the single-view loss and accuracy beside it under "single_view".
+    All of the network's answer as the app gives it (each image averaged with its mirror image, in
+    the app's precision: predict.mirrored), with the single-view loss and accuracy beside it under
+    "single_view".
     """
-    was_training = model.training
-    model.eval()
     c = len(classes)
-    confusion = torch.zeros(c * c, dtype=torch.int64, device=loader.device)
+    confusion = torch.zeros(c, c, dtype=torch.int64, device=loader.device)
     # loss and correct count of the mirror-averaged answer, then of the single view
     sums = torch.zeros(4, dtype=torch.float64, device=loader.device)
-    for xb, yb in loader.batches():
-        with autocast(loader.device):
+    with eval_mode(model):
+        for xb, yb in loader.batches():
             single, averaged = mirrored(model, xb)
-        confusion += torch.bincount(yb * c + averaged.argmax(1), minlength=c * c)
-        sums += torch.stack([F.nll_loss(averaged.clamp_min(1e-12).log(), yb, reduction="sum"),
-                             (averaged.argmax(1) == yb).sum(),
-                             F.nll_loss(single.clamp_min(1e-12).log(), yb, reduction="sum"),
-                             (single.argmax(1) == yb).sum()]).double()
+            confusion += confusion_matrix(yb, averaged.argmax(1), c)
+            sums += torch.stack([F.nll_loss(averaged.clamp_min(1e-12).log(), yb, reduction="sum"),
+                                 (averaged.argmax(1) == yb).sum(),
+                                 F.nll_loss(single.clamp_min(1e-12).log(), yb, reduction="sum"),
+                                 (single.argmax(1) == yb).sum()]).double()
     if loader.world > 1:
         dist.all_reduce(confusion)
         dist.all_reduce(sums)
-    model.train(was_training)
-    confusion = confusion.view(c, c).cpu()
+    confusion = confusion.cpu()
     n = max(int(confusion.sum()), 1)
     loss, correct, single_loss, single_correct = sums.tolist()
-    per_class = confusion.diag().double() / confusion.sum(1).clamp(min=1)
     return {"test_acc": correct / n, "test_loss": loss / n,
-            "per_class": {name: round(float(a), 4) for name, a in zip(classes, per_class, strict=True)},
+            "per_class": dict(zip(classes, per_class_accuracy(confusion), strict=True)),
             "confusion": confusion.tolist(), "n": int(confusion.sum()), "view": "mirror-averaged",
+            "precision": PRECISION,
             "single_view": {"test_acc": single_correct / n, "test_loss": single_loss / n}}
 
 
@@ -146,20 +144,6 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().strip() or 0) or None
     except (OSError, ValueError):
         return None
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed, not yet reaped) holds no lock
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 class Status:
