@@ -54,12 +54,13 @@ def gflop_per_image(key: str, num_classes: int) -> tuple[float, float]:
     return f / 1e9, (f + b) / 1e9
 
 
-def peak_gflop_s(dev: torch.device, n: int = 2048) -> dict[str, float]:
-    """GFLOP/s of one big matrix product in fp32 and bf16, the best of four: the most these networks'
+def peak_gflop_s(dev: torch.device, precisions=("fp32", "bf16"), n: int = 2048) -> dict[str, float]:
+    """GFLOP/s of one big matrix product in each precision, the best of four: the most these networks'
     convolutions could hope for. On the CPU per CPU-second (a core's peak, whatever else runs)."""
     clock = cpu_seconds if dev.type == "cpu" else time.perf_counter
     out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    for name in precisions:
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
         a, b = torch.randn(n, n, device=dev).to(dtype), torch.randn(n, n, device=dev).to(dtype)
         best = float("inf")
         for _ in range(4):

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import platform
 
 import torch
 
@@ -23,16 +24,48 @@ def pick(name: str = "auto") -> torch.device:
 
 
 def describe(device: torch.device) -> str:
+    """The machine a measurement ran on, in words: the GPU's name, or the CPU's model, instruction set and threads."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
         n = torch.get_num_threads()
-        return f"cpu ({n} thread{'s' if n != 1 else ''})"
+        return f"cpu ({cpu_model()}, {instruction_set()}, {n} thread{'s' if n != 1 else ''})"
     return device.type
 
 
+def _cpuinfo() -> tuple[str, set[str]]:
+    """(model name, flags) of the first processor in /proc/cpuinfo; ("", set()) where there is none."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return model, flags
+
+
+def cpu_model() -> str:
+    return _cpuinfo()[0] or platform.processor() or platform.machine()
+
+
+def instruction_set() -> str:
+    """What PyTorch computes with here: its vector kernels (AVX2, AVX512...), and whether bf16 is native
+    (AVX512-BF16, AMX) or emulated, which makes bf16 hundreds of times slower."""
+    flags = _cpuinfo()[1]
+    extras = [name for flag, name in (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX")) if flag in flags]
+    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return " + ".join([torch.backends.cpu.get_cpu_capability()] + extras) + ("" if native else ", bf16 emulated")
+
+
 def bf16_ok(device: torch.device) -> bool:
-    """bf16 autocast where the hardware has it: CUDA, and CPUs with native bf16 (AVX512-BF16, AMX).
+    """bf16 autocast for training, where the hardware has it: CUDA, and CPUs with native bf16 (AVX512-BF16, AMX).
+
+    Never for answers: those are fp32 everywhere (predict.PRECISION), so that every CPU gives the same ones.
 
     On this project's AVX512-BF16 CPU it trains the ResNet 1.6x faster than fp32 (`cifarnets bench`).
     CIFARNETS_BF16=0 turns it off.
@@ -50,3 +83,8 @@ def autocast(device: torch.device):
     if bf16_ok(device):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def training_precision(device: torch.device) -> str:
+    """The precision a training step computes in on `device`: what its speed is to be compared against."""
+    return "bf16" if bf16_ok(device) else "fp32"

@@ -30,7 +30,8 @@ def jobs(models: dict[str, torch.nn.Module], images: torch.Tensor) -> dict[tuple
         x = images[i: i + 1]
         for key, model in models.items():
             out["cam", key, i] = lambda m=model, x=x, i=i: gradcam.grad_cam(m, x, target=i % 10).heat
-            out["stages", key, i] = lambda m=model, x=x: [t.detach() for t in m.forward_intermediates(x).stages.values()]
+            out["stages", key, i] = lambda m=model, x=x: [t.detach()
+                                                          for t in m.forward_intermediates(x).stages.values()]
         out["gates", "se_resnet", i] = lambda x=x: list(se.gates(models["se_resnet"], x).values())
         out["classify", "all", i] = lambda x=x: list(probabilities(entries, x).values())
     return out
