@@ -5,7 +5,7 @@ import streamlit as st
 from cifarnets.analysis import store
 from cifarnets.paths import checkpoints_dir
 from cifarnets.ui import layout, resources
-from cifarnets.ui.why import common, cost, gradients, looks, quality, reuse
+from cifarnets.ui.why import common, cost, gradients, looks, quality, reuse, unfamiliar
 
 layout.setup("Why they differ")
 st.title("Why they differ")
@@ -17,7 +17,7 @@ entries = resources.entries()
 nets = common.networks()
 common.status(nets)
 
-tabs = st.tabs(["Gradient flow", "Cost", "Quality", "What they look at", "Feature reuse"])
+tabs = st.tabs(["Gradient flow", "Cost", "Quality", "What they look at", "Feature reuse", "Unfamiliar inputs"])
 with tabs[0]:
     gradients.render(nets)
 with tabs[1]:
@@ -28,3 +28,5 @@ with tabs[3]:
     looks.render_view(entries, nets)
 with tabs[4]:
     reuse.render(entries)
+with tabs[5]:
+    unfamiliar.render(entries)

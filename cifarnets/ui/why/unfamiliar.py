@@ -1,0 +1,93 @@
+"""Unfamiliar inputs: how well each network tells CIFAR-10 from things it was never trained on (AUROC)."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from ...checkpoints import Entry
+from ...unfamiliar import calibration, findings
+from ...unfamiliar.inputs import COUNTS
+from ...unfamiliar.scores import METHODS
+from .charts import network_color
+
+
+def records(entries: dict[str, Entry]) -> tuple[dict[str, dict], dict[str, str]]:
+    """({label: stored calibration record} of the networks with a current one, {label: why not} of the others)."""
+    found, missing = {}, {}
+    for entry in entries.values():
+        if not entry.ok:
+            continue
+        c = calibration.load(entry)
+        if isinstance(c, str):
+            missing[entry.label] = c
+        else:
+            found[entry.label] = c.record
+    return found, missing
+
+
+def auroc_rows(found: dict[str, dict]) -> list[dict]:
+    return [{"network": name, "method": METHODS[m], "auroc": r["auroc"][m], "chosen": m == r["method"]}
+            for name, r in found.items() for m in METHODS]
+
+
+def flagged_rows(found: dict[str, dict]) -> list[dict]:
+    return [{"network": name, "kind": kind, "flagged": share} for name, r in found.items()
+            for kind, share in r["flagged"].items()]
+
+
+def auroc_chart(rows: list[dict]) -> alt.LayerChart:
+    """AUROC per method (rows) and network (bars within a row), with the coin toss marked."""
+    present = sorted({r["network"] for r in rows})
+    bars = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
+        y=alt.Y("method:N", sort=list(METHODS.values()), title=None, axis=alt.Axis(labelLimit=320)),
+        yOffset=alt.YOffset("network:N", sort=present),
+        x=alt.X("auroc:Q", title="AUROC (0.5: a coin toss; 1: every unfamiliar input above every test image)",
+                scale=alt.Scale(domain=[0, 1])),
+        color=network_color(present, legend=alt.Legend(orient="bottom")),
+        opacity=alt.condition("datum.chosen", alt.value(1.0), alt.value(0.45)),
+        tooltip=["network:N", "method:N", alt.Tooltip("auroc:Q", format=".3f")])
+    chance = alt.Chart(alt.Data(values=[{"x": 0.5}])).mark_rule(strokeDash=[4, 3], color="gray").encode(x="x:Q")
+    return (bars + chance).properties(height=alt.Step(14))
+
+
+def flagged_chart(rows: list[dict]) -> alt.LayerChart:
+    """Share of each kind of unfamiliar input over the threshold, network by kind."""
+    kinds = [k for k in COUNTS if any(r["kind"] == k for r in rows)]
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("kind:N", sort=kinds, title="unfamiliar input", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("network:N", title=None))
+    cells = base.mark_rect().encode(color=alt.Color("flagged:Q", scale=alt.Scale(domain=[0, 1], scheme="oranges"),
+                                                    title="flagged", legend=alt.Legend(format=".0%")),
+                                    tooltip=["network:N", "kind:N", alt.Tooltip("flagged:Q", format=".0%")])
+    text = base.mark_text().encode(text=alt.Text("flagged:Q", format=".0%"),
+                                   color=alt.condition("datum.flagged > 0.6", alt.value("white"), alt.value("black")))
+    return (cells + text).properties(height=alt.Step(34))
+
+
+def render(entries: dict[str, Entry]) -> None:
+    found, missing = records(entries)
+    rate = next(iter(found.values()))["rate"] if found else calibration.RATE
+    st.markdown("Every upload gets one of the ten answers, because the probabilities always sum to one over the ten "
+                "classes: a picture of noise can be a frog at 90%. Each network also scores how unlike its training "
+                f"images an input is, and Classify flags inputs over a threshold that {rate:.0%} of CIFAR-10 test "
+                "images stay under. Here: how well each network tells held-out CIFAR-10 test images from unfamiliar "
+                "inputs made for the purpose (noise, plain colours, colour gradients, screenshots of text, "
+                "photographs of other things, faces), as AUROC: the chance that an unfamiliar input scores higher "
+                "than a test image.")
+    if missing:
+        st.info("No current calibration for " + "; ".join(f"{n}: {why}" for n, why in missing.items()))
+    if not found:
+        st.code(calibration.redo_command(), language="bash")
+        return
+    st.altair_chart(auroc_chart(auroc_rows(found)), width="stretch")
+    st.markdown(findings.ranking(found) + " " + findings.methods(found))
+    st.markdown("**What each network flags**, at its threshold, of fresh unfamiliar inputs of each kind:")
+    st.altair_chart(flagged_chart(flagged_rows(found)), width="stretch")
+    st.markdown(findings.kinds(found))
+    first = next(iter(found.values()))
+    n = first["n"]
+    st.caption(f"Measured by `{calibration.redo_command()}` on {first['machine']}, {first['date'][:10]}: "
+               f"statistics from {n['fit']:,} training images; method and threshold chosen on {n['choose']:,} test "
+               f"images, AUROC and flags measured on {n['held_out']:,} others and {n['unfamiliar']:,} fresh "
+               "unfamiliar inputs. Faded bars: methods compared but not used.")

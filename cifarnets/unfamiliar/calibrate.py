@@ -1,0 +1,176 @@
+"""`python -m cifarnets calibrate`: which score tells CIFAR-10 from unfamiliar inputs best, and where to cut.
+
+For every network in --checkpoints, on fixed seeded parts of the data:
+  training split: 5,000 images fit the class statistics, 2,000 others give each layer's scale;
+  test split: 2,000 images set the threshold (the RATE quantile of their scores) and choose the
+      method, 2,000 others are held out and judge it;
+  unfamiliar inputs (inputs.generate): seed 0 to choose the method, seed 1 to judge it.
+Every method is scored; the one with the highest mean AUROC over the networks on the choosing half is
+used for all of them, so their AUROCs compare like with like. --write stores each network's result in
+its checkpoint folder (calibration.py says what goes where); rerun it after retraining.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .. import checkpoints as ckpt
+from .. import data
+from ..data import normalize
+from ..device import pick
+from ..models import KEYS, label
+from ..predict import batch
+from . import calibration, inputs
+from .scores import METHODS, Gaussians, auroc, fit, score, views_in_batches
+
+SEED = 0
+FIT, SCALE = 5000, 2000  # training images: fit the statistics, then scale the distances
+CHOOSE, HELD_OUT = 2000, 2000  # test images: set the threshold and choose the method, then judge it
+
+
+def add_parser(sub) -> None:
+    c = sub.add_parser("calibrate", help="measure when each network meets something unfamiliar, and the threshold",
+                       description=__doc__.split("\n\n")[1].replace("\n", " "))
+    c.add_argument("--data", help="image-folder tree, .tar/.tar.gz/.zip of one, or torchvision CIFAR-10 folder "
+                                  f"(default: $CIFARNETS_DATA, else {data.DEFAULT_DATA})")
+    c.add_argument("--checkpoints", default=ckpt.DEFAULT_DIR, help="folder of checkpoint folders (default checkpoints)")
+    c.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    c.add_argument("--rate", type=float, default=calibration.RATE,
+                   help=f"share of held-out test images to keep under the threshold (default {calibration.RATE})")
+    c.add_argument("--write", action="store_true", help="store the result in each checkpoint folder")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args) -> int:
+    if not 0.5 <= args.rate < 1:
+        raise ValueError("--rate is the share of familiar images kept under the threshold: between 0.5 and 1")
+    say = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+    device = pick(args.device)
+    dataset = data.load(args.data, verbose=not args.json)
+    found = {}
+    for key in KEYS:
+        folder = Path(args.checkpoints) / key
+        try:
+            found[key] = Network(*ckpt.load_checkpoint(folder, device, expected_key=key), folder)
+        except ckpt.CheckpointError as e:
+            say(f"{label(key)}: {e}; skipped")
+    if not found:
+        raise ckpt.CheckpointError(f"no network could be loaded from {args.checkpoints}")
+    results = calibrate(found, dataset, args.rate, say)
+    if args.write:
+        for key, (record, fitted) in results.items():
+            calibration.write(Path(args.checkpoints) / key, record, fitted)
+            say(f"{label(key)}: written to {Path(args.checkpoints) / key}")
+    records = {k: r for k, (r, _) in results.items()}
+    print(json.dumps(records, indent=2) if args.json else table(records))
+    return 0
+
+
+def parts(dataset: data.Dataset) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The seeded, disjoint parts of the data each step uses: (uint8 images, labels)."""
+    g = torch.Generator().manual_seed(SEED)
+    train, test = torch.randperm(len(dataset.train), generator=g), torch.randperm(len(dataset.test), generator=g)
+    if len(train) < FIT + SCALE or len(test) < CHOOSE + HELD_OUT:
+        raise data.DataError(f"calibration needs {FIT + SCALE:,} training and {CHOOSE + HELD_OUT:,} test images; "
+                             f"the data has {len(train):,} and {len(test):,}")
+    pick_ = {"fit": (dataset.train, train[:FIT]), "scale": (dataset.train, train[FIT:FIT + SCALE]),
+             "choose": (dataset.test, test[:CHOOSE]), "held_out": (dataset.test, test[CHOOSE:CHOOSE + HELD_OUT])}
+    return {name: (split.x[i], split.y[i]) for name, (split, i) in pick_.items()}
+
+
+def held_out_images(dataset: data.Dataset) -> torch.Tensor:
+    """The held-out test images as uint8 (N, 3, 32, 32): what the tests check the stored threshold on."""
+    return parts(dataset)["held_out"][0]
+
+
+class Network(NamedTuple):
+    model: torch.nn.Module
+    config: dict
+    folder: Path
+
+
+def calibrate(networks: dict[str, Network], dataset: data.Dataset, rate: float = calibration.RATE,
+              say=lambda m: None) -> dict[str, tuple[dict, dict[str, Gaussians]]]:
+    """{key: (record for config.json, fitted statistics)} for every network given."""
+    tick = time.perf_counter()
+    p = parts(dataset)
+    strange = {seed: inputs.generate(seed) for seed in (0, 1)}
+    say(f"{sum(len(k) for _, k in strange.values()):,} unfamiliar inputs made in {time.perf_counter() - tick:.0f}s")
+    measured = {}
+    for key, (model, config, _) in networks.items():
+        tick = time.perf_counter()
+        v = {name: views_in_batches(model, normalize(x)) for name, (x, _) in p.items()}
+        v |= {f"strange{seed}": views_in_batches(model, batch(list(pixels))) for seed, (pixels, _) in strange.items()}
+        fitted = fit(v["fit"], p["fit"][1], v["scale"], len(config["classes"]))
+        measured[key] = (fitted, {m: {n: score(m, x, fitted).numpy() for n, x in v.items() if n not in
+                                             ("fit", "scale")} for m in METHODS})
+        say(f"{label(key)}: scored in {time.perf_counter() - tick:.0f}s")
+    choosing = {m: float(np.mean([auroc(s[m]["choose"], s[m]["strange0"]) for _, s in measured.values()]))
+                for m in METHODS}
+    method = max(choosing, key=choosing.get)
+    say(f"method: {METHODS[method]} (mean AUROC on the choosing half: "
+        + ", ".join(f"{m} {a:.3f}" for m, a in choosing.items()) + ")")
+    machine = describe_machine(next(next(iter(networks.values())).model.parameters()).device)
+    return {key: (record(method, rate, s, strange[1][1], dataset, machine,
+                         calibration.sha256(networks[key].folder / ckpt.MODEL_FILE)), fitted)
+            for key, (fitted, s) in measured.items()}
+
+
+def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds: list[str], dataset: data.Dataset,
+           machine: str, weights_sha256: str) -> dict:
+    """What config.json keeps: the choice, the threshold, and what they were measured on."""
+    chosen = s[method]
+    # The smallest threshold that keeps `rate` of the choosing half at or under it.
+    threshold = float(np.quantile(chosen["choose"], rate, method="higher"))
+    kinds_ = np.array(kinds)
+    over = chosen["strange1"] > threshold
+    return {
+        "method": method, "method_name": METHODS[method], "threshold": threshold, "rate": rate,
+        "held_out_rate": float((chosen["held_out"] <= threshold).mean()),
+        "auroc": {m: round(auroc(x["held_out"], x["strange1"]), 4) for m, x in s.items()},
+        "auroc_choosing": {m: round(auroc(x["choose"], x["strange0"]), 4) for m, x in s.items()},
+        "flagged": {k: round(float(over[kinds_ == k].mean()), 4) for k in dict.fromkeys(kinds)},
+        "n": {"fit": FIT, "scale": SCALE, "choose": CHOOSE, "held_out": HELD_OUT, "unfamiliar": len(kinds)},
+        "seed": SEED, "data": {k: v for k, v in dataset.describe().items() if k != "classes"},
+        "weights_sha256": weights_sha256, "machine": machine,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def describe_machine(device: torch.device) -> str:
+    """The CPU's model and the instruction set PyTorch uses on it, or the GPU: every measurement names its machine."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{device.type} ({model}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
+
+
+def table(records: dict[str, dict]) -> str:
+    first = next(iter(records.values()))
+    lines = [f"AUROC on held-out test images against fresh unfamiliar inputs (chosen: {first['method_name']}, "
+             f"threshold at {first['rate']:.0%} of the test split; {first['machine']})",
+             f"{'network':<10} " + " ".join(f"{m:>12}" for m in METHODS) + f" {'threshold':>10} {'held out':>9}"]
+    for key, r in records.items():
+        lines.append(f"{label(key):<10} " + " ".join(f"{r['auroc'][m]:>12.3f}" for m in METHODS)
+                     + f" {r['threshold']:>10.4g} {r['held_out_rate']:>9.1%}")
+    kinds = list(first["flagged"])
+    lines += ["", "share of fresh unfamiliar inputs over the threshold",
+              f"{'network':<10} " + " ".join(f"{k:>13}" for k in kinds)]
+    for key, r in records.items():
+        lines.append(f"{label(key):<10} " + " ".join(f"{r['flagged'][k]:>13.0%}" for k in kinds))
+    return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""A network's stored calibration, and the verdict it gives on new inputs.
+
+`python -m cifarnets calibrate --write` stores two things beside each checkpoint's weights:
+  config.json, key "unfamiliar": the method, the threshold, the rate of test images it keeps under,
+      the AUROC of every method compared, the per-kind results, the data, the machine and the date;
+  unfamiliar.safetensors: the training-split statistics the Mahalanobis methods need.
+Both name the weights they were measured on (the weights file's SHA-256): a retrained network is not
+judged by its predecessor's threshold, it is classified without the flag and says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from ..checkpoints import CONFIG_FILE, MODEL_FILE, Entry
+from ..fileio import read_json, write_bytes, write_json
+from .scores import FITTED, METHODS, Gaussians, Views, score
+
+KEY = "unfamiliar"
+STATS_FILE = "unfamiliar.safetensors"
+RATE = 0.95  # the share of the test split's held-out images the threshold keeps under: 1 in 20 is flagged
+
+
+def redo_command(folder: Path | str | None = None) -> str:
+    where = f" --checkpoints {Path(folder).parent}" if folder and Path(folder).parent != Path("checkpoints") else ""
+    return f"python -m cifarnets calibrate --write{where} --data PATH"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    method: str
+    threshold: float
+    rate: float
+    fitted: dict[str, Gaussians] | None  # None for the methods that need no statistics
+    record: dict  # everything config.json holds under KEY, for display
+
+
+@dataclass(frozen=True)
+class Verdict:
+    score: float
+    threshold: float
+    method: str
+    rate: float  # the share of CIFAR-10 test images under the threshold
+
+    @property
+    def unfamiliar(self) -> bool:
+        return self.score > self.threshold
+
+    def as_dict(self) -> dict:
+        return {"flag": self.unfamiliar, "score": round(self.score, 6), "threshold": round(self.threshold, 6),
+                "method": self.method, "rate": self.rate}
+
+
+def sha256(path: Path) -> str:
+    return _sha256(str(path), *_identity(path))
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:  # keyed by mtime and size: a rewritten file is re-read
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_stats(path: Path, fitted: dict[str, Gaussians]) -> None:
+    tensors = {}
+    for name, g in fitted.items():
+        tensors |= {f"{name}.means": g.means, f"{name}.precision": g.precision,
+                    f"{name}.scale": torch.tensor(g.scale, dtype=torch.float64)}
+    write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}))
+
+
+@functools.lru_cache(maxsize=32)
+def _load_stats(path: str, mtime_ns: int, size: int) -> dict[str, Gaussians]:
+    tensors = load_file(path)
+    names = sorted({k.rsplit(".", 1)[0] for k in tensors})
+    out = {}
+    for name in names:
+        means, precision, scale = (tensors.get(f"{name}.{part}") for part in ("means", "precision", "scale"))
+        if means is None or precision is None or scale is None or means.ndim != 2 or \
+                precision.shape != (means.shape[1],) * 2 or scale.shape != (2,):
+            raise ValueError(f"layer {name!r} is incomplete or mis-shaped")
+        out[name] = Gaussians(means.double(), precision.double(), (float(scale[0]), float(scale[1])))
+    return out
+
+
+def load_stats(path: Path) -> dict[str, Gaussians]:
+    return _load_stats(str(path), *_identity(path))
+
+
+def write(folder: Path, record: dict, fitted: dict[str, Gaussians]) -> None:
+    """Statistics first, then the record that names them: a config.json never points at missing statistics."""
+    save_stats(folder / STATS_FILE, fitted)
+    record = record | {"stats_sha256": sha256(folder / STATS_FILE)}
+    config = read_json(folder / CONFIG_FILE)
+    config[KEY] = record
+    write_json(folder / CONFIG_FILE, config)
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def well_formed(record) -> bool:
+    """The fields the app reads have the types it reads them as; a hand-edited record counts as damaged."""
+    try:
+        return (record["method"] in METHODS and _number(record["threshold"]) and 0 < record["rate"] < 1
+                and _number(record["held_out_rate"])
+                and all(_number(record["auroc"][m]) for m in METHODS)
+                and isinstance(record["flagged"], dict) and all(_number(v) for v in record["flagged"].values())
+                and all(isinstance(record["n"][k], int) for k in ("fit", "choose", "held_out", "unfamiliar"))
+                and all(isinstance(record[k], str) for k in ("machine", "date")))
+    except (KeyError, TypeError):
+        return False
+
+
+def load(entry: Entry) -> Calibration | str:
+    """The network's calibration, or one line saying why it has none (and what to run)."""
+    record = entry.config.get(KEY)
+    redo = redo_command(entry.path)
+    if record is None:
+        return f"not calibrated: run `{redo}` to measure when it meets something unfamiliar"
+    if not isinstance(record, dict) or not well_formed(record):
+        return f"its calibration in config.json is damaged; redo it with `{redo}`"
+    weights = entry.path / MODEL_FILE
+    try:
+        if record.get("weights_sha256") != sha256(weights):
+            return f"calibrated on other weights than these (retrained?); redo it with `{redo}`"
+        fitted = None
+        if record["method"] in FITTED:
+            stats = entry.path / STATS_FILE
+            if not stats.is_file():
+                return f"its calibration statistics ({STATS_FILE}) are missing; redo them with `{redo}`"
+            if record.get("stats_sha256") != sha256(stats):
+                return f"{STATS_FILE} does not match config.json; redo the calibration with `{redo}`"
+            fitted = load_stats(stats)
+    except (OSError, SafetensorError, ValueError, RuntimeError) as e:
+        return f"its calibration cannot be read ({str(e)[:100]}); redo it with `{redo}`"
+    return Calibration(record["method"], float(record["threshold"]), float(record["rate"]), fitted, record)
+
+
+def verdicts(calibration: Calibration, v: Views) -> list[Verdict]:
+    """One verdict per image of `v`. Raises ValueError when the statistics do not fit this network."""
+    fitted = calibration.fitted
+    if fitted is not None and (set(fitted) != set(v.layers) or
+                               any(g.means.shape[1] != v.layers[k].shape[-1] for k, g in fitted.items())):
+        raise ValueError(f"{STATS_FILE} was fitted on another network's layers")
+    return [Verdict(float(s), calibration.threshold, calibration.method, calibration.rate)
+            for s in score(calibration.method, v, fitted)]

@@ -1,0 +1,78 @@
+"""What the calibration's numbers show, in sentences written from them (never from expectations).
+
+Each function takes {network label: the record `calibrate` stored} and returns Markdown.
+"""
+
+from __future__ import annotations
+
+from .scores import METHODS
+
+CLOSE = 0.02  # AUROCs nearer than this are called about the same
+
+
+def _names(labels: list[str]) -> str:
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def ranking(records: dict[str, dict]) -> str:
+    """Which network tells CIFAR-10 from the unfamiliar set best, with the chosen method, and by how much."""
+    method = next(iter(records.values()))["method"]
+    auroc = {name: r["auroc"][method] for name, r in records.items()}
+    order = sorted(auroc, key=auroc.get, reverse=True)
+    best, worst = order[0], order[-1]
+    top = [n for n in order if auroc[best] - auroc[n] < CLOSE]
+    text = (f"With the {METHODS[method]}, **{_names(top)}** tell{'s' if len(top) == 1 else ''} CIFAR-10 from "
+            f"unfamiliar inputs best (AUROC {auroc[best]:.2f}")
+    text += f" to {auroc[top[-1]]:.2f})" if len(top) > 1 else ")"
+    if len(order) > len(top):
+        text += (f"; **{worst}** least well ({auroc[worst]:.2f}): a randomly drawn unfamiliar input scores above a "
+                 f"randomly drawn test image {auroc[worst]:.0%} of the time for it, {auroc[best]:.0%} for {best}.")
+    else:
+        text += "."
+    return text
+
+
+def methods(records: dict[str, dict]) -> str:
+    """How the methods compare over the networks, and whether the top probability the bars show is any guide."""
+    chosen = next(iter(records.values()))["method"]
+    mean = {m: sum(r["auroc"][m] for r in records.values()) / len(records) for m in METHODS}
+    order = sorted(mean, key=mean.get, reverse=True)
+    wins = [n for n, r in records.items() if max(r["auroc"], key=r["auroc"].get) == chosen]
+    text = (f"Of the {len(METHODS)} methods compared, the **{METHODS[chosen]}** is used: it had the highest mean "
+            f"AUROC when the method was chosen, and on the held-out images it averages {mean[chosen]:.2f}, against "
+            + ", ".join(f"{mean[m]:.2f} for the {METHODS[m]}" for m in order if m != chosen) + ". ")
+    if len(wins) < len(records):
+        others = [n for n in records if n not in wins]
+        alt = {n: max(records[n]["auroc"], key=records[n]["auroc"].get) for n in others}
+        text += ("It is not the best for every network: " + "; ".join(
+            f"{n} does better with the {METHODS[alt[n]]} ({records[n]['auroc'][alt[n]]:.2f} against "
+            f"{records[n]['auroc'][chosen]:.2f})" for n in others) + ". One method for all keeps the networks' "
+            "AUROCs comparable. ")
+    msp = mean["msp"]
+    text += (f"The top probability the bars show is a poor guide (mean AUROC {msp:.2f}): "
+             if msp < 0.8 else f"The top probability the bars show is a fair guide (mean AUROC {msp:.2f}), ")
+    text += ("a network can be very sure of noise." if msp < 0.8 else "but the features say more.")
+    return text
+
+
+def kinds(records: dict[str, dict]) -> str:
+    """Which kinds of unfamiliar input every network catches, which none does, and where they part."""
+    names = list(next(iter(records.values()))["flagged"])
+    share = {k: {n: r["flagged"][k] for n, r in records.items()} for k in names}
+    caught = [k for k in names if min(share[k].values()) >= 0.9]
+    missed = [k for k in names if max(share[k].values()) < 0.25]
+    split = [k for k in names if k not in caught and k not in missed]
+    parts = []
+    if caught:
+        parts.append(f"Every network flags at least 90% of the {_names(caught)} inputs.")
+    for k in split:
+        hi, lo = max(share[k], key=share[k].get), min(share[k], key=share[k].get)
+        parts.append(f"On **{k}** they part ways: {hi} flags {share[k][hi]:.0%}, {lo} {share[k][lo]:.0%}.")
+    if missed:
+        parts.append(f"No network flags as much as a quarter of the {_names(missed)} inputs: to all of them these "
+                     "look like CIFAR-10, so their answers there carry no warning.")
+    rates = [r["held_out_rate"] for r in records.values()]
+    rate = next(iter(records.values()))["rate"]
+    parts.append(f"The threshold keeps {min(rates):.1%} to {max(rates):.1%} of held-out CIFAR-10 test images under it "
+                 f"(the aim: {rate:.0%}), so about one real CIFAR-10 image in {round(1 / (1 - rate))} is flagged too.")
+    return " ".join(parts)

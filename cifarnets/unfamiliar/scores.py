@@ -1,0 +1,146 @@
+"""Four ways to score how unfamiliar an input is to a trained network, none of which retrains it.
+
+Every score is higher for stranger inputs, and is taken on the image and its mirror image, as every
+answer is (predict.mirrored):
+- msp: one minus the top probability of the mirror-averaged answer, the very number the bars show
+  (Hendrycks & Gimpel, 2017);
+- energy: minus the log-sum-exp of the logits (Liu et al., 2020), averaged over the two views;
+- mahalanobis: the distance of the penultimate features (what the classifier reads) to the nearest
+  class mean, under one covariance that the classes share, fitted on the training split (Lee et al.,
+  2018, last layer only), averaged over the two views;
+- stages: the same distance at every stage too, on each channel's mean and spread over the image,
+  each stage's distance in units of its spread on training images, averaged over the stages (Lee et
+  al.'s feature ensemble, with equal weights: weights fitted on unfamiliar data would be tuned to
+  the very inputs we then test on).
+Forward passes run in fp32 whatever autocast is open around them, like the answers; distances in
+float64 on the CPU, so MPS (no float64) and CUDA give the CPU's numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..models.common import eval_mode
+
+METHODS = {"msp": "maximum softmax probability", "energy": "energy score",
+           "mahalanobis": "Mahalanobis distance on the penultimate features",
+           "stages": "Mahalanobis distance at every stage"}
+FITTED = ("mahalanobis", "stages")  # the methods that need statistics of the training split
+FEATURES = "features"  # the penultimate features' layer name, beside the stages'
+
+
+@dataclass
+class Views:
+    """What one pass over images and their mirror images hands back, split by view: (2, N, ...)."""
+
+    logits: torch.Tensor
+    layers: dict[str, torch.Tensor]  # FEATURES and every stage's channel means and spreads, (2, N, D)
+
+    @property
+    def answer(self) -> torch.Tensor:
+        """The mirror-averaged softmax (N, classes): predict.mirrored's answer, computed the same way."""
+        probs = torch.softmax(self.logits, dim=-1)
+        return (probs[0] + probs[1]) / 2
+
+    @staticmethod
+    def cat(parts: list[Views]) -> Views:
+        return Views(torch.cat([p.logits for p in parts], 1),
+                     {k: torch.cat([p.layers[k] for p in parts], 1) for k in parts[0].layers})
+
+
+def channel_stats(stage: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, 2C): each channel's mean and standard deviation over the image."""
+    return torch.cat([stage.mean((2, 3)), stage.std((2, 3), correction=0)], dim=1)
+
+
+@torch.no_grad()
+def views(model: torch.nn.Module, x: torch.Tensor) -> Views:
+    """One fp32 pass of `x` and its mirror image through `model`; what the scores need, on the CPU."""
+    with eval_mode(model), torch.autocast(x.device.type, enabled=False):
+        out = model.forward_intermediates(torch.cat([x, x.flip(3)]).float())
+    n = len(x)
+    layers = {FEATURES: out.features} | {name: channel_stats(s) for name, s in out.stages.items()}
+    return Views(out.logits.float().reshape(2, n, -1).cpu(),
+                 {k: v.float().reshape(2, n, -1).cpu() for k, v in layers.items()})
+
+
+def views_in_batches(model: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> Views:
+    """views() over a large (N, 3, 32, 32) tensor in batches, on the model's device."""
+    device = next(model.parameters()).device
+    return Views.cat([views(model, x[i:i + batch].to(device)) for i in range(0, len(x), batch)])
+
+
+@dataclass
+class Gaussians:
+    """One layer's class means (classes, D) and the inverse of their shared covariance (D, D), float64;
+    `scale`: the mean and standard deviation of the distance on training images the fit did not see."""
+
+    means: torch.Tensor
+    precision: torch.Tensor
+    scale: tuple[float, float] = (0.0, 1.0)
+
+    def distance(self, v: torch.Tensor) -> torch.Tensor:
+        """(2, N, D) two views' vectors -> (N,) distance to the nearest class mean, averaged over the views."""
+        d = v.double()[..., None, :] - self.means  # (2, N, classes, D)
+        squared = torch.einsum("...cd,de,...ce->...c", d, self.precision, d)
+        return squared.clamp_min(0).min(dim=-1).values.sqrt().mean(0)
+
+    def standardised(self, v: torch.Tensor) -> torch.Tensor:
+        mean, std = self.scale
+        return (self.distance(v) - mean) / std
+
+
+def fit_gaussians(v: torch.Tensor, labels: torch.Tensor, classes: int) -> Gaussians:
+    """Class means and their shared covariance from two views' (2, N, D) training vectors and (N,) labels."""
+    f = v.double().reshape(-1, v.shape[-1])
+    labels = labels.cpu().repeat(v.shape[0])
+    if not all((labels == c).any() for c in range(classes)):
+        raise ValueError("every class needs training images to fit its mean")
+    means = torch.stack([f[labels == c].mean(0) for c in range(classes)])
+    centred = f - means[labels]
+    covariance = centred.T @ centred / len(f)
+    # A channel that never varies (a ReLU unit dead on every image) makes the covariance singular: the
+    # pseudo-inverse ignores that direction instead of dividing by zero.
+    return Gaussians(means, torch.linalg.pinv(covariance, hermitian=True))
+
+
+def fit(train: Views, labels: torch.Tensor, apart: Views, classes: int) -> dict[str, Gaussians]:
+    """Every layer's Gaussians from `train`, each scaled by its distances on `apart` (other training images)."""
+    fitted = {}
+    for name, v in train.layers.items():
+        g = fit_gaussians(v, labels, classes)
+        d = g.distance(apart.layers[name])
+        g.scale = (float(d.mean()), float(d.std()))
+        fitted[name] = g
+    return fitted
+
+
+def score(method: str, v: Views, fitted: dict[str, Gaussians] | None = None) -> torch.Tensor:
+    """(N,) float64 scores of one method; higher means more unfamiliar."""
+    if method == "msp":
+        return 1 - v.answer.max(dim=-1).values.double()
+    if method == "energy":
+        return (-torch.logsumexp(v.logits.double(), dim=-1)).mean(0)
+    if method in FITTED:
+        if not fitted:
+            raise ValueError(f"the {METHODS[method]} needs statistics fitted on the training split")
+        if method == "mahalanobis":
+            return fitted[FEATURES].distance(v.layers[FEATURES])
+        return torch.stack([g.standardised(v.layers[name]) for name, g in fitted.items()]).mean(0)
+    raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+
+
+def auroc(familiar: np.ndarray, unfamiliar: np.ndarray) -> float:
+    """The chance that an unfamiliar input scores above a familiar one (ties count half): 0.5 is a coin toss."""
+    familiar, unfamiliar = np.asarray(familiar, float), np.asarray(unfamiliar, float)
+    if not len(familiar) or not len(unfamiliar):
+        raise ValueError("AUROC needs familiar and unfamiliar scores")
+    # Mann-Whitney: the unfamiliar inputs' rank sum among all scores, tied scores sharing their mean rank.
+    _, group, counts = np.unique(np.concatenate([familiar, unfamiliar]), return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)
+    ranks = ((last - counts + 1 + last) / 2)[group]
+    n = len(unfamiliar)
+    return float((ranks[len(familiar):].sum() - n * (n + 1) / 2) / (n * len(familiar)))
