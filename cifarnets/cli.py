@@ -21,9 +21,10 @@ from .data import DataError
 from .images import ImageError
 from .models import ALL_KEYS, KEYS, build, count_params, label, recipe_key
 from .train import TrainingError
+from .unfamiliar import calibrate, inputs
 
 EXPECTED_ERRORS = (DataError, TrainingError, ckpt.CheckpointError, ImageError, KeyError, ValueError,
-                   loadtest.LoadError)
+                   loadtest.LoadError, inputs.MissingPackage)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +91,7 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     loadtest.add_parser(sub)
     precompute.add_parser(sub)
+    calibrate.add_parser(sub)
     return p
 
 
@@ -198,7 +200,7 @@ def cmd_train(args) -> int:
 # ---------------------------------------------------------------- evaluate
 
 def cmd_evaluate(args) -> int:
-    from .device import pick
+    from .device import describe, pick
     from .train import evaluate
 
     device = pick(args.device)
@@ -223,7 +225,7 @@ def cmd_evaluate(args) -> int:
         metrics = evaluate(model, test, dataset.classes)
         results[config["model"] if key is None else key] = metrics
         if args.write:  # the data it was measured on goes with the numbers
-            ckpt.write_metrics(folder, metrics, dataset.describe() | {"classes": None})
+            ckpt.write_metrics(folder, metrics, dataset.describe() | {"classes": None, "machine": describe(device)})
     if args.json:
         print(json.dumps(results | {k: {"error": v} for k, v in failures.items()}, indent=2))
     else:

@@ -13,6 +13,9 @@ from PIL import Image
 from .checkpoints import Entry
 from .data import normalize
 from .images import MAX_BYTES, ImageError, decode_image, to_array
+from .unfamiliar import calibration
+from .unfamiliar.calibration import Verdict
+from .unfamiliar.scores import views
 
 PREVIEW = 1024  # longest side of the picture kept for display; the full decode is dropped
 
@@ -66,6 +69,12 @@ def batch(pixels: list[np.ndarray]) -> torch.Tensor:
     return normalize(x)
 
 
+# Answers are computed in fp32 on every machine, whatever autocast is open around the call: a CPU
+# with native bf16 and one without (where bf16 is emulated) then give the same answers, and the
+# accuracy a checkpoint claims is the accuracy of the answers users get. bf16 is for training speed.
+PRECISION = "fp32"
+
+
 def mirrored(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(softmax of each image alone, softmax averaged with the image's mirror image), both (N, classes).
 
@@ -75,7 +84,8 @@ def mirrored(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
     86.15% -> 87.48% at 40 epochs) for twice the inference. The first is kept for the training
     curves, which stay comparable with the report's single-view figures.
     """
-    probs = torch.softmax(model(torch.cat([x, x.flip(3)])).float(), dim=1)
+    with torch.autocast(x.device.type, enabled=False):  # PRECISION, even inside the trainer's autocast
+        probs = torch.softmax(model(torch.cat([x, x.flip(3)]).float()).float(), dim=1)
     single, flipped = probs.split(len(x))
     return single, (single + flipped) / 2
 
@@ -89,6 +99,45 @@ def probabilities(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, torch
             device = next(entry.model.parameters()).device
             out[key] = mirrored(entry.model, x.to(device))[1].cpu()
     return out
+
+
+@dataclass
+class Answer:
+    """One network's answer to a batch, and whether it finds each input unfamiliar."""
+
+    probs: torch.Tensor  # (N, classes), mirror-averaged: the same numbers probabilities() gives
+    verdicts: list[Verdict] | None  # one per input; None when the network has no usable calibration
+    note: str = ""  # why there are no verdicts, in one line that says what to run
+
+
+@torch.no_grad()
+def answers(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, Answer]:
+    """Every loaded network's answer, and its verdict from the same forward pass (image and mirror image).
+
+    The unfamiliarity score is judged on both views as the answer is made from both: a network that is
+    sure of a picture but not of its mirror image has not recognised it.
+    """
+    out = {}
+    for key, entry in entries.items():
+        if not entry.ok:
+            continue
+        v = views(entry.model, x.to(next(entry.model.parameters()).device))
+        found = calibration.load(entry)
+        if isinstance(found, str):
+            out[key] = Answer(v.answer, None, found)
+            continue
+        try:
+            out[key] = Answer(v.answer, calibration.verdicts(found, v))
+        except ValueError as e:
+            out[key] = Answer(v.answer, None, f"{e}; redo it with `{calibration.redo_command(entry.path)}`")
+    return out
+
+
+def unfamiliar_json(answer: Answer, row: int) -> dict:
+    """What `predict --json` says of one input: the score, the threshold and the flag, or why there is none."""
+    if answer.verdicts is None:
+        return {"flag": None, "note": answer.note}
+    return answer.verdicts[row].as_dict()
 
 
 def top_k(probs: torch.Tensor, classes: list[str], k: int = 5) -> list[tuple[str, float]]:
@@ -107,9 +156,10 @@ def predict_files(paths: list[str], entries: dict[str, Entry]) -> list[dict]:
         except ImageError as e:
             results.append({"file": path, "error": str(e)})
     if ready:
-        probs = probabilities(entries, batch([pixels for _, pixels in ready]))
+        found = answers(entries, batch([pixels for _, pixels in ready]))
         for row, (i, _) in enumerate(ready):
             results[i]["predictions"] = {
-                key: {"label": (top := top_k(p[row], entries[key].classes))[0][0], "prob": top[0][1], "top5": top}
-                for key, p in probs.items()}
+                key: {"label": (top := top_k(a.probs[row], entries[key].classes))[0][0], "prob": top[0][1],
+                      "top5": top, "unfamiliar": unfamiliar_json(a, row)}
+                for key, a in found.items()}
     return results
