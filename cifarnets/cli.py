@@ -129,6 +129,7 @@ def cmd_summary(args) -> int:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
+    from .analysis.gradients import GradientProbe
     from .train import fit
 
     # An extra network trains with the recipe of the report network it derives from.
@@ -180,7 +181,7 @@ def cmd_train(args) -> int:
     say(f"training {label(args.model)} with the {recipe.name} recipe ({recipe.epochs} epochs) into {out}",
         file=sys.stderr)
     result = fit(args.model, recipe, dataset, out, device=args.device, seed=args.seed, resume=args.resume,
-                 progress=progress, should_stop=lambda: stop["asked"])
+                 progress=progress, should_stop=lambda: stop["asked"], probe=GradientProbe)
     if bar["bar"] is not None:
         bar["bar"].close()
     if result["state"] == "stopped":
@@ -242,6 +243,7 @@ def cmd_evaluate(args) -> int:
 # ---------------------------------------------------------------- predict
 
 def cmd_predict(args) -> int:
+    from .classify import uncalibrated
     from .device import pick
     from .predict import predict_files
 
@@ -260,9 +262,14 @@ def cmd_predict(args) -> int:
             if "error" in r:
                 print(f"{r['file']:<{width}}  error: {r['error']}")
             else:
-                cells = [f"{p['label']} {p['prob']:.0%}" for p in (r["predictions"][k] for k in loaded)]
+                cells = [f"{p['label']} {p['prob']:.0%}" + (" unfamiliar" if p["unfamiliar"]["flag"] else "")
+                         for p in (r["predictions"][k] for k in loaded)]
                 print(f"{r['file']:<{width}}  " + "  ".join(f"{c:<22}" for c in cells))
+        if any(p["unfamiliar"]["flag"] for r in results for p in r.get("predictions", {}).values()):
+            print("unfamiliar: the network finds the input unlike its training images; its answer is a guess")
     for e in entries.values():  # with --json too: a program reading stdout still shows people why
         if not e.ok:
             print(f"{e.label} unavailable: {e.reason}", file=sys.stderr)
+    for key, why in uncalibrated(entries).items():
+        print(f"{label(key)}: no unfamiliarity check, {why}", file=sys.stderr)
     return 1 if any("error" in r for r in results) else 0

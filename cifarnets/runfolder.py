@@ -8,9 +8,11 @@ state, the live status and the lock.
 from __future__ import annotations
 
 import os
+import tempfile
+import time
 from pathlib import Path
 
-from .fileio import read_json
+from .fileio import read_json, write_json
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -43,3 +45,76 @@ def process_alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+class TrainingError(Exception):
+    """A run that cannot go on, and why, in one line."""
+
+
+class RunLock:
+    """One run per folder. A lock whose process is gone (killed run) is stale and taken over."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_FILE
+
+    def __enter__(self) -> RunLock:
+        # The lock appears with our pid already in it (written aside, then hard-linked into place): a run
+        # that reads it a moment later must never see an empty file and take it for a stale lock.
+        fd, pidfile = tempfile.mkstemp(prefix=f"{LOCK_FILE}.", suffix=".pid", dir=self.path.parent)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            for _ in range(2):
+                try:
+                    self._place(pidfile)
+                except FileExistsError:
+                    pid = _read_pid(self.path)
+                    if pid and pid != os.getpid() and process_alive(pid):
+                        raise TrainingError(f"another run (pid {pid}) is writing to {self.path.parent}; "
+                                            "wait for it, cancel it, or choose another --out") from None
+                    self.path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                # A killed run leaves the temporary files of the writes it was in (never the files
+                # themselves: those are renamed into place whole). Only ours: others write here too.
+                for name in (STATE_FILE, STATUS_FILE, MODEL_FILE, CONFIG_FILE, HISTORY_FILE):
+                    for tmp in self.path.parent.glob(f".{name}.*.tmp"):
+                        tmp.unlink(missing_ok=True)
+                return self
+        finally:
+            os.unlink(pidfile)
+        raise TrainingError(f"could not take the lock {self.path}")
+
+    def _place(self, pidfile: str) -> None:
+        """Create the lock holding our pid, or raise FileExistsError."""
+        try:
+            os.link(pidfile, self.path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system (FAT, some network shares): create, then write
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+
+    def __exit__(self, *exc) -> None:
+        if _read_pid(self.path) == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+class Status:
+    """status.json in the run folder: what a watcher (the app) polls. Throttled to one write a second."""
+
+    def __init__(self, folder: Path, enabled: bool) -> None:
+        self.path, self.enabled, self.last, self.data = folder / STATUS_FILE, enabled, 0.0, {}
+
+    def update(self, force: bool = False, **fields) -> None:
+        self.data.update(fields, updated=time.time(), pid=os.getpid())
+        if self.enabled and (force or time.monotonic() - self.last >= 1.0):
+            write_json(self.path, self.data)
+            self.last = time.monotonic()

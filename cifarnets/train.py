@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,26 +18,21 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .analysis.gradients import GradientProbe
 from .checkpoints import make_config, save_checkpoint
-from .data import Dataset, DeviceLoader
+from .data import Dataset, DeviceLoader, Split
 from .device import autocast, describe, pick
-from .fileio import atomic_path, write_json
+from .fileio import atomic_path
 from .metrics import confusion_matrix, per_class_accuracy
 from .models import build
 from .models.common import eval_mode
 from .predict import PRECISION, mirrored
 from .recipes import Recipe
-from .runfolder import CONFIG_FILE, HISTORY_FILE, LOCK_FILE, MODEL_FILE, STATE_FILE, STATUS_FILE, process_alive
+from .runfolder import LOCK_FILE, STATE_FILE, STATUS_FILE, RunLock, Status, TrainingError  # noqa: F401
 from .threads import training_threads
 
 SYNC_EVERY = 10  # steps between reading the loss back from the device (a sync on CUDA)
 
 Progress = Callable[[dict], None]
-
-
-class TrainingError(Exception):
-    """A run that cannot go on, and why, in one line."""
 
 
 # ---------------------------------------------------------------- evaluation
@@ -88,75 +82,6 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimi
     if recipe.optimizer == "adam":
         return torch.optim.Adam(groups, lr=recipe.lr)
     raise TrainingError(f"unknown optimizer {recipe.optimizer!r} in recipe {recipe.name!r}")
-
-
-class RunLock:
-    """One run per folder. A lock whose process is gone (killed run) is stale and taken over."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK_FILE
-
-    def __enter__(self) -> RunLock:
-        # The lock appears with our pid already in it (written aside, then hard-linked into place): a run
-        # that reads it a moment later must never see an empty file and take it for a stale lock.
-        fd, pidfile = tempfile.mkstemp(prefix=f"{LOCK_FILE}.", suffix=".pid", dir=self.path.parent)
-        try:
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            for _ in range(2):
-                try:
-                    self._place(pidfile)
-                except FileExistsError:
-                    pid = _read_pid(self.path)
-                    if pid and pid != os.getpid() and process_alive(pid):
-                        raise TrainingError(f"another run (pid {pid}) is writing to {self.path.parent}; "
-                                            "wait for it, cancel it, or choose another --out") from None
-                    self.path.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
-                # A killed run leaves the temporary files of the writes it was in (never the files
-                # themselves: those are renamed into place whole). Only ours: others write here too.
-                for name in (STATE_FILE, STATUS_FILE, MODEL_FILE, CONFIG_FILE, HISTORY_FILE):
-                    for tmp in self.path.parent.glob(f".{name}.*.tmp"):
-                        tmp.unlink(missing_ok=True)
-                return self
-        finally:
-            os.unlink(pidfile)
-        raise TrainingError(f"could not take the lock {self.path}")
-
-    def _place(self, pidfile: str) -> None:
-        """Create the lock holding our pid, or raise FileExistsError."""
-        try:
-            os.link(pidfile, self.path)
-        except FileExistsError:
-            raise
-        except OSError:  # no hard links on this file system (FAT, some network shares): create, then write
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-
-    def __exit__(self, *exc) -> None:
-        if _read_pid(self.path) == os.getpid():
-            self.path.unlink(missing_ok=True)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip() or 0) or None
-    except (OSError, ValueError):
-        return None
-
-
-class Status:
-    """status.json in the run folder: what a watcher (the app) polls. Throttled to one write a second."""
-
-    def __init__(self, folder: Path, enabled: bool) -> None:
-        self.path, self.enabled, self.last, self.data = folder / STATUS_FILE, enabled, 0.0, {}
-
-    def update(self, force: bool = False, **fields) -> None:
-        self.data.update(fields, updated=time.time(), pid=os.getpid())
-        if self.enabled and (force or time.monotonic() - self.last >= 1.0):
-            write_json(self.path, self.data)
-            self.last = time.monotonic()
 
 
 def read_state(folder: Path) -> dict | None:
@@ -236,9 +161,15 @@ def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: 
 
 # ---------------------------------------------------------------- the loop
 
+# Given the training split and the device, returns what measures a model after each epoch (and at
+# initialisation): its result goes in the history row as "grad_norms". The CLI passes the analysis's
+# GradientProbe; the trainer itself knows nothing of what is measured.
+ProbeFactory = Callable[[Split, torch.device], Callable[[torch.nn.Module], dict]]
+
+
 def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: str = "auto", seed: int = 0,
         resume: bool = False, progress: Progress | None = None, should_stop: Callable[[], bool] = lambda: False,
-        ) -> dict:
+        probe: ProbeFactory | None = None) -> dict:
     """Train `key` with `recipe` on `dataset`, writing the run into `out`.
 
     Returns {"state": "finished" | "stopped", "epoch": epochs done, "step": steps into the next epoch,
@@ -256,7 +187,8 @@ def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: 
         raise TrainingError(f"the run folder {out} is not writable")
     try:
         with RunLock(out) if main else contextlib.nullcontext(), training_threads(dev):
-            result = _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world)
+            result = _Run(key, recipe, dataset, out, dev, seed, resume, rank, world, probe).train(
+                progress if (progress and main) else (lambda event: None), should_stop)
     except OSError as e:  # a full or read-only disk: every file is written whole or not at all
         raise TrainingError(f"cannot write to the run folder {out}: {e.strerror or e}; "
                             "its last complete checkpoint is intact") from None
@@ -268,158 +200,215 @@ def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: 
     return result
 
 
-def _fit(key, recipe, dataset, out, dev, seed, resume, progress, should_stop, rank, world) -> dict:
-    main = rank == 0
-    state = _shared_state(out, rank, world)
-    if state is not None and not resume:
-        raise TrainingError(f"{out} already holds a run ({state['epoch']}/{state['recipe']['epochs']} epochs); "
-                            "pass --resume to continue it, or choose another --out")
-    if state is not None:
-        if state["model_key"] != key:
-            raise TrainingError(f"{out} holds a {state['model_key']!r} run, not {key!r}")
-        recipe = Recipe(**state["recipe"])  # a run keeps the recipe it started with
-        seed = state["seed"]
-    if state is not None and state["epoch"] >= recipe.epochs:
-        return {"state": "finished", "epoch": state["epoch"], "step": 0, "history": state["history"]}
+class NonFiniteLoss(TrainingError):
+    def __init__(self, epoch: int, step: int, steps: int, lr: float) -> None:
+        self.where = f"epoch {epoch}, step {step}"
+        super().__init__(f"the loss became non-finite at {self.where} of {steps}; "
+                         f"lower the learning rate (it was {lr:g})")
 
-    torch.manual_seed(seed)
-    model = build(key, num_classes=len(dataset.classes))
-    channels_last = CHANNELS_LAST
-    model = place(model, dev)
-    optimizer = make_optimizer(model, recipe)
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as e:
-            raise TrainingError(f"{out / STATE_FILE} does not fit a {key!r} network ({str(e).splitlines()[0][:100]});"
-                                " delete it to start over") from None
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    train = DeviceLoader(dataset.train, recipe.batch_size, dev, train=True, augment=recipe.augment,
-                         rank=rank, world=world, channels_last=channels_last)
-    test = DeviceLoader(dataset.test, 1000, dev, train=False, rank=rank, world=world, channels_last=channels_last)
-    steps = len(train)
-    if steps == 0:
-        raise TrainingError(f"the training split has {len(dataset.train)} images, fewer than one batch of "
-                            f"{recipe.batch_size}; lower --batch-size")
+class _Tally:
+    """Loss, right answers, images and seconds of the epoch so far. The per-step figures stay on the
+    device and are read back every SYNC_EVERY steps (a sync on CUDA), summed over the ranks."""
 
-    first_epoch = state["epoch"] if state else 0
-    start = state["step"] if state else 0
-    history = list(state["history"]) if state else []
-    partial = dict(state["partial"]) if state else {}
-    global_step = first_epoch * steps + start
-    status = Status(out, main)
-    status.update(True, state="running", model=key, recipe=recipe.name, epoch=first_epoch, epochs=recipe.epochs,
-                  step=start, steps=steps, device=describe(dev))
-    emit = progress if (progress and main) else (lambda event: None)
-    # Weight-gradient norm per layer on a few fixed images, at initialisation and after each epoch: the
-    # Why they differ page plots them against depth. Kept in the resume state until epoch 1's row has it.
-    probe = GradientProbe(dataset.train, dev) if main else None
-    init_norms = state.get("grad_norms_init") if state else probe(model) if probe else None
+    def __init__(self, partial: dict, dev: torch.device, world: int) -> None:
+        self.sums = {"loss": partial.get("loss", 0.0), "correct": partial.get("correct", 0),
+                     "seen": partial.get("seen", 0), "seconds": partial.get("seconds", 0.0)}
+        self.dev, self.world = dev, world
+        self.losses: list[torch.Tensor] = []
+        self.correct = torch.zeros((), dtype=torch.int64, device=dev)
+        self.seen = 0
+        self.tick = time.perf_counter()
 
-    def snapshot(epoch_: int, step_: int, partial_: dict) -> None:
-        if main:
-            _write_state(out, {"version": 1, "model_key": key, "recipe": recipe.to_dict(), "seed": seed,
-                               "classes": dataset.classes, "data": dataset.describe() | {"classes": None},
-                               "epoch": epoch_, "step": step_, "partial": partial_, "history": history,
-                               "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "grad_norms_init": init_norms})
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, seen: int) -> None:
+        self.losses.append(loss)
+        self.correct += correct
+        self.seen += seen
 
-    smoothing = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    for epoch in range(first_epoch, recipe.epochs):
-        net.train()
-        sums = {"loss": partial.get("loss", 0.0), "correct": partial.get("correct", 0),
-                "seen": partial.get("seen", 0), "seconds": partial.get("seconds", 0.0)}
-        partial = {}
-        pending_loss: list[torch.Tensor] = []
-        pending_correct = torch.zeros((), dtype=torch.int64, device=dev)
-        pending_seen = 0
-        tick = time.perf_counter()
-        step = start
-        for step, (xb, yb) in enumerate(train.batches(epoch, seed, start), start=start):
-            lr = recipe.lr_at(global_step, steps)
-            batch_loss, batch_correct = train_step(net, optimizer, smoothing, xb, yb, lr)
+    def read_back(self, step: int, epoch: int, steps: int, lr: float) -> None:
+        """Fold the pending steps (the last is `step`) into the sums; raises TrainingError on a non-finite loss."""
+        losses = torch.stack(self.losses)
+        if self.world > 1:
+            counts = torch.stack([losses.sum(), self.correct.double(), torch.tensor(float(self.seen), device=self.dev)])
+            dist.all_reduce(counts)
+            loss, correct, seen = float(counts[0]), int(counts[1]), int(counts[2])
+        else:
+            loss, correct, seen = float(losses.sum()), int(self.correct), self.seen
+        if not torch.isfinite(losses).all():
+            bad = step - len(self.losses) + 1 + int((~torch.isfinite(losses)).nonzero()[0])
+            raise NonFiniteLoss(epoch + 1, bad + 1, steps, lr)
+        now = time.perf_counter()
+        self.sums["loss"] += loss
+        self.sums["correct"] += correct
+        self.sums["seen"] += seen
+        self.sums["seconds"] += now - self.tick
+        self.tick = now
+        self.losses, self.seen = [], 0
+        self.correct.zero_()
+
+    @property
+    def loss(self) -> float:
+        return self.sums["loss"] / max(self.sums["seen"], 1)
+
+    @property
+    def acc(self) -> float:
+        return self.sums["correct"] / max(self.sums["seen"], 1)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.sums["seen"] / max(self.sums["seconds"], 1e-9)
+
+
+class _Run:
+    """One call of fit(): the network, its optimizer and data, restored from the run folder where resuming."""
+
+    def __init__(self, key, recipe, dataset, out, dev, seed, resume, rank, world, probe) -> None:
+        self.key, self.dataset, self.out, self.dev, self.rank, self.world = key, dataset, out, dev, rank, world
+        self.main = rank == 0
+        self.state = state = _shared_state(out, rank, world)
+        if state is not None and not resume:
+            raise TrainingError(f"{out} already holds a run ({state['epoch']}/{state['recipe']['epochs']} epochs); "
+                                "pass --resume to continue it, or choose another --out")
+        if state is not None:
+            if state["model_key"] != key:
+                raise TrainingError(f"{out} holds a {state['model_key']!r} run, not {key!r}")
+            recipe = Recipe(**state["recipe"])  # a run keeps the recipe it started with
+            seed = state["seed"]
+        self.recipe, self.seed = recipe, seed
+        self.history = list(state["history"]) if state else []
+        self.first_epoch = state["epoch"] if state else 0
+        self.start = state["step"] if state else 0
+        self.partial = dict(state["partial"]) if state else {}
+        self.probe = probe  # a factory until the network is built
+
+    def _build(self) -> None:
+        state, dev = self.state, self.dev
+        torch.manual_seed(self.seed)
+        self.model = place(build(self.key, num_classes=len(self.dataset.classes)), dev)
+        self.optimizer = make_optimizer(self.model, self.recipe)
+        if state is not None:
+            try:
+                self.model.load_state_dict(state["model"])
+                self.optimizer.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError, KeyError, TypeError) as e:
+                raise TrainingError(f"{self.out / STATE_FILE} does not fit a {self.key!r} network "
+                                    f"({str(e).splitlines()[0][:100]}); delete it to start over") from None
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        loader = dict(rank=self.rank, world=self.world, channels_last=CHANNELS_LAST)
+        self.train_loader = DeviceLoader(self.dataset.train, self.recipe.batch_size, dev, train=True,
+                                         augment=self.recipe.augment, **loader)
+        self.test_loader = DeviceLoader(self.dataset.test, 1000, dev, train=False, **loader)
+        self.steps = len(self.train_loader)
+        if self.steps == 0:
+            raise TrainingError(f"the training split has {len(self.dataset.train)} images, fewer than one batch of "
+                                f"{self.recipe.batch_size}; lower --batch-size")
+        # Weight-gradient norm per layer on a few fixed images, at initialisation and after each epoch: the
+        # Why they differ page plots them against depth. Kept in the resume state until epoch 1's row has it.
+        self.probe = self.probe(self.dataset.train, dev) if self.probe and self.main else None
+        self.init_norms = (state.get("grad_norms_init") if state else
+                           self.probe(self.model) if self.probe else None)
+
+    def train(self, emit: Progress, should_stop: Callable[[], bool]) -> dict:
+        recipe = self.recipe
+        if self.state is not None and self.first_epoch >= recipe.epochs:
+            return {"state": "finished", "epoch": self.first_epoch, "step": 0, "history": self.history}
+        self._build()
+        self.status = Status(self.out, self.main)
+        self.status.update(True, state="running", model=self.key, recipe=recipe.name, epoch=self.first_epoch,
+                           epochs=recipe.epochs, step=self.start, steps=self.steps, device=describe(self.dev))
+        self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        for epoch in range(self.first_epoch, recipe.epochs):
+            stopped_at = self._epoch(epoch, emit, should_stop)
+            if stopped_at is not None:
+                return self._stopped(epoch, stopped_at)
+            self.start = 0
+            self._end_epoch(epoch, emit)
+            if _agree(should_stop(), self.world, self.dev) and epoch + 1 < recipe.epochs:
+                return self._stopped(epoch + 1, 0)
+        self.status.update(True, state="finished", epoch=recipe.epochs, step=0)
+        return {"state": "finished", "epoch": recipe.epochs, "step": 0, "history": self.history}
+
+    def _epoch(self, epoch: int, emit: Progress, should_stop: Callable[[], bool]) -> int | None:
+        """Train one epoch from self.start; returns the step it stopped after when asked to stop mid-epoch."""
+        recipe, steps = self.recipe, self.steps
+        self.net.train()
+        self.tally = tally = _Tally(self.partial, self.dev, self.world)
+        self.partial = {}
+        global_step = epoch * steps + self.start
+        for step, (xb, yb) in enumerate(self.train_loader.batches(epoch, self.seed, self.start), start=self.start):
+            self.lr = lr = recipe.lr_at(global_step, steps)
+            tally.add(*train_step(self.net, self.optimizer, self.loss_fn, xb, yb, lr), len(yb))
             global_step += 1
-            pending_loss.append(batch_loss)
-            pending_correct += batch_correct
-            pending_seen += len(yb)
-            stop = _agree(should_stop(), world, dev)
+            stop = _agree(should_stop(), self.world, self.dev)
             last = step + 1 == steps
             if (step + 1) % SYNC_EVERY == 0 or last or stop:
-                losses = torch.stack(pending_loss)
-                if world > 1:
-                    counts = torch.stack([losses.sum(), pending_correct.double(),
-                                          torch.tensor(float(pending_seen), device=dev)])
-                    dist.all_reduce(counts)
-                    batch_loss, correct, seen = float(counts[0]), int(counts[1]), int(counts[2])
-                else:
-                    batch_loss, correct, seen = float(losses.sum()), int(pending_correct), pending_seen
-                if not torch.isfinite(losses).all():
-                    bad = step - len(pending_loss) + 1 + int((~torch.isfinite(losses)).nonzero()[0])
-                    status.update(True, state="failed",
-                                  error=f"loss is not finite at epoch {epoch + 1}, step {bad + 1}")
-                    raise TrainingError(f"the loss became non-finite at epoch {epoch + 1}, step {bad + 1} of {steps}; "
-                                        f"lower the learning rate (it was {lr:g})")
-                sums["loss"] += batch_loss
-                sums["correct"] += correct
-                sums["seen"] += seen
-                now = time.perf_counter()
-                sums["seconds"] += now - tick
-                tick = now
-                pending_loss, pending_seen = [], 0
-                pending_correct.zero_()
-                rate = sums["seen"] / max(sums["seconds"], 1e-9)
-                done = (step + 1) + (epoch * steps)
-                eta = ((recipe.epochs * steps - done) * sums["seconds"] / max(step + 1 - start, 1)
-                       if step + 1 > start else None)
-                event = {"kind": "step", "epoch": epoch + 1, "epochs": recipe.epochs, "step": step + 1, "steps": steps,
-                         "loss": sums["loss"] / max(sums["seen"], 1), "acc": sums["correct"] / max(sums["seen"], 1),
-                         "images_per_s": rate, "lr": lr, "eta_s": eta}
-                emit(event)
-                status.update(state="running", epoch=epoch + 1, step=step + 1, loss=event["loss"], acc=event["acc"],
-                              images_per_s=rate, eta_s=eta)
+                try:
+                    tally.read_back(step, epoch, steps, lr)
+                except NonFiniteLoss as e:
+                    self.status.update(True, state="failed", error=f"loss is not finite at {e.where}")
+                    raise
+                self._report_step(epoch, step, emit)
             if stop and not last:
-                snapshot(epoch, step + 1, sums)
-                status.update(True, state="stopped", epoch=epoch, step=step + 1)
-                return {"state": "stopped", "epoch": epoch, "step": step + 1, "history": history}
-        start = 0
-        if world > 1:  # BatchNorm statistics differ per rank: keep rank 0's, so every rank ends identical
-            for buf in model.buffers():
+                self._snapshot(epoch, step + 1, tally.sums)
+                return step + 1
+        return None
+
+    def _report_step(self, epoch: int, step: int, emit: Progress) -> None:
+        recipe, steps, tally = self.recipe, self.steps, self.tally
+        done = (step + 1) + (epoch * steps)
+        eta = ((recipe.epochs * steps - done) * tally.sums["seconds"] / max(step + 1 - self.start, 1)
+               if step + 1 > self.start else None)
+        event = {"kind": "step", "epoch": epoch + 1, "epochs": recipe.epochs, "step": step + 1, "steps": steps,
+                 "loss": tally.loss, "acc": tally.acc, "images_per_s": tally.images_per_s, "lr": self.lr, "eta_s": eta}
+        emit(event)
+        self.status.update(state="running", epoch=epoch + 1, step=step + 1, loss=event["loss"], acc=event["acc"],
+                           images_per_s=event["images_per_s"], eta_s=eta)
+
+    def _end_epoch(self, epoch: int, emit: Progress) -> None:
+        """Evaluate, add the history row, write the checkpoint and then the resume state."""
+        if self.world > 1:  # BatchNorm statistics differ per rank: keep rank 0's, so every rank ends identical
+            for buf in self.model.buffers():
                 dist.broadcast(buf, 0)
-        eval_tick = time.perf_counter()
-        metrics = evaluate(model, test, dataset.classes)
+        tally, eval_tick = self.tally, time.perf_counter()
+        metrics = evaluate(self.model, self.test_loader, self.dataset.classes)
         # The curves stay single-view, comparable with the report's and with runs from before mirroring.
-        row = {"epoch": epoch + 1, "train_loss": sums["loss"] / max(sums["seen"], 1),
-               "train_acc": sums["correct"] / max(sums["seen"], 1), "test_loss": metrics["single_view"]["test_loss"],
-               "test_acc": metrics["single_view"]["test_acc"], "test_acc_mirrored": metrics["test_acc"], "lr": lr,
-               "seconds": sums["seconds"] + time.perf_counter() - eval_tick,
-               "images_per_s": sums["seen"] / max(sums["seconds"], 1e-9)}
-        if probe:
-            row["grad_norms"] = probe(model)
-            if epoch == 0 and init_norms:
-                row["grad_norms_init"] = init_norms
-        history.append(row)
-        if main:
-            config = make_config(key, model, classes=dataset.classes, recipe=recipe.to_dict(),
-                                 data=dataset.describe() | {"classes": None}, metrics=metrics,
-                                 device=describe(dev) + (f" x{world}" if world > 1 else ""),
-                                 epochs_done=epoch + 1, seed=seed)
+        row = {"epoch": epoch + 1, "train_loss": tally.loss, "train_acc": tally.acc,
+               "test_loss": metrics["single_view"]["test_loss"], "test_acc": metrics["single_view"]["test_acc"],
+               "test_acc_mirrored": metrics["test_acc"], "lr": self.lr,
+               "seconds": tally.sums["seconds"] + time.perf_counter() - eval_tick, "images_per_s": tally.images_per_s}
+        if self.probe:
+            row["grad_norms"] = self.probe(self.model)
+            if epoch == 0 and self.init_norms:
+                row["grad_norms_init"] = self.init_norms
+        self.history.append(row)
+        if self.main:
+            config = make_config(self.key, self.model, classes=self.dataset.classes, recipe=self.recipe.to_dict(),
+                                 data=self.dataset.describe() | {"classes": None}, metrics=metrics,
+                                 device=describe(self.dev) + (f" x{self.world}" if self.world > 1 else ""),
+                                 epochs_done=epoch + 1, seed=self.seed)
             config["data"].pop("classes")
             # The public checkpoint first, the resume state last: a kill between the two then repeats
             # this epoch on --resume. The other way round, a run killed there after its last epoch
             # would resume as "finished" and leave its checkpoint one epoch short.
-            save_checkpoint(out, model, config, history)
-            snapshot(epoch + 1, 0, {})
-        emit({"kind": "epoch", "row": row, "epochs": recipe.epochs})
-        status.update(True, state="running", epoch=epoch + 1, step=0, test_acc=row["test_acc"])
-        if _agree(should_stop(), world, dev) and epoch + 1 < recipe.epochs:
-            status.update(True, state="stopped", epoch=epoch + 1, step=0)
-            return {"state": "stopped", "epoch": epoch + 1, "step": 0, "history": history}
-    status.update(True, state="finished", epoch=recipe.epochs, step=0)
-    return {"state": "finished", "epoch": recipe.epochs, "step": 0, "history": history}
+            save_checkpoint(self.out, self.model, config, self.history)
+            self._snapshot(epoch + 1, 0, {})
+        emit({"kind": "epoch", "row": row, "epochs": self.recipe.epochs})
+        self.status.update(True, state="running", epoch=epoch + 1, step=0, test_acc=row["test_acc"])
+
+    def _snapshot(self, epoch: int, step: int, partial: dict) -> None:
+        if self.main:
+            _write_state(self.out, {
+                "version": 1, "model_key": self.key, "recipe": self.recipe.to_dict(), "seed": self.seed,
+                "classes": self.dataset.classes, "data": self.dataset.describe() | {"classes": None},
+                "epoch": epoch, "step": step, "partial": partial, "history": self.history,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "grad_norms_init": self.init_norms})
+
+    def _stopped(self, epoch: int, step: int) -> dict:
+        self.status.update(True, state="stopped", epoch=epoch, step=step)
+        return {"state": "stopped", "epoch": epoch, "step": step, "history": self.history}
 
 
 def _agree(flag: bool, world: int, dev: torch.device) -> bool:

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from cifarnets import checkpoints, data, recipes
+from cifarnets.analysis.gradients import GradientProbe
 from cifarnets.train import LOCK_FILE, TrainingError, fit, read_state
 
 
@@ -23,12 +24,12 @@ def weights(folder):
 
 def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_folder, tmp_path):
     ds = data.load(tiny_folder)
-    result = fit("resnet", tiny_recipe("resnet", epochs=3), ds, tmp_path / "run", device="cpu")
+    result = fit("resnet", tiny_recipe("resnet", epochs=3), ds, tmp_path / "run", device="cpu", probe=GradientProbe)
     history = result["history"]
     assert result["state"] == "finished" and [r["epoch"] for r in history] == [1, 2, 3]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert set(history[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "test_acc_mirrored", "lr",
-                               "seconds", "images_per_s", "grad_norms", "grad_norms_init"}  # grad_norms: analysis
+                               "seconds", "images_per_s", "grad_norms", "grad_norms_init"}  # grad_norms: the probe
     assert "grad_norms_init" not in history[1] and len(history[1]["grad_norms"]) == 16  # 13 convs, 2 shortcuts, fc
     model, config = checkpoints.load_checkpoint(tmp_path / "run")
     assert config["model"] == "resnet" and config["classes"] == ds.classes and config["epochs"] == 3
@@ -42,7 +43,7 @@ def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_folder, 
 def test_resume_after_a_stop_ends_with_the_same_weights(tiny_folder, tmp_path, stop_after):
     ds = data.load(tiny_folder)
     recipe = tiny_recipe("se_resnet", epochs=3, batch_size=8)
-    fit("se_resnet", recipe, ds, tmp_path / "straight", device="cpu", seed=7)
+    fit("se_resnet", recipe, ds, tmp_path / "straight", device="cpu", seed=7, probe=GradientProbe)
 
     calls = {"n": 0}
 
@@ -50,9 +51,10 @@ def test_resume_after_a_stop_ends_with_the_same_weights(tiny_folder, tmp_path, s
         calls["n"] += 1
         return calls["n"] >= stop_after
 
-    first = fit("se_resnet", recipe, ds, tmp_path / "stopped", device="cpu", seed=7, should_stop=stop_soon)
+    first = fit("se_resnet", recipe, ds, tmp_path / "stopped", device="cpu", seed=7, should_stop=stop_soon,
+                probe=GradientProbe)
     assert first["state"] == "stopped"
-    second = fit("se_resnet", recipe, ds, tmp_path / "stopped", device="cpu", resume=True)
+    second = fit("se_resnet", recipe, ds, tmp_path / "stopped", device="cpu", resume=True, probe=GradientProbe)
     assert second["state"] == "finished"
     a, b = weights(tmp_path / "straight"), weights(tmp_path / "stopped")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
