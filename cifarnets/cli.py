@@ -14,12 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import bench, data, hub, loadtest, recipes
 from . import checkpoints as ckpt
+from . import data, hub, recipes
 from .analysis import precompute
 from .data import DataError
 from .images import ImageError
 from .models import ALL_KEYS, KEYS, build, count_params, label, recipe_key
+from .perf import bench, loadtest
 from .train import TrainingError
 from .unfamiliar import calibrate, inputs
 
@@ -257,14 +258,15 @@ def cmd_predict(args) -> int:
     else:
         loaded = [k for k, e in entries.items() if e.ok]
         width = max(len(r["file"]) for r in results)
-        print(f"{'file':<{width}}  " + "  ".join(f"{label(k):<22}" for k in loaded))
+        rows = {r["file"]: [f"{p['label']} {p['prob']:.0%}" + (" unfamiliar" if p["unfamiliar"]["flag"] else "")
+                            for p in (r["predictions"][k] for k in loaded)] for r in results if "error" not in r}
+        cell = max([22] + [len(c) for cells in rows.values() for c in cells])
+        print(f"{'file':<{width}}  " + "  ".join(f"{label(k):<{cell}}" for k in loaded))
         for r in results:
             if "error" in r:
                 print(f"{r['file']:<{width}}  error: {r['error']}")
             else:
-                cells = [f"{p['label']} {p['prob']:.0%}" + (" unfamiliar" if p["unfamiliar"]["flag"] else "")
-                         for p in (r["predictions"][k] for k in loaded)]
-                print(f"{r['file']:<{width}}  " + "  ".join(f"{c:<22}" for c in cells))
+                print(f"{r['file']:<{width}}  " + "  ".join(f"{c:<{cell}}" for c in rows[r["file"]]))
         if any(p["unfamiliar"]["flag"] for r in results for p in r.get("predictions", {}).values()):
             print("unfamiliar: the network finds the input unlike its training images; its answer is a guess")
     for e in entries.values():  # with --json too: a program reading stdout still shows people why

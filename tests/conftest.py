@@ -85,7 +85,7 @@ def app_url(tmp_path):
     """`streamlit run app.py` on a free localhost port, with tiny checkpoints for all four networks: its URL."""
     from app_helpers import make_checkpoints
 
-    from cifarnets.loadtest import serve
+    from cifarnets.perf.loadtest import serve
 
     env = dict(os.environ, CIFARNETS_CHECKPOINTS=str(make_checkpoints(tmp_path / "checkpoints")),
                CIFARNETS_RUNS=str(tmp_path / "runs"), CIFARNETS_DEVICE="cpu")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from app_helpers import LABELS, image_bytes
 
-from cifarnets.loadtest import CHROMIUM, CHROMIUM_ARGS
+from cifarnets.perf.loadtest import CHROMIUM, CHROMIUM_ARGS
 
 WAIT_MS = 120_000  # the first page loads torch and four models on a busy machine
 

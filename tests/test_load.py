@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cifarnets import cli, loadtest
+from cifarnets import cli
 from cifarnets.examples import list_examples
-from cifarnets.loadtest import CHROMIUM
+from cifarnets.perf import loadtest
+from cifarnets.perf.loadtest import CHROMIUM
 
 
 @pytest.mark.browser

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .examples import list_examples
-from .models import KEYS, label
-from .paths import project_root
+from ..examples import list_examples
+from ..models import KEYS, label
+from ..paths import project_root
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own download is not needed
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -15,15 +15,15 @@ import time
 
 import torch
 
-from . import checkpoints as ckpt
-from . import data, recipes
+from .. import checkpoints as ckpt
+from .. import data, recipes
+from ..device import describe, pick, training_precision
+from ..models import KEYS, build, label
+from ..threads import training_threads
+from ..train import CHANNELS_LAST, make_optimizer, place, train_step
 from .compute import cpu_seconds, gflop_per_image, peak_gflop_s
-from .device import describe, pick, training_precision
 from .latency import cold_start_s, inference_ms, networks
-from .models import KEYS, build, label
 from .textbook import Textbook
-from .threads import training_threads
-from .train import CHANNELS_LAST, make_optimizer, place, train_step
 
 WARMUP_STEPS = 3  # per pipeline, untimed: allocator, oneDNN kernel choice, worker start
 ROUNDS = 3

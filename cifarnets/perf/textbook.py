@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import MEAN, STD, Split
-from .models import build
-from .recipes import Recipe
-from .train import make_optimizer
+from ..data import MEAN, STD, Split
+from ..models import build
+from ..recipes import Recipe
+from ..train import make_optimizer
 
 
 class PILDataset(torch.utils.data.Dataset):

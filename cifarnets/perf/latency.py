@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import CIFAR10_CLASSES, predict
-from . import checkpoints as ckpt
-from .models import build
+from .. import CIFAR10_CLASSES, predict
+from .. import checkpoints as ckpt
+from ..models import build
 
 
 def networks(folder: str, dev: torch.device) -> tuple[dict[str, ckpt.Entry], dict[str, str]]:
@@ -64,7 +64,7 @@ def cold_start_s(entries: dict[str, ckpt.Entry], device: str, runs: int = 3) -> 
         make_photo(photo)
         cmd = [sys.executable, "-m", "cifarnets", "predict", str(photo), "--checkpoints", str(folder),
                "--device", device, "--json"]
-        env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]),
                                                                          os.environ.get("PYTHONPATH")]))}
         times = []
         for _ in range(runs):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .models import build
+from ..models import build
 
 
 def cpu_seconds() -> float:
