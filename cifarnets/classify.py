@@ -1,4 +1,5 @@
-"""Many images, four networks: each image's top-5 per network, and a summary that marks disagreement.
+"""Many images, four networks: each image's top-5 per network, whether each network finds the image
+unfamiliar, and a summary that marks disagreement.
 
 The Classify page's logic. Images that cannot be read get their one-line reason and take no part
 in the batch; every other image is classified in one batch, by every loaded network.
@@ -13,7 +14,9 @@ from PIL import Image
 
 from .checkpoints import Entry
 from .images import ImageError
-from .predict import Prepared, batch, prepare, probabilities, top_k
+from .predict import Prepared, answers, batch, prepare, top_k
+from .unfamiliar import calibration
+from .unfamiliar.calibration import Verdict
 
 
 @dataclass
@@ -22,6 +25,7 @@ class Result:
     prepared: Prepared | None = None
     error: str = ""
     top5: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # network key -> [(class, prob)]
+    verdicts: dict[str, Verdict | None] = field(default_factory=dict)  # network key -> verdict; None: uncalibrated
 
     @property
     def ok(self) -> bool:
@@ -35,6 +39,11 @@ class Result:
         """The networks' top-1 labels are not all the same."""
         return len({t[0][0] for t in self.top5.values() if t}) > 1
 
+    @property
+    def guessing(self) -> bool:
+        """Every network that answered finds the image unfamiliar (and each of them can tell)."""
+        return bool(self.verdicts) and all(v is not None and v.unfamiliar for v in self.verdicts.values())
+
 
 def classify(files: list[tuple[str, bytes]], entries: dict[str, Entry], k: int = 5) -> list[Result]:
     """(name, raw bytes) pairs -> one Result each, in the same order."""
@@ -46,10 +55,17 @@ def classify(files: list[tuple[str, bytes]], entries: dict[str, Entry], k: int =
             results.append(Result(name, error=str(e)))
     ready = [r for r in results if r.ok]
     if ready:
-        probs = probabilities(entries, batch([r.prepared.pixels for r in ready]))
+        found = answers(entries, batch([r.prepared.pixels for r in ready]))
         for i, result in enumerate(ready):
-            result.top5 = {key: top_k(p[i], entries[key].classes, k) for key, p in probs.items()}
+            result.top5 = {key: top_k(a.probs[i], entries[key].classes, k) for key, a in found.items()}
+            result.verdicts = {key: a.verdicts[i] if a.verdicts else None for key, a in found.items()}
     return results
+
+
+def uncalibrated(entries: dict[str, Entry]) -> dict[str, str]:
+    """Loaded networks that cannot say whether an input is unfamiliar -> why, in one line."""
+    found = {key: calibration.load(e) for key, e in entries.items() if e.ok}
+    return {key: why for key, why in found.items() if isinstance(why, str)}
 
 
 def summary_rows(results: list[Result], labels: dict[str, str]) -> list[dict]:
@@ -63,6 +79,7 @@ def summary_rows(results: list[Result], labels: dict[str, str]) -> list[dict]:
             top = r.top1(key)
             row[name] = f"{top[0]} ({top[1]:.0%})" if top else "-"
         row["networks disagree"] = r.disagree
+        row["all find it unfamiliar"] = r.guessing
         rows.append(row)
     return rows
 

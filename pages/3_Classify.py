@@ -4,9 +4,9 @@ import time
 
 import streamlit as st
 
-from cifarnets.classify import classify, summary_rows
+from cifarnets.classify import classify, summary_rows, uncalibrated
 from cifarnets.ui import layout, resources
-from cifarnets.ui.classify_view import gather_inputs, result_card
+from cifarnets.ui.classify_view import gather_inputs, result_card, uncalibrated_note
 
 MAX_CARDS = 24  # past this, the summary table still lists every image
 
@@ -32,6 +32,7 @@ for result in results:  # every refused file says why, however many there are: o
     if not result.ok:
         st.error(result.error)
 readable = [r for r in results if r.ok]
+uncalibrated_note(uncalibrated(found), found)
 for result in readable[:MAX_CARDS]:
     result_card(result, found)
 if len(readable) > MAX_CARDS:
@@ -41,7 +42,8 @@ rows = summary_rows(results, {k: e.label for k, e in found.items() if e.ok})
 if rows and loaded:
     st.subheader("Summary")
     st.dataframe(rows, hide_index=True, width="stretch", column_config={
-        "networks disagree": st.column_config.CheckboxColumn("networks disagree")})
+        "networks disagree": st.column_config.CheckboxColumn("networks disagree"),
+        "all find it unfamiliar": st.column_config.CheckboxColumn("all find it unfamiliar")})
     disputed = [r["image"] for r in rows if r["networks disagree"]]
     st.markdown(f"The networks disagree on **{len(disputed)}** of {len(rows)} image(s)"
                 + (f": {', '.join(disputed)}." if disputed else "."))

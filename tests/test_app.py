@@ -135,7 +135,7 @@ def test_classify_uploads_side_by_side(with_checkpoints):
     assert "broken.png" in " ".join(e.value for e in at.error)  # the bad file says why...
     table = at.dataframe[0].value  # ...and the good ones are classified all the same
     assert list(table["image"]) == ["red.png", "noise.jpg"]
-    assert list(table.columns) == ["image", *LABELS, "networks disagree"]
+    assert list(table.columns) == ["image", *LABELS, "networks disagree", "all find it unfamiliar"]
     assert len(at.get("vega_lite_chart")) == 8  # a top-5 chart per network per image
     assert len(at.image) == 4  # each image, and the 32x32 input the networks see
 

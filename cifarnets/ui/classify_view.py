@@ -9,6 +9,8 @@ from ..classify import Result, enlarge, preview, unique_names
 from ..examples import list_examples
 from ..images import EXTENSIONS, ImageError, formats_text
 from ..predict import read_file
+from ..unfamiliar.calibration import Verdict
+from ..unfamiliar.scores import METHODS
 from .charts import network_color, top5_chart
 
 
@@ -34,11 +36,34 @@ def gather_inputs() -> list[tuple[str, bytes]]:
     return [(name, raw) for name, (_, raw) in zip(names, files, strict=True)]
 
 
+GUESSING = ("Every network finds this image unlike anything it was trained on: the answers below are guesses, "
+            "however sure the bars look.")
+
+
+def verdict_line(verdict: Verdict | None) -> tuple[str, str | None]:
+    """(the badge under a network's answer, its tooltip): unfamiliar, familiar, or no verdict."""
+    if verdict is None:
+        return ":gray-badge[no unfamiliarity check]", "This network is not calibrated: see the note above the cards."
+    how = (f"{METHODS[verdict.method]}: {verdict.score:.3g}, against a threshold of {verdict.threshold:.3g} that "
+           f"{verdict.rate:.0%} of CIFAR-10 test images stay under.")
+    if verdict.unfamiliar:
+        return ":orange-badge[:material/help: unfamiliar input]", how
+    return ":green-badge[:material/check: familiar]", how
+
+
+def uncalibrated_note(notes: dict[str, str], entries: dict[str, Entry]) -> None:
+    """One line for the networks that cannot say whether an input is unfamiliar, and why."""
+    if notes:
+        st.caption("Unfamiliarity check off for " + "; ".join(f"{entries[k].label}: {why}" for k, why in notes.items()))
+
+
 def result_card(result: Result, entries: dict[str, Entry]) -> None:
-    """A readable image, the 32x32 input the networks see, and each network's top-1 and top-5."""
+    """A readable image, the 32x32 input the networks see, and each network's top-1, verdict and top-5."""
     with st.container(border=True):
         flag = " :orange-badge[networks disagree]" if result.disagree else ""
         st.markdown(f"**{result.name}**{flag}")
+        if result.guessing:
+            st.warning(GUESSING, icon=":material/help:")
         # A fixed grid (image, input, then every network in its place) so cards line up under each other.
         cols = st.columns([1, 1] + [1.4] * len(entries))
         cols[0].image(preview(result.prepared.image), caption="your image", width="stretch")
@@ -49,4 +74,6 @@ def result_card(result: Result, entries: dict[str, Entry]) -> None:
                 col.markdown(f"**{entry.label}**  \nnot loaded")
                 continue
             col.markdown(f"**{entry.label}**  \n**{top[0][0]}** · {top[0][1]:.0%}")
+            badge, how = verdict_line(result.verdicts.get(key))
+            col.markdown(badge, help=how)
             col.altair_chart(top5_chart(top, network_color(key)), width="stretch")

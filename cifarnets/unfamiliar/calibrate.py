@@ -33,8 +33,16 @@ from . import calibration, inputs
 from .scores import METHODS, Gaussians, auroc, fit, score, views_in_batches
 
 SEED = 0
-FIT, SCALE = 5000, 2000  # training images: fit the statistics, then scale the distances
-CHOOSE, HELD_OUT = 2000, 2000  # test images: set the threshold and choose the method, then judge it
+
+
+class Sizes(NamedTuple):
+    fit: int = 5000  # training images that fit the statistics
+    scale: int = 2000  # other training images that scale each layer's distances
+    choose: int = 2000  # test images that set the threshold and choose the method
+    held_out: int = 2000  # other test images that judge them
+
+
+SIZES = Sizes()
 
 
 def add_parser(sub) -> None:
@@ -76,21 +84,22 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def parts(dataset: data.Dataset) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def parts(dataset: data.Dataset, sizes: Sizes = SIZES) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The seeded, disjoint parts of the data each step uses: (uint8 images, labels)."""
     g = torch.Generator().manual_seed(SEED)
     train, test = torch.randperm(len(dataset.train), generator=g), torch.randperm(len(dataset.test), generator=g)
-    if len(train) < FIT + SCALE or len(test) < CHOOSE + HELD_OUT:
-        raise data.DataError(f"calibration needs {FIT + SCALE:,} training and {CHOOSE + HELD_OUT:,} test images; "
+    fit_, scale, choose, held_out = sizes
+    if len(train) < fit_ + scale or len(test) < choose + held_out:
+        raise data.DataError(f"calibration needs {fit_ + scale:,} training and {choose + held_out:,} test images; "
                              f"the data has {len(train):,} and {len(test):,}")
-    pick_ = {"fit": (dataset.train, train[:FIT]), "scale": (dataset.train, train[FIT:FIT + SCALE]),
-             "choose": (dataset.test, test[:CHOOSE]), "held_out": (dataset.test, test[CHOOSE:CHOOSE + HELD_OUT])}
+    pick_ = {"fit": (dataset.train, train[:fit_]), "scale": (dataset.train, train[fit_:fit_ + scale]),
+             "choose": (dataset.test, test[:choose]), "held_out": (dataset.test, test[choose:choose + held_out])}
     return {name: (split.x[i], split.y[i]) for name, (split, i) in pick_.items()}
 
 
-def held_out_images(dataset: data.Dataset) -> torch.Tensor:
+def held_out_images(dataset: data.Dataset, sizes: Sizes = SIZES) -> torch.Tensor:
     """The held-out test images as uint8 (N, 3, 32, 32): what the tests check the stored threshold on."""
-    return parts(dataset)["held_out"][0]
+    return parts(dataset, sizes)["held_out"][0]
 
 
 class Network(NamedTuple):
@@ -100,11 +109,13 @@ class Network(NamedTuple):
 
 
 def calibrate(networks: dict[str, Network], dataset: data.Dataset, rate: float = calibration.RATE,
-              say=lambda m: None) -> dict[str, tuple[dict, dict[str, Gaussians]]]:
-    """{key: (record for config.json, fitted statistics)} for every network given."""
+              say=lambda m: None, sizes: Sizes = SIZES,
+              counts: dict[str, int] | None = None) -> dict[str, tuple[dict, dict[str, Gaussians]]]:
+    """{key: (record for config.json, fitted statistics)} for every network given; `counts`: how many unfamiliar
+    inputs of each kind (default inputs.COUNTS)."""
     tick = time.perf_counter()
-    p = parts(dataset)
-    strange = {seed: inputs.generate(seed) for seed in (0, 1)}
+    p = parts(dataset, sizes)
+    strange = {seed: inputs.generate(seed, counts) for seed in (0, 1)}
     say(f"{sum(len(k) for _, k in strange.values()):,} unfamiliar inputs made in {time.perf_counter() - tick:.0f}s")
     measured = {}
     for key, (model, config, _) in networks.items():
@@ -121,13 +132,13 @@ def calibrate(networks: dict[str, Network], dataset: data.Dataset, rate: float =
     say(f"method: {METHODS[method]} (mean AUROC on the choosing half: "
         + ", ".join(f"{m} {a:.3f}" for m, a in choosing.items()) + ")")
     machine = describe_machine(next(next(iter(networks.values())).model.parameters()).device)
-    return {key: (record(method, rate, s, strange[1][1], dataset, machine,
+    return {key: (record(method, rate, s, strange[1][1], dataset, machine, sizes,
                          calibration.sha256(networks[key].folder / ckpt.MODEL_FILE)), fitted)
             for key, (fitted, s) in measured.items()}
 
 
 def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds: list[str], dataset: data.Dataset,
-           machine: str, weights_sha256: str) -> dict:
+           machine: str, sizes: Sizes, weights_sha256: str) -> dict:
     """What config.json keeps: the choice, the threshold, and what they were measured on."""
     chosen = s[method]
     # The smallest threshold that keeps `rate` of the choosing half at or under it.
@@ -140,7 +151,7 @@ def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds:
         "auroc": {m: round(auroc(x["held_out"], x["strange1"]), 4) for m, x in s.items()},
         "auroc_choosing": {m: round(auroc(x["choose"], x["strange0"]), 4) for m, x in s.items()},
         "flagged": {k: round(float(over[kinds_ == k].mean()), 4) for k in dict.fromkeys(kinds)},
-        "n": {"fit": FIT, "scale": SCALE, "choose": CHOOSE, "held_out": HELD_OUT, "unfamiliar": len(kinds)},
+        "n": sizes._asdict() | {"unfamiliar": len(kinds)},
         "seed": SEED, "data": {k: v for k, v in dataset.describe().items() if k != "classes"},
         "weights_sha256": weights_sha256, "machine": machine,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
