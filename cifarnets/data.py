@@ -162,7 +162,7 @@ def _fingerprint(kind: str, root: Path) -> str:
 
 # ---------------------------------------------------------------- decoding
 
-Entry = tuple[str, str, str, bytes]  # split, class name, file name, encoded bytes
+ArchiveImage = tuple[str, str, str, bytes]  # split, class name, file name, encoded bytes
 
 
 def _decode(kind: str, root: Path) -> dict[str, np.ndarray]:
@@ -205,7 +205,7 @@ def _class_dir(name: str) -> tuple[str, str] | None:
 def _tar_entries(path: Path):
     class_dirs: set[tuple[str, str]] = set()
 
-    def gen() -> Iterator[Entry]:
+    def gen() -> Iterator[ArchiveImage]:
         try:
             with tarfile.open(path, "r:*") as tar:
                 for m in tar:
@@ -224,7 +224,7 @@ def _tar_entries(path: Path):
 def _zip_entries(path: Path):
     class_dirs: set[tuple[str, str]] = set()
 
-    def gen() -> Iterator[Entry]:
+    def gen() -> Iterator[ArchiveImage]:
         try:
             with zipfile.ZipFile(path) as z:
                 for info in z.infolist():
@@ -245,7 +245,7 @@ def _folder_entries(root: Path):
     class_dirs = {(s, d.name) for s in SPLITS if (root / s).is_dir()
                   for d in (root / s).iterdir() if d.is_dir() and not d.name.startswith(".")}
 
-    def gen() -> Iterator[Entry]:
+    def gen() -> Iterator[ArchiveImage]:
         for split, cls in sorted(class_dirs):
             for f in sorted((root / split / cls).iterdir()):
                 if f.is_file() and not f.name.startswith("."):
@@ -260,7 +260,8 @@ def zlib_error() -> type[Exception]:
     return zlib.error
 
 
-def _decode_entries(entries: Iterable[Entry], class_dirs: set[tuple[str, str]], where: str) -> dict[str, np.ndarray]:
+def _decode_entries(entries: Iterable[ArchiveImage], class_dirs: set[tuple[str, str]],
+                    where: str) -> dict[str, np.ndarray]:
     images: dict[str, list[np.ndarray]] = defaultdict(list)
     names: dict[str, list[str]] = defaultdict(list)
     bad: list[str] = []

@@ -147,7 +147,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def fit(img: Image.Image, size: int = SIZE) -> Image.Image:
+def crop_and_resize(img: Image.Image, size: int = SIZE) -> Image.Image:
     """Centre-crop to a square (keeping the aspect ratio, as CIFAR-10's objects are centred), then resize."""
     w, h = img.size
     if (w, h) == (size, size):
@@ -160,4 +160,4 @@ def fit(img: Image.Image, size: int = SIZE) -> Image.Image:
 
 def to_array(img: Image.Image, size: int = SIZE) -> np.ndarray:
     """(size, size, 3) uint8: exactly the pixels the networks get."""
-    return np.asarray(fit(img, size), dtype=np.uint8)
+    return np.asarray(crop_and_resize(img, size), dtype=np.uint8)

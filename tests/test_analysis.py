@@ -119,7 +119,7 @@ def calibrated_toy() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_ece_of_a_perfectly_calibrated_toy_is_zero():
     probs, labels = calibrated_toy()
-    summary = quality.summary(probs, labels)
+    summary = quality.measure(probs, labels)
     assert summary["ece"] == pytest.approx(0, abs=1e-6)
     assert summary["accuracy"] == pytest.approx(0.625)
 
@@ -127,7 +127,7 @@ def test_ece_of_a_perfectly_calibrated_toy_is_zero():
 def test_ece_of_an_overconfident_toy_is_its_gap():
     probs, labels = calibrated_toy()
     labels = torch.ones_like(labels)  # every answer wrong at every confidence
-    summary = quality.summary(probs, labels)
+    summary = quality.measure(probs, labels)
     assert summary["ece"] == pytest.approx(float(probs.max(1).values.mean()), abs=1e-4)
     assert summary["overconfidence"] > 0
 

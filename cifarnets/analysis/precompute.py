@@ -114,7 +114,7 @@ def measure(key: str, model: torch.nn.Module | None, config: dict | None, datase
         return record, None
     record["gradients"]["trained"] = probe(model)
     p = quality.test_probs(model, dataset.test)
-    record["quality"] = quality.summary(p, dataset.test.y)
+    record["quality"] = quality.measure(p, dataset.test.y)
     if se.has_se(model):
         record["se_class_means"] = se.class_means(model, dataset.test, len(dataset.classes))
     return record, p

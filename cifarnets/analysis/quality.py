@@ -55,7 +55,7 @@ def overconfidence(bins: list[dict]) -> float:
     return sum(b["count"] * (b["confidence"] - b["accuracy"]) for b in bins) / max(total, 1)
 
 
-def summary(probs: torch.Tensor, labels: torch.Tensor) -> dict:
+def measure(probs: torch.Tensor, labels: torch.Tensor) -> dict:
     matrix = confusion_matrix(labels, probs.argmax(1), probs.shape[1])
     bins = reliability(probs, labels)
     return {"n": len(labels), "accuracy": round(float((probs.argmax(1) == labels).double().mean()), 4),
