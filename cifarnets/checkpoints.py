@@ -18,9 +18,10 @@ from safetensors.torch import load_file, save
 from . import CIFAR10_CLASSES, __version__
 from .fileio import read_json, write_bytes, write_json
 from .models import KEYS, MODELS, build, count_params, label
+from .paths import DEFAULT_CHECKPOINTS
 from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, read_history  # noqa: F401
 
-DEFAULT_DIR = "checkpoints"
+DEFAULT_DIR = DEFAULT_CHECKPOINTS
 MAX_CLASSES = 1000  # a config.json asking for a 10**9-way classifier would exhaust memory before failing
 
 

@@ -26,8 +26,8 @@ import torch
 from . import CIFAR10_CLASSES
 from .fileio import atomic_path
 from .images import ImageError, decode_image, to_array
+from .paths import DEFAULT_DATA, cache_dir, data_env
 
-DEFAULT_DATA = "./data"
 SPLITS = ("train", "test")
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -62,11 +62,7 @@ class Dataset:
 
 def resolve_source(data: str | os.PathLike | None = None) -> str:
     """--data beats $CIFARNETS_DATA beats ./data."""
-    return str(data or os.environ.get("CIFARNETS_DATA") or DEFAULT_DATA)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CIFARNETS_CACHE") or Path.home() / ".cache" / "cifarnets")
+    return str(data or data_env() or DEFAULT_DATA)
 
 
 def load(data: str | os.PathLike | None = None, *, download: bool = True, verbose: bool = False) -> Dataset:

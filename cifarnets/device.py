@@ -1,10 +1,11 @@
 """Which device to run on, how to say which one it was, and which precision to compute in there."""
 
 import contextlib
-import os
 import platform
 
 import torch
+
+from .paths import bf16_allowed
 
 
 def pick(name: str = "auto") -> torch.device:
@@ -70,7 +71,7 @@ def bf16_ok(device: torch.device) -> bool:
     On this project's AVX512-BF16 CPU it trains the ResNet 1.6x faster than fp32 (`cifarnets bench`).
     CIFARNETS_BF16=0 turns it off.
     """
-    if os.environ.get("CIFARNETS_BF16", "1") == "0":
+    if not bf16_allowed():
         return False
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()

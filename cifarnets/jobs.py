@@ -19,10 +19,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .data import DEFAULT_DATA
 from .fileio import read_json, write_json
 from .models import KEYS, label
-from .paths import project_root, runs_dir
+from .paths import DEFAULT_DATA, project_root, runs_dir
 from .runfolder import CONFIG_FILE, MODEL_FILE, STATE_FILE, STATUS_FILE, read_history
 from .runfolder import process_alive as alive  # the run lock's own test for a live process
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from app_helpers import APP, PAGES, image_bytes, texts
@@ -154,3 +157,12 @@ def test_active_choice_survives_and_ignores_vanished_runs(runs):
     assert jobs.active(runs) == {"cnn": run_folder}
     jobs.clear_active("cnn", runs)
     assert jobs.active(runs) == {}
+
+
+def test_the_job_runner_loads_neither_the_trainer_nor_torch():
+    """The app's job runner only reads a run folder's files: importing it must stay cheap."""
+    code = "import sys, cifarnets.jobs; print(sorted({'torch', 'cifarnets.train'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert done.stdout.strip() == "[]"

@@ -1,34 +1,42 @@
-"""The registry: one place that maps a network's key to its builder and its display label."""
+"""The registry: one place that maps a network's key to its builder and its display label.
 
-from collections.abc import Callable
+Each network's file is models/<key>.py with a builder function named <key> at the bottom. The files
+are imported when a network is first built, so the keys and labels cost no torch import (the app's
+job runner reads them without loading any network).
+"""
+
+from __future__ import annotations
+
+import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-from .cnn import cnn
-from .densenet import densenet
-from .resnet import resnet
-from .resnet_plain import resnet_plain
-from .se_resnet import se_resnet
+    from torch import nn
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     key: str
     label: str  # the name a user reads, everywhere
-    builder: Callable[..., nn.Module]
     in_report: bool = True  # False: ours, measured on Why they differ but not among the four every page shows
     recipe_of: str | None = None  # a network of ours trains with this report network's recipe
+
+    @property
+    def builder(self) -> Callable[..., nn.Module]:
+        return getattr(importlib.import_module(f"{__name__}.{self.key}"), self.key)
 
 
 MODELS: dict[str, ModelSpec] = {
     spec.key: spec
     for spec in (
-        ModelSpec("cnn", "CNN", cnn),
-        ModelSpec("resnet", "ResNet", resnet),
-        ModelSpec("densenet", "DenseNet", densenet),
-        ModelSpec("se_resnet", "SE-ResNet", se_resnet),
-        ModelSpec("resnet_plain", "ResNet without shortcuts (ours)", resnet_plain, in_report=False,
+        ModelSpec("cnn", "CNN"),
+        ModelSpec("resnet", "ResNet"),
+        ModelSpec("densenet", "DenseNet"),
+        ModelSpec("se_resnet", "SE-ResNet"),
+        ModelSpec("resnet_plain", "ResNet without shortcuts (ours)", in_report=False,
                   recipe_of="resnet"),
     )
 }

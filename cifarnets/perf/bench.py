@@ -19,6 +19,7 @@ from .. import checkpoints as ckpt
 from .. import data, recipes
 from ..device import describe, pick, training_precision
 from ..models import KEYS, build, label
+from ..paths import data_env
 from ..threads import training_threads
 from ..train import CHANNELS_LAST, make_optimizer, place, train_step
 from .compute import cpu_seconds, gflop_per_image, peak_gflop_s
@@ -118,7 +119,7 @@ def bench_data(source: str | None) -> tuple[data.Split, int, str]:
         ds = data.load(source, download=False)
         return ds.train, len(ds.classes), f"{ds.source} ({len(ds.train)} training images)"
     except data.DataError:
-        if source or os.environ.get("CIFARNETS_DATA"):
+        if source or data_env():
             raise  # the user named a data set: measuring something else would mislead
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (GENERATED, 3, 32, 32), dtype=torch.uint8, generator=g)

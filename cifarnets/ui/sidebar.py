@@ -7,13 +7,11 @@ it, and a page reload or another browser session sees the same runs.
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from .. import jobs, recipes
-from ..data import DEFAULT_DATA
 from ..models import KEYS, label
+from ..paths import DEFAULT_DATA, data_env
 from .charts import live_chart
 
 LIVE = ("starting", "running")
@@ -61,7 +59,7 @@ def _trainer() -> None:
 
 
 def _data_source() -> str | None:
-    env = os.environ.get("CIFARNETS_DATA")
+    env = data_env()
     options = (["env"] if env else []) + ["path", "download"]
     names = {"env": f"$CIFARNETS_DATA ({env})", "path": "a path on this machine",
              "download": "download CIFAR-10 (torchvision; needs internet)"}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 
 import streamlit as st
 
 from ...analysis.collect import Network, collect
-from ...paths import checkpoints_dir
+from ...paths import checkpoints_dir, data_env
 from .. import resources
 
 
@@ -18,7 +17,7 @@ def networks() -> dict[str, Network]:
 
 
 def _data() -> str:
-    return shlex.quote(os.environ.get("CIFARNETS_DATA") or "PATH")
+    return shlex.quote(data_env() or "PATH")
 
 
 def analyze_command() -> str:
@@ -31,7 +30,7 @@ def train_plain_command() -> str:
 
 
 def data_hint() -> str:
-    return "" if os.environ.get("CIFARNETS_DATA") else " (PATH: CIFAR-10, e.g. the image-folder archive)"
+    return "" if data_env() else " (PATH: CIFAR-10, e.g. the image-folder archive)"
 
 
 def status(nets: dict[str, Network]) -> None:
