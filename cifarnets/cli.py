@@ -244,9 +244,8 @@ def cmd_evaluate(args) -> int:
 # ---------------------------------------------------------------- predict
 
 def cmd_predict(args) -> int:
-    from .classify import uncalibrated
     from .device import pick
-    from .predict import predict_files
+    from .predict import predict_files, uncalibrated
 
     entries = ckpt.discover(args.checkpoints, pick(args.device), overrides=hub.cli_overrides(args.hub))
     if not any(e.ok for e in entries.values()):

@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from cifarnets.classify import classify, summary_rows, uncalibrated
+from cifarnets.predict import classify, summary_rows, uncalibrated
 from cifarnets.ui import layout, resources
 from cifarnets.ui.classify_view import gather_inputs, result_card, uncalibrated_note
 

@@ -7,11 +7,12 @@ import json
 import pytest
 from app_helpers import history, image_bytes, make_checkpoints
 
-from cifarnets import architecture, classify, curves, jobs
+from cifarnets import architecture, curves, jobs, predict
 from cifarnets.checkpoints import discover
 from cifarnets.examples import FOLDER, list_examples
 from cifarnets.images import decode_image
 from cifarnets.models import EXTRA_KEYS, KEYS, build, count_params
+from cifarnets.ui.pictures import enlarge
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -61,22 +62,22 @@ def test_curves_long_rows_and_shipped_sources(tmp_path):
 
 def test_classify_marks_disagreement_and_keeps_bad_files_apart(tmp_path):
     entries = discover(make_checkpoints(tmp_path))
-    results = classify.classify([("a.png", image_bytes()), ("bad.jpg", b"nope")], entries)
+    results = predict.classify([("a.png", image_bytes()), ("bad.jpg", b"nope")], entries)
     assert results[0].ok and set(results[0].top5) == set(KEYS)
     assert all(len(top) == 5 for top in results[0].top5.values())
     assert not results[1].ok and "bad.jpg" in results[1].error
-    rows = classify.summary_rows(results, {"cnn": "CNN", "resnet": "ResNet"})
+    rows = predict.summary_rows(results, {"cnn": "CNN", "resnet": "ResNet"})
     assert [r["image"] for r in rows] == ["a.png"]
     assert rows[0]["networks disagree"] == results[0].disagree
 
 
 def test_disagreement_and_unique_names():
-    same = classify.Result("x", top5={"cnn": [("cat", 0.9)], "resnet": [("cat", 0.6)]})
-    differ = classify.Result("y", top5={"cnn": [("cat", 0.9)], "resnet": [("dog", 0.6)]})
+    same = predict.Result("x", top5={"cnn": [("cat", 0.9)], "resnet": [("cat", 0.6)]})
+    differ = predict.Result("y", top5={"cnn": [("cat", 0.9)], "resnet": [("dog", 0.6)]})
     assert not same.disagree and differ.disagree
-    assert classify.unique_names(["a.png", "b.png", "a.png", "a.png"]) == ["a.png", "b.png", "a.png (2)",
+    assert predict.unique_names(["a.png", "b.png", "a.png", "a.png"]) == ["a.png", "b.png", "a.png (2)",
                                                                            "a.png (3)"]
-    assert classify.enlarge(image_to_pixels()).size == (128, 128)
+    assert enlarge(image_to_pixels()).size == (128, 128)
 
 
 def image_to_pixels():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from ..checkpoints import Entry
-from ..classify import Result, enlarge, preview, unique_names
 from ..examples import list_examples
 from ..images import EXTENSIONS, ImageError, formats_text
-from ..predict import read_file
+from ..predict import Result, read_file, unique_names
 from ..unfamiliar.calibration import Verdict
 from ..unfamiliar.scores import METHODS
 from .charts import network_color, top5_chart
+from .pictures import enlarge, preview
 
 
 def gather_inputs() -> list[tuple[str, bytes]]:

@@ -8,11 +8,11 @@ import streamlit as st
 from ...analysis import filters, findings, gradcam, render, se
 from ...analysis.collect import Network
 from ...checkpoints import Entry
-from ...classify import enlarge
 from ...examples import list_examples
 from ...images import EXTENSIONS, ImageError
 from ...predict import Prepared, batch, prepare, probabilities, read_file
 from .. import resources
+from ..pictures import enlarge
 from . import charts
 
 SIZE = 150  # pixels a side for each picture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ...analysis import collect, findings, store
-from ...classify import enlarge
 from ...models import label
+from ..pictures import enlarge
 from . import charts
 from .common import analyze_command, data_hint
 
