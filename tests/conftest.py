@@ -15,6 +15,9 @@ import pytest
 from PIL import Image
 
 TINY_CLASSES = ("circle", "square", "stripes")
+# The tests that draw random cases (the image fuzzer, the SIGKILL moments) draw the same ones on every run,
+# so a red run is repeatable; FRESH_SEEDS=1 draws new ones, for a longer hunt (docs/testing.md).
+FRESH_SEEDS = os.environ.get("FRESH_SEEDS") == "1"
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FRESH_SEEDS
 from hostile_helpers import Payload, encode, write_all_checkpoints
 from hostile_uploads import (
     BAD,
@@ -258,7 +259,7 @@ _ops = st.lists(st.one_of(
 ), min_size=1, max_size=6)
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 800))  # raise it for a longer hunt
-FUZZ = settings(deadline=None, database=None, derandomize=False, print_blob=True,
+FUZZ = settings(deadline=None, database=None, derandomize=not FRESH_SEEDS, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
