@@ -7,10 +7,12 @@ the ResNet, its plain twin and the SE-ResNet all have depth 14 and their layers 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
-import torch
 from torch import nn
+
+from ..architecture import trace
 
 
 @dataclass(frozen=True)
@@ -35,21 +37,12 @@ def _kind(name: str, module: nn.Module) -> str:
 
 
 def weight_layers(model: nn.Module, image_size: int = 32) -> list[WeightLayer]:
-    """Every Conv2d and Linear, in execution order, traced with forward hooks on one blank image."""
-    names = {m: n for n, m in model.named_modules()}
-    order: list[nn.Module] = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: order.append(mod))
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()  # eval: a one-image batch would upset BatchNorm in training mode, and buffers stay put
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, image_size, image_size, device=device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    """Every Conv2d and Linear, in the order an image meets them (the one tracer, on a private copy)."""
+    modules = dict(model.named_modules())
+    traced = trace(copy.deepcopy(model), image_size)
+    order = [modules[op.name] for op in traced.ops
+             if op.kind == "module" and isinstance(modules[op.name], (nn.Conv2d, nn.Linear))]
+    names = {m: n for n, m in modules.items()}
     layers, depth, seen = [], 0, set()
     for m in order:
         if m in seen:  # a module called twice is one layer
