@@ -339,15 +339,28 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return torch.addcmul(-mean / std, x.float(), 1 / (255 * std))
 
 
-def augment(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int = 4) -> torch.Tensor:
-    """Random crop with zero padding and horizontal flip, for a whole uint8 batch at once.
+def _pad(x: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
+    """(B, C, H, W) uint8 padded by `pad` on every side: zeros, or the image mirrored at its edges."""
+    if mode == "constant":
+        return torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    if mode != "reflect":
+        raise ValueError(f"unknown padding {mode!r}: constant or reflect")
+    # reflection by concatenation: PyTorch's reflect padding has no uint8 kernel
+    x = torch.cat([x[..., 1:pad + 1].flip(-1), x, x[..., -pad - 1:-1].flip(-1)], -1)
+    return torch.cat([x[..., 1:pad + 1, :].flip(-2), x, x[..., -pad - 1:-1, :].flip(-2)], -2)
 
-    offsets: (B, 2) ints in [0, 2*pad]; flips: (B,) bools. Same result as torchvision's
-    RandomCrop(32, padding=4) + RandomHorizontalFlip applied per image, with no per-image Python.
+
+def augment(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int = 4,
+            mode: str = "constant") -> torch.Tensor:
+    """Random crop of the padded image and horizontal flip, for a whole uint8 batch at once.
+
+    offsets: (B, 2) ints in [0, 2*pad]; flips: (B,) bools. With zero padding, the same result as
+    torchvision's RandomCrop(32, padding=4) + RandomHorizontalFlip applied per image, with no
+    per-image Python; "reflect" pads with the mirrored edge instead of black, as fast CIFAR trainers do.
     """
     b, c, h, w = x.shape
     hp, wp = h + 2 * pad, w + 2 * pad
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad)).reshape(b, c, hp * wp)
+    padded = _pad(x, pad, mode).reshape(b, c, hp * wp)
     # One gather over each padded image's flattened pixels, with one index per output pixel shared by the
     # channels: about 4x faster on the CPU than indexing with four broadcast index tensors.
     cols = torch.arange(w, device=x.device)
@@ -365,12 +378,16 @@ class DeviceLoader:
     """
 
     def __init__(self, split: Split, batch_size: int, device: torch.device | str, *, train: bool,
-                 augment: bool = False, rank: int = 0, world: int = 1, channels_last: bool = False) -> None:
+                 augment: bool = False, pad: int = 4, pad_mode: str = "constant", flip: str = "random",
+                 rank: int = 0, world: int = 1, channels_last: bool = False) -> None:
         self.x = split.x.to(device)
         self.y = split.y.to(device)
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.train, self.augment = train, augment and train
+        if flip not in ("random", "alternate"):
+            raise ValueError(f"unknown flip {flip!r}: random or alternate")
+        self.pad, self.pad_mode, self.flip = pad, pad_mode, flip
         self.rank, self.world = rank, world
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -384,8 +401,11 @@ class DeviceLoader:
         if self.train:
             g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
             order = torch.randperm(n, generator=g)
-            offsets = torch.randint(0, 9, (n, 2), generator=g)
+            offsets = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=g)
             flips = torch.rand(n, generator=g) < 0.5
+            if self.flip == "alternate":  # a fixed random half mirrored in even epochs, the other half in odd ones
+                first = torch.rand(n, generator=torch.Generator().manual_seed(seed * 1_000_003 - 1)) < 0.5
+                flips = first[order] ^ bool(epoch % 2)
             order, offsets, flips = order.to(self.device), offsets.to(self.device), flips.to(self.device)
         else:
             order = torch.arange(n, device=self.device)
@@ -394,5 +414,6 @@ class DeviceLoader:
             xb = self.x[idx]
             if self.augment:
                 sel = slice(step * self.batch_size, (step + 1) * self.batch_size)
-                xb = augment(xb, offsets[sel][self.rank::self.world], flips[sel][self.rank::self.world])
+                xb = augment(xb, offsets[sel][self.rank::self.world], flips[sel][self.rank::self.world],
+                             self.pad, self.pad_mode)
             yield normalize(xb).contiguous(memory_format=self.memory_format), self.y[idx]

@@ -80,19 +80,39 @@ def batch(pixels: list[np.ndarray]) -> torch.Tensor:
 PRECISION = "fp32"
 
 
-def mirrored(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(softmax of each image alone, softmax averaged with the image's mirror image), both (N, classes).
+# How many views of an image make a network's answer, everywhere: the app, `predict`, `evaluate` and the
+# accuracy a checkpoint claims. Every network trained on mirrored images, so the mirror is as much its
+# input as the original; averaging the two is worth about a point (ResNet 86.15% -> 87.48% at 40 epochs)
+# for twice the inference. More views (the pair shifted by a pixel) are measured in docs/training.md.
+VIEWS = 2
+MAX_VIEWS = 6
 
-    The second is a network's answer everywhere: in the app, `predict`, `evaluate` and the accuracy
-    a checkpoint claims. Every network trained on randomly mirrored images, so the mirror is as much
-    its input as the original, and averaging the two is worth about a point of test accuracy (ResNet
-    86.15% -> 87.48% at 40 epochs) for twice the inference. The first is kept for the training
-    curves, which stay comparable with the report's single-view figures.
+
+def views_of(x: torch.Tensor, n: int = VIEWS) -> torch.Tensor:
+    """(n * N, C, H, W): the first n of the images, their mirror images, both shifted a pixel down and
+    right, and both shifted a pixel up and left (the edges reflected), one view after another."""
+    if not 1 <= n <= MAX_VIEWS:
+        raise ValueError(f"views: 1 to {MAX_VIEWS}, not {n}")
+    out = [x, x.flip(3)]
+    if n > 2:
+        h, w = x.shape[-2:]
+        padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        for corner in (0, 2):  # the window's top-left corner in the padded image: shifts of +1 and -1
+            shifted = padded[..., corner:corner + h, corner:corner + w]
+            out += [shifted, shifted.flip(3)]
+    return torch.cat(out[:n])
+
+
+def answer(model: torch.nn.Module, x: torch.Tensor, views: int = VIEWS) -> tuple[torch.Tensor, torch.Tensor]:
+    """(softmax of each image alone, softmax averaged over `views` views), both (N, classes), in PRECISION.
+
+    The second is the network's answer. The first is kept for the training curves, which stay
+    comparable with the report's single-view figures.
     """
     with torch.autocast(x.device.type, enabled=False):  # PRECISION, even inside the trainer's autocast
-        probs = torch.softmax(model(torch.cat([x, x.flip(3)]).float()).float(), dim=1)
-    single, flipped = probs.split(len(x))
-    return single, (single + flipped) / 2
+        probs = torch.softmax(model(views_of(x.float(), views)).float(), dim=1)
+    per_view = probs.view(views, len(x), -1)
+    return per_view[0], per_view.mean(0)
 
 
 @torch.no_grad()
@@ -102,7 +122,7 @@ def probabilities(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, torch
     for key, entry in entries.items():
         if entry.ok:
             device = next(entry.model.parameters()).device
-            out[key] = mirrored(entry.model, x.to(device))[1].cpu()
+            out[key] = answer(entry.model, x.to(device))[1].cpu()
     return out
 
 

@@ -18,16 +18,18 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .checkpoints import make_config, save_checkpoint
+from .checkpoints import CheckpointError, load_checkpoint, make_config, save_checkpoint
 from .data import Dataset, DeviceLoader, Split
-from .device import autocast, describe, pick
+from .device import describe, pick
 from .fileio import atomic_path
 from .metrics import confusion_matrix, per_class_accuracy
 from .models import build
 from .models.common import eval_mode
-from .predict import PRECISION, mirrored
+from .paths import checkpoints_dir
+from .predict import PRECISION, VIEWS, answer
 from .recipes import Recipe
 from .runfolder import LOCK_FILE, STATE_FILE, STATUS_FILE, RunLock, Status, TrainingError  # noqa: F401
+from .step import CHANNELS_LAST, Objective, WeightAverage, make_optimizer, place, train_step
 from .threads import training_threads
 
 SYNC_EVERY = 10  # steps between reading the loss back from the device (a sync on CUDA)
@@ -42,7 +44,7 @@ def evaluate(model: torch.nn.Module, loader: DeviceLoader, classes: list[str]) -
     """Loss, accuracy, per-class accuracy and confusion matrix (rows: true class) on a whole split.
 
     All of the network's answer as the app gives it (each image averaged with its mirror image, in
-    the app's precision: predict.mirrored), with the single-view loss and accuracy beside it under
+    the app's precision: predict.answer), with the single-view loss and accuracy beside it under
     "single_view".
     """
     c = len(classes)
@@ -51,7 +53,7 @@ def evaluate(model: torch.nn.Module, loader: DeviceLoader, classes: list[str]) -
     sums = torch.zeros(4, dtype=torch.float64, device=loader.device)
     with eval_mode(model):
         for xb, yb in loader.batches():
-            single, averaged = mirrored(model, xb)
+            single, averaged = answer(model, xb)
             confusion += confusion_matrix(yb, averaged.argmax(1), c)
             sums += torch.stack([F.nll_loss(averaged.clamp_min(1e-12).log(), yb, reduction="sum"),
                                  (averaged.argmax(1) == yb).sum(),
@@ -65,24 +67,12 @@ def evaluate(model: torch.nn.Module, loader: DeviceLoader, classes: list[str]) -
     loss, correct, single_loss, single_correct = sums.tolist()
     return {"test_acc": correct / n, "test_loss": loss / n,
             "per_class": dict(zip(classes, per_class_accuracy(confusion), strict=True)),
-            "confusion": confusion.tolist(), "n": int(confusion.sum()), "view": "mirror-averaged",
+            "confusion": confusion.tolist(), "n": int(confusion.sum()), "views": VIEWS,
             "precision": PRECISION,
             "single_view": {"test_acc": single_correct / n, "test_loss": single_loss / n}}
 
 
 # ---------------------------------------------------------------- pieces of a run
-
-def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    # Weight decay on conv/linear weights only: decaying BatchNorm scales and biases only hurts.
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=recipe.lr)
-    raise TrainingError(f"unknown optimizer {recipe.optimizer!r} in recipe {recipe.name!r}")
-
 
 def read_state(folder: Path) -> dict | None:
     path = folder / STATE_FILE
@@ -131,32 +121,6 @@ def _shared_state(out: Path, rank: int, world: int) -> dict | None:
     if isinstance(box[0], TrainingError):
         raise box[0]
     return box[0]
-
-
-# ---------------------------------------------------------------- one step (fit and `cifarnets bench` share it)
-
-CHANNELS_LAST = True  # faster for these convolutions on CUDA and on the CPU alike (cifarnets bench)
-
-
-def place(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
-    """The model on `dev` in the memory format the trainer computes in."""
-    return model.to(dev, memory_format=torch.channels_last if CHANNELS_LAST else torch.contiguous_format)
-
-
-def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, xb: torch.Tensor,
-               yb: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step at `lr`; returns (summed plain cross-entropy, correct count) as device tensors,
-    so the caller decides when to pay for reading them back."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    with autocast(xb.device):
-        logits = net(xb)
-        loss = loss_fn(logits.float(), yb)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    with torch.no_grad():  # plain cross-entropy, comparable with the test loss
-        return F.cross_entropy(logits.float(), yb, reduction="sum"), (logits.argmax(1) == yb).sum()
 
 
 # ---------------------------------------------------------------- the loop
@@ -286,19 +250,26 @@ class _Run:
         torch.manual_seed(self.seed)
         self.model = place(build(self.key, num_classes=len(self.dataset.classes)), dev)
         self.optimizer = make_optimizer(self.model, self.recipe)
+        # With a weight average, the average is what is evaluated, saved and answers: the live weights train.
+        self.average = WeightAverage(self.model, self.recipe.ema) if self.recipe.ema else None
         if state is not None:
             try:
                 self.model.load_state_dict(state["model"])
                 self.optimizer.load_state_dict(state["optimizer"])
+                if self.average:
+                    self.average.load_state_dict(state["average"])
             except (RuntimeError, ValueError, KeyError, TypeError) as e:
                 raise TrainingError(f"{self.out / STATE_FILE} does not fit a {self.key!r} network "
                                     f"({str(e).splitlines()[0][:100]}); delete it to start over") from None
+        self.answering = self.average.model if self.average else self.model
+        self.teacher = load_teacher(self.recipe, dev)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         loader = dict(rank=self.rank, world=self.world, channels_last=CHANNELS_LAST)
-        self.train_loader = DeviceLoader(self.dataset.train, self.recipe.batch_size, dev, train=True,
-                                         augment=self.recipe.augment, **loader)
+        r = self.recipe
+        self.train_loader = DeviceLoader(self.dataset.train, r.batch_size, dev, train=True, augment=r.augment,
+                                         pad=r.pad, pad_mode=r.pad_mode, flip=r.flip, **loader)
         self.test_loader = DeviceLoader(self.dataset.test, 1000, dev, train=False, **loader)
         self.steps = len(self.train_loader)
         if self.steps == 0:
@@ -318,7 +289,7 @@ class _Run:
         self.status = Status(self.out, self.main)
         self.status.update(True, state="running", model=self.key, recipe=recipe.name, epoch=self.first_epoch,
                            epochs=recipe.epochs, step=self.start, steps=self.steps, device=describe(self.dev))
-        self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        self.objective = Objective(recipe, self.teacher[0] if self.teacher else None)
         for epoch in range(self.first_epoch, recipe.epochs):
             stopped_at = self._epoch(epoch, emit, should_stop)
             if stopped_at is not None:
@@ -339,7 +310,9 @@ class _Run:
         global_step = epoch * steps + self.start
         for step, (xb, yb) in enumerate(self.train_loader.batches(epoch, self.seed, self.start), start=self.start):
             self.lr = lr = recipe.lr_at(global_step, steps)
-            tally.add(*train_step(self.net, self.optimizer, self.loss_fn, xb, yb, lr), len(yb))
+            tally.add(*train_step(self.net, self.optimizer, self.objective, xb, yb, lr), len(yb))
+            if self.average:
+                self.average.update()
             global_step += 1
             stop = _agree(should_stop(), self.world, self.dev)
             last = step + 1 == steps
@@ -369,10 +342,10 @@ class _Run:
     def _end_epoch(self, epoch: int, emit: Progress) -> None:
         """Evaluate, add the history row, write the checkpoint and then the resume state."""
         if self.world > 1:  # BatchNorm statistics differ per rank: keep rank 0's, so every rank ends identical
-            for buf in self.model.buffers():
+            for buf in [*self.model.buffers(), *(self.average.model.buffers() if self.average else ())]:
                 dist.broadcast(buf, 0)
         tally, eval_tick = self.tally, time.perf_counter()
-        metrics = evaluate(self.model, self.test_loader, self.dataset.classes)
+        metrics = evaluate(self.answering, self.test_loader, self.dataset.classes)
         # The curves stay single-view, comparable with the report's and with runs from before mirroring.
         row = {"epoch": epoch + 1, "train_loss": tally.loss, "train_acc": tally.acc,
                "test_loss": metrics["single_view"]["test_loss"], "test_acc": metrics["single_view"]["test_acc"],
@@ -384,15 +357,17 @@ class _Run:
                 row["grad_norms_init"] = self.init_norms
         self.history.append(row)
         if self.main:
-            config = make_config(self.key, self.model, classes=self.dataset.classes, recipe=self.recipe.to_dict(),
+            config = make_config(self.key, self.answering, classes=self.dataset.classes, recipe=self.recipe.to_dict(),
                                  data=self.dataset.describe() | {"classes": None}, metrics=metrics,
                                  device=describe(self.dev) + (f" x{self.world}" if self.world > 1 else ""),
                                  epochs_done=epoch + 1, seed=self.seed)
             config["data"].pop("classes")
+            if self.teacher:
+                config["teacher"] = self.teacher[1]
             # The public checkpoint first, the resume state last: a kill between the two then repeats
             # this epoch on --resume. The other way round, a run killed there after its last epoch
             # would resume as "finished" and leave its checkpoint one epoch short.
-            save_checkpoint(self.out, self.model, config, self.history)
+            save_checkpoint(self.out, self.answering, config, self.history)
             self._snapshot(epoch + 1, 0, {})
         emit({"kind": "epoch", "row": row, "epochs": self.recipe.epochs})
         self.status.update(True, state="running", epoch=epoch + 1, step=0, test_acc=row["test_acc"])
@@ -404,11 +379,26 @@ class _Run:
                 "classes": self.dataset.classes, "data": self.dataset.describe() | {"classes": None},
                 "epoch": epoch, "step": step, "partial": partial, "history": self.history,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "grad_norms_init": self.init_norms})
+                "average": self.average.state_dict() if self.average else None, "grad_norms_init": self.init_norms})
 
     def _stopped(self, epoch: int, step: int) -> dict:
         self.status.update(True, state="stopped", epoch=epoch, step=step)
         return {"state": "stopped", "epoch": epoch, "step": step, "history": self.history}
+
+
+def load_teacher(recipe: Recipe, dev: torch.device) -> tuple[torch.nn.Module, dict] | None:
+    """The trained network a recipe distils from, from the checkpoints folder, and what to record of it."""
+    if not recipe.teacher:
+        return None
+    folder = checkpoints_dir() / recipe.teacher
+    try:
+        model, config = load_checkpoint(folder, dev, expected_key=recipe.teacher)
+    except CheckpointError as e:
+        raise TrainingError(f"the recipe distils from the {recipe.teacher!r} network, "
+                            f"which cannot be loaded: {e}") from None
+    acc = config.get("metrics", {}).get("test_acc")
+    return place(model, dev), {"model": recipe.teacher, "folder": str(folder), "test_acc": acc,
+                               "epochs": config.get("epochs"), "date": config.get("date")}
 
 
 def _agree(flag: bool, world: int, dev: torch.device) -> bool:

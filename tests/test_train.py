@@ -135,14 +135,14 @@ def test_warm_restarts_keep_the_earlier_cycles_and_peak_again():
 
 def test_a_networks_answer_is_the_same_for_an_image_and_its_mirror():
     from cifarnets.models import build
-    from cifarnets.predict import mirrored
+    from cifarnets.predict import answer
 
     torch.manual_seed(0)
     model = build("cnn").eval()
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
-        single, averaged = mirrored(model, x)
-        single_of_mirror, averaged_of_mirror = mirrored(model, x.flip(3))
+        single, averaged = answer(model, x)
+        single_of_mirror, averaged_of_mirror = answer(model, x.flip(3))
         assert torch.allclose(single, torch.softmax(model(x), 1), atol=1e-6)
     assert torch.allclose(averaged, averaged_of_mirror, atol=1e-6)
     assert torch.allclose(averaged, (single + single_of_mirror) / 2, atol=1e-6)

@@ -10,7 +10,7 @@ from torch import nn
 from ..data import DeviceLoader, Split
 from ..metrics import confusion_matrix, per_class_accuracy
 from ..models.common import eval_mode
-from ..predict import mirrored
+from ..predict import answer
 
 BINS = 15  # equal-width confidence bins, as in Guo et al. (2017), "On Calibration of Modern Neural Networks"
 
@@ -20,7 +20,7 @@ def test_probs(model: nn.Module, split: Split, batch: int = 500) -> torch.Tensor
     """Mirror-averaged softmax (N, classes) on the CPU, in float32 as the app classifies, in the split's order."""
     device = next(model.parameters()).device
     with eval_mode(model):
-        out = [mirrored(model, x)[1].cpu() for x, _ in DeviceLoader(split, batch, device, train=False).batches()]
+        out = [answer(model, x)[1].cpu() for x, _ in DeviceLoader(split, batch, device, train=False).batches()]
     return torch.cat(out)
 
 

@@ -20,10 +20,11 @@ from .. import data, recipes
 from ..device import describe, pick, training_precision
 from ..models import KEYS, build, label
 from ..paths import data_env
+from ..predict import VIEWS
+from ..step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
 from ..threads import training_threads
-from ..train import CHANNELS_LAST, make_optimizer, place, train_step
 from .compute import cpu_seconds, gflop_per_image, peak_gflop_s
-from .latency import cold_start_s, inference_ms, networks
+from .latency import cold_start_s, inference_ms, networks, views_ms
 from .textbook import Textbook
 
 WARMUP_STEPS = 3  # per pipeline, untimed: allocator, oneDNN kernel choice, worker start
@@ -82,7 +83,7 @@ def measure(args, dev: torch.device) -> dict:
             print(f"{label(key)}: ours {m['ours_img_s']:.0f} img/s, textbook {m['reference_img_s']:.0f} img/s, "
                   f"x{m['ratio']:.2f}", file=sys.stderr)
     entries, models_from = networks(args.checkpoints, dev)
-    result |= {"infer_ms_all4": round(inference_ms(entries), 2),
+    result |= {"infer_ms_all4": round(inference_ms(entries), 2), "views_ms_per_image_all4": views_ms(entries),
                "cold_start_s": round(cold_start_s(entries, args.device, args.cold_starts), 2),
                "device": describe(dev), "precision": training_precision(dev), "threads": torch.get_num_threads(),
                "batch_size": recipe.batch_size,
@@ -137,7 +138,7 @@ class Ours:
         torch.manual_seed(0)
         self.model = place(build(key, num_classes=num_classes), dev).train()
         self.optimizer = make_optimizer(self.model, recipe)
-        self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        self.objective = Objective(recipe)
         self.loader = data.DeviceLoader(split, recipe.batch_size, dev, train=True, augment=True,
                                         channels_last=CHANNELS_LAST)
         self.lr = recipe.lr
@@ -151,7 +152,7 @@ class Ours:
 
     def run(self, steps: int) -> None:
         for _ in range(steps):
-            loss, _ = train_step(self.model, self.optimizer, self.loss_fn, *next(self.batches), self.lr)
+            loss, _ = train_step(self.model, self.optimizer, self.objective, *next(self.batches), self.lr)
         float(loss)  # waits for the device, as fit()'s periodic read-back does
 
     def close(self) -> None:
@@ -205,6 +206,9 @@ def table(r: dict) -> str:
               + ", ".join(f"{name} {gflop:.0f} GFLOP/s" for name, gflop in peak.items()),
               f"inference, one 32x32 image through all four networks: {r['infer_ms_all4']:.1f} ms "
               f"(median; models: {', '.join(f'{k} {v}' for k, v in r['models_from'].items())})",
+              "an answer of n views (the image, its mirror, both shifted a pixel each way; the app uses "
+              f"{VIEWS}), ms per image for all four: "
+              + ", ".join(f"{n} views {ms:.3f}" for n, ms in r["views_ms_per_image_all4"].items()),
               f"cold start, fresh process to the first prediction of a photo: {r['cold_start_s']:.2f} s (median)",
               f"1-minute load average at the end: {r['loadavg_1m']}"]
     return "\n".join(lines)

@@ -39,14 +39,27 @@ def networks(folder: str, dev: torch.device) -> tuple[dict[str, ckpt.Entry], dic
 
 def inference_ms(entries: dict[str, ckpt.Entry], reps: int = 50) -> float:
     """Median milliseconds to classify one 32x32 image with all four networks (predict's own path)."""
-    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    x = predict.batch([pixels])
-    for _ in range(10):
-        predict.probabilities(entries, x)
+    x = predict.batch([np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)])
+    return _median_ms(lambda: predict.probabilities(entries, x), reps)
+
+
+@torch.no_grad()
+def views_ms(entries: dict[str, ckpt.Entry], batch: int = 64, reps: int = 10) -> dict[int, float]:
+    """{views: median milliseconds per image for all four networks to answer}, for each number of views
+    an answer may average (predict.VIEWS is the one in use), on a batch as `evaluate` answers."""
+    x = torch.randn(batch, 3, 32, 32, device=next(next(iter(entries.values())).model.parameters()).device)
+    models = [e.model for e in entries.values() if e.ok]
+    return {n: round(_median_ms(lambda n=n: [predict.answer(m, x, n) for m in models], reps) / batch, 3)
+            for n in (1, 2, 4, predict.MAX_VIEWS)}
+
+
+def _median_ms(work, reps: int) -> float:
+    for _ in range(min(reps, 10)):
+        work()
     times = []
     for _ in range(reps):
         tick = time.perf_counter()
-        predict.probabilities(entries, x)
+        work()
         times.append(time.perf_counter() - tick)
     return statistics.median(times) * 1000
 

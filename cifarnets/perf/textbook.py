@@ -17,7 +17,7 @@ from PIL import Image
 from ..data import MEAN, STD, Split
 from ..models import build
 from ..recipes import Recipe
-from ..train import make_optimizer
+from ..step import make_optimizer
 
 
 class PILDataset(torch.utils.data.Dataset):
