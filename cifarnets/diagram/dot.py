@@ -103,7 +103,8 @@ def _clusters(d: Diagram, prefix: str, path: tuple, depth: int) -> list[str]:
         border = "#9aa5b1" if c.kind == "stage" else "#c5ced8"
         # A plain-text label: Graphviz measures it itself (separately styled runs came out with a gap).
         out += [f"{pad}subgraph cluster_{prefix}{i} {{",
-                f'{pad}  label={_quoted(c.label)}; style="rounded,filled"; fillcolor="{fill}"; color="{border}";',
+                f'{pad}  label={_quoted(c.label)}; labeljust=l; fontsize=11; style="rounded,filled"; '
+                f'fillcolor="{fill}"; color="{border}";',
                 *_clusters(d, prefix, c.path, depth + 1), pad + "}"]
     return out
 
@@ -130,11 +131,11 @@ def to_dot(d: Diagram) -> str:
 
 
 def to_dot_side_by_side(diagrams: list[Diagram], titles: list[str]) -> str:
-    """Several networks in one drawing, at one scale, so that a deeper network also looks deeper."""
-    # Ranks are not shared between the networks (newrank=false): each keeps its own spacing.
+    """Several networks in one drawing, at one scale, so that a deeper network also looks deeper.
+    (Graphviz's pack, which would lay each out on its own, never finished in the browser with clusters.)"""
     out = ["digraph {", *[g.replace("newrank=true", "newrank=false") for g in GRAPH]]
     for i, (d, text) in enumerate(zip(diagrams, titles, strict=True)):
         out += [f"  subgraph cluster_net{i} {{",
-                f'    label={_quoted(text)}; fontsize=16; labeljust=c; style="solid"; color="transparent";',
+                f'    label={_quoted(text)}; fontsize=18; labeljust=c; style="solid"; color="transparent";',
                 *_body(d, prefix=f"d{i}_", depth=2), "  }"]
     return "\n".join([*out, "}"])
