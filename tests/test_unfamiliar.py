@@ -212,7 +212,7 @@ def test_findings_are_written_from_the_numbers():
     found = {"ResNet": record("stages", good, flagged),
              "CNN": record("stages", weak, flagged | {"photo": 0.6, "face": 0.1})}
     text = findings.ranking(found)
-    assert "**ResNet**" in text and "**CNN** least well (0.80)" in text
+    assert "**ResNet** tells" in text and "**CNN** least well (0.80)" in text
     assert "CNN does better with the Mahalanobis distance on the penultimate features" in findings.methods(found)
     assert "poor guide" in findings.methods(found)
     kinds = findings.kinds(found)

@@ -21,12 +21,18 @@ def ranking(records: dict[str, dict]) -> str:
     order = sorted(auroc, key=auroc.get, reverse=True)
     best, worst = order[0], order[-1]
     top = [n for n in order if auroc[best] - auroc[n] < CLOSE]
+    bottom = [n for n in order if n not in top and auroc[n] - auroc[worst] < CLOSE]
+
+    def span(nets: list[str]) -> str:
+        hi, lo = f"{auroc[nets[0]]:.2f}", f"{auroc[nets[-1]]:.2f}"
+        return hi if hi == lo else f"{lo} to {hi}"
+
     text = (f"With the {METHODS[method]}, **{_names(top)}** tell{'s' if len(top) == 1 else ''} CIFAR-10 from "
-            f"unfamiliar inputs best (AUROC {auroc[best]:.2f}")
-    text += f" to {auroc[top[-1]]:.2f})" if len(top) > 1 else ")"
-    if len(order) > len(top):
-        text += (f"; **{worst}** least well ({auroc[worst]:.2f}): a randomly drawn unfamiliar input scores above a "
-                 f"randomly drawn test image {auroc[worst]:.0%} of the time for it, {auroc[best]:.0%} for {best}.")
+            f"unfamiliar inputs best (AUROC {span(top)})")
+    if bottom:
+        text += (f"; **{_names(bottom)}** least well ({span(bottom)}): a randomly drawn unfamiliar input scores above "
+                 f"a randomly drawn test image {auroc[worst]:.0%} of the time for {worst}, {auroc[best]:.0%} for "
+                 f"{best}.")
     else:
         text += "."
     return text
@@ -56,18 +62,26 @@ def methods(records: dict[str, dict]) -> str:
 
 
 def kinds(records: dict[str, dict]) -> str:
-    """Which kinds of unfamiliar input every network catches, which none does, and where they part."""
+    """Which kinds of unfamiliar input each network catches, where they differ most, and what none catches."""
     names = list(next(iter(records.values()))["flagged"])
     share = {k: {n: r["flagged"][k] for n, r in records.items()} for k in names}
-    caught = [k for k in names if min(share[k].values()) >= 0.9]
-    missed = [k for k in names if max(share[k].values()) < 0.25]
-    split = [k for k in names if k not in caught and k not in missed]
+    groups: dict[tuple[str, ...], list[str]] = {}  # the kinds a network flags at least 90% of -> those networks
+    for n in records:
+        groups.setdefault(tuple(k for k in names if share[k][n] >= 0.9), []).append(n)
     parts = []
-    if caught:
-        parts.append(f"Every network flags at least 90% of the {_names(caught)} inputs.")
-    for k in split:
-        hi, lo = max(share[k], key=share[k].get), min(share[k], key=share[k].get)
-        parts.append(f"On **{k}** they part ways: {hi} flags {share[k][hi]:.0%}, {lo} {share[k][lo]:.0%}.")
+    for strong, nets in sorted(groups.items(), key=lambda g: -len(g[0])):
+        who = _names([f"**{n}**" for n in nets])
+        if strong:
+            parts.append(f"{who} flag{'s' if len(nets) == 1 else ''} at least 90% of the {_names(list(strong))} "
+                         "inputs.")
+        else:
+            parts.append(f"{who} flag{'s' if len(nets) == 1 else ''} no kind that often.")
+    gap = max(names, key=lambda k: max(share[k].values()) - min(share[k].values()))
+    hi, lo = max(share[gap], key=share[gap].get), min(share[gap], key=share[gap].get)
+    if share[gap][hi] - share[gap][lo] >= 0.2:
+        parts.append(f"They differ most on **{gap}**: {hi} flags {share[gap][hi]:.0%} of it, "
+                     f"{lo} {share[gap][lo]:.0%}.")
+    missed = [k for k in names if max(share[k].values()) < 0.25]
     if missed:
         parts.append(f"No network flags as much as a quarter of the {_names(missed)} inputs: to all of them these "
                      "look like CIFAR-10, so their answers there carry no warning.")

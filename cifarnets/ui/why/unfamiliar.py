@@ -9,7 +9,7 @@ from ...checkpoints import Entry
 from ...unfamiliar import calibration, findings
 from ...unfamiliar.inputs import COUNTS
 from ...unfamiliar.scores import METHODS
-from .charts import network_color
+from .charts import ORDER, network_color
 
 
 def records(entries: dict[str, Entry]) -> tuple[dict[str, dict], dict[str, str]]:
@@ -38,7 +38,7 @@ def flagged_rows(found: dict[str, dict]) -> list[dict]:
 
 def auroc_chart(rows: list[dict]) -> alt.LayerChart:
     """AUROC per method (rows) and network (bars within a row), with the coin toss marked."""
-    present = sorted({r["network"] for r in rows})
+    present = [n for n in ORDER if any(r["network"] == n for r in rows)]
     bars = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
         y=alt.Y("method:N", sort=list(METHODS.values()), title=None, axis=alt.Axis(labelLimit=320)),
         yOffset=alt.YOffset("network:N", sort=present),
@@ -56,7 +56,7 @@ def flagged_chart(rows: list[dict]) -> alt.LayerChart:
     kinds = [k for k in COUNTS if any(r["kind"] == k for r in rows)]
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("kind:N", sort=kinds, title="unfamiliar input", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("network:N", title=None))
+        y=alt.Y("network:N", sort=ORDER, title=None))
     cells = base.mark_rect().encode(color=alt.Color("flagged:Q", scale=alt.Scale(domain=[0, 1], scheme="oranges"),
                                                     title="flagged", legend=alt.Legend(format=".0%")),
                                     tooltip=["network:N", "kind:N", alt.Tooltip("flagged:Q", format=".0%")])
