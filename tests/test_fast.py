@@ -145,3 +145,13 @@ def test_speedrun_reports_a_target_never_reached(tiny_folder, capsys, monkeypatc
                      "--data", str(tiny_folder), "--device", "cpu", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)["results"]["cnn"]["fast"]
     assert r["reached"] == "0/1" and r["epochs"] is None and r["runs"][0]["epochs_run"] == 1
+
+
+def test_speedrun_tries_a_variation_and_refuses_a_bad_one(tiny_folder, capsys, monkeypatch):
+    monkeypatch.setenv("CIFARNETS_CACHE", str(tiny_folder.parent / "cache"))
+    common = ["speedrun", "--model", "cnn", "--epochs", "1", "--batch-size", "16", "--data", str(tiny_folder),
+              "--device", "cpu"]
+    assert cli.main([*common, "--set", "flip=random", "--set", "ema=0.5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["changes"] == {"flip": "random", "ema": 0.5}
+    assert cli.main([*common, "--set", "ema=often"]) == 1
+    assert "ema takes a float" in capsys.readouterr().err

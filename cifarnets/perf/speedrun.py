@@ -8,6 +8,7 @@ the same machine, so their figures compare; the machine is printed with them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import sys
@@ -35,6 +36,9 @@ def add_parser(sub) -> None:
                         "floor (the shipped checkpoints' floors: 69/88/82/88%%), or a fraction such as 0.85")
     s.add_argument("--epochs", type=int, help="override each recipe's epochs: its schedule is fitted to these")
     s.add_argument("--batch-size", type=int, help="override each recipe's batch size")
+    s.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="try a variation: set a recipe field (see cifarnets/recipes.py) in every recipe run, "
+                        "e.g. --set flip=random --set ema=0.99; repeatable")
     s.add_argument("--seeds", type=int, default=1, help="runs per network and recipe, seeds 0..N-1 (default 1)")
     s.add_argument("--data", help="default: $CIFARNETS_DATA, else ./data")
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
@@ -54,6 +58,23 @@ def target_for(target: str, key: str) -> float:
     if not 0 < value <= 1:
         raise ValueError(f"--target {target}: an accuracy is a fraction between 0 and 1")
     return value
+
+
+def variation(settings: list[str]) -> dict:
+    """--set FIELD=VALUE pairs as typed recipe overrides."""
+    fields = {f.name: f.type for f in dataclasses.fields(recipes.Recipe)}
+    out = {}
+    for setting in settings:
+        name, sep, text = setting.partition("=")
+        if not sep or name not in fields or name in ("name", "note", "restarts"):
+            raise ValueError(f"--set {setting!r}: FIELD=VALUE with a recipe field, e.g. flip=random or ema=0.99")
+        kind = fields[name]
+        try:
+            out[name] = (text.lower() in ("1", "true", "yes") if kind == "bool" else
+                         int(text) if kind == "int" else float(text) if kind == "float" else text)
+        except ValueError:
+            raise ValueError(f"--set {setting!r}: {name} takes a {kind}") from None
+    return out
 
 
 def race(key: str, recipe: recipes.Recipe, dataset: data.Dataset, target: float, seed: int, device: str,
@@ -97,15 +118,16 @@ def cmd_speedrun(args) -> int:
     dev = pick(args.device)
     keys = KEYS if args.model == "all" else (args.model,)
     targets = {key: target_for(args.target, key) for key in keys}
+    changes = variation(args.set)
     dataset = data.load(args.data, verbose=not args.json)
     say = (lambda text: print(text, file=sys.stderr, flush=True))
     machine = describe(dev)
     say(f"speedrun on {machine}, training in {training_precision(dev)}; data: {dataset.source}")
     result: dict = {"machine": machine, "precision": training_precision(dev), "target": args.target,
-                    "data": dataset.source, "results": {}}
+                    "changes": changes, "data": dataset.source, "results": {}}
     for key in keys:
         for name in args.recipe:
-            recipe = recipes.get(name, key, epochs=args.epochs, batch_size=args.batch_size)
+            recipe = recipes.get(name, key, epochs=args.epochs, batch_size=args.batch_size, **changes)
             runs = [race(key, recipe, dataset, targets[key], seed, args.device, say) for seed in range(args.seeds)]
             result["results"].setdefault(key, {})[name] = summarise(runs) | {"target": targets[key],
                                                                               "epochs_budget": recipe.epochs}
@@ -115,7 +137,8 @@ def cmd_speedrun(args) -> int:
 
 def table(result: dict) -> str:
     lines = [f"speedrun on {result['machine']}, training in {result['precision']}; target: {result['target']}; "
-             f"accuracy as the app answers (mirror-averaged, fp32); mean ± spread over seeds",
+             f"accuracy as the app answers (mirror-averaged, fp32); mean ± spread over seeds"
+             + "".join(f"; {k}={v}" for k, v in result["changes"].items()),
              f"{'network':<10} {'recipe':<8} {'target':>7} {'reached':>8} {'epochs':>13} {'seconds':>15} "
              f"{'accuracy at stop':>17}"]
     for key, by_recipe in result["results"].items():
