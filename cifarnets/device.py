@@ -66,7 +66,7 @@ def instruction_set() -> str:
 def bf16_ok(device: torch.device) -> bool:
     """bf16 autocast for training, where the hardware has it: CUDA, and CPUs with native bf16 (AVX512-BF16, AMX).
 
-    Never for answers: those are fp32 everywhere (predict.PRECISION), so that every CPU gives the same ones.
+    Never for answers: those are fp32 everywhere (answering.PRECISION), so that every CPU gives the same ones.
 
     On this project's AVX512-BF16 CPU it trains the ResNet 1.6x faster than fp32 (`cifarnets bench`).
     CIFARNETS_BF16=0 turns it off.

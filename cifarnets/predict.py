@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .answering import answer
 from .checkpoints import Entry
 from .data import normalize
 from .images import MAX_BYTES, ImageError, decode_image, to_array
@@ -74,47 +75,6 @@ def batch(pixels: list[np.ndarray]) -> torch.Tensor:
     return normalize(x)
 
 
-# Answers are computed in fp32 on every machine, whatever autocast is open around the call: a CPU
-# with native bf16 and one without (where bf16 is emulated) then give the same answers, and the
-# accuracy a checkpoint claims is the accuracy of the answers users get. bf16 is for training speed.
-PRECISION = "fp32"
-
-
-# How many views of an image make a network's answer, everywhere: the app, `predict`, `evaluate` and the
-# accuracy a checkpoint claims. Every network trained on mirrored images, so the mirror is as much its
-# input as the original; averaging the two is worth about a point (ResNet 86.15% -> 87.48% at 40 epochs)
-# for twice the inference. More views (the pair shifted by a pixel) are measured in docs/training.md.
-VIEWS = 2
-MAX_VIEWS = 6
-
-
-def views_of(x: torch.Tensor, n: int = VIEWS) -> torch.Tensor:
-    """(n * N, C, H, W): the first n of the images, their mirror images, both shifted a pixel down and
-    right, and both shifted a pixel up and left (the edges reflected), one view after another."""
-    if not 1 <= n <= MAX_VIEWS:
-        raise ValueError(f"views: 1 to {MAX_VIEWS}, not {n}")
-    out = [x, x.flip(3)]
-    if n > 2:
-        h, w = x.shape[-2:]
-        padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
-        for corner in (0, 2):  # the window's top-left corner in the padded image: shifts of +1 and -1
-            shifted = padded[..., corner:corner + h, corner:corner + w]
-            out += [shifted, shifted.flip(3)]
-    return torch.cat(out[:n])
-
-
-def answer(model: torch.nn.Module, x: torch.Tensor, views: int = VIEWS) -> tuple[torch.Tensor, torch.Tensor]:
-    """(softmax of each image alone, softmax averaged over `views` views), both (N, classes), in PRECISION.
-
-    The second is the network's answer. The first is kept for the training curves, which stay
-    comparable with the report's single-view figures.
-    """
-    with torch.autocast(x.device.type, enabled=False):  # PRECISION, even inside the trainer's autocast
-        probs = torch.softmax(model(views_of(x.float(), views)).float(), dim=1)
-    per_view = probs.view(views, len(x), -1)
-    return per_view[0], per_view.mean(0)
-
-
 @torch.no_grad()
 def probabilities(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Mirror-averaged softmax (N, classes) of every loaded network; networks without a checkpoint are left out."""
@@ -130,17 +90,17 @@ def probabilities(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, torch
 class Answer:
     """One network's answer to a batch, and whether it finds each input unfamiliar."""
 
-    probs: torch.Tensor  # (N, classes), mirror-averaged: the same numbers probabilities() gives
+    probs: torch.Tensor  # (N, classes), averaged over the views: the same numbers probabilities() gives
     verdicts: list[Verdict] | None  # one per input; None when the network has no usable calibration
     note: str = ""  # why there are no verdicts, in one line that says what to run
 
 
 @torch.no_grad()
 def answers(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, Answer]:
-    """Every loaded network's answer, and its verdict from the same forward pass (image and mirror image).
+    """Every loaded network's answer, and its verdict from the same forward pass over the same views.
 
-    The unfamiliarity score is judged on both views as the answer is made from both: a network that is
-    sure of a picture but not of its mirror image has not recognised it.
+    The unfamiliarity score is judged on every view the answer is made from (the image and its mirror
+    image): a network that is sure of a picture but not of its mirror image has not recognised it.
     """
     out = {}
     for key, entry in entries.items():

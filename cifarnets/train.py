@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from .answering import PRECISION, VIEWS, answer
 from .checkpoints import CheckpointError, load_checkpoint, make_config, save_checkpoint
 from .data import Dataset, DeviceLoader, Split
 from .device import describe, pick
@@ -26,7 +27,6 @@ from .metrics import confusion_matrix, per_class_accuracy
 from .models import build
 from .models.common import eval_mode
 from .paths import checkpoints_dir
-from .predict import PRECISION, VIEWS, answer
 from .recipes import Recipe
 from .runfolder import LOCK_FILE, STATE_FILE, STATUS_FILE, RunLock, Status, TrainingError  # noqa: F401
 from .step import CHANNELS_LAST, Objective, WeightAverage, make_optimizer, place, train_step
@@ -44,7 +44,7 @@ def evaluate(model: torch.nn.Module, loader: DeviceLoader, classes: list[str]) -
     """Loss, accuracy, per-class accuracy and confusion matrix (rows: true class) on a whole split.
 
     All of the network's answer as the app gives it (each image averaged with its mirror image, in
-    the app's precision: predict.answer), with the single-view loss and accuracy beside it under
+    the app's precision: answering.answer), with the single-view loss and accuracy beside it under
     "single_view".
     """
     c = len(classes)

@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from cifarnets import checkpoints, cli, data, recipes
+from cifarnets.answering import answer, views_of
 from cifarnets.models import build
-from cifarnets.predict import answer, views_of
 from cifarnets.train import evaluate, fit, read_state
 
 

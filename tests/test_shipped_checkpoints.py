@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from cifarnets import checkpoints, data
+from cifarnets.answering import PRECISION
 from cifarnets.models import KEYS
-from cifarnets.predict import PRECISION
 from cifarnets.train import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -134,8 +134,8 @@ def test_warm_restarts_keep_the_earlier_cycles_and_peak_again():
 
 
 def test_a_networks_answer_is_the_same_for_an_image_and_its_mirror():
+    from cifarnets.answering import answer
     from cifarnets.models import build
-    from cifarnets.predict import answer
 
     torch.manual_seed(0)
     model = build("cnn").eval()

@@ -7,10 +7,10 @@ import itertools
 import torch
 from torch import nn
 
+from ..answering import answer
 from ..data import DeviceLoader, Split
 from ..metrics import confusion_matrix, per_class_accuracy
 from ..models.common import eval_mode
-from ..predict import answer
 
 BINS = 15  # equal-width confidence bins, as in Guo et al. (2017), "On Calibration of Modern Neural Networks"
 

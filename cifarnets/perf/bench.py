@@ -17,10 +17,10 @@ import torch
 
 from .. import checkpoints as ckpt
 from .. import data, recipes
+from ..answering import VIEWS
 from ..device import describe, pick, training_precision
 from ..models import KEYS, build, label
 from ..paths import data_env
-from ..predict import VIEWS
 from ..step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
 from ..threads import training_threads
 from .compute import cpu_seconds, gflop_per_image, peak_gflop_s

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import CIFAR10_CLASSES, predict
+from .. import CIFAR10_CLASSES, answering, predict
 from .. import checkpoints as ckpt
 from ..models import build
 
@@ -46,11 +46,11 @@ def inference_ms(entries: dict[str, ckpt.Entry], reps: int = 50) -> float:
 @torch.no_grad()
 def views_ms(entries: dict[str, ckpt.Entry], batch: int = 64, reps: int = 10) -> dict[int, float]:
     """{views: median milliseconds per image for all four networks to answer}, for each number of views
-    an answer may average (predict.VIEWS is the one in use), on a batch as `evaluate` answers."""
+    an answer may average (answering.VIEWS is the one in use), on a batch as `evaluate` answers."""
     x = torch.randn(batch, 3, 32, 32, device=next(next(iter(entries.values())).model.parameters()).device)
     models = [e.model for e in entries.values() if e.ok]
-    return {n: round(_median_ms(lambda n=n: [predict.answer(m, x, n) for m in models], reps) / batch, 3)
-            for n in (1, 2, 4, predict.MAX_VIEWS)}
+    return {n: round(_median_ms(lambda n=n: [answering.answer(m, x, n) for m in models], reps) / batch, 3)
+            for n in (1, 2, 4, answering.MAX_VIEWS)}
 
 
 def _median_ms(work, reps: int) -> float:
