@@ -103,13 +103,13 @@ def summarise(runs: list[dict]) -> dict:
     """Mean and spread over seeds of the runs that reached the target; how many did."""
     hit = [r for r in runs if r["epoch"] is not None]
 
-    def stats(values: list[float]) -> dict:
-        return {"mean": round(statistics.fmean(values), 2),
-                "std": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0} if values else None
+    def stats(values: list[float], digits: int) -> dict:
+        return {"mean": round(statistics.fmean(values), digits),
+                "std": round(statistics.stdev(values), digits) if len(values) > 1 else 0.0} if values else None
 
-    return {"reached": f"{len(hit)}/{len(runs)}", "epochs": stats([r["epoch"] for r in hit]),
-            "seconds": stats([r["seconds"] for r in hit]),
-            "final_acc": stats([r["final_acc"] for r in runs if r["final_acc"] is not None]), "runs": runs}
+    return {"reached": f"{len(hit)}/{len(runs)}", "epochs": stats([r["epoch"] for r in hit], 2),
+            "seconds": stats([r["seconds"] for r in hit], 1),
+            "final_acc": stats([r["final_acc"] for r in runs if r["final_acc"] is not None], 4), "runs": runs}
 
 
 def cmd_speedrun(args) -> int:
