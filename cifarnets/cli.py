@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from . import checkpoints as ckpt
-from . import data, hub, recipes
+from . import data, hub, race, recipes
 from .analysis import precompute
 from .data import DataError
 from .images import ImageError
@@ -89,6 +89,7 @@ def make_parser() -> argparse.ArgumentParser:
     hub.add_hub_arg(r)
     r.set_defaults(func=cmd_predict)
 
+    race.add_parser(sub)
     hub.add_parser(sub)
     bench.add_parser(sub)
     speedrun.add_parser(sub)

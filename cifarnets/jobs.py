@@ -6,6 +6,11 @@ about a run lives in memory: the folder is the truth. job.json says how the run 
 its process id), status.json and history.json are written by the trainer, train.log holds its
 output (the place to look for an error). Any session, or a reloaded page, finds the same runs.
 Which run a network uses in place of its shipped checkpoint is kept in runs/active.json.
+
+A race (`python -m cifarnets race`, started and watched by racejobs.py) trains the four networks one
+after another in one process, each into its own run folder inside the race's folder:
+runs/race-.../cnn-race-.../ and so on. Each is an ordinary run, listed with the others and usable alike;
+it is stopped and continued with its race.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from .runfolder import process_alive as alive  # the run lock's own test for a l
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"
 ACTIVE_FILE = "active.json"
+RACE_FILE = "race.json"  # in a race's folder: the race's state, its order, the network it is on
 
 # Popen objects of the children this process started: polled so finished ones are reaped, not left
 # as zombies for as long as the app runs. Runs started by another app process are watched by pid.
@@ -39,7 +45,7 @@ class TrainRequest:
     """What the sidebar asks for; None means the recipe's own value (or the CLI's default data)."""
 
     model: str
-    recipe: str = "modern"
+    recipe: str = "fast"
     epochs: int | None = None
     lr: float | None = None
     batch_size: int | None = None
@@ -64,6 +70,7 @@ class Run:
     folder: Path
     job: dict = field(default_factory=dict)
     status: dict = field(default_factory=dict)
+    race: str = ""  # the race folder's name, for a network trained in a race
 
     @property
     def name(self) -> str:
@@ -87,26 +94,22 @@ class Run:
 
     @property
     def alive(self) -> bool:
+        """Whether a process is still writing this folder. A race's process goes on to the next network
+        once one has finished: nothing writes a finished member any more."""
+        if self.race and self.status.get("state") in ("finished", "failed"):
+            return False
         return bool(self.pid) and alive(self.pid)
 
     @property
     def state(self) -> str:
-        written = self.status.get("state")
-        if self.alive:
-            # A resumed run keeps the old "stopped" status until the trainer has loaded its data.
-            return "running" if written == "running" else "starting"
-        if written in ("finished", "failed", "stopped"):
-            return written
-        if self.job.get("cancelled"):
-            return "stopped"  # cancelled before the trainer could save: resuming starts it afresh
-        return "failed"  # gone while "running", or before it ever wrote a status
+        return run_state(self.alive, self.status.get("state"), self.job.get("cancelled"))
 
     @property
     def error(self) -> str:
         """Why a failed run failed, in one line: the trainer's own words where it left them."""
         if self.state != "failed":
             return ""
-        return self.status.get("error") or error_from_log(self.folder / LOG_FILE)
+        return self.status.get("error") or error_from_log((self.folder.parent if self.race else self.folder) / LOG_FILE)
 
     @property
     def has_checkpoint(self) -> bool:
@@ -134,6 +137,18 @@ class Run:
         # status "epoch" counts epochs begun (1-based) while running, epochs done once stopped
         done = (s.get("epoch", 0) - (1 if s.get("state") == "running" and s.get("step") else 0)) * steps
         return max(0.0, min(1.0, (done + (s.get("step") or 0)) / (epochs * steps)))
+
+
+def run_state(process_alive: bool, written: str | None, cancelled: bool) -> str:
+    """starting | running | stopped | finished | failed, of a run or a race, from its files and its process."""
+    if process_alive:
+        # A resumed run keeps the old "stopped" status until the trainer has loaded its data.
+        return "running" if written == "running" else "starting"
+    if written in ("finished", "failed", "stopped"):
+        return written
+    if cancelled:
+        return "stopped"  # cancelled before the trainer could save: resuming starts it afresh
+    return "failed"  # gone while "running", or before it ever wrote a status
 
 
 def error_from_log(path: Path, limit: int = 300) -> str:
@@ -193,37 +208,53 @@ def _spawn(folder: Path, argv: list[str]) -> int:
     return proc.pid
 
 
+def new_folder(runs: Path | None, stem: str) -> Path:
+    """A fresh folder under runs/ named after what it holds and when it started."""
+    runs = Path(runs or runs_dir())
+    runs.mkdir(parents=True, exist_ok=True)
+    folder = runs / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    folder.mkdir()
+    return folder
+
+
+def absolute_data(data: str | None) -> str | None:
+    """The child runs in the project root, not here: give it an absolute path."""
+    return str(Path(data).expanduser().resolve()) if data and data != DEFAULT_DATA else data
+
+
+def launch(folder: Path, job: dict, argv: list[str]) -> None:
+    write_json(folder / JOB_FILE, job)  # before the process: a watcher must never see a folder it cannot read
+    job["pid"] = _spawn(folder, argv)
+    write_json(folder / JOB_FILE, job)
+
+
 def start(request: TrainRequest, runs: Path | None = None) -> Run:
     """Create a fresh run folder and start training into it."""
     if request.model not in KEYS:
         raise ValueError(f"unknown network {request.model!r}")
-    if request.data and request.data != DEFAULT_DATA:  # the child runs elsewhere: give it an absolute path
-        request = replace(request, data=str(Path(request.data).expanduser().resolve()))
-    runs = Path(runs or runs_dir())
-    runs.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = runs / f"{request.model}-{request.recipe}-{stamp}-{secrets.token_hex(2)}"
-    folder.mkdir()
-    job = {"request": asdict(request), "started": time.time()}
-    write_json(folder / JOB_FILE, job)
-    job["pid"] = _spawn(folder, request.argv(folder))
-    write_json(folder / JOB_FILE, job)
+    request = replace(request, data=absolute_data(request.data))
+    folder = new_folder(runs, f"{request.model}-{request.recipe}")
+    launch(folder, {"request": asdict(request), "started": time.time()}, request.argv(folder))
     return load_run(folder)
 
 
 def resume(run: Run) -> Run:
     """Continue a stopped (or failed) run in its own folder, where its resumable state is."""
+    if run.race:
+        raise ValueError(f"{run.name} trains in the race {run.race}: continue the race")
     if run.alive:
         return run
     request = TrainRequest(**run.job["request"])
-    job = dict(run.job, cancelled=False, resumed=time.time())
-    job["pid"] = _spawn(run.folder, request.argv(run.folder, resume=True))
-    write_json(run.folder / JOB_FILE, job)
+    launch(run.folder, dict(run.job, cancelled=False, resumed=time.time()),
+            request.argv(run.folder, resume=True))
     return load_run(run.folder)
 
 
-def cancel(run: Run) -> bool:
-    """Ask the trainer to stop: SIGTERM makes it finish the current step, save its state and exit 0."""
+def cancel(run) -> bool:
+    """Ask the trainer to stop: SIGTERM makes it finish the current step, save its state and exit 0.
+    A race (racejobs.Race) stops the network it is training the same way, and starts no further one."""
+    if getattr(run, "race", ""):
+        raise ValueError(f"{run.name} trains in the race {run.race}: stop the race")
     if not run.alive:
         return False
     write_json(run.folder / JOB_FILE, dict(run.job, cancelled=True))
@@ -254,7 +285,7 @@ def reap() -> None:
 
 # ---------------------------------------------------------------- reading runs
 
-def _read(path: Path) -> dict:
+def read_object(path: Path) -> dict:
     try:
         data = read_json(path)
     except (OSError, ValueError):
@@ -263,17 +294,32 @@ def _read(path: Path) -> dict:
 
 
 def load_run(folder: Path) -> Run:
-    return Run(Path(folder), _read(Path(folder) / JOB_FILE), _read(Path(folder) / STATUS_FILE))
+    folder = Path(folder)
+    race = folder.parent.name if _is_race(folder.parent) else ""
+    return Run(folder, read_object(folder / JOB_FILE), read_object(folder / STATUS_FILE), race)
 
 
-def list_runs(runs: Path | None = None) -> list[Run]:
-    """Every run folder (started here or by the CLI into runs/), newest first."""
+def is_run(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / f).exists() for f in (JOB_FILE, STATUS_FILE, CONFIG_FILE))
+
+
+def _is_race(folder: Path) -> bool:
+    return (folder / RACE_FILE).exists()
+
+
+def list_runs(runs: Path | None = None, races: bool = True) -> list[Run]:
+    """Every run folder (started here or by the CLI into runs/), newest first; with `races`, the
+    networks trained in races too."""
     reap()
     runs = Path(runs or runs_dir())
     if not runs.is_dir():
         return []
-    found = [load_run(p) for p in runs.iterdir()
-             if p.is_dir() and any((p / f).exists() for f in (JOB_FILE, STATUS_FILE, CONFIG_FILE))]
+    found = []
+    for p in runs.iterdir():
+        if _is_race(p):
+            found += [load_run(m) for m in p.iterdir() if races and is_run(m)]
+        elif is_run(p):
+            found.append(load_run(p))
     found = [r for r in found if r.model in KEYS]
     return sorted(found, key=lambda r: r.started, reverse=True)
 
@@ -284,9 +330,11 @@ def active(runs: Path | None = None) -> dict[str, Path]:
     """{network key: run folder} for networks that use one of the user's runs instead of the shipped
     checkpoint; entries whose folder lost its checkpoint are ignored."""
     runs = Path(runs or runs_dir())
-    chosen = _read(runs / ACTIVE_FILE)
+    chosen = read_object(runs / ACTIVE_FILE)
+    # A name is a folder under runs/ (race/network for a race's network), never a way out of it.
     return {key: runs / name for key, name in chosen.items()
-            if key in KEYS and isinstance(name, str) and (runs / name / MODEL_FILE).exists()}
+            if key in KEYS and isinstance(name, str) and name and not Path(name).is_absolute()
+            and ".." not in Path(name).parts and (runs / name / MODEL_FILE).exists()}
 
 
 def set_active(run: Run, runs: Path | None = None) -> None:
@@ -296,14 +344,15 @@ def set_active(run: Run, runs: Path | None = None) -> None:
     if not run.has_checkpoint or run.alive:
         raise ValueError(f"{run.name} has no finished checkpoint to use yet")
     runs = Path(runs or runs_dir())
-    chosen = _read(runs / ACTIVE_FILE)
-    chosen[run.model] = run.name
+    chosen = read_object(runs / ACTIVE_FILE)
+    chosen[run.model] = f"{run.race}/{run.name}" if run.race else run.name
     write_json(runs / ACTIVE_FILE, chosen)
 
 
 def clear_active(key: str, runs: Path | None = None) -> None:
     """Go back to the shipped checkpoint for `key`."""
     runs = Path(runs or runs_dir())
-    chosen = _read(runs / ACTIVE_FILE)
+    chosen = read_object(runs / ACTIVE_FILE)
     if chosen.pop(key, None) is not None:
         write_json(runs / ACTIVE_FILE, chosen)
+

@@ -1,0 +1,188 @@
+"""How long a training run will take on this machine, from a few timed steps of the trainer's own step.
+
+Before a user starts a run, the sidebar says how long it will take. A constant per network would be
+wrong on every other machine (the project's CPUs differ by 20x, a GPU by 1000x), so this times the
+real thing: the recipe's optimizer and objective, train_step() on batches that went through the
+trainer's own loader and augmentation, on the device training would use, with the thread count
+training would take (cifarnets/threads.py). Random uint8 images of CIFAR's size stand in for the
+data: a step's time depends on the images' size, not their content. Then
+
+    epochs x (steps per epoch x seconds per step + test images x seconds per test image)
+
+where the evaluation after each epoch is timed as the trainer does it (predict.answer, in eval mode).
+Loading the data and writing checkpoints come on top; they are seconds once the data is cached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import data
+from .answering import answer
+from .data import DeviceLoader, Split, _find_folder_root
+from .device import describe, pick
+from .models import build
+from .models.common import eval_mode
+from .recipes import Recipe
+from .step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
+from .threads import training_threads
+
+WARMUP_STEPS = 1  # untimed: the allocator and oneDNN's kernel choice make the first step slower
+TIMED_STEPS = 3
+TIMED_BUDGET_S = 2.0  # stop timing early once this much time is measured: a slow step needs no repeats
+CPU_BATCH_CAP = 512  # on the CPU, a larger batch is timed at this size and scaled per image (memory, time)
+EVAL_IMAGES = 200  # the test batch whose forward pass is timed; scaled to the test split
+CIFAR10_TRAIN, CIFAR10_TEST = 50_000, 10_000
+CLASSES = 10
+
+
+class EstimateError(Exception):
+    """The estimate cannot be made here (a batch that does not fit in memory), in one line."""
+
+
+@dataclass(frozen=True)
+class DataSize:
+    train: int
+    test: int
+    note: str  # where the numbers come from, as a person reads it
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """What was timed: one training step at the run's batch size, one test image's answer."""
+
+    step_s: float
+    eval_image_s: float
+    batch_size: int
+    timed_batch: int  # the batch the step was timed at (smaller than batch_size only on the CPU, scaled)
+    steps_timed: int
+    machine: str  # describe(): the GPU, or the CPU model, instruction set and threads
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float
+    epochs: int
+    steps_per_epoch: int
+    train_s_per_epoch: float
+    eval_s_per_epoch: float
+    times: StepTimes
+    size: DataSize
+
+
+def data_size(source: str | None) -> DataSize:
+    """The training and test split sizes of a data source, where that costs no decoding: an image-folder
+    tree's files are counted and a zip's listing read; anything else is taken to be CIFAR-10
+    (a torchvision folder is; a .tar.gz would have to be decompressed whole just to count its images)."""
+    cifar = DataSize(CIFAR10_TRAIN, CIFAR10_TEST, "CIFAR-10's 50,000 training and 10,000 test images")
+    path = Path(data.resolve_source(source)).expanduser()
+    try:
+        if path.is_dir():
+            root = _find_folder_root(path)
+            if root is None:
+                return cifar
+            train, test = (sum(1 for cls in (root / split).iterdir() if cls.is_dir()
+                               for f in os.scandir(cls) if f.is_file())
+                           if (root / split).is_dir() else 0 for split in data.SPLITS)
+            return DataSize(train, test, f"the {train:,} training and {test:,} test images in {path.name}/")
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if not n.endswith("/")]
+            train, test = (sum(1 for n in names if f"/{split}/" in f"/{n}" and n.count("/") >= 2)
+                           for split in data.SPLITS)
+            return DataSize(train, test, f"the {train:,} training and {test:,} test images in {path.name}")
+    except OSError:
+        pass
+    if path.is_file():
+        return DataSize(CIFAR10_TRAIN, CIFAR10_TEST,
+                        f"{path.name} taken to hold CIFAR-10's 50,000 training and 10,000 test images")
+    return cifar
+
+
+def time_steps(key: str, recipe: Recipe, device: str = "auto", warmup: int = WARMUP_STEPS,
+               timed: int = TIMED_STEPS, budget_s: float = TIMED_BUDGET_S) -> StepTimes:
+    """Time `timed` training steps (after `warmup` untimed ones) and one test batch's answer.
+
+    A fresh network each time: the networks the app shares with its sessions are never touched.
+    """
+    if recipe.batch_size < 1 or warmup < 0 or timed < 1:
+        raise ValueError("the batch size and timed steps must be at least 1")
+    dev = pick(device)
+    batch = min(recipe.batch_size, CPU_BATCH_CAP) if dev.type == "cpu" else recipe.batch_size
+    try:
+        with training_threads(dev), _cudnn_benchmark(dev):
+            machine = describe(dev)
+            torch.manual_seed(0)
+            model = place(build(key, num_classes=CLASSES), dev).train()
+            optimizer = make_optimizer(model, recipe)
+            teacher = place(build(recipe.teacher, num_classes=CLASSES), dev).eval() if recipe.teacher else None
+            objective = Objective(recipe, teacher)
+            loader = DeviceLoader(_random_split(batch * (warmup + timed)), batch, dev, train=True,
+                                  augment=recipe.augment, pad=recipe.pad, pad_mode=recipe.pad_mode,
+                                  flip=recipe.flip, channels_last=CHANNELS_LAST)
+            seconds = []
+            for i, (xb, yb) in enumerate(loader.batches()):
+                tick = time.perf_counter()
+                loss, _ = train_step(model, optimizer, objective, xb, yb, recipe.lr)
+                float(loss)  # waits for the device, as the trainer's read-back does
+                if i >= warmup:
+                    seconds.append(time.perf_counter() - tick)
+                    if sum(seconds) >= budget_s:
+                        break
+            eval_image_s = _time_answer(model, dev)
+    except torch.OutOfMemoryError:
+        raise EstimateError(f"a batch of {batch} does not fit in {dev.type}'s memory; lower the batch size") from None
+    step_s = statistics.median(seconds) * recipe.batch_size / batch
+    return StepTimes(step_s, eval_image_s, recipe.batch_size, batch, len(seconds), machine)
+
+
+def total(times: StepTimes, epochs: int, size: DataSize) -> Estimate:
+    """The whole run: `epochs` epochs of full batches (the trainer drops the last partial one), each
+    followed by an evaluation of the test split."""
+    if epochs < 1:
+        raise ValueError("epochs must be at least 1")
+    steps = size.train // times.batch_size
+    train_s, eval_s = steps * times.step_s, size.test * times.eval_image_s
+    return Estimate(epochs * (train_s + eval_s), epochs, steps, train_s, eval_s, times, size)
+
+
+def estimate(key: str, recipe: Recipe, device: str = "auto", data_source: str | None = None) -> Estimate:
+    """Time a few steps, then scale to the recipe's epochs on the data source's size."""
+    return total(time_steps(key, recipe, device), recipe.epochs, data_size(data_source))
+
+
+def _random_split(n: int) -> Split:
+    g = torch.Generator().manual_seed(0)
+    return Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+                 torch.randint(0, CLASSES, (n,), generator=g))
+
+
+@torch.no_grad()
+def _time_answer(model: torch.nn.Module, dev: torch.device) -> float:
+    """Seconds per test image of the evaluation's answer (all its views), after one untimed small batch."""
+    x = data.normalize(_random_split(EVAL_IMAGES).x.to(dev)).contiguous(
+        memory_format=torch.channels_last if CHANNELS_LAST else torch.contiguous_format)
+    with eval_mode(model):
+        float(answer(model, x[:16])[1].sum())
+        tick = time.perf_counter()
+        float(answer(model, x)[1].sum())
+    return (time.perf_counter() - tick) / EVAL_IMAGES
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark(dev: torch.device):
+    """As fit() sets it on CUDA; put back after, since the app's own answers share the flag."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = dev.type == "cuda" or before
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before

@@ -1,0 +1,145 @@
+"""Races started from the app: the four networks trained one after another with one recipe, by one
+`python -m cifarnets race` child process, so a user sees them learn side by side.
+
+As for a single run (jobs.py), the folder is the truth: job.json says how the app started the race,
+race.json is written by the race (its state, its order, the network it is on), and each network
+trains into its own run folder inside, which the trainer writes as it always does. Any session, or a
+reloaded page, sees the same race. jobs.cancel() stops a race the way it stops a run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from . import jobs
+from .fileio import write_json
+from .jobs import RACE_FILE, Run
+from .models import KEYS
+from .paths import runs_dir
+
+ORDER = KEYS  # quickest first: the CNN's curve is on the chart within minutes
+PREFIX = "race-"
+
+
+def member_folder(race_folder: Path, key: str) -> Path:
+    """Where a race trains `key`: named after the race too, so every run's folder name is unique."""
+    return Path(race_folder) / f"{key}-{Path(race_folder).name}"
+
+
+@dataclass(frozen=True)
+class RaceRequest:
+    """A race as the sidebar asks for it: one recipe for all four; None means each network's recipe value."""
+
+    recipe: str = "fast"
+    epochs: int | None = None
+    batch_size: int | None = None
+    data: str | None = None
+    device: str = "auto"
+    seed: int = 0
+
+    def argv(self, out: Path, resume: bool = False) -> list[str]:
+        args = ["race", "--recipe", self.recipe, "--out", str(out), "--device", self.device, "--seed", str(self.seed)]
+        for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size), ("--data", self.data)):
+            if value is not None and value != "":
+                args += [flag, str(value)]
+        return args + (["--resume"] if resume else [])
+
+
+@dataclass
+class Race:
+    """A race folder, read from disk. `state`: starting | running | stopped | finished | failed."""
+
+    folder: Path
+    job: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def request(self) -> RaceRequest:
+        """How it was started: the app's job.json, else what a race started from the shell wrote."""
+        given = self.job.get("request") or self.status.get("request") or {}
+        return RaceRequest(**{k: v for k, v in given.items() if k in RaceRequest.__dataclass_fields__})
+
+    @property
+    def order(self) -> list[str]:
+        order = self.status.get("order")
+        return [k for k in order if k in KEYS] if isinstance(order, list) else list(ORDER)
+
+    @property
+    def pid(self) -> int | None:
+        return self.job.get("pid") or self.status.get("pid")
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.pid) and jobs.alive(self.pid)
+
+    @property
+    def state(self) -> str:
+        return jobs.run_state(self.alive, self.status.get("state"), self.job.get("cancelled"))
+
+    @property
+    def error(self) -> str:
+        """Why a failed race failed: its networks' failures, else its log's last words."""
+        if self.state != "failed":
+            return ""
+        return self.status.get("error") or jobs.error_from_log(self.folder / jobs.LOG_FILE)
+
+    @property
+    def started(self) -> float:
+        return float(self.job.get("started") or self.folder.stat().st_mtime)
+
+    def members(self) -> dict[str, Run]:
+        """{network: its run}, in the race's order, for the networks the race has begun."""
+        return {key: jobs.load_run(member_folder(self.folder, key)) for key in self.order
+                if jobs.is_run(member_folder(self.folder, key))}
+
+    def progress(self) -> float:
+        """Fraction of the whole race done, 0..1: each network is an equal share of it."""
+        if self.state == "finished":
+            return 1.0
+        return sum(run.progress() for run in self.members().values()) / max(len(self.order), 1)
+
+
+def check_race(request: RaceRequest) -> str:
+    """Why this race cannot start, in one line; "" when it can."""
+    return jobs.check(jobs.TrainRequest(ORDER[0], request.recipe, request.epochs, None, request.batch_size,
+                                        request.data, request.device))
+
+
+def start_race(request: RaceRequest, runs: Path | None = None) -> Race:
+    """Create a race folder and start `python -m cifarnets race` into it."""
+    request = replace(request, data=jobs.absolute_data(request.data))
+    folder = jobs.new_folder(runs, f"{PREFIX}{request.recipe}")
+    # race.json at once: the folder is a race to every watcher before the process has written anything
+    write_json(folder / RACE_FILE, {"state": "starting", "order": list(ORDER), "request": asdict(request)})
+    jobs.launch(folder, {"request": asdict(request), "started": time.time()}, request.argv(folder))
+    return load_race(folder)
+
+
+def resume_race(race: Race) -> Race:
+    """Go on with a stopped or failed race: finished networks stay, a stopped one continues where it was."""
+    if race.alive:
+        return race
+    jobs.launch(race.folder, dict(race.job, cancelled=False, resumed=time.time()),
+           race.request.argv(race.folder, resume=True))
+    return load_race(race.folder)
+
+
+def load_race(folder: Path) -> Race:
+    folder = Path(folder)
+    return Race(folder, jobs.read_object(folder / jobs.JOB_FILE), jobs.read_object(folder / RACE_FILE))
+
+
+def list_races(runs: Path | None = None) -> list[Race]:
+    """Every race under runs/, newest first."""
+    jobs.reap()
+    runs = Path(runs or runs_dir())
+    if not runs.is_dir():
+        return []
+    return sorted((load_race(p) for p in runs.iterdir() if (p / RACE_FILE).exists()),
+                  key=lambda r: r.started, reverse=True)

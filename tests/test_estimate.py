@@ -1,0 +1,79 @@
+"""The expected training time: a few timed steps of the trainer's own step, scaled to the run.
+
+No assertion here depends on how fast this machine is: only that what was timed is positive and that
+the total is built from it as documented.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import replace
+
+import pytest
+from conftest import make_image_folder, make_zip
+
+from cifarnets import estimate, recipes
+
+
+@pytest.fixture(scope="module")
+def cnn_times() -> estimate.StepTimes:
+    return estimate.time_steps("cnn", recipes.get("fast", "cnn", batch_size=16), "cpu", warmup=1, timed=2)
+
+
+def test_timed_steps_are_positive_and_name_the_machine(cnn_times):
+    assert cnn_times.step_s > 0 and cnn_times.eval_image_s > 0
+    assert cnn_times.batch_size == cnn_times.timed_batch == 16
+    assert 1 <= cnn_times.steps_timed <= 2
+    assert cnn_times.machine.startswith("cpu (") and "thread" in cnn_times.machine
+
+
+def test_the_total_scales_with_epochs_and_counts_full_batches(cnn_times):
+    size = estimate.DataSize(train=1000, test=300, note="made up")
+    one, three = estimate.total(cnn_times, 1, size), estimate.total(cnn_times, 3, size)
+    assert one.steps_per_epoch == 1000 // 16  # the trainer drops the last partial batch
+    assert one.seconds == pytest.approx(62 * cnn_times.step_s + 300 * cnn_times.eval_image_s)
+    assert three.seconds == pytest.approx(3 * one.seconds) and three.seconds > one.seconds > 0
+    assert estimate.total(cnn_times, 1, replace(size, train=10)).steps_per_epoch == 0  # fewer than one batch
+    with pytest.raises(ValueError, match="epochs"):
+        estimate.total(cnn_times, 0, size)
+
+
+def test_the_recipes_epochs_and_the_data_make_the_estimate(tiny_folder):
+    recipe = recipes.get("fast", "cnn", batch_size=8, epochs=2)
+    est = estimate.estimate("cnn", recipe, "cpu", str(tiny_folder))
+    assert est.epochs == 2 and est.size.train == 72 and est.steps_per_epoch == 9 and est.seconds > 0
+
+
+def test_a_large_cpu_batch_is_timed_smaller_and_scaled(monkeypatch):
+    monkeypatch.setattr(estimate, "CPU_BATCH_CAP", 8)
+    times = estimate.time_steps("cnn", recipes.get("fast", "cnn", batch_size=32), "cpu", warmup=0, timed=1)
+    assert (times.batch_size, times.timed_batch) == (32, 8) and times.step_s > 0
+
+
+def test_a_distilling_recipe_times_its_teacher_too():
+    recipe = replace(recipes.get("fast", "cnn", batch_size=8), teacher="resnet", distill_weight=0.5)
+    assert estimate.time_steps("cnn", recipe, "cpu", warmup=0, timed=1).step_s > 0
+
+
+def test_bad_requests_are_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        estimate.time_steps("cnn", recipes.get("fast", "cnn", batch_size=0), "cpu")
+
+
+def test_data_size_counts_folders_and_zips_and_says_when_it_assumes(tmp_path):
+    folder = make_image_folder(tmp_path / "shapes", n_train=5, n_test=2)
+    assert (estimate.data_size(str(folder)).train, estimate.data_size(str(folder)).test) == (15, 6)
+    assert "15 training" in estimate.data_size(str(folder)).note
+    nested = make_image_folder(tmp_path / "outer" / "inner", n_train=3, n_test=1)
+    assert estimate.data_size(str(nested.parent)).train == 9  # one top folder holding train/ and test/
+
+    zipped = estimate.data_size(str(make_zip(folder, tmp_path / "shapes.zip")))
+    assert (zipped.train, zipped.test) == (15, 6)
+
+    archive = tmp_path / "shapes.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="shapes")
+    assumed = estimate.data_size(str(archive))  # counting would mean decompressing it whole
+    assert (assumed.train, assumed.test) == (50_000, 10_000) and "taken to hold CIFAR-10" in assumed.note
+    missing = estimate.data_size(str(tmp_path / "nowhere"))
+    assert missing.train == 50_000 and missing.note.startswith("CIFAR-10's")

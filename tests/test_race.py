@@ -1,0 +1,135 @@
+"""The race: the four networks trained in turn by `python -m cifarnets race`, and the app's way of
+starting, watching, stopping and continuing one (racejobs), on tiny generated data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import make_image_folder
+
+from cifarnets import jobs, racejobs
+from cifarnets.checkpoints import load_checkpoint
+from cifarnets.models import KEYS
+from cifarnets.train import read_state
+
+RACE_LIMIT = 300  # seconds for four tiny runs on a busy 2-core machine, torch's start-up included
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "cifarnets", *args], capture_output=True, text=True,
+                          timeout=RACE_LIMIT)
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("CIFARNETS_RUNS", str(folder))
+    yield folder
+    for race in racejobs.list_races(folder):
+        if race.alive:
+            os.kill(race.pid, signal.SIGKILL)
+
+
+def wait_for(race: racejobs.Race, states: tuple[str, ...], timeout: float = RACE_LIMIT) -> racejobs.Race:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs.reap()
+        current = racejobs.load_race(race.folder)
+        if current.state in states:
+            return current
+        time.sleep(0.2)
+    raise AssertionError(f"{race.name} stayed {current.state}; log:\n{(race.folder / jobs.LOG_FILE).read_text()}")
+
+
+def test_race_cli_trains_all_four_into_loadable_runs(tiny_folder, tmp_path):
+    out = tmp_path / "race"
+    args = ["race", "--epochs", "1", "--batch-size", "16", "--data", str(tiny_folder), "--out", str(out),
+            "--device", "cpu"]
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+    status = json.loads((out / jobs.RACE_FILE).read_text())
+    assert status["state"] == "finished" and status["order"] == list(KEYS)
+    assert [status["results"][k]["state"] for k in KEYS] == ["finished"] * 4
+    for key in KEYS:
+        folder = racejobs.member_folder(out, key)
+        model, config = load_checkpoint(folder, "cpu", expected_key=key)
+        assert config["recipe"]["name"] == "fast" and config["recipe"]["batch_size"] == 16 and config["epochs"] == 1
+        assert [row["epoch"] for row in jobs.load_run(folder).history()] == [1]
+    assert "SE-ResNet  finished" in done.stdout and "== DenseNet (3/4)" in done.stderr
+
+    again = cli(*args)  # the folder holds a race: say so rather than train over it
+    assert again.returncode == 1 and "pass --resume" in again.stderr and "Traceback" not in again.stderr
+    resumed = cli(*args, "--resume")  # every network has finished: nothing to do
+    assert resumed.returncode == 0, resumed.stderr
+    assert "epoch   1/1" not in resumed.stderr
+
+
+def test_a_network_that_cannot_train_is_reported_and_the_race_goes_on(tiny_folder, tmp_path):
+    out = tmp_path / "race"
+    done = cli("race", "--epochs", "1", "--batch-size", "500", "--data", str(tiny_folder), "--out", str(out),
+               "--device", "cpu")
+    assert done.returncode == 1  # no network has a batch to train on
+    race = racejobs.load_race(out)
+    assert race.state == "failed" and "fewer than one batch" in race.error and "SE-ResNet" in race.error
+    members = race.members()
+    assert list(members) == list(KEYS)
+    assert all(run.state == "failed" and "fewer than one batch" in run.error for run in members.values())
+
+
+def test_the_app_starts_a_race_whose_networks_are_ordinary_runs(runs, tiny_folder):
+    race = racejobs.start_race(racejobs.RaceRequest("fast", epochs=1, batch_size=16, data=str(tiny_folder),
+                                                    device="cpu"), runs)
+    assert racejobs.list_races(runs)[0].folder == race.folder
+    race = wait_for(race, ("finished", "failed", "stopped"))
+    assert race.state == "finished", race.error
+    assert race.progress() == 1.0
+    members = race.members()
+    assert list(members) == list(KEYS) and all(run.state == "finished" for run in members.values())
+
+    listed = {run.name: run for run in jobs.list_runs(runs)}
+    assert set(listed) == {run.name for run in members.values()}
+    assert jobs.list_runs(runs, races=False) == []
+    cnn = listed[members["cnn"].name]
+    assert cnn.race == race.name and cnn.has_checkpoint and not cnn.alive
+    jobs.set_active(cnn, runs)  # a race's network classifies like any run's
+    assert jobs.active(runs) == {"cnn": cnn.folder}
+    with pytest.raises(ValueError, match="race"):
+        jobs.cancel(cnn)  # it is stopped with its race, not alone
+    with pytest.raises(ValueError, match="race"):
+        jobs.resume(cnn)
+
+
+def test_cancel_stops_the_race_resumably_and_resume_continues_it(runs, tmp_path):
+    # Batches of one and many epochs: the CNN cannot finish before the test cancels the race.
+    data = make_image_folder(tmp_path / "data", n_train=40, n_test=4)
+    race = racejobs.start_race(racejobs.RaceRequest("fast", epochs=50, batch_size=1, data=str(data), device="cpu"),
+                               runs)
+    deadline = time.monotonic() + RACE_LIMIT
+    while "cnn" not in race.members() or race.members()["cnn"].state != "running":
+        assert time.monotonic() < deadline and race.state in ("starting", "running"), race.error
+        time.sleep(0.2)
+        race = racejobs.load_race(race.folder)
+    assert jobs.cancel(race)
+    race = wait_for(race, ("stopped", "failed", "finished"))
+    assert race.state == "stopped", race.error
+    cnn = race.members()["cnn"]
+    assert cnn.state == "stopped" and cnn.resumable and list(race.members()) == ["cnn"]  # no further network began
+    first = read_state(cnn.folder)
+
+    race = racejobs.resume_race(race)
+    deadline = time.monotonic() + RACE_LIMIT
+    while race.members()["cnn"].state != "running":
+        assert time.monotonic() < deadline and race.state in ("starting", "running"), race.error
+        time.sleep(0.2)
+        race = racejobs.load_race(race.folder)
+    assert jobs.cancel(race)
+    race = wait_for(race, ("stopped", "failed", "finished"))
+    assert race.state == "stopped", race.error
+    second = read_state(cnn.folder)
+    assert (second["epoch"], second["step"]) > (first["epoch"], first["step"])  # it went on from there
