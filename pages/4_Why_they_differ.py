@@ -4,8 +4,8 @@ import streamlit as st
 
 from cifarnets.analysis import store
 from cifarnets.paths import checkpoints_dir
-from cifarnets.ui import layout, resources
-from cifarnets.ui.why import common, cost, gradients, looks, quality, reuse, unfamiliar
+from cifarnets.ui import layout, resources, share
+from cifarnets.ui.why import common, cost, gradients, looks, quality, reuse, stages, unfamiliar
 
 layout.setup("Why they differ")
 st.title("Why they differ")
@@ -17,7 +17,10 @@ entries = resources.entries()
 nets = common.networks()
 common.status(nets)
 
-tabs = st.tabs(["Gradient flow", "Cost", "Quality", "What they look at", "Feature reuse", "Unfamiliar inputs"])
+VIEWS = ["Gradient flow", "Cost", "Quality", "What they look at", "What every stage sees", "Feature reuse",
+         "Unfamiliar inputs"]
+share.check("tab", VIEWS, "the view")
+tabs = st.tabs(VIEWS, key="tab", bind="query-params")  # the open tab is in the URL
 with tabs[0]:
     gradients.render(nets)
 with tabs[1]:
@@ -27,6 +30,8 @@ with tabs[2]:
 with tabs[3]:
     looks.render_view(entries, nets)
 with tabs[4]:
-    reuse.render(entries)
+    stages.render(entries)
 with tabs[5]:
+    reuse.render(entries)
+with tabs[6]:
     unfamiliar.render(entries)

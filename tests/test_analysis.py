@@ -254,7 +254,8 @@ def test_page_with_the_precomputed_files_shows_all_five_views(measured, monkeypa
     checkpoints, _ = measured
     at = open_page(monkeypatch, tmp_path, checkpoints)
     text = texts(at)
-    assert [t.label for t in at.tabs] == ["Gradient flow", "Cost", "Quality", "What they look at", "Feature reuse"]
+    assert [t.label for t in at.tabs] == ["Gradient flow", "Cost", "Quality", "What they look at",
+                                          "What every stage sees", "Feature reuse", "Unfamiliar inputs"]
     assert "At initialisation, the gradient per weight" in text  # written from the measurements
     assert "ResNet without shortcuts (ours)** is not trained yet" in text
     assert "--model resnet_plain" in "\n".join(c.value for c in at.code)

@@ -11,7 +11,7 @@ from ...checkpoints import Entry
 from ...examples import list_examples
 from ...images import EXTENSIONS, ImageError
 from ...predict import Prepared, batch, prepare, probabilities, read_file
-from .. import resources
+from .. import resources, share
 from ..pictures import enlarge
 from . import charts
 
@@ -19,14 +19,17 @@ SIZE = 150  # pixels a side for each picture
 OWN = "each network's own answer"
 
 
-def pick_image() -> Prepared | None:
+def pick_image(key: str = "why") -> Prepared | None:
+    """An example (its choice is in the URL, as `<key>_example`) or the user's own image (not in the URL)."""
     left, right = st.columns([2, 3])
     examples = list_examples()
     default = next((i for i, e in enumerate(examples) if e.name == "cifar10-test-cat.jpg"), 0)
+    with left:
+        share.check(f"{key}_example", examples, "the example", format_func=lambda e: e.caption)
     example = left.selectbox("Example image", examples, index=default, format_func=lambda e: e.caption,
-                             key="why_example")
-    upload = right.file_uploader("Or your own image", type=EXTENSIONS,
-                                 key="why_upload")
+                             key=f"{key}_example", bind="query-params")
+    upload = right.file_uploader("Or your own image (a shared link keeps the example, not your image)",
+                                 type=EXTENSIONS, key=f"{key}_upload")
     try:
         if upload is not None:
             return prepare(upload.getvalue(), upload.name)
