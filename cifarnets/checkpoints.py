@@ -23,10 +23,25 @@ from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FIL
 
 DEFAULT_DIR = DEFAULT_CHECKPOINTS
 MAX_CLASSES = 1000  # a config.json asking for a 10**9-way classifier would exhaust memory before failing
+# What a checkpoint is, file by file: `push` uploads exactly these, the Training curves page zips exactly
+# these. Never a run's resume state, status, lock or a write's temporary file.
+REQUIRED_FILES = (MODEL_FILE, CONFIG_FILE, HISTORY_FILE)
+OPTIONAL_FILES = (REPORT_HISTORY_FILE,)
+CARD_FILE = "README.md"  # the model card: push writes one to the Hub; a folder may hold one of its own
 
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be used, and why, in one line."""
+
+
+def checkpoint_files(folder: str | Path) -> list[Path]:
+    """The files that make the checkpoint in `folder`: the required ones, then those of the optional ones
+    and the model card that are there. A missing required file is a CheckpointError naming it."""
+    folder = Path(folder)
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{folder} is not a complete checkpoint folder: {', '.join(missing)} missing")
+    return [folder / name for name in REQUIRED_FILES + OPTIONAL_FILES + (CARD_FILE,) if (folder / name).is_file()]
 
 
 def write_weights(path: str | Path, model: torch.nn.Module) -> None:

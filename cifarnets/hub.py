@@ -45,9 +45,7 @@ from .models import KEYS, count_params, label
 
 ENV_VAR = "CIFARNETS_HUB"
 URI_PREFIX = "hf://"
-CARD_FILE = "README.md"
-REQUIRED_FILES = (ckpt.MODEL_FILE, ckpt.CONFIG_FILE, ckpt.HISTORY_FILE)
-OPTIONAL_FILES = (ckpt.REPORT_HISTORY_FILE,)
+CARD_FILE, REQUIRED_FILES, OPTIONAL_FILES = ckpt.CARD_FILE, ckpt.REQUIRED_FILES, ckpt.OPTIONAL_FILES  # one list
 HUB_FILES = REQUIRED_FILES + OPTIONAL_FILES  # what is downloaded: never the card, never anything else
 
 
@@ -204,12 +202,8 @@ def cli_overrides(spec: str | None) -> dict[str, Path]:
 
 def plan_upload(folder: str | Path, repo_id: str) -> dict[str, bytes]:
     """{path in repo: bytes}: exactly what `push` uploads, validated with the strict loader first."""
-    folder = Path(folder)
-    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
-    if missing:
-        raise ckpt.CheckpointError(f"{folder} is not a complete checkpoint folder: {', '.join(missing)} missing")
-    names = REQUIRED_FILES + tuple(name for name in OPTIONAL_FILES if (folder / name).is_file())
-    files = {name: (folder / name).read_bytes() for name in names}
+    # The checkpoint's files, as checkpoints.py lists them; a card of the folder's own gives way to ours.
+    files = {path.name: path.read_bytes() for path in ckpt.checkpoint_files(folder) if path.name != CARD_FILE}
     # Validate the very bytes that will be uploaded, not the folder, which a training run may rewrite meanwhile.
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in files.items():

@@ -14,18 +14,10 @@ shipped = curves.shipped_curves(checkpoints_dir())
 runs = [r for r in jobs.list_runs() if r.state not in ("starting",)]
 with_history = [r for r in runs if r.history()]
 
-controls = st.columns([1, 1, 3])
-arrangement = controls[0].segmented_control("Layout", ["overlaid", "side by side"], default="overlaid",
-                                            key="curves_layout", required=True)
-splits = controls[1].pills("Show", ["train", "test"], selection_mode="multi", default=["train", "test"],
-                           key="curves_splits")
-finished = [r for r in with_history if r.state == "finished"]
-picked = controls[2].multiselect("Your runs", with_history, default=finished[:3], format_func=lambda r: r.name,
-                                 key="curves_runs", placeholder="none yet: train one from the sidebar")
-
+arrangement, splits, picked = runs_view.controls(with_history)  # in the URL: a link restores the view
 runs_view.missing_shipped(shipped)
 chosen = shipped + [curves.Curve(r.model, f"run {r.name}", r.history()) for r in picked]
-rows = [r for r in curves.long_rows(chosen) if r["split"] in (splits or [])]
+rows = [r for r in curves.long_rows(chosen) if r["split"] in splits]
 if not rows:
     st.info("Nothing to draw: no history is selected (pick a split to show, or train a run from the sidebar).")
 else:
@@ -37,6 +29,9 @@ else:
         chart = curves_chart(rows, metric, side_by_side=arrangement == "side by side")
         st.altair_chart(chart, width="content" if isinstance(chart, alt.FacetChart) else "stretch")
     runs_view.curve_summary(chosen)
+
+st.subheader("Take the results away")
+runs_view.downloads(chosen, runs)
 
 st.header("Your runs")
 runs_view.runs_table(runs)

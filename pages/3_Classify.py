@@ -4,6 +4,7 @@ import time
 
 import streamlit as st
 
+from cifarnets.export import rows_csv
 from cifarnets.predict import classify, summary_rows, uncalibrated
 from cifarnets.ui import layout, resources
 from cifarnets.ui.classify_view import gather_inputs, result_card, uncalibrated_note
@@ -47,3 +48,5 @@ if rows and loaded:
     disputed = [r["image"] for r in rows if r["networks disagree"]]
     st.markdown(f"The networks disagree on **{len(disputed)}** of {len(rows)} image(s)"
                 + (f": {', '.join(disputed)}." if disputed else "."))
+    st.download_button("Download the summary (CSV)", rows_csv(rows), file_name="classify-summary.csv",
+                       mime="text/csv", on_click="ignore", key="summary_csv")

@@ -10,6 +10,7 @@ from ..images import EXTENSIONS, ImageError, formats_text
 from ..predict import Result, read_file, unique_names
 from ..unfamiliar.calibration import Verdict
 from ..unfamiliar.scores import METHODS
+from . import share
 from .charts import network_color, top5_chart
 from .pictures import enlarge, preview
 
@@ -19,8 +20,11 @@ def gather_inputs() -> list[tuple[str, bytes]]:
     left, right = st.columns([3, 2])
     uploads = left.file_uploader(f"Upload images ({formats_text()})", type=EXTENSIONS,
                                  accept_multiple_files=True, key="uploads")
+    with right:  # the examples chosen are in the URL: a shared link shows the same images (uploads are not)
+        share.check("examples", list_examples(), "the example", format_func=lambda e: e.caption, multi=True)
     examples = right.multiselect("Or pick bundled examples", list_examples(), format_func=lambda e: e.caption,
-                                 key="examples", placeholder="CIFAR-10 test images and real photos")
+                                 key="examples", placeholder="CIFAR-10 test images and real photos",
+                                 bind="query-params")
     camera = None
     if right.toggle("Take a picture with the camera", key="camera_on"):
         camera = st.camera_input("Camera", key="camera")

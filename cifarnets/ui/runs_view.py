@@ -1,17 +1,80 @@
-"""The Training curves page's pieces: what is missing, a summary per curve, the runs, and which
-checkpoint each network classifies with."""
+"""The Training curves page's pieces: the choices (kept in the URL), what is missing, a summary per curve,
+downloads, the runs, and which checkpoint each network classifies with."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import streamlit as st
 
 from .. import curves, jobs
+from ..checkpoints import CheckpointError, checkpoint_files
+from ..export import checkpoint_zip, rows_csv
 from ..models import KEYS, label
 from ..paths import checkpoints_dir
+from . import share
 
 SHIPPED = "shipped checkpoint"
+LAYOUTS = ["overlaid", "side by side"]
+SPLITS = ["train", "test"]
+URL_KEYS = ["curves_layout", "curves_splits", "curves_runs"]  # what a shared link of this page holds
+
+
+def controls(with_history: list[jobs.Run]) -> tuple[str, list[str], list[jobs.Run]]:
+    """(layout, splits shown, runs picked): each bound to the URL, so a link restores the view."""
+    share.check_unknown(URL_KEYS)
+    share.check("curves_layout", LAYOUTS, "the layout")
+    share.check("curves_splits", SPLITS, "the split", multi=True)
+    share.check("curves_runs", with_history, "the run", format_func=lambda r: r.name, multi=True)
+    cols = st.columns([1, 1, 3])
+    arrangement = cols[0].segmented_control("Layout", LAYOUTS, default="overlaid", key="curves_layout",
+                                            required=True, bind="query-params")
+    splits = cols[1].pills("Show", SPLITS, selection_mode="multi", default=SPLITS, key="curves_splits",
+                           bind="query-params")
+    finished = [r for r in with_history if r.state == "finished"]
+    picked = cols[2].multiselect("Your runs", with_history, default=finished[:3], format_func=lambda r: r.name,
+                                 key="curves_runs", placeholder="none yet: train one from the sidebar",
+                                 bind="query-params")
+    return arrangement, splits or [], picked
+
+
+@st.cache_data(max_entries=4, show_spinner="Packing the checkpoint...")
+def _zip(folder: str, stamp: tuple) -> bytes:
+    return checkpoint_zip(folder)  # `stamp` (sizes and times of its files) only keys the cache
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")  # "shipped (fast recipe)" -> shipped-fast-recipe
+
+
+def downloads(chosen: list[curves.Curve], runs: list[jobs.Run]) -> None:
+    """A history as CSV; a finished run's checkpoint as a zip of exactly its checkpoint files."""
+    left, right = st.columns(2)
+    with left:
+        curve = st.selectbox("History", chosen, format_func=lambda c: f"{label(c.key)}, {c.source}",
+                             key="curves_csv_pick", disabled=not chosen)
+        if curve is not None:
+            st.download_button("Download this history (CSV)", rows_csv(curve.rows), mime="text/csv",
+                               file_name=f"{curve.key}-{_slug(curve.source)}-history.csv", on_click="ignore",
+                               key="curves_csv")
+    with right:
+        done = [r for r in runs if r.state == "finished" and r.has_checkpoint]
+        run = st.selectbox("Finished run", done, format_func=lambda r: r.name, key="curves_zip_pick",
+                           disabled=not done, placeholder="none yet: train one from the sidebar")
+        if run is None:
+            return
+        try:
+            files = checkpoint_files(run.folder)
+        except CheckpointError as e:
+            st.caption(str(e))
+            return
+        stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime) for p in files)
+        st.download_button("Download its checkpoint (zip)", _zip(str(run.folder), stamp), mime="application/zip",
+                           file_name=f"{run.name}.zip", on_click="ignore", key="curves_zip",
+                           help="the checkpoint files only: " + ", ".join(p.name for p in files))
+        st.caption(f"Unzipped, `{Path(run.folder).name}/` loads as a checkpoint folder (or `push` it to the Hub).")
 
 
 def missing_shipped(shipped: list[curves.Curve]) -> None:
