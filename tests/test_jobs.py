@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from app_helpers import APP, PAGES, image_bytes, texts
+from app_helpers import APP, LABELS, PAGES, image_bytes, texts
 from conftest import TINY_CLASSES, make_image_folder
 from streamlit.testing.v1 import AppTest
 
-from cifarnets import jobs
+from cifarnets import jobs, racejobs
 from cifarnets.train import read_state
 
 TIMEOUT = 60
@@ -54,9 +55,9 @@ def wait_for(run: jobs.Run, states: tuple[str, ...], timeout: float = RUN_LIMIT)
 def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
     data = make_image_folder(tmp_path / "data")
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    at.number_input(key="epochs-cnn-modern").set_value(2)
-    at.number_input(key="batch-cnn-modern").set_value(16)
-    at.number_input(key="lr-cnn-modern").set_value(0.01)
+    at.number_input(key="epochs-cnn-fast").set_value(2)
+    at.number_input(key="batch-cnn-fast").set_value(16)
+    at.number_input(key="lr-cnn-fast").set_value(0.01)
     at.radio(key="train_data").set_value("path")
     at.text_input(key="train_data_path").input(str(data))
     at.selectbox(key="train_device").set_value("cpu")
@@ -153,7 +154,11 @@ def test_active_choice_survives_and_ignores_vanished_runs(runs):
     with pytest.raises(ValueError, match="no known network"):  # it has no job.json to say what it trained
         jobs.set_active(jobs.load_run(run_folder), runs)
 
-    (runs / jobs.ACTIVE_FILE).write_text('{"cnn": "cnn-modern-x", "resnet": "gone", "nonsense": 3}')
+    outside = runs.parent / "elsewhere"  # a checkpoint outside runs/ is never picked up through active.json
+    outside.mkdir()
+    (outside / "model.safetensors").write_bytes(b"")
+    (runs / jobs.ACTIVE_FILE).write_text('{"cnn": "cnn-modern-x", "resnet": "gone", "densenet": "../elsewhere", '
+                                         f'"se_resnet": "{outside}", "nonsense": 3}}')
     assert jobs.active(runs) == {"cnn": run_folder}
     jobs.clear_active("cnn", runs)
     assert jobs.active(runs) == {}
@@ -166,3 +171,47 @@ def test_the_job_runner_loads_neither_the_trainer_nor_torch():
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr[-1000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_sidebar_shows_the_expected_time_before_starting(runs, tmp_path):
+    data = make_image_folder(tmp_path / "data")  # 3 classes x 24 training images
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.radio(key="train_data").set_value("path")
+    at.text_input(key="train_data_path").input(str(data))
+    at.number_input(key="batch-cnn-fast").set_value(16).run()
+    [caption] = [c.value for c in at.sidebar.caption if c.value.startswith("Expected time here")]
+    assert "5 epochs of 4 steps" in caption and "the 72 training and 24 test images" in caption
+    assert "estimate from" in caption and "on cpu (" in caption  # what it is, and the machine it was timed on
+    at.number_input(key="batch-cnn-fast").set_value(128).run()
+    assert any("fewer than one batch of 128" in c.value for c in at.sidebar.caption)
+
+
+def test_sidebar_starts_a_race_and_draws_the_four_on_one_chart(runs, tmp_path):
+    data = make_image_folder(tmp_path / "data")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.radio(key="train_data").set_value("path")
+    at.text_input(key="train_data_path").input(str(data))
+    at.selectbox(key="train_device").set_value("cpu")
+    at.number_input(key="race-epochs-fast").set_value(2)
+    at.number_input(key="race-batch-fast").set_value(16)
+    at.button(key="race_start").click().run()
+    assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
+    [race] = racejobs.list_races(runs)
+    assert race.request.epochs == 2 and race.request.batch_size == 16 and race.request.data == str(data)
+    assert at.button(key="race_start").disabled  # one race at a time, in every session
+
+    deadline = time.monotonic() + 2 * RUN_LIMIT
+    while race.state not in ("finished", "failed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        race = racejobs.load_race(race.folder)
+    assert race.state == "finished", race.error
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # a new session sees the same race
+    assert not at.button(key="race_start").disabled
+    [chart] = at.sidebar.get("vega_lite_chart")
+    rows = [row for panel in json.loads(chart.proto.spec)["vconcat"] for row in panel["data"]["values"]]
+    assert {r["network"] for r in rows} == set(LABELS)
+    assert sorted((r["network"], r["metric"], r["epoch"]) for r in rows) == sorted(
+        (n, m, e) for n in LABELS for m in ("accuracy", "loss") for e in (1, 2))
+    assert sum("%" in c.value for c in at.sidebar.caption if "CNN" in c.value or "DenseNet" in c.value) == 2
+    at.button(key=f"race-use-{race.name}").click().run()
+    assert jobs.active(runs) == {key: run.folder for key, run in race.members().items()}

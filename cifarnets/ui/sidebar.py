@@ -1,4 +1,5 @@
-"""The sidebar on every page: start a training run, and watch, cancel, resume or adopt the runs.
+"""The sidebar on every page: start a training run (with the time it will take here), race the four
+networks (ui/race_view.py), and watch, cancel, resume or adopt the runs.
 
 Runs are child processes (cifarnets.jobs); this file only draws them. The run list is a fragment
 that polls the run folders every few seconds, so one run's progress never reruns the page around
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .. import jobs, recipes
+from .. import estimate, jobs, recipes
 from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, data_env
+from . import race_view
 from .charts import live_chart
+from .progress import duration, progress_text
 
 LIVE = ("starting", "running")
 SHOWN = 6  # runs listed in the sidebar; the rest are on Training curves
@@ -24,8 +27,9 @@ STATE_BADGES = {"starting": ("starting", "blue"), "running": ("running", "blue")
 
 def render() -> None:
     with st.sidebar:
-        _trainer()
-        live = {r.name for r in jobs.list_runs() if r.state in LIVE}
+        recipe_name, data, device = _trainer()
+        race_view.render(recipe_name, data, device)
+        live = {r.name for r in jobs.list_runs(races=False) if r.state in LIVE}
         st.session_state["_live_runs"] = live
         # Poll fast while something trains, slowly otherwise (to notice runs other sessions start).
         st.fragment(_runs, run_every=2 if live else 10)()
@@ -33,7 +37,8 @@ def render() -> None:
 
 # ---------------------------------------------------------------- starting a run
 
-def _trainer() -> None:
+def _trainer() -> tuple[str, str | None, str]:
+    """The trainer's controls and Start button; returns the recipe, data and device chosen, which the race uses too."""
     st.header("Train a network")
     key = st.selectbox("Network", KEYS, format_func=label, key="train_model")
     recipe_name = st.selectbox("Recipe", list(recipes.RECIPES),
@@ -49,6 +54,7 @@ def _trainer() -> None:
     data = _data_source()
     device = st.selectbox("Device", jobs.device_choices(), key="train_device",
                           help="auto: the GPU when there is one (CUDA, then Apple MPS), else the CPU")
+    _expected_time(key, recipe_name, int(epochs), int(batch_size), device, data)
     if st.button("Start training", type="primary", key="train_start", width="stretch"):
         request = jobs.TrainRequest(key, recipe_name, int(epochs), float(lr), int(batch_size), data, device)
         problem = jobs.check(request)
@@ -57,6 +63,41 @@ def _trainer() -> None:
         else:
             run = jobs.start(request)
             st.toast(f"Started training {label(key)}: {run.name}")
+    return recipe_name, data, device
+
+
+# Timing runs a few training steps in this process: once per choice, shared by every session, and again
+# after a while, since what else the machine is doing (another run, say) changes the answer.
+@st.cache_data(ttl=600, max_entries=64, show_spinner="Timing a few training steps to estimate the time...")
+def _step_times(key: str, recipe_name: str, batch_size: int, device: str) -> estimate.StepTimes:
+    return estimate.time_steps(key, recipes.get(recipe_name, key, batch_size=batch_size), device)
+
+
+@st.cache_data(ttl=60, max_entries=16, show_spinner=False)
+def _data_size(data: str | None) -> estimate.DataSize:
+    return estimate.data_size(data)
+
+
+def _expected_time(key: str, recipe_name: str, epochs: int, batch_size: int, device: str, data: str | None) -> None:
+    try:
+        times = _step_times(key, recipe_name, batch_size, device)
+    except (estimate.EstimateError, ValueError, RuntimeError) as e:
+        st.caption(f"No time estimate: {str(e).splitlines()[0][:200]}")
+        return
+    size = _data_size(data)
+    est = estimate.total(times, epochs, size)
+    if est.steps_per_epoch == 0:
+        st.caption(f":orange[The data holds {size.train:,} training images, fewer than one batch of {batch_size}: "
+                   "lower the batch size.]")
+        return
+    scaled = f", timed at batch {times.timed_batch} and scaled" if times.timed_batch != times.batch_size else ""
+    expected = f"about {duration(est.seconds)}" if est.seconds >= 1 else "under a second"
+    st.caption(f"Expected time here: **{expected}**: {epochs} epoch{'s' if epochs != 1 else ''} "
+               f"of {est.steps_per_epoch:,} steps at {_short(times.step_s)} and a test pass of "
+               f"{_short(est.eval_s_per_epoch)}. An estimate from {times.steps_timed} timed steps{scaled} on "
+               f"{times.machine}, for {size.note}; loading the data comes on top.",
+               help="Measured with the trainer's own step on random images of CIFAR's size. Other work on the "
+                    "machine (another run, say) slows training and the estimate alike.")
 
 
 def _data_source() -> str | None:
@@ -74,10 +115,17 @@ def _data_source() -> str | None:
                          help="train/<class>/* and test/<class>/*, e.g. the CIFAR-10 JPEG archive").strip()
 
 
+def _short(seconds: float) -> str:
+    """A step's or a test pass's time: milliseconds to minutes."""
+    if seconds >= 60:
+        return duration(seconds)
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms" if seconds >= 0.001 else "under 1 ms"
+
+
 # ---------------------------------------------------------------- watching runs
 
 def _runs() -> None:
-    runs = jobs.list_runs()
+    runs = jobs.list_runs(races=False)  # a race's networks are on the race's chart
     live = {r.name for r in runs if r.state in LIVE}
     if live != st.session_state.get("_live_runs", live):
         # A run started or ended since the page was drawn: redraw all of it (curves, pickers, polling rate).
@@ -131,25 +179,6 @@ def _finished(run: jobs.Run) -> None:
     elif run.has_checkpoint and st.button(f"Use for {run.label} in Classify", key=f"use-{run.name}"):
         jobs.set_active(run)
         st.rerun(scope="app")
-
-
-def progress_text(run: jobs.Run) -> str:
-    s = run.status
-    # Between epochs the trainer reports step 0 with `epoch` counting the epochs done.
-    parts = ([f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')}", f"batch {s['step']}/{s.get('steps', '?')}"]
-             if s.get("step") else [f"{s.get('epoch', 0)}/{s.get('epochs', '?')} epochs done"])
-    if isinstance(s.get("loss"), (int, float)):
-        parts.append(f"loss {s['loss']:.3f}")
-    if isinstance(s.get("eta_s"), (int, float)):
-        parts.append(f"ETA {duration(s['eta_s'])}")
-    return " · ".join(parts)
-
-
-def duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"
 
 
 def _live_curve(run: jobs.Run) -> None:

@@ -1,0 +1,24 @@
+"""How a run's progress reads in the sidebar, for a run of its own and for a network in a race alike."""
+
+from __future__ import annotations
+
+from .. import jobs
+
+
+def progress_text(run: jobs.Run) -> str:
+    s = run.status
+    # Between epochs the trainer reports step 0 with `epoch` counting the epochs done.
+    parts = ([f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')}", f"batch {s['step']}/{s.get('steps', '?')}"]
+             if s.get("step") else [f"{s.get('epoch', 0)}/{s.get('epochs', '?')} epochs done"])
+    if isinstance(s.get("loss"), (int, float)):
+        parts.append(f"loss {s['loss']:.3f}")
+    if isinstance(s.get("eta_s"), (int, float)):
+        parts.append(f"ETA {duration(s['eta_s'])}")
+    return " · ".join(parts)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"

@@ -1,0 +1,162 @@
+"""The sidebar's race: start the four networks training one after another, and watch their test accuracy
+and loss on one chart as each epoch ends.
+
+The race is a child process (cifarnets.racejobs); this file only starts it and draws its folder. The
+chart is a fragment that polls the race's run folders, so every session sees the same race.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from .. import jobs, racejobs, recipes
+from ..curves import Curve, long_rows
+from ..models import label
+from .charts import network_scale
+from .progress import progress_text
+
+LIVE = ("starting", "running")
+BADGES = {"starting": ("starting", "blue"), "running": ("running", "blue"), "stopped": ("stopped", "orange"),
+          "finished": ("finished", "green"), "failed": ("failed", "red")}
+
+
+def render(recipe_name: str, data: str | None, device: str) -> None:
+    """The race's controls (with the recipe, data and device chosen above them) and the latest race."""
+    st.header("Race the four")
+    st.caption(f"All four networks, one after another, with the **{recipe_name}** recipe and the data and device "
+               "above: their test accuracy and loss on one chart as each epoch ends.")
+    shared = recipes.get(recipe_name, racejobs.ORDER[1])  # the ResNet's values: the recipe's usual ones
+    left, right = st.columns(2)
+    epochs = left.number_input("Epochs (each)", 1, 1000, shared.epochs, key=f"race-epochs-{recipe_name}")
+    batch_size = right.number_input("Batch size", 1, 8192, value=None, key=f"race-batch-{recipe_name}",
+                                    placeholder="recipe's", help="empty: each network's own in the recipe")
+    races = racejobs.list_races()
+    live = bool(races) and races[0].state in LIVE
+    if st.button("Start the race", key="race_start", width="stretch", disabled=live,
+                 help="one race at a time: it shares the machine's cores with everything else" if live else None):
+        request = racejobs.RaceRequest(recipe_name, int(epochs), int(batch_size) if batch_size else None, data, device)
+        problem = racejobs.check_race(request)
+        if problem:
+            st.error(problem)
+        else:
+            race = racejobs.start_race(request)
+            st.session_state["_race_started"] = race.name
+            st.rerun()  # draw the page again with the race going: the button off, the race's card below
+    started = st.session_state.pop("_race_started", None)
+    if started:
+        st.toast(f"Started the race {started}")
+    st.session_state["_race_live"] = live
+    st.fragment(_latest, run_every=3 if live else 10)()
+
+
+def _latest() -> None:
+    races = racejobs.list_races()
+    live = bool(races) and races[0].state in LIVE
+    if live != st.session_state.get("_race_live", live):
+        st.rerun(scope="app")  # a race began or ended (here or in another session): redraw the button too
+    if not races:
+        return
+    race_card(races[0])
+    if len(races) > 1:
+        st.caption(f"{len(races) - 1} earlier race(s): their networks are on the Training curves page.")
+
+
+def race_card(race: racejobs.Race) -> None:
+    state = race.state
+    text, color = BADGES[state]
+    members = race.members()
+    with st.container(border=True):
+        st.markdown(f"**{race.request.recipe} race** :{color}-badge[{text}]")
+        st.caption(f"`{race.name}`")
+        if state in LIVE:
+            st.progress(race.progress(), text=_where(race, members))
+        chart = race_chart(race_rows(members), race.request.epochs)
+        if chart is not None:
+            st.altair_chart(chart, width="content")
+        for line in standings(race, members):
+            st.caption(line)
+        if state == "failed":
+            st.error(race.error)
+        _buttons(race, state, members)
+
+
+def _where(race: racejobs.Race, members: dict[str, jobs.Run]) -> str:
+    """Which network the race is on, and how far into it."""
+    current = next((run for run in members.values() if run.state in LIVE), None)
+    if current is None:
+        return "loading the data..."
+    n = race.order.index(current.model) + 1 if current.model in race.order else "?"
+    doing = progress_text(current) if current.state == "running" else "loading..."
+    return f"{current.label} ({n}/{len(race.order)}): {doing}"
+
+
+def standings(race: racejobs.Race, members: dict[str, jobs.Run]) -> list[str]:
+    """One line per network: its last test accuracy, or where it is."""
+    lines = []
+    for key in race.order:
+        run = members.get(key)
+        history = run.history() if run else []
+        if run is None:
+            lines.append(f"{label(key)}: waiting")
+        elif run.state == "failed":
+            lines.append(f"{label(key)}: failed")
+        elif history:
+            done = "" if run.state == "finished" else f" after {len(history)}/{run.status.get('epochs', '?')} epochs"
+            lines.append(f"{label(key)}: **{history[-1]['test_acc']:.1%}**{done}")
+        else:
+            lines.append(f"{label(key)}: {run.state}")
+    return [" · ".join(lines[:2]), " · ".join(lines[2:])]
+
+
+def _buttons(race: racejobs.Race, state: str, members: dict[str, jobs.Run]) -> None:
+    if state in LIVE:
+        if st.button("Cancel the race", key=f"race-cancel-{race.name}",
+                     help="stop the network in training after this step, keeping a resumable state"):
+            jobs.cancel(race)
+            st.toast(f"Stopping {race.name}: the network in training saves its state first")
+        return
+    finished = [run for run in members.values() if run.state == "finished" and run.has_checkpoint]
+    if state in ("stopped", "failed") and st.button("Resume the race", key=f"race-resume-{race.name}",
+                                                    help="finished networks stay; the stopped one continues"):
+        racejobs.resume_race(race)
+        st.rerun(scope="app")
+    active = jobs.active()
+    if finished and any(active.get(run.model) != run.folder for run in finished):
+        if st.button(f"Use {'these' if len(finished) > 1 else 'it'} in Classify", key=f"race-use-{race.name}",
+                     help=", ".join(run.label for run in finished) + " classify with this race's checkpoints"):
+            for run in finished:
+                jobs.set_active(run)
+            st.rerun(scope="app")
+
+
+def race_rows(members: dict[str, jobs.Run]) -> list[dict]:
+    """The test split's accuracy and loss per epoch of each network: the rows the chart draws."""
+    return [r for r in long_rows([Curve(key, "race", run.history()) for key, run in members.items()])
+            if r["split"] == "test"]
+
+
+def race_chart(rows: list[dict], epochs: int | None) -> alt.VConcatChart | None:
+    """Test accuracy above test loss, one line per network in the networks' own colours, sized for the sidebar.
+
+    A fixed width, because a chart wider than the sidebar is shrunk whole, text and all.
+    """
+    if not rows:
+        return None
+    present = sorted({r["network"] for r in rows})
+    last = max([r["epoch"] for r in rows] + [epochs or 1])
+    x = alt.X("epoch:Q", title=None, scale=alt.Scale(domain=[1, max(last, 2)], nice=False),
+              axis=alt.Axis(tickMinStep=1, format="d"))
+    color = alt.Color("network:N", scale=network_scale(present), title=None,
+                      legend=alt.Legend(orient="bottom", columns=2, symbolType="stroke"))
+    panels = []
+    for metric, fmt in (("accuracy", ".0%"), ("loss", ".2f")):
+        panels.append(alt.Chart(alt.Data(values=[r for r in rows if r["metric"] == metric]), title=f"test {metric}")
+                      .mark_line(point=alt.OverlayMarkDef(size=20))
+                      .encode(x=x, y=alt.Y("value:Q", title=None, axis=alt.Axis(format=fmt, tickCount=4),
+                                           scale=alt.Scale(zero=False)),
+                              color=color,
+                              tooltip=[alt.Tooltip("network:N"), alt.Tooltip("epoch:Q"),
+                                       alt.Tooltip("value:Q", title=f"test {metric}", format=".4f")])
+                      .properties(width=200, height=100))
+    return alt.vconcat(*panels, spacing=8).configure_title(fontSize=11, anchor="start")
