@@ -175,6 +175,10 @@ def test_the_threshold_keeps_the_rate_of_the_choosing_half_under_it(calibrated):
     assert c.rate <= under < c.rate + 2 / len(choose)  # the smallest threshold that keeps the rate
 
 
+def classify_notes(folder: Path) -> dict[str, str]:
+    return predict.uncalibrated(discover(folder))
+
+
 def test_a_calibration_that_does_not_fit_the_weights_is_not_used(calibrated, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(calibrated[0], folder)
@@ -189,6 +193,11 @@ def test_a_calibration_that_does_not_fit_the_weights_is_not_used(calibrated, tmp
 
     (folder / "resnet" / calibration.STATS_FILE).unlink()
     assert "missing" in predict.uncalibrated(discover(folder))["resnet"]
+
+    config = read_json(folder / "cnn" / CONFIG_FILE)
+    config[calibration.KEY]["views"] = 4  # answers made from four views now: scores of two do not compare
+    write_json(folder / "cnn" / CONFIG_FILE, config)
+    assert "4 views" in classify_notes(folder)["cnn"]
 
     config = read_json(folder / "resnet" / CONFIG_FILE)
     config[calibration.KEY]["threshold"] = "high"

@@ -25,12 +25,13 @@ import torch
 
 from .. import checkpoints as ckpt
 from .. import data
+from ..answering import VIEWS
 from ..data import normalize
 from ..device import pick
 from ..models import KEYS, label
 from ..predict import batch
 from . import calibration, inputs
-from .scores import METHODS, Gaussians, auroc, fit, score, views_in_batches
+from .scores import METHODS, Gaussians, Views, auroc, fit, score, views
 
 SEED = 0
 
@@ -102,6 +103,12 @@ def held_out_images(dataset: data.Dataset, sizes: Sizes = SIZES) -> torch.Tensor
     return parts(dataset, sizes)["held_out"][0]
 
 
+def views_in_batches(model: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> Views:
+    """scores.views() of a large (N, 3, 32, 32) tensor, with the views every answer is made from, in batches."""
+    device = next(model.parameters()).device
+    return Views.cat([views(model, x[i:i + batch].to(device)) for i in range(0, len(x), batch)])
+
+
 class Network(NamedTuple):
     model: torch.nn.Module
     config: dict
@@ -146,7 +153,7 @@ def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds:
     kinds_ = np.array(kinds)
     over = chosen["strange1"] > threshold
     return {
-        "method": method, "method_name": METHODS[method], "threshold": threshold, "rate": rate,
+        "method": method, "method_name": METHODS[method], "threshold": threshold, "rate": rate, "views": VIEWS,
         "held_out_rate": float((chosen["held_out"] <= threshold).mean()),
         "auroc": {m: round(auroc(x["held_out"], x["strange1"]), 4) for m, x in s.items()},
         "auroc_choosing": {m: round(auroc(x["choose"], x["strange0"]), 4) for m, x in s.items()},

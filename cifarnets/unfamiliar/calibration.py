@@ -20,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from ..answering import VIEWS
 from ..checkpoints import CONFIG_FILE, MODEL_FILE, Entry
 from ..fileio import read_json, write_bytes, write_json
 from .scores import FITTED, METHODS, Gaussians, Views, score
@@ -120,7 +121,7 @@ def well_formed(record) -> bool:
     """The fields the app reads have the types it reads them as; a hand-edited record counts as damaged."""
     try:
         return (record["method"] in METHODS and _number(record["threshold"]) and 0 < record["rate"] < 1
-                and _number(record["held_out_rate"])
+                and _number(record["held_out_rate"]) and isinstance(record["views"], int)
                 and all(_number(record["auroc"][m]) for m in METHODS)
                 and isinstance(record["flagged"], dict) and all(_number(v) for v in record["flagged"].values())
                 and all(isinstance(record["n"][k], int) for k in ("fit", "choose", "held_out", "unfamiliar"))
@@ -129,14 +130,18 @@ def well_formed(record) -> bool:
         return False
 
 
-def load(entry: Entry) -> Calibration | str:
-    """The network's calibration, or one line saying why it has none (and what to run)."""
+def load(entry: Entry, views: int = VIEWS) -> Calibration | str:
+    """The network's calibration for answers made from `views` views of each image (answering.VIEWS), or one
+    line saying why it has none (and what to run)."""
     record = entry.config.get(KEY)
     redo = redo_command(entry.path)
     if record is None:
         return f"not calibrated: run `{redo}` to measure when it meets something unfamiliar"
     if not isinstance(record, dict) or not well_formed(record):
         return f"its calibration in config.json is damaged; redo it with `{redo}`"
+    if record["views"] != views:
+        return (f"calibrated on answers from {record['views']} views of each image, but answers now take {views}; "
+                f"redo it with `{redo}`")
     weights = entry.path / MODEL_FILE
     try:
         if record.get("weights_sha256") != sha256(weights):

@@ -1,18 +1,18 @@
 """Four ways to score how unfamiliar an input is to a trained network, none of which retrains it.
 
-Every score is higher for stranger inputs, and is taken on the image and its mirror image, as every
-answer is (predict.mirrored):
-- msp: one minus the top probability of the mirror-averaged answer, the very number the bars show
-  (Hendrycks & Gimpel, 2017);
-- energy: minus the log-sum-exp of the logits (Liu et al., 2020), averaged over the two views;
+Every score is higher for stranger inputs, and is taken on the views every answer is made from
+(answering.VIEWS: the image and its mirror image), from the same forward pass:
+- msp: one minus the top probability of the answer averaged over the views, the very number the bars
+  show (Hendrycks & Gimpel, 2017);
+- energy: minus the log-sum-exp of the logits (Liu et al., 2020), averaged over the views;
 - mahalanobis: the distance of the penultimate features (what the classifier reads) to the nearest
   class mean, under one covariance that the classes share, fitted on the training split (Lee et al.,
-  2018, last layer only), averaged over the two views;
+  2018, last layer only), averaged over the views;
 - stages: the same distance at every stage too, on each channel's mean and spread over the image,
   each stage's distance in units of its spread on training images, averaged over the stages (Lee et
   al.'s feature ensemble, with equal weights: weights fitted on unfamiliar data would be tuned to
   the very inputs we then test on).
-Forward passes run in fp32 whatever autocast is open around them, like the answers; distances in
+Forward passes run in the answers' precision (answering.PRECISION, fp32); distances in
 float64 on the CPU, so MPS (no float64) and CUDA give the CPU's numbers.
 """
 
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..answering import VIEWS, average, logits_of_views
 from ..models.common import eval_mode
 
 METHODS = {"msp": "maximum softmax probability", "energy": "energy score",
@@ -34,16 +35,15 @@ FEATURES = "features"  # the penultimate features' layer name, beside the stages
 
 @dataclass
 class Views:
-    """What one pass over images and their mirror images hands back, split by view: (2, N, ...)."""
+    """What one pass over several views of N images hands back, split by view: (views, N, ...)."""
 
     logits: torch.Tensor
-    layers: dict[str, torch.Tensor]  # FEATURES and every stage's channel means and spreads, (2, N, D)
+    layers: dict[str, torch.Tensor]  # FEATURES and every stage's channel means and spreads, (views, N, D)
 
     @property
     def answer(self) -> torch.Tensor:
-        """The mirror-averaged softmax (N, classes): predict.mirrored's answer, computed the same way."""
-        probs = torch.softmax(self.logits, dim=-1)
-        return (probs[0] + probs[1]) / 2
+        """The network's answer (N, classes), computed as everywhere else (answering.average)."""
+        return average(self.logits)
 
     @staticmethod
     def cat(parts: list[Views]) -> Views:
@@ -57,20 +57,14 @@ def channel_stats(stage: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def views(model: torch.nn.Module, x: torch.Tensor) -> Views:
-    """One fp32 pass of `x` and its mirror image through `model`; what the scores need, on the CPU."""
-    with eval_mode(model), torch.autocast(x.device.type, enabled=False):
-        out = model.forward_intermediates(torch.cat([x, x.flip(3)]).float())
-    n = len(x)
+def views(model: torch.nn.Module, x: torch.Tensor, n: int = VIEWS) -> Views:
+    """One pass of the `n` views of `x` every answer is made from, in the answers' precision, through `model`:
+    what the scores need, on the CPU."""
+    with eval_mode(model):
+        out = logits_of_views(model, x, n, intermediates=True)
     layers = {FEATURES: out.features} | {name: channel_stats(s) for name, s in out.stages.items()}
-    return Views(out.logits.float().reshape(2, n, -1).cpu(),
-                 {k: v.float().reshape(2, n, -1).cpu() for k, v in layers.items()})
-
-
-def views_in_batches(model: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> Views:
-    """views() over a large (N, 3, 32, 32) tensor in batches, on the model's device."""
-    device = next(model.parameters()).device
-    return Views.cat([views(model, x[i:i + batch].to(device)) for i in range(0, len(x), batch)])
+    return Views(out.logits.float().reshape(n, len(x), -1).cpu(),
+                 {k: v.float().reshape(n, len(x), -1).cpu() for k, v in layers.items()})
 
 
 @dataclass
@@ -83,8 +77,8 @@ class Gaussians:
     scale: tuple[float, float] = (0.0, 1.0)
 
     def distance(self, v: torch.Tensor) -> torch.Tensor:
-        """(2, N, D) two views' vectors -> (N,) distance to the nearest class mean, averaged over the views."""
-        d = v.double()[..., None, :] - self.means  # (2, N, classes, D)
+        """(views, N, D) vectors -> (N,) distance to the nearest class mean, averaged over the views."""
+        d = v.double()[..., None, :] - self.means  # (views, N, classes, D)
         squared = torch.einsum("...cd,de,...ce->...c", d, self.precision, d)
         return squared.clamp_min(0).min(dim=-1).values.sqrt().mean(0)
 
@@ -94,7 +88,7 @@ class Gaussians:
 
 
 def fit_gaussians(v: torch.Tensor, labels: torch.Tensor, classes: int) -> Gaussians:
-    """Class means and their shared covariance from two views' (2, N, D) training vectors and (N,) labels."""
+    """Class means and their shared covariance from (views, N, D) training vectors and (N,) labels."""
     f = v.double().reshape(-1, v.shape[-1])
     labels = labels.cpu().repeat(v.shape[0])
     if not all((labels == c).any() for c in range(classes)):

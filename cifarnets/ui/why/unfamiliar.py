@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
+from ...answering import VIEWS
 from ...checkpoints import Entry
 from ...unfamiliar import calibration, findings
 from ...unfamiliar.inputs import COUNTS
@@ -18,7 +19,7 @@ def records(entries: dict[str, Entry]) -> tuple[dict[str, dict], dict[str, str]]
     for entry in entries.values():
         if not entry.ok:
             continue
-        c = calibration.load(entry)
+        c = calibration.load(entry, VIEWS)
         if isinstance(c, str):
             missing[entry.label] = c
         else:
