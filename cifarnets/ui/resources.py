@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
@@ -12,7 +11,7 @@ from .. import architecture, hub, jobs
 from ..checkpoints import CONFIG_FILE, MODEL_FILE, Entry, discover
 from ..device import describe, pick
 from ..models import KEYS, build
-from ..paths import app_device, checkpoints_dir
+from ..paths import app_device, checkpoints_dir, hub_spec
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,7 +48,7 @@ def _hub(spec: str) -> tuple[dict[str, hub.Source], list[str]]:
 
 def hub_sources() -> dict[str, hub.Source]:
     """{key: where CIFARNETS_HUB sends it}, for the networks it names; {} when it is unset."""
-    return _hub(os.environ.get(hub.ENV_VAR, ""))[0]
+    return _hub(hub_spec())[0]
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the networks...")
@@ -71,7 +70,7 @@ def entries() -> dict[str, Entry]:
 def notice_hub() -> None:
     """One warning per network CIFARNETS_HUB names that fell back to its shipped checkpoint, or one for a spec
     that could not be read."""
-    for notice in _hub(os.environ.get(hub.ENV_VAR, ""))[1]:
+    for notice in _hub(hub_spec())[1]:
         st.warning(notice)
 
 
