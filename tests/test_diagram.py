@@ -58,7 +58,7 @@ def test_edges_carry_the_traced_shapes(key, level):
                 assert e.shape == last.shape
         else:
             assert e.shape == t.image == "3x32x32"
-        assert re.search(rf'^\s*{e.src} -> {e.dst} \[label="{re.escape(e.shape)}', dot, flags=re.M)
+        assert re.search(rf'^\s*{e.src} -> {e.dst} \[x?label="{re.escape(e.shape)}', dot, flags=re.M)
     assert d.ins("scores")[0].shape == "10"
 
 
@@ -100,7 +100,7 @@ def test_densenet_concatenations_grow_the_channels_along_the_edges():
     rows = {r["layer"]: r["output"] for r in layer_table(build("densenet"), depth=4)}
     assert out == [rows[f"features.{b}.layers.{i}"] for b in (2, 4, 6) for i in range(3)]
     labels = [c.label for c in d.clusters if c.kind == "stage"]
-    assert labels[1] == "stage block1 = features.2 (DenseBlock) · 25,080 params"
+    assert labels[1] == "stage block1 · features.2 (DenseBlock) · 25,080 params"
 
 
 def test_se_resnet_draws_squeeze_excite_and_scale_beside_the_branch():

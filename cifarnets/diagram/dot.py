@@ -14,7 +14,7 @@ CLUSTER_FILL = {"stage": "#fbfbfb", "block": "#f1f5f9"}
 GATE_FILL = "#fdeee8"  # the SE branch
 GRAPH = [
     '  graph [rankdir=TB, newrank=true, nodesep=0.25, ranksep=0.32, fontname="Helvetica", fontsize=11, '
-    'labeljust=l, bgcolor="transparent"];',
+    'labeljust=l, bgcolor="transparent", forcelabels=true];',
     '  node [style="rounded,filled", fontname="Helvetica", fontsize=10, margin="0.12,0.05", color="#7b8794"];',
     '  edge [fontname="Helvetica", fontsize=9, fontcolor="#444444", color="#7b8794", arrowsize=0.6];']
 
@@ -91,6 +91,17 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _cluster_label(label: str) -> str:
+    """A box's label as DOT text: a part a line, left-aligned, in plain text (Graphviz measures it itself:
+    separately styled runs came out with a gap). The first line is padded with no-break spaces to twice the
+    longest: Graphviz puts a box's label across its top, where the edges come in, and nodes in the middle,
+    so the words keep to the left half and the edges pass them by."""
+    lines = label.split(" · ")
+    width = 2 * max(len(line) for line in lines)
+    lines[0] += "\u00a0" * (width - len(lines[0]))
+    return "".join(_quoted(line)[1:-1] + "\\l" for line in lines)
+
+
 def _clusters(d: Diagram, prefix: str, path: tuple, depth: int) -> list[str]:
     pad = "  " * depth
     out = [pad + _node_line(d, n, prefix) for n in d.nodes.values() if n.cluster == path and n.ops]
@@ -101,9 +112,8 @@ def _clusters(d: Diagram, prefix: str, path: tuple, depth: int) -> list[str]:
                                          for n in d.nodes.values())
         fill = GATE_FILL if gate else CLUSTER_FILL[c.kind]
         border = "#9aa5b1" if c.kind == "stage" else "#c5ced8"
-        # A plain-text label: Graphviz measures it itself (separately styled runs came out with a gap).
         out += [f"{pad}subgraph cluster_{prefix}{i} {{",
-                f'{pad}  label={_quoted(c.label)}; labeljust=l; fontsize=11; style="rounded,filled"; '
+                f'{pad}  label="{_cluster_label(c.label)}"; labeljust=l; fontsize=10; style="rounded,filled"; '
                 f'fillcolor="{fill}"; color="{border}";',
                 *_clusters(d, prefix, c.path, depth + 1), pad + "}"]
     return out
@@ -115,7 +125,10 @@ def _body(d: Diagram, prefix: str = "", depth: int = 1) -> list[str]:
     out = [pad + _node_line(d, d.nodes[io], prefix) for io in ("image", "scores")]
     out += _clusters(d, prefix, (), depth)
     for e in d.edges:
-        attrs = [f'label="{e.shape}\\nidentity"' if e.via else f'label="{e.shape}"']
+        text = f"{e.shape}\\nidentity" if e.via else e.shape
+        # A shortcut's label goes beside its line once the line is drawn (xlabel): as an ordinary label,
+        # Graphviz gave it a place of its own in the layout, for a shortcut into a box far from the line.
+        attrs = [f'xlabel="{text}"' if e.skip else f'label="{text}"']
         if e.skip:
             attrs += [f'color="{SKIP}"', f'fontcolor="{SKIP}"', "penwidth=1.6", 'style="dashed"']
         if e.via:

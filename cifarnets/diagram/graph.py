@@ -60,7 +60,7 @@ class Edge:
 @dataclass
 class Cluster:
     path: tuple[str, ...]
-    label: str
+    label: str  # its parts joined by " · ": what it is, the module it draws, its parameters
     kind: str  # "stage" | "block"
     module: str = ""  # the module it draws, where one holds all of it
 
@@ -243,7 +243,7 @@ def _place(d: Diagram, t: Trace, modules: dict[str, nn.Module]) -> None:
         holders = [name for name, module in modules.items() if name and not isinstance(module, LISTS)
                    and all(inside(d.nodes[i].owner, name) for i in members[s])]
         holder = holder_of[s] = max(holders, key=len) if holders else ""
-        what = f" = {holder} ({type(modules[holder]).__name__})" if holder and holder != s else ""
+        what = f" · {holder} ({type(modules[holder]).__name__})" if holder and holder != s else ""
         params = sum(d.nodes[i].params for i in members[s])
         title = "head: pooling and classifier" if s == "head" else f"stage {s}{what}"
         labels[s] = f"{title} · {params:,} params" if params else title
@@ -260,7 +260,7 @@ def _place(d: Diagram, t: Trace, modules: dict[str, nn.Module]) -> None:
         outer = [holder_of[stage], *[b for b in kept if b != name and inside(name, b)]]
         base = max([o for o in outer if o and inside(name, o)], key=len, default="")
         short = name[len(base) + 1:] if base else name  # as the printout nests it: "se" in layer1.0
-        label = f"{short} ({type(modules[name]).__name__}) · {count_params(modules[name]):,} params"
+        label = f"{short} · {type(modules[name]).__name__} · {count_params(modules[name]):,} params"
         d.clusters.append(Cluster(path, label, "block", name))
 
 

@@ -50,8 +50,10 @@ def one_network(key: str, level: str) -> None:
         st.caption(LEGEND)
         st.markdown("**Layers, traced on one 32x32 image**")
         st.dataframe(resources.layers(key, DEPTH[level]), hide_index=True, width="stretch", column_config={
-            "layer": "layer", "type": "type", "output": st.column_config.TextColumn("output (C x H x W)"),
-            "params": st.column_config.NumberColumn("parameters", format="localized")})
+            # DenseNet's dotted names are long: the name gets the room, the numbers need little
+            "layer": st.column_config.TextColumn("layer", width="medium"), "type": "type",
+            "output": st.column_config.TextColumn("output", width="small", help="channels x height x width"),
+            "params": st.column_config.NumberColumn("parameters", format="localized", width="small")})
         st.caption("Functions called inside forward() (ReLU via F.relu, the residual addition, DenseNet's "
                    "concatenation) are not modules, so they have no row; the diagram draws them.")
     # The printout is as wide as the report's (lines of ~100 characters): it gets the full width.
