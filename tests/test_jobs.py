@@ -180,8 +180,8 @@ def test_sidebar_shows_the_expected_time_before_starting(runs, tmp_path):
     at.text_input(key="train_data_path").input(str(data))
     at.number_input(key="batch-cnn-fast").set_value(16).run()
     [caption] = [c.value for c in at.sidebar.caption if c.value.startswith("Expected time here")]
-    assert "5 epochs of 4 steps" in caption and "the 72 training and 24 test images" in caption
-    assert "estimate from" in caption and "on cpu (" in caption  # what it is, and the machine it was timed on
+    assert "5 epochs × (4 steps × " in caption and "the 72 training and 24 test images" in caption
+    assert "Estimated from" in caption and "on cpu (" in caption  # what it is, and the machine it was timed on
     at.number_input(key="batch-cnn-fast").set_value(128).run()
     assert any("fewer than one batch of 128" in c.value for c in at.sidebar.caption)
 
@@ -207,11 +207,12 @@ def test_sidebar_starts_a_race_and_draws_the_four_on_one_chart(runs, tmp_path):
     assert race.state == "finished", race.error
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # a new session sees the same race
     assert not at.button(key="race_start").disabled
-    [chart] = at.sidebar.get("vega_lite_chart")
-    rows = [row for panel in json.loads(chart.proto.spec)["vconcat"] for row in panel["data"]["values"]]
-    assert {r["network"] for r in rows} == set(LABELS)
-    assert sorted((r["network"], r["metric"], r["epoch"]) for r in rows) == sorted(
-        (n, m, e) for n in LABELS for m in ("accuracy", "loss") for e in (1, 2))
-    assert sum("%" in c.value for c in at.sidebar.caption if "CNN" in c.value or "DenseNet" in c.value) == 2
+    [chart] = at.sidebar.get("vega_lite_chart")  # test accuracy above test loss
+    accuracy, loss = (panel["data"]["values"] for panel in json.loads(chart.proto.spec)["vconcat"])
+    for rows, metric in ((accuracy, "accuracy"), (loss, "loss")):
+        assert sorted((r["network"], r["metric"], r["epoch"]) for r in rows) == sorted(
+            (n, metric, e) for n in LABELS for e in (1, 2))
+    [standings] = [c.value for c in at.sidebar.caption if c.value.startswith("CNN: ")]
+    assert all(f"{name}: **" in standings for name in LABELS) and standings.count("%") == 4
     at.button(key=f"race-use-{race.name}").click().run()
     assert jobs.active(runs) == {key: run.folder for key, run in race.members().items()}

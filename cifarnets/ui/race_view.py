@@ -73,9 +73,8 @@ def race_card(race: racejobs.Race) -> None:
             st.progress(race.progress(), text=_where(race, members))
         chart = race_chart(race_rows(members), race.request.epochs)
         if chart is not None:
-            st.altair_chart(chart, width="content")
-        for line in standings(race, members):
-            st.caption(line)
+            st.altair_chart(chart, width="stretch")
+        st.caption("  \n".join(standings(race, members)))
         if state == "failed":
             st.error(race.error)
         _buttons(race, state, members)
@@ -106,7 +105,7 @@ def standings(race: racejobs.Race, members: dict[str, jobs.Run]) -> list[str]:
             lines.append(f"{label(key)}: **{history[-1]['test_acc']:.1%}**{done}")
         else:
             lines.append(f"{label(key)}: {run.state}")
-    return [" · ".join(lines[:2]), " · ".join(lines[2:])]
+    return lines
 
 
 def _buttons(race: racejobs.Race, state: str, members: dict[str, jobs.Run]) -> None:
@@ -137,26 +136,29 @@ def race_rows(members: dict[str, jobs.Run]) -> list[dict]:
 
 
 def race_chart(rows: list[dict], epochs: int | None) -> alt.VConcatChart | None:
-    """Test accuracy above test loss, one line per network in the networks' own colours, sized for the sidebar.
+    """Test accuracy above test loss, per epoch: one line per network in the networks' own colours.
 
-    A fixed width, because a chart wider than the sidebar is shrunk whole, text and all.
+    Drawn at the container's width (Streamlit fits a stacked chart's width and keeps its heights), so it
+    fills the sidebar however wide the user drags it; the legend lists only the networks on the chart.
     """
     if not rows:
         return None
     present = sorted({r["network"] for r in rows})
     last = max([r["epoch"] for r in rows] + [epochs or 1])
-    x = alt.X("epoch:Q", title=None, scale=alt.Scale(domain=[1, max(last, 2)], nice=False),
+    x = alt.X("epoch:Q", scale=alt.Scale(domain=[1, max(last, 2)], nice=False),
               axis=alt.Axis(tickMinStep=1, format="d"))
     color = alt.Color("network:N", scale=network_scale(present), title=None,
-                      legend=alt.Legend(orient="bottom", columns=2, symbolType="stroke"))
+                      legend=alt.Legend(orient="bottom", columns=2, symbolType="stroke", symbolSize=60,
+                                        labelFontSize=11, columnPadding=8))
     panels = []
     for metric, fmt in (("accuracy", ".0%"), ("loss", ".2f")):
         panels.append(alt.Chart(alt.Data(values=[r for r in rows if r["metric"] == metric]), title=f"test {metric}")
                       .mark_line(point=alt.OverlayMarkDef(size=20))
-                      .encode(x=x, y=alt.Y("value:Q", title=None, axis=alt.Axis(format=fmt, tickCount=4),
-                                           scale=alt.Scale(zero=False)),
+                      .encode(x=x.title("epoch" if metric == "loss" else None),
+                              y=alt.Y("value:Q", title=None, axis=alt.Axis(format=fmt, tickCount=4),
+                                      scale=alt.Scale(zero=False)),
                               color=color,
                               tooltip=[alt.Tooltip("network:N"), alt.Tooltip("epoch:Q"),
                                        alt.Tooltip("value:Q", title=f"test {metric}", format=".4f")])
-                      .properties(width=200, height=100))
-    return alt.vconcat(*panels, spacing=8).configure_title(fontSize=11, anchor="start")
+                      .properties(height=110))
+    return alt.vconcat(*panels, spacing=6).configure_title(fontSize=12, anchor="start")

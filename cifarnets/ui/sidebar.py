@@ -92,10 +92,10 @@ def _expected_time(key: str, recipe_name: str, epochs: int, batch_size: int, dev
         return
     scaled = f", timed at batch {times.timed_batch} and scaled" if times.timed_batch != times.batch_size else ""
     expected = f"about {duration(est.seconds)}" if est.seconds >= 1 else "under a second"
-    st.caption(f"Expected time here: **{expected}**: {epochs} epoch{'s' if epochs != 1 else ''} "
-               f"of {est.steps_per_epoch:,} steps at {_short(times.step_s)} and a test pass of "
-               f"{_short(est.eval_s_per_epoch)}. An estimate from {times.steps_timed} timed steps{scaled} on "
-               f"{times.machine}, for {size.note}; loading the data comes on top.",
+    st.caption(f"Expected time here: **{expected}**, {epochs} epoch{'s' if epochs != 1 else ''} × "
+               f"({est.steps_per_epoch:,} steps × {_short(times.step_s)} + a {_short(est.eval_s_per_epoch)} test "
+               f"pass). Estimated from {times.steps_timed} timed steps{scaled} on {times.machine}, for {size.note}; "
+               "loading the data comes on top.",
                help="Measured with the trainer's own step on random images of CIFAR's size. Other work on the "
                     "machine (another run, say) slows training and the estimate alike.")
 
