@@ -17,11 +17,11 @@ from .pictures import enlarge, preview
 
 def gather_inputs() -> list[tuple[str, bytes]]:
     """(unique name, bytes) of every image the user gave: uploads, then examples, then the camera."""
+    # The examples chosen are in the URL: a shared link shows the same images (uploads are not in it).
+    share.check("examples", list_examples(), "the example", format_func=lambda e: e.caption, multi=True)
     left, right = st.columns([3, 2])
     uploads = left.file_uploader(f"Upload images ({formats_text()})", type=EXTENSIONS,
                                  accept_multiple_files=True, key="uploads")
-    with right:  # the examples chosen are in the URL: a shared link shows the same images (uploads are not)
-        share.check("examples", list_examples(), "the example", format_func=lambda e: e.caption, multi=True)
     examples = right.multiselect("Or pick bundled examples", list_examples(), format_func=lambda e: e.caption,
                                  key="examples", placeholder="CIFAR-10 test images and real photos",
                                  bind="query-params")

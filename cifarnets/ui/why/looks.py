@@ -21,11 +21,10 @@ OWN = "each network's own answer"
 
 def pick_image(key: str = "why") -> Prepared | None:
     """An example (its choice is in the URL, as `<key>_example`) or the user's own image (not in the URL)."""
-    left, right = st.columns([2, 3])
     examples = list_examples()
+    share.check(f"{key}_example", examples, "the example", format_func=lambda e: e.caption)
+    left, right = st.columns([2, 3])
     default = next((i for i, e in enumerate(examples) if e.name == "cifar10-test-cat.jpg"), 0)
-    with left:
-        share.check(f"{key}_example", examples, "the example", format_func=lambda e: e.caption)
     example = left.selectbox("Example image", examples, index=default, format_func=lambda e: e.caption,
                              key=f"{key}_example", bind="query-params")
     upload = right.file_uploader("Or your own image (a shared link keeps the example, not your image)",
