@@ -1,4 +1,6 @@
-"""What each network is made of: its printout, a layer table traced from one 32x32 image, and a description."""
+"""What each network is made of: its printout, a description, and the one tracer (trace) that follows a blank
+32x32 image through a private copy, module by module and function by function; the layer table and the
+block diagrams (diagram/) are read from it."""
 
 from __future__ import annotations
 

@@ -245,7 +245,9 @@ def _place(d: Diagram, t: Trace, modules: dict[str, nn.Module]) -> None:
         holder = holder_of[s] = max(holders, key=len) if holders else ""
         what = f" · {holder} ({type(modules[holder]).__name__})" if holder and holder != s else ""
         params = sum(d.nodes[i].params for i in members[s])
-        title = "head: pooling and classifier" if s == "head" else f"stage {s}{what}"
+        # After the last stage come the pooling and the classifier; a network that names no stages is one box.
+        head = "head: pooling and classifier" if t.stages else f"{type(modules['']).__name__}"
+        title = head if s == "head" else f"stage {s}{what}"
         labels[s] = f"{title} · {params:,} params" if params else title
     kept = {}
     for name in sorted(blocks, key=len):  # outermost first; a block that draws what its parent does adds nothing
