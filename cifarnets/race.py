@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import data, recipes
 from .fileio import read_json, write_json
-from .jobs import RACE_FILE
+from .jobs import RACE_FILE, absolute_data
 from .models import label
 from .paths import runs_dir
 from .racejobs import ORDER, PREFIX, member_folder
@@ -60,8 +60,9 @@ def cmd_race(args) -> int:
 
     signal.signal(signal.SIGINT, ask_stop)
     signal.signal(signal.SIGTERM, ask_stop)
-    request = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size, "data": args.data,
-               "device": args.device, "seed": args.seed}
+    # as racejobs.RaceRequest has it: the app continues a race started from the shell with these
+    request = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size,
+               "data": absolute_data(args.data), "device": args.device, "seed": args.seed}
     result = run(out, request, dataset, resume=args.resume, should_stop=lambda: stop["asked"])
     print(table(result))
     if result["state"] == "stopped":

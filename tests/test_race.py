@@ -15,6 +15,7 @@ from conftest import make_image_folder
 
 from cifarnets import jobs, racejobs
 from cifarnets.checkpoints import load_checkpoint
+from cifarnets.cli import main
 from cifarnets.models import KEYS
 from cifarnets.train import read_state
 
@@ -68,6 +69,16 @@ def test_race_cli_trains_all_four_into_loadable_runs(tiny_folder, tmp_path):
     resumed = cli(*args, "--resume")  # every network has finished: nothing to do
     assert resumed.returncode == 0, resumed.stderr
     assert "epoch   1/1" not in resumed.stderr
+
+
+def test_race_mistakes_are_one_line_errors(tmp_path, capsys):
+    assert main(["race", "--epochs", "0", "--out", str(tmp_path / "r")]) == 1
+    assert "--epochs" in capsys.readouterr().err
+    assert main(["race", "--resume"]) == 1
+    assert "--resume needs --out" in capsys.readouterr().err
+    assert main(["race", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: data source") and "does not exist" in err and err.count("\n") == 1
 
 
 def test_a_network_that_cannot_train_is_reported_and_the_race_goes_on(tiny_folder, tmp_path):
