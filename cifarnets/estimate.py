@@ -120,31 +120,42 @@ def time_steps(key: str, recipe: Recipe, device: str = "auto", warmup: int = WAR
         raise ValueError("the batch size and timed steps must be at least 1")
     dev = pick(device)
     batch = min(recipe.batch_size, CPU_BATCH_CAP) if dev.type == "cpu" else recipe.batch_size
+    out_of_memory = False
     try:
         with training_threads(dev), _cudnn_benchmark(dev):
             machine = describe(dev)
-            torch.manual_seed(0)
-            model = place(build(key, num_classes=CLASSES), dev).train()
-            optimizer = make_optimizer(model, recipe)
-            teacher = place(build(recipe.teacher, num_classes=CLASSES), dev).eval() if recipe.teacher else None
-            objective = Objective(recipe, teacher)
-            loader = DeviceLoader(_random_split(batch * (warmup + timed)), batch, dev, train=True,
-                                  augment=recipe.augment, pad=recipe.pad, pad_mode=recipe.pad_mode,
-                                  flip=recipe.flip, channels_last=CHANNELS_LAST)
-            seconds = []
-            for i, (xb, yb) in enumerate(loader.batches()):
-                tick = time.perf_counter()
-                loss, _ = train_step(model, optimizer, objective, xb, yb, recipe.lr)
-                float(loss)  # waits for the device, as the trainer's read-back does
-                if i >= warmup:
-                    seconds.append(time.perf_counter() - tick)
-                    if sum(seconds) >= budget_s:
-                        break
-            eval_image_s = _time_answer(model, dev)
+            seconds, eval_image_s = _measure(key, recipe, dev, batch, warmup, timed, budget_s)
     except torch.OutOfMemoryError:
-        raise EstimateError(f"a batch of {batch} does not fit in {dev.type}'s memory; lower the batch size") from None
+        out_of_memory = True  # raised below, once this frame no longer holds the failed step's tensors
+    finally:
+        if dev.type == "cuda":  # the app's process goes on answering on this GPU: give back what timing took
+            torch.cuda.empty_cache()
+    if out_of_memory:
+        raise EstimateError(f"a batch of {batch} does not fit in {dev.type}'s memory; lower the batch size")
     step_s = statistics.median(seconds) * recipe.batch_size / batch
     return StepTimes(step_s, eval_image_s, recipe.batch_size, batch, len(seconds), machine)
+
+
+def _measure(key: str, recipe: Recipe, dev: torch.device, batch: int, warmup: int, timed: int,
+             budget_s: float) -> tuple[list[float], float]:
+    """(seconds of each timed step, seconds per test image); the network and its batches die with this frame."""
+    torch.manual_seed(0)
+    model = place(build(key, num_classes=CLASSES), dev).train()
+    optimizer = make_optimizer(model, recipe)
+    teacher = place(build(recipe.teacher, num_classes=CLASSES), dev).eval() if recipe.teacher else None
+    objective = Objective(recipe, teacher)
+    loader = DeviceLoader(_random_split(batch * (warmup + timed)), batch, dev, train=True, augment=recipe.augment,
+                          pad=recipe.pad, pad_mode=recipe.pad_mode, flip=recipe.flip, channels_last=CHANNELS_LAST)
+    seconds = []
+    for i, (xb, yb) in enumerate(loader.batches()):
+        tick = time.perf_counter()
+        loss, _ = train_step(model, optimizer, objective, xb, yb, recipe.lr)
+        float(loss)  # waits for the device, as the trainer's read-back does
+        if i >= warmup:
+            seconds.append(time.perf_counter() - tick)
+            if sum(seconds) >= budget_s:
+                break
+    return seconds, _time_answer(model, dev)
 
 
 def total(times: StepTimes, epochs: int, size: DataSize) -> Estimate:

@@ -55,6 +55,17 @@ def test_a_distilling_recipe_times_its_teacher_too():
     assert estimate.time_steps("cnn", recipe, "cpu", warmup=0, timed=1).step_s > 0
 
 
+def test_a_batch_that_does_not_fit_says_so(monkeypatch):
+    import torch
+
+    def out_of_memory(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 30 GiB")
+
+    monkeypatch.setattr(estimate, "_measure", out_of_memory)
+    with pytest.raises(estimate.EstimateError, match="a batch of 64 does not fit in cpu's memory; lower the batch"):
+        estimate.time_steps("cnn", recipes.get("fast", "cnn", batch_size=64), "cpu")
+
+
 def test_bad_requests_are_refused():
     with pytest.raises(ValueError, match="at least 1"):
         estimate.time_steps("cnn", recipes.get("fast", "cnn", batch_size=0), "cpu")

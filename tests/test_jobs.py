@@ -165,8 +165,9 @@ def test_active_choice_survives_and_ignores_vanished_runs(runs):
 
 
 def test_the_job_runner_loads_neither_the_trainer_nor_torch():
-    """The app's job runner only reads a run folder's files: importing it must stay cheap."""
-    code = "import sys, cifarnets.jobs; print(sorted({'torch', 'cifarnets.train'} & set(sys.modules)))"
+    """The app's job runners only read run and race folders' files: importing them must stay cheap."""
+    code = ("import sys, cifarnets.jobs, cifarnets.racejobs; "
+            "print(sorted({'torch', 'cifarnets.train'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr[-1000:]
