@@ -81,7 +81,7 @@ def _sha256(path: str, mtime_ns: int, size: int) -> str:  # keyed by mtime and s
 def save_stats(path: Path, fitted: dict[str, Gaussians]) -> None:
     tensors = {}
     for name, g in fitted.items():
-        tensors |= {f"{name}.means": g.means, f"{name}.precision": g.precision,
+        tensors |= {f"{name}.means": g.means.float(), f"{name}.precision": g.precision.float(),
                     f"{name}.scale": torch.tensor(g.scale, dtype=torch.float64)}
     write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}))
 
