@@ -1,10 +1,9 @@
-"""Home, the entry page of `streamlit run app.py`: the four networks at a glance."""
+"""Home: the four networks at a glance."""
 
 import streamlit as st
 
-from cifarnets.ui import layout, resources
+from cifarnets.ui import resources
 
-layout.setup("Home")
 st.title("Four CIFAR-10 networks, side by side")
 st.markdown(
     "A student report compared four image classifiers on CIFAR-10 (32x32 photos in ten classes): a plain "
@@ -29,15 +28,15 @@ for col, entry in zip(st.columns(4), found.values(), strict=True):
 st.caption(f"Device in use: **{resources.device_text()}**")
 
 st.subheader("What each page offers")
-st.page_link("pages/1_Architecture.py", label="Architecture", icon=":material/account_tree:")
+st.page_link("app_pages/1_Architecture.py", label="Architecture", icon=":material/account_tree:")
 st.caption("Each network's exact printout, a layer-by-layer table with output shapes and parameters, "
            "and how their sizes compare.")
-st.page_link("pages/2_Training_curves.py", label="Training curves", icon=":material/show_chart:")
+st.page_link("app_pages/2_Training_curves.py", label="Training curves", icon=":material/show_chart:")
 st.caption("Loss and accuracy per epoch, train and test, for the shipped checkpoints and your own runs; "
            "choose which checkpoint each network classifies with.")
-st.page_link("pages/3_Classify.py", label="Classify", icon=":material/image_search:")
+st.page_link("app_pages/3_Classify.py", label="Classify", icon=":material/image_search:")
 st.caption("Upload images, take a picture or pick an example, and see all four networks classify them.")
-st.page_link("pages/4_Why_they_differ.py", label="Why they differ", icon=":material/query_stats:")
+st.page_link("app_pages/4_Why_they_differ.py", label="Why they differ", icon=":material/query_stats:")
 st.caption("The report's claims measured: gradient flow with depth, cost, calibration and mistakes, "
            "what each network looks at, and how DenseNet reuses its features.")
 st.caption("The sidebar, on every page, trains any network while you watch it learn.")

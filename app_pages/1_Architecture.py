@@ -3,10 +3,9 @@
 import streamlit as st
 
 from cifarnets.ui import architecture_view as view
-from cifarnets.ui import layout, resources, share
+from cifarnets.ui import resources, share
 from cifarnets.ui.charts import params_chart
 
-layout.setup("Architecture")
 st.title("Architecture")
 st.caption("The four networks exactly as the report printed them, drawn from their own modules, and what "
            "happens to one 32x32 image inside. The view (network and detail) is in the address: share the link.")

@@ -5,10 +5,9 @@ import streamlit as st
 
 from cifarnets import curves, jobs
 from cifarnets.paths import checkpoints_dir
-from cifarnets.ui import layout, runs_view
+from cifarnets.ui import runs_view
 from cifarnets.ui.charts import curves_chart
 
-layout.setup("Training curves")
 st.title("Training curves")
 shipped = curves.shipped_curves(checkpoints_dir())
 runs = [r for r in jobs.list_runs() if r.state not in ("starting",)]

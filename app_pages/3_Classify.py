@@ -6,12 +6,11 @@ import streamlit as st
 
 from cifarnets.export import rows_csv
 from cifarnets.predict import classify, summary_rows, uncalibrated
-from cifarnets.ui import layout, resources
+from cifarnets.ui import resources
 from cifarnets.ui.classify_view import gather_inputs, result_card, uncalibrated_note
 
 MAX_CARDS = 24  # past this, the summary table still lists every image
 
-layout.setup("Classify")
 st.title("Classify")
 found = resources.entries()
 resources.notice_hub()

@@ -4,10 +4,9 @@ import streamlit as st
 
 from cifarnets.analysis import store
 from cifarnets.paths import checkpoints_dir
-from cifarnets.ui import layout, resources, share
+from cifarnets.ui import resources, share
 from cifarnets.ui.why import common, cost, gradients, looks, quality, reuse, stages, unfamiliar
 
-layout.setup("Why they differ")
 st.title("Why they differ")
 st.markdown("The report ends by explaining its results: plain networks lose gradient as they deepen, shortcuts and "
             "dense connections keep it flowing, DenseNet reuses features with fewer parameters, SE blocks add "

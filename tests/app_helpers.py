@@ -16,8 +16,8 @@ from cifarnets.fileio import write_json
 from cifarnets.models import KEYS, build
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
-PAGES = {"Architecture": "pages/1_Architecture.py", "Training curves": "pages/2_Training_curves.py",
-         "Classify": "pages/3_Classify.py"}
+PAGES = {"Architecture": "app_pages/1_Architecture.py", "Training curves": "app_pages/2_Training_curves.py",
+         "Classify": "app_pages/3_Classify.py"}
 LABELS = ("CNN", "ResNet", "DenseNet", "SE-ResNet")
 
 

@@ -22,7 +22,7 @@ from cifarnets.fileio import write_json
 from cifarnets.metrics import confusion_matrix
 from cifarnets.models import ALL_KEYS, KEYS, build, count_params, recipe_key
 
-PAGE = "pages/4_Why_they_differ.py"
+PAGE = "app_pages/4_Why_they_differ.py"
 
 
 @pytest.fixture(autouse=True, scope="module")

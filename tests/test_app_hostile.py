@@ -103,6 +103,7 @@ def test_a_broken_checkpoint_leaves_the_other_networks_working(tmp_path, monkeyp
     at = upload(home, {"photo.png": GOOD["IMAGE.PNG"][0]()})
     assert any("ResNet" in str(i.value) and "not a readable safetensors file" in str(i.value) for i in at.info)
     table = at.dataframe[0].value
-    assert list(table.columns) == ["image", "CNN", "DenseNet", "SE-ResNet", "networks disagree"]
+    assert list(table.columns) == ["image", "CNN", "DenseNet", "SE-ResNet", "networks disagree",
+                                   "all find it unfamiliar"]
     assert all(table[n][0] != "-" for n in ("CNN", "DenseNet", "SE-ResNet"))
     assert not marker.exists(), "a checkpoint was unpickled"

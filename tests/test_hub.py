@@ -261,7 +261,7 @@ def test_app_loads_networks_from_the_hf_cache_offline_strictly(tmp_path, app_env
     assert notice == ("SE-ResNet: alice/cifarnets-se_resnet@v2 is not in the Hugging Face cache and the Hub cannot "
                       "be reached (offline); using the shipped checkpoint instead")
     # Classify says so too, and classifies with what loaded.
-    at.switch_page("pages/3_Classify.py").run()
+    at.switch_page("app_pages/3_Classify.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert notice in [w.value for w in at.warning]
     assert any("DenseNet" in i.value and "unexpected tensor" in i.value for i in at.info)

@@ -20,8 +20,8 @@ from cifarnets.fileio import write_json
 from cifarnets.models import build
 
 TIMEOUT = 120  # a busy 2-core machine loading four networks
-PAGES = {"Architecture": "pages/1_Architecture.py", "Training curves": "pages/2_Training_curves.py",
-         "Classify": "pages/3_Classify.py", "Why they differ": "pages/4_Why_they_differ.py"}
+PAGES = {"Architecture": "app_pages/1_Architecture.py", "Training curves": "app_pages/2_Training_curves.py",
+         "Classify": "app_pages/3_Classify.py", "Why they differ": "app_pages/4_Why_they_differ.py"}
 RUN_FILES = ["model.safetensors", "config.json", "history.json", REPORT_HISTORY_FILE, "README.md"]
 NOT_CHECKPOINT = ["train_state.pt", "status.json", ".lock", ".model.safetensors.x1y2.tmp", "job.json", "train.log"]
 

@@ -374,7 +374,7 @@ def test_why_they_differ_shows_each_networks_auroc_and_says_what_it_shows(tmp_pa
     monkeypatch.setenv("CIFARNETS_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
     at = AppTest.from_file(str(APP), default_timeout=180).run()
-    at.switch_page("pages/4_Why_they_differ.py").run()
+    at.switch_page("app_pages/4_Why_they_differ.py").run()
     assert not at.exception, [e.value for e in at.exception]
     tab = next(t for t in at.tabs if t.label == "Unfamiliar inputs")
     said = "\n".join(m.value for m in tab.markdown)

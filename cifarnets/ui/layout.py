@@ -1,9 +1,7 @@
-"""What every page starts with: the page settings, the navigation, and the training sidebar.
+"""What every page shares: the page list, the page settings and the training sidebar.
 
-Each page script calls setup() first. The app uses Streamlit's pages/ directory, whose pages are
-reached at /Architecture, /Training_curves and /Classify even as the first request to a fresh
-server; Streamlit's own list of pages is hidden (.streamlit/config.toml) so that the entry page can
-be called Home rather than after its file, app.py.
+app.py hands pages() to st.navigation, which draws the page links in the sidebar, and runs setup()
+before the chosen page.
 """
 
 from __future__ import annotations
@@ -14,13 +12,20 @@ from PIL import Image
 from . import sidebar
 from .charts import COLORS
 
-PAGES = [  # (script relative to app.py, title, icon)
-    ("app.py", "Home", ":material/home:"),
-    ("pages/1_Architecture.py", "Architecture", ":material/account_tree:"),
-    ("pages/2_Training_curves.py", "Training curves", ":material/show_chart:"),
-    ("pages/3_Classify.py", "Classify", ":material/image_search:"),
-    ("pages/4_Why_they_differ.py", "Why they differ", ":material/query_stats:"),
+PAGES = [  # (script relative to app.py, title, address); the first is the default page
+    ("app_pages/0_Home.py", "Home", ""),
+    ("app_pages/1_Architecture.py", "Architecture", "Architecture"),
+    ("app_pages/2_Training_curves.py", "Training curves", "Training_curves"),
+    ("app_pages/3_Classify.py", "Classify", "Classify"),
+    ("app_pages/4_Why_they_differ.py", "Why they differ", "Why_they_differ"),
 ]
+
+
+def pages() -> list[st.Page]:
+    # No page icons: a page's icon becomes the browser tab's, which the browser would fetch from a font
+    # CDN that an offline machine cannot reach; the tab shows favicon() instead.
+    return [st.Page(script, title=title, url_path=address or None, default=not address)
+            for script, title, address in PAGES]
 
 
 def favicon() -> Image.Image:
@@ -35,8 +40,4 @@ def favicon() -> Image.Image:
 def setup(title: str) -> None:
     st.set_page_config(page_title=f"{title} · cifarnets" if title != "Home" else "cifarnets",
                        page_icon=favicon(), layout="wide")
-    with st.sidebar:
-        for script, name, icon in PAGES:
-            st.page_link(script, label=name, icon=icon)
-        st.divider()
     sidebar.render()

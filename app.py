@@ -1,0 +1,14 @@
+"""`streamlit run app.py`: the one list of the app's pages, and what every page shares.
+
+Each page is a file in app_pages/ and keeps its address (/Architecture, /Classify, ...), also as the
+first request to a fresh server; Home is the default page at /. (Not pages/: Streamlit would also take
+that folder for its older page list, and AppTest would then open a page without running this file.)
+"""
+
+import streamlit as st
+
+from cifarnets.ui import layout
+
+page = st.navigation(layout.pages())
+layout.setup(page.title)
+page.run()
