@@ -48,7 +48,7 @@ DESCRIPTIONS = {
 }
 
 
-def summary(key: str) -> dict:
+def overview(key: str) -> dict:
     """Label, class name, parameter count and the exact `print(model)` text of one network."""
     model = build(key)
     return {"key": key, "label": label(key), "class": type(model).__name__, "params": count_params(model),

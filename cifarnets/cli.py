@@ -19,7 +19,7 @@ from . import data, hub, race, recipes
 from .analysis import precompute
 from .data import DataError
 from .images import ImageError
-from .models import ALL_KEYS, KEYS, build, count_params, label, recipe_key
+from .models import ALL_KEYS, KEYS, label, recipe_key
 from .perf import bench, loadtest, speedrun
 from .train import TrainingError
 from .unfamiliar import calibrate, inputs
@@ -115,11 +115,9 @@ def add_checkpoints_arg(p: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- summary
 
 def cmd_summary(args) -> int:
-    info = {}
-    for key in KEYS:
-        model = build(key)
-        info[key] = {"label": label(key), "class": type(model).__name__, "params": count_params(model),
-                     "printout": str(model)}
+    from .architecture import overview
+
+    info = {key: overview(key) for key in KEYS}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -9,7 +9,7 @@ import pytest
 from app_helpers import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 
-from cifarnets.architecture import summary
+from cifarnets.architecture import overview
 from cifarnets.models import EXTRA_KEYS, KEYS, spec
 
 TIMEOUT = 60  # the first run of a session loads torch models; generous for a busy 2-core machine
@@ -83,7 +83,7 @@ def test_architecture_shows_diagrams_printouts_tables_and_chart(without_checkpoi
     at = open_page("Architecture")
     networks = KEYS + EXTRA_KEYS
     assert [t.label for t in at.tabs] == [*LABELS, spec("resnet_plain").label, "The four side by side"]
-    assert [c.value for c in at.code] == [summary(k)["printout"] for k in networks]
+    assert [c.value for c in at.code] == [overview(k)["printout"] for k in networks]
     assert len(at.dataframe) == len(networks)
     assert len(at.get("vega_lite_chart")) == 1  # the parameter comparison
     assert len(at.get("graphviz_chart")) == len(networks) + 1  # a diagram per network, and the four together

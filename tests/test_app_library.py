@@ -44,7 +44,7 @@ def test_summaries_and_descriptions_cover_every_network():
     assert set(architecture.DESCRIPTIONS) == set(KEYS + EXTRA_KEYS)
     counts = {r["network"]: r["params"] for r in architecture.param_counts()}
     assert counts == {"CNN": 62006, "ResNet": 175258, "DenseNet": 130602, "SE-ResNet": 176840}
-    assert architecture.summary("densenet")["class"] == "SimpleDenseNet"
+    assert architecture.overview("densenet")["class"] == "SimpleDenseNet"
 
 
 def test_curves_long_rows_and_shipped_sources(tmp_path):

@@ -39,7 +39,7 @@ def network_tabs() -> list:
 
 
 def one_network(key: str, level: str) -> None:
-    info = resources.summary(key)
+    info = resources.overview(key)
     st.markdown(architecture.DESCRIPTIONS[key])
     st.caption(f"Class `{info['class']}` · {info['params']:,} parameters")
     left, right = st.columns(2, gap="large")
@@ -63,7 +63,7 @@ def one_network(key: str, level: str) -> None:
 
 @st.cache_data(show_spinner=False)
 def dot_side_by_side(level: str) -> str:
-    titles = [f"{label(k)} · {resources.summary(k)['params']:,} parameters" for k in KEYS]
+    titles = [f"{label(k)} · {resources.overview(k)['params']:,} parameters" for k in KEYS]
     return to_dot_side_by_side([diagram(k, level) for k in KEYS], titles)
 
 

@@ -93,8 +93,8 @@ def source_text(entry: Entry) -> str:
 
 
 @st.cache_data(show_spinner=False)
-def summary(key: str) -> dict:
-    return architecture.summary(key)
+def overview(key: str) -> dict:
+    return architecture.overview(key)
 
 
 @st.cache_data(show_spinner=False)

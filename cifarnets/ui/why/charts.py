@@ -13,7 +13,7 @@ PALETTE = COLORS | {label("resnet_plain"): "#b279a2"}  # ours in a colour none o
 METRICS = {"rms": "gradient per weight (RMS)", "norm": "gradient norm"}
 
 
-def network_color(present: list[str] | None = None, **legend) -> alt.Color:
+def color_by_network(present: list[str] | None = None, **legend) -> alt.Color:
     names = [n for n in ORDER if present is None or n in present]
     legend = legend or {"legend": alt.Legend(labelLimit=320)}  # "ResNet without shortcuts (ours)" in full
     return alt.Color("network:N", scale=alt.Scale(domain=names, range=[PALETTE[n] for n in names]),
@@ -29,10 +29,10 @@ def gradients(rows: list[dict], metric: str) -> alt.FacetChart:
     tooltip = ["network:N", "layer:N", "kind:N", "depth:Q", alt.Tooltip("norm:Q", format=".3e"),
                alt.Tooltip("rms:Q", format=".3e"), alt.Tooltip("weights:Q", format=",")]
     main = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=30)).encode(
-        x=x, y=y, color=network_color(present), tooltip=tooltip).transform_filter(
+        x=x, y=y, color=color_by_network(present), tooltip=tooltip).transform_filter(
         alt.FieldOneOfPredicate("kind", ["conv", "linear"]))
     side = alt.Chart().mark_point(size=45, filled=False).encode(
-        x=x, y=y, color=network_color(present), shape=alt.Shape("kind:N", title="beside the main path"),
+        x=x, y=y, color=color_by_network(present), shape=alt.Shape("kind:N", title="beside the main path"),
         tooltip=tooltip).transform_filter(alt.FieldOneOfPredicate("kind", ["shortcut", "se"]))
     moments = [m for m in (INIT, TRAINED) if any(r["moment"] == m for r in rows)]
     layers = [main, side] if any(r["kind"] in ("shortcut", "se") for r in rows) else [main]
@@ -57,7 +57,7 @@ def accuracy(rows: list[dict]) -> alt.Chart:
     return alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=20)).encode(
         x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("test_acc:Q", title="test accuracy", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
-        color=network_color(present), tooltip=["network:N", "epoch:Q", alt.Tooltip("test_acc:Q", format=".2%")],
+        color=color_by_network(present), tooltip=["network:N", "epoch:Q", alt.Tooltip("test_acc:Q", format=".2%")],
     ).properties(height=240, width="container")
 
 
@@ -73,7 +73,7 @@ def cost(rows: list[dict]) -> alt.Chart:
                  alt.Tooltip("test_acc:Q", format=".2%")])
     # A legend, not labels on the points: the ResNet and the SE-ResNet cost the same and sit on top of each other.
     return base.mark_circle(opacity=0.7).encode(
-        color=network_color(present),
+        color=color_by_network(present),
         size=alt.Size("params:Q", title="parameters", scale=alt.Scale(range=[60, 600]), legend=None),
     ).properties(height=280, width="container")
 
@@ -114,7 +114,7 @@ def reliability(rows: list[dict]) -> alt.Chart:
         x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"),
                 title="confidence (top probability)"),
         y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"), title="accuracy"),
-        color=network_color(present),
+        color=color_by_network(present),
         tooltip=["network:N", alt.Tooltip("confidence:Q", format=".1%"), alt.Tooltip("accuracy:Q", format=".1%"),
                  alt.Tooltip("count:Q", format=",")])
     return (diagonal + lines).properties(height=320, width="container")

@@ -10,7 +10,7 @@ from ...checkpoints import Entry
 from ...unfamiliar import calibration, findings
 from ...unfamiliar.inputs import COUNTS
 from ...unfamiliar.scores import METHODS
-from .charts import ORDER, network_color
+from .charts import ORDER, color_by_network
 
 
 def records(entries: dict[str, Entry]) -> tuple[dict[str, dict], dict[str, str]]:
@@ -45,7 +45,7 @@ def auroc_chart(rows: list[dict]) -> alt.LayerChart:
         yOffset=alt.YOffset("network:N", sort=present),
         x=alt.X("auroc:Q", title="AUROC (0.5: a coin toss; 1: every unfamiliar input above every test image)",
                 scale=alt.Scale(domain=[0, 1])),
-        color=network_color(present, legend=alt.Legend(orient="bottom")),
+        color=color_by_network(present, legend=alt.Legend(orient="bottom")),
         opacity=alt.condition("datum.chosen", alt.value(1.0), alt.value(0.45)),
         tooltip=["network:N", "method:N", alt.Tooltip("auroc:Q", format=".3f")])
     chance = alt.Chart(alt.Data(values=[{"x": 0.5}])).mark_rule(strokeDash=[4, 3], color="gray").encode(x="x:Q")
