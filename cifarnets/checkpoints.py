@@ -19,14 +19,14 @@ from . import CIFAR10_CLASSES, __version__
 from .fileio import read_json, write_bytes, write_json
 from .models import KEYS, MODELS, build, count_params, label
 from .paths import DEFAULT_CHECKPOINTS
-from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, read_history  # noqa: F401
+from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, UNFAMILIAR_FILE, read_history  # noqa: F401
 
 DEFAULT_DIR = DEFAULT_CHECKPOINTS
 MAX_CLASSES = 1000  # a config.json asking for a 10**9-way classifier would exhaust memory before failing
 # What a checkpoint is, file by file: `push` uploads exactly these, the Training curves page zips exactly
 # these. Never a run's resume state, status, lock or a write's temporary file.
 REQUIRED_FILES = (MODEL_FILE, CONFIG_FILE, HISTORY_FILE)
-OPTIONAL_FILES = (REPORT_HISTORY_FILE,)
+OPTIONAL_FILES = (REPORT_HISTORY_FILE, UNFAMILIAR_FILE)
 CARD_FILE = "README.md"  # the model card: push writes one to the Hub; a folder may hold one of its own
 
 

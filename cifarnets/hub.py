@@ -209,7 +209,7 @@ def plan_upload(folder: str | Path, repo_id: str) -> dict[str, bytes]:
         for name, data in files.items():
             Path(tmp, name).write_bytes(data)
         model, config = ckpt.load_checkpoint(tmp)
-        histories = {name: _read_rows(Path(tmp), name) for name in (ckpt.HISTORY_FILE, *OPTIONAL_FILES)}
+        histories = {name: _read_rows(Path(tmp), name) for name in (ckpt.HISTORY_FILE, ckpt.REPORT_HISTORY_FILE)}
     files[CARD_FILE] = model_card(repo_id, model, config, histories[ckpt.HISTORY_FILE],
                                   histories[ckpt.REPORT_HISTORY_FILE]).encode()
     return files

@@ -18,6 +18,7 @@ MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 REPORT_HISTORY_FILE = "report_history.json"
+UNFAMILIAR_FILE = "unfamiliar.safetensors"  # the statistics the unfamiliar-input check compares with
 STATE_FILE = "train_state.pt"  # private: weights, optimizer, position, history (never shipped or pushed)
 STATUS_FILE = "status.json"
 LOCK_FILE = ".lock"

@@ -286,6 +286,7 @@ def test_push_uploads_exactly_the_checkpoint_files_and_a_card(tmp_path):
     make_checkpoint(folder, "resnet")
     (folder / ckpt.REPORT_HISTORY_FILE).write_text(json.dumps([{"epoch": 1, "test_acc": 0.61},
                                                                {"epoch": 2, "test_acc": 0.7012}]))
+    (folder / ckpt.UNFAMILIAR_FILE).write_bytes(b"statistics")  # travels with the weights it was fitted to
     for junk in ("train_state.pt", "status.json", ".lock", "notes.txt"):  # a run folder's other files
         (folder / junk).write_bytes(b"x")
     (folder / "sub").mkdir()
@@ -295,8 +296,9 @@ def test_push_uploads_exactly_the_checkpoint_files_and_a_card(tmp_path):
     assert api.repos == [("alice/cifarnets-resnet", {"token": None, "private": True, "repo_type": "model",
                                                       "exist_ok": True})]
     files = pushed_files(api)
-    assert set(files) == {"model.safetensors", "config.json", "history.json", "report_history.json", "README.md"}
-    for name in ("model.safetensors", "config.json", "history.json", "report_history.json"):
+    assert set(files) == {"model.safetensors", "config.json", "history.json", "report_history.json",
+                          "unfamiliar.safetensors", "README.md"}
+    for name in ("model.safetensors", "config.json", "history.json", "report_history.json", "unfamiliar.safetensors"):
         assert files[name] == (folder / name).read_bytes()
 
     card = files["README.md"].decode()
@@ -367,7 +369,7 @@ def test_download_asks_only_for_the_checkpoint_files(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "snapshot_download", lambda repo_id, **kw: calls.append((repo_id, kw)) or str(tmp_path))
     assert hub.download("alice/cifarnets-cnn", revision="v2") == tmp_path
     assert calls == [("alice/cifarnets-cnn", {"revision": "v2", "allow_patterns": [
-        "model.safetensors", "config.json", "history.json", "report_history.json"]})]
+        "model.safetensors", "config.json", "history.json", "report_history.json", "unfamiliar.safetensors"]})]
 
 
 # ---------------------------------------------------------------- the command line

@@ -21,12 +21,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from ..answering import VIEWS
-from ..checkpoints import CONFIG_FILE, MODEL_FILE, Entry
+from ..checkpoints import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE, Entry
 from ..fileio import read_json, write_bytes, write_json
 from .scores import FITTED, METHODS, Gaussians, Views, score
 
 KEY = "unfamiliar"
-STATS_FILE = "unfamiliar.safetensors"
+STATS_FILE = UNFAMILIAR_FILE
 RATE = 0.95  # the share of the test split's held-out images the threshold keeps under: 1 in 20 is flagged
 
 
