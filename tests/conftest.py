@@ -86,7 +86,7 @@ def restore_signals():
 @pytest.fixture
 def app_url(tmp_path):
     """`streamlit run app.py` on a free localhost port, with tiny checkpoints for all four networks: its URL."""
-    from app_helpers import make_checkpoints
+    from helpers.app import make_checkpoints
 
     from cifarnets.perf.loadtest import serve
 

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from app_helpers import APP, history, make_checkpoints, texts
 from conftest import make_image_folder
+from helpers.app import APP, history, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 from torch import nn
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from app_helpers import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
+from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 
 from cifarnets.architecture import overview

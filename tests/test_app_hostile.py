@@ -8,9 +8,9 @@ import mimetypes
 import pickle
 
 import pytest
-from app_helpers import APP, LABELS, PAGES, make_checkpoints, texts
-from hostile_helpers import Payload
-from hostile_uploads import BAD, GOOD
+from helpers.app import APP, LABELS, PAGES, make_checkpoints, texts
+from helpers.hostile import Payload
+from helpers.uploads import BAD, GOOD
 from streamlit.testing.v1 import AppTest
 
 from cifarnets import images

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from app_helpers import history, image_bytes, make_checkpoints
+from helpers.app import history, image_bytes, make_checkpoints
 
 from cifarnets import architecture, curves, jobs, predict
 from cifarnets.checkpoints import discover

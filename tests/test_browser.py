@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from app_helpers import LABELS, image_bytes
+from helpers.app import LABELS, image_bytes
 
 from cifarnets.perf.loadtest import CHROMIUM, CHROMIUM_ARGS
 

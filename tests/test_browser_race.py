@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from app_helpers import LABELS, make_checkpoints
 from conftest import make_image_folder
+from helpers.app import LABELS, make_checkpoints
 
 from cifarnets import racejobs
 from cifarnets.perf.loadtest import CHROMIUM, CHROMIUM_ARGS, serve

@@ -21,14 +21,14 @@ from cifarnets.train import STATE_FILE, fit
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
-WORKER = Path(__file__).with_name("ddp_worker.py")
+WORKER = Path(__file__).parent / "helpers" / "ddp_worker.py"
 RECIPE = {"epochs": 2, "batch_size": 16, "lr": 0.05}
 
 
 def torchrun(key: str, folder: Path, out: Path, digests: Path, *extra: str, **env: str) -> subprocess.CompletedProcess:
     digests.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
-           "train", "--model", key, "--data", str(folder), "--out", str(out), "--device", "cpu",
+           "train", "--model", key, "--recipe", "modern", "--data", str(folder), "--out", str(out), "--device", "cpu",
            "--epochs", str(RECIPE["epochs"]), "--batch-size", str(RECIPE["batch_size"]), "--lr", str(RECIPE["lr"]),
            *extra]
     env = os.environ | env | {"DIGEST_DIR": str(digests), "OMP_NUM_THREADS": "1",

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import FRESH_SEEDS
-from hostile_helpers import cli_process, encode, image_folder, write_all_checkpoints
+from helpers.hostile import cli_process, encode, image_folder, write_all_checkpoints
 from PIL import Image
 from safetensors.torch import load_file
 

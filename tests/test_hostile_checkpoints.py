@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 import torch
-from hostile_helpers import CLASSES, Payload, encode, image_folder, write_all_checkpoints, write_checkpoint
+from helpers.hostile import CLASSES, Payload, encode, image_folder, write_all_checkpoints, write_checkpoint
 from PIL import Image
 from safetensors.torch import save_file
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FRESH_SEEDS
-from hostile_helpers import Payload, encode, write_all_checkpoints
-from hostile_uploads import (
+from helpers.hostile import Payload, encode, write_all_checkpoints
+from helpers.uploads import (
     BAD,
     BLUE,
     GOOD,

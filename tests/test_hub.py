@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_helpers import APP, make_checkpoints
 from conftest import TINY_CLASSES, png_bytes, tiny_image
+from helpers.app import APP, make_checkpoints
 from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest

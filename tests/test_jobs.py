@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from app_helpers import APP, LABELS, PAGES, image_bytes, texts
 from conftest import TINY_CLASSES, make_image_folder
+from helpers.app import APP, LABELS, PAGES, image_bytes, texts
 from streamlit.testing.v1 import AppTest
 
 from cifarnets import jobs, racejobs

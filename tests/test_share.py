@@ -10,7 +10,7 @@ import re
 import zipfile
 
 import pytest
-from app_helpers import APP, LABELS, history, make_checkpoints, texts
+from helpers.app import APP, LABELS, history, make_checkpoints, texts
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_helpers import APP, PAGES, make_checkpoints, texts
+from helpers.app import APP, PAGES, make_checkpoints, texts
 from PIL import Image, ImageDraw, ImageFont
 
 from cifarnets import CIFAR10_CLASSES, cli, data, predict

@@ -15,7 +15,7 @@ from cifarnets.checkpoints import REPORT_HISTORY_FILE, make_config, save_checkpo
 from cifarnets.fileio import write_json
 from cifarnets.models import KEYS, build
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGES = {"Architecture": "app_pages/1_Architecture.py", "Training curves": "app_pages/2_Training_curves.py",
          "Classify": "app_pages/3_Classify.py"}
 LABELS = ("CNN", "ResNet", "DenseNet", "SE-ResNet")

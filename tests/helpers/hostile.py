@@ -22,7 +22,7 @@ from PIL import Image
 from cifarnets import checkpoints as ckpt
 from cifarnets.models import KEYS, build
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CLASSES = ("cat", "dog")
 
 

@@ -7,10 +7,10 @@ with one clear reason. Shared by the library tests (test_hostile_images) and the
 from __future__ import annotations
 
 import numpy as np
-from hostile_helpers import encode, gif_bomb, png_bomb, png_raw
 from PIL import Image
 
 from cifarnets.predict import PREVIEW
+from helpers.hostile import encode, gif_bomb, png_bomb, png_raw
 
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 
