@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from . import checkpoints as ckpt
 from . import data, hub, race, recipes
 from .analysis import precompute
+from .cliargs import add_checkpoints_arg, add_data_arg, add_device_arg, stop_on_signals
 from .data import DataError
 from .images import ImageError
 from .models import ALL_KEYS, KEYS, label, recipe_key
@@ -99,19 +99,6 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_data_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="image-folder tree, .tar/.tar.gz/.zip of one, or torchvision CIFAR-10 folder "
-                                  f"(default: $CIFARNETS_DATA, else {data.DEFAULT_DATA}, downloaded when online)")
-
-
-def add_device_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-
-
-def add_checkpoints_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoints", default=ckpt.DEFAULT_DIR, help="folder of checkpoint folders (default checkpoints)")
-
-
 # ---------------------------------------------------------------- summary
 
 def cmd_summary(args) -> int:
@@ -144,16 +131,7 @@ def cmd_train(args) -> int:
     say = print if main else (lambda *a, **k: None)
     dataset = data.load(args.data, verbose=main)
 
-    stop = {"asked": False}
-
-    def ask_stop(signum, frame):
-        if stop["asked"]:  # a second Ctrl-C means now
-            raise KeyboardInterrupt
-        stop["asked"] = True
-        say("\nstopping after this step; saving...", file=sys.stderr)
-
-    signal.signal(signal.SIGINT, ask_stop)
-    signal.signal(signal.SIGTERM, ask_stop)
+    should_stop = stop_on_signals(say)
 
     bar = {"bar": None}
 
@@ -183,7 +161,7 @@ def cmd_train(args) -> int:
     say(f"training {label(args.model)} with the {recipe.name} recipe ({recipe.epochs} epochs) into {out}",
         file=sys.stderr)
     result = fit(args.model, recipe, dataset, out, device=args.device, seed=args.seed, resume=args.resume,
-                 progress=progress, should_stop=lambda: stop["asked"], probe=GradientProbe)
+                 progress=progress, should_stop=should_stop, probe=GradientProbe)
     if bar["bar"] is not None:
         bar["bar"].close()
     if result["state"] == "stopped":

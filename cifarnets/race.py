@@ -10,13 +10,13 @@ finished and continues the stopped one where it was.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from . import data, recipes
+from .cliargs import add_data_arg, add_device_arg, stop_on_signals
 from .fileio import read_json, write_json
 from .jobs import RACE_FILE, absolute_data
 from .models import label
@@ -34,11 +34,10 @@ def add_parser(sub) -> None:
                    "(each network with its own entry of it); default fast")
     r.add_argument("--epochs", type=int, help="the same epoch count for all four (default: each recipe's own)")
     r.add_argument("--batch-size", type=int, help="the same batch size for all four (default: each recipe's own)")
-    r.add_argument("--data", help="image-folder tree, .tar/.tar.gz/.zip of one, or torchvision CIFAR-10 folder "
-                                  f"(default: $CIFARNETS_DATA, else {data.DEFAULT_DATA}, downloaded when online)")
+    add_data_arg(r)
     r.add_argument("--out", help="race folder (default runs/race-<recipe>-<time>, where the app shows it)")
     r.add_argument("--resume", action="store_true", help="continue the race in --out where it stopped")
-    r.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    add_device_arg(r)
     r.add_argument("--seed", type=int, default=0, help="makes CPU runs repeatable (default 0)")
     r.set_defaults(func=cmd_race)
 
@@ -50,20 +49,11 @@ def cmd_race(args) -> int:
         raise ValueError("--resume needs --out: the race folder to continue")
     out = Path(args.out or runs_dir() / f"{PREFIX}{args.recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
     dataset = data.load(args.data, verbose=True)
-    stop = {"asked": False}
-
-    def ask_stop(signum, frame):
-        if stop["asked"]:  # a second Ctrl-C means now
-            raise KeyboardInterrupt
-        stop["asked"] = True
-        print("\nstopping after this step; saving...", file=sys.stderr)
-
-    signal.signal(signal.SIGINT, ask_stop)
-    signal.signal(signal.SIGTERM, ask_stop)
+    should_stop = stop_on_signals()
     # as racejobs.RaceRequest has it: the app continues a race started from the shell with these
     request = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size,
                "data": absolute_data(args.data), "device": args.device, "seed": args.seed}
-    result = run(out, request, dataset, resume=args.resume, should_stop=lambda: stop["asked"])
+    result = run(out, request, dataset, resume=args.resume, should_stop=should_stop)
     print(table(result))
     if result["state"] == "stopped":
         print(f"stopped; continue with: python -m cifarnets race --recipe {args.recipe} --out {out} --resume"

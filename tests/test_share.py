@@ -10,7 +10,7 @@ import re
 import zipfile
 
 import pytest
-from helpers.app import APP, LABELS, history, make_checkpoints, texts
+from helpers.app import APP, LABELS, PAGES, history, make_checkpoints, texts
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
@@ -20,8 +20,6 @@ from cifarnets.fileio import write_json
 from cifarnets.models import build
 
 TIMEOUT = 120  # a busy 2-core machine loading four networks
-PAGES = {"Architecture": "app_pages/1_Architecture.py", "Training curves": "app_pages/2_Training_curves.py",
-         "Classify": "app_pages/3_Classify.py", "Why they differ": "app_pages/4_Why_they_differ.py"}
 RUN_FILES = ["model.safetensors", "config.json", "history.json", REPORT_HISTORY_FILE, "README.md"]
 NOT_CHECKPOINT = ["train_state.pt", "status.json", ".lock", ".model.safetensors.x1y2.tmp", "job.json", "train.log"]
 

@@ -17,6 +17,7 @@ import torch
 
 from .. import checkpoints as ckpt
 from .. import data
+from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
 from ..device import describe, pick
 from ..models import ALL_KEYS, KEYS, build, label
 from . import cost, quality, se, store
@@ -30,10 +31,9 @@ LATENCY_BUDGET_S = 2.0  # per network and batch size: enough for a stable median
 def add_parser(sub) -> None:
     a = sub.add_parser("analyze", help="measure the networks on the test split for the Why they differ page",
                        description=__doc__.split("\n\n")[1].replace("\n", " "))
-    a.add_argument("--data", help="image-folder tree, .tar/.tar.gz/.zip of one, or torchvision CIFAR-10 folder "
-                                  f"(default: $CIFARNETS_DATA, else {data.DEFAULT_DATA})")
-    a.add_argument("--checkpoints", default=ckpt.DEFAULT_DIR, help="folder of checkpoint folders (default checkpoints)")
-    a.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    add_data_arg(a)
+    add_checkpoints_arg(a)
+    add_device_arg(a)
     a.add_argument("--only", nargs="+", choices=ALL_KEYS, metavar="KEY",
                    help="measure only these networks (the four's joint file needs all four)")
     a.set_defaults(func=cmd_analyze)

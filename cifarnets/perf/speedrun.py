@@ -16,6 +16,7 @@ import tempfile
 import time
 
 from .. import data, recipes
+from ..cliargs import add_data_arg, add_device_arg
 from ..device import describe, pick, training_precision
 from ..models import KEYS, label
 from ..train import fit
@@ -40,8 +41,8 @@ def add_parser(sub) -> None:
                    help="try a variation: set a recipe field (see cifarnets/recipes.py) in every recipe run, "
                         "e.g. --set flip=random --set ema=0.99; repeatable")
     s.add_argument("--seeds", type=int, default=1, help="runs per network and recipe, seeds 0..N-1 (default 1)")
-    s.add_argument("--data", help="default: $CIFARNETS_DATA, else ./data")
-    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    add_data_arg(s)
+    add_device_arg(s)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_speedrun)
 

@@ -26,6 +26,7 @@ import torch
 from .. import checkpoints as ckpt
 from .. import data
 from ..answering import VIEWS
+from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
 from ..data import normalize
 from ..device import pick
 from ..models import KEYS, label
@@ -49,10 +50,9 @@ SIZES = Sizes()
 def add_parser(sub) -> None:
     c = sub.add_parser("calibrate", help="measure when each network meets something unfamiliar, and the threshold",
                        description=__doc__.split("\n\n")[1].replace("\n", " "))
-    c.add_argument("--data", help="image-folder tree, .tar/.tar.gz/.zip of one, or torchvision CIFAR-10 folder "
-                                  f"(default: $CIFARNETS_DATA, else {data.DEFAULT_DATA})")
-    c.add_argument("--checkpoints", default=ckpt.DEFAULT_DIR, help="folder of checkpoint folders (default checkpoints)")
-    c.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    add_data_arg(c)
+    add_checkpoints_arg(c)
+    add_device_arg(c)
     c.add_argument("--rate", type=float, default=calibration.RATE,
                    help=f"share of held-out test images to keep under the threshold (default {calibration.RATE})")
     c.add_argument("--write", action="store_true", help="store the result in each checkpoint folder")

@@ -17,7 +17,7 @@ from cifarnets.models import KEYS, build
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGES = {"Architecture": "app_pages/1_Architecture.py", "Training curves": "app_pages/2_Training_curves.py",
-         "Classify": "app_pages/3_Classify.py"}
+         "Classify": "app_pages/3_Classify.py", "Why they differ": "app_pages/4_Why_they_differ.py"}
 LABELS = ("CNN", "ResNet", "DenseNet", "SE-ResNet")
 
 

@@ -1,0 +1,41 @@
+"""What several commands share: the --data, --device and --checkpoints arguments, and how a training
+process is asked to stop (Ctrl-C or SIGTERM: after the current step, with its state saved)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable
+
+from .paths import DEFAULT_CHECKPOINTS, DEFAULT_DATA
+
+
+def add_data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="image-folder tree, .tar/.tar.gz/.zip of one, or torchvision CIFAR-10 folder "
+                                  f"(default: $CIFARNETS_DATA, else {DEFAULT_DATA}, downloaded when online)")
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+
+
+def add_checkpoints_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS,
+                   help="folder of checkpoint folders (default checkpoints)")
+
+
+def stop_on_signals(say: Callable[..., None] = print) -> Callable[[], bool]:
+    """From now on, Ctrl-C or SIGTERM asks the training in this process to stop after its current step
+    (a second Ctrl-C stops at once); returns the question fit() asks after every step."""
+    asked = {"stop": False}
+
+    def ask(signum, frame) -> None:
+        if asked["stop"]:
+            raise KeyboardInterrupt
+        asked["stop"] = True
+        say("\nstopping after this step; saving...", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, ask)
+    signal.signal(signal.SIGTERM, ask)
+    return lambda: asked["stop"]
