@@ -9,6 +9,9 @@ import streamlit as st
 
 from cifarnets.ui import layout
 
-page = st.navigation(layout.pages())
-layout.setup(page.title)
-page.run()
+# Streamlit runs this file as __main__; multiprocessing's spawn and forkserver children re-run the main
+# file of the process that started them as __mp_main__, and must not build the app there.
+if __name__ == "__main__":
+    page = st.navigation(layout.pages())
+    layout.setup(page.title)
+    page.run()
