@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_CLASSES, make_image_folder
-from helpers.app import APP, LABELS, PAGES, image_bytes, texts
+from helpers.app import APP, LABELS, PAGES, image_bytes, texts, wait_for_state
 from streamlit.testing.v1 import AppTest
 
 from cifarnets import jobs, racejobs
@@ -42,14 +42,7 @@ def request(data, **overrides) -> jobs.TrainRequest:
 
 
 def wait_for(run: jobs.Run, states: tuple[str, ...], timeout: float = RUN_LIMIT) -> jobs.Run:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        jobs.reap()
-        current = jobs.load_run(run.folder)
-        if current.state in states:
-            return current
-        time.sleep(0.1)
-    raise AssertionError(f"{run.name} stayed {current.state}; log:\n{(run.folder / jobs.LOG_FILE).read_text()}")
+    return wait_for_state(jobs.load_run, run.folder, states, timeout)
 
 
 def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from conftest import make_image_folder
+from helpers.app import wait_for_state
 
 from cifarnets import jobs, racejobs
 from cifarnets.checkpoints import load_checkpoint
@@ -38,14 +39,16 @@ def runs(tmp_path, monkeypatch):
 
 
 def wait_for(race: racejobs.Race, states: tuple[str, ...], timeout: float = RACE_LIMIT) -> racejobs.Race:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        jobs.reap()
-        current = racejobs.load_race(race.folder)
-        if current.state in states:
-            return current
+    return wait_for_state(racejobs.load_race, race.folder, states, timeout, poll=0.2)
+
+
+def wait_for_the_cnn_to_train(race: racejobs.Race) -> racejobs.Race:
+    deadline = time.monotonic() + RACE_LIMIT
+    while "cnn" not in race.members() or race.members()["cnn"].state != "running":
+        assert time.monotonic() < deadline and race.state in ("starting", "running"), race.error
         time.sleep(0.2)
-    raise AssertionError(f"{race.name} stayed {current.state}; log:\n{(race.folder / jobs.LOG_FILE).read_text()}")
+        race = racejobs.load_race(race.folder)
+    return race
 
 
 def test_race_cli_trains_all_four_into_loadable_runs(tiny_folder, tmp_path):
@@ -121,11 +124,7 @@ def test_cancel_stops_the_race_resumably_and_resume_continues_it(runs, tmp_path)
     data = make_image_folder(tmp_path / "data", n_train=40, n_test=4)
     race = racejobs.start_race(racejobs.RaceRequest("fast", epochs=50, batch_size=1, data=str(data), device="cpu"),
                                runs)
-    deadline = time.monotonic() + RACE_LIMIT
-    while "cnn" not in race.members() or race.members()["cnn"].state != "running":
-        assert time.monotonic() < deadline and race.state in ("starting", "running"), race.error
-        time.sleep(0.2)
-        race = racejobs.load_race(race.folder)
+    race = wait_for_the_cnn_to_train(race)
     assert jobs.cancel(race)
     race = wait_for(race, ("stopped", "failed", "finished"))
     assert race.state == "stopped", race.error
@@ -133,12 +132,7 @@ def test_cancel_stops_the_race_resumably_and_resume_continues_it(runs, tmp_path)
     assert cnn.state == "stopped" and cnn.resumable and list(race.members()) == ["cnn"]  # no further network began
     first = read_state(cnn.folder)
 
-    race = racejobs.resume_race(race)
-    deadline = time.monotonic() + RACE_LIMIT
-    while race.members()["cnn"].state != "running":
-        assert time.monotonic() < deadline and race.state in ("starting", "running"), race.error
-        time.sleep(0.2)
-        race = racejobs.load_race(race.folder)
+    race = wait_for_the_cnn_to_train(racejobs.resume_race(race))
     assert jobs.cancel(race)
     race = wait_for(race, ("stopped", "failed", "finished"))
     assert race.state == "stopped", race.error

@@ -4,13 +4,14 @@ and an AppTest of the app pointed at temporary checkpoint and run folders."""
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from cifarnets import CIFAR10_CLASSES
+from cifarnets import CIFAR10_CLASSES, jobs
 from cifarnets.checkpoints import REPORT_HISTORY_FILE, make_config, save_checkpoint
 from cifarnets.fileio import write_json
 from cifarnets.models import KEYS, build
@@ -54,3 +55,15 @@ def texts(at) -> str:
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success"):
         parts += [str(e.value) for e in getattr(at, kind)]
     return "\n".join(parts)
+
+
+def wait_for_state(load, folder: Path, states: tuple[str, ...], timeout: float, poll: float = 0.1):
+    """Load a run or race folder again (reaping finished children) until its state is one of `states`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs.reap()
+        current = load(folder)
+        if current.state in states:
+            return current
+        time.sleep(poll)
+    raise AssertionError(f"{current.name} stayed {current.state}; log:\n{(folder / jobs.LOG_FILE).read_text()}")
