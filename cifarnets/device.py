@@ -1,6 +1,7 @@
 """Which device to run on, how to say which one it was, and which precision to compute in there."""
 
 import contextlib
+import functools
 import platform
 
 import torch
@@ -34,8 +35,9 @@ def describe(device: torch.device) -> str:
     return device.type
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
-    """(model name, flags) of the first processor in /proc/cpuinfo; ("", set()) where there is none."""
+@functools.lru_cache(maxsize=1)
+def _cpuinfo() -> tuple[str, frozenset[str]]:
+    """(model name, flags) of the first processor in /proc/cpuinfo, read once; ("", {}) where there is none."""
     model, flags = "", set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -47,7 +49,7 @@ def _cpuinfo() -> tuple[str, set[str]]:
                     flags = set(value.split())
     except OSError:
         pass
-    return model, flags
+    return model, frozenset(flags)
 
 
 def cpu_model() -> str:
