@@ -20,7 +20,7 @@ from .cliargs import add_checkpoints_arg, add_data_arg, add_device_arg, stop_on_
 from .data import DataError
 from .images import ImageError
 from .models import ALL_KEYS, KEYS, label, recipe_key
-from .perf import bench, loadtest, speedrun
+from .perf import bench, loadtest, photos, speedrun
 from .train import TrainingError
 from .unfamiliar import calibrate, inputs
 
@@ -93,6 +93,7 @@ def make_parser() -> argparse.ArgumentParser:
     hub.add_parser(sub)
     bench.add_parser(sub)
     speedrun.add_parser(sub)
+    photos.add_parser(sub)
     loadtest.add_parser(sub)
     precompute.add_parser(sub)
     calibrate.add_parser(sub)

@@ -370,6 +370,17 @@ def augment(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: in
     return padded.gather(2, index.view(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
 
 
+def zoom_out(x: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Each uint8 image shrunk by its factor in `scales` (1: unchanged; 0.75: to 24 pixels across), centred
+    with its edges reflected around it: the object smaller in the frame, as in a photo taken from further off."""
+    theta = torch.zeros(len(x), 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / scales
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection",
+                                          align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
 class DeviceLoader:
     """A split moved to the device once; batches are index gathers there, augmentation included.
 
@@ -379,7 +390,7 @@ class DeviceLoader:
 
     def __init__(self, split: Split, batch_size: int, device: torch.device | str, *, train: bool,
                  augment: bool = False, pad: int = 4, pad_mode: str = "constant", flip: str = "random",
-                 rank: int = 0, world: int = 1, channels_last: bool = False) -> None:
+                 zoom: float = 0.0, rank: int = 0, world: int = 1, channels_last: bool = False) -> None:
         self.x = split.x.to(device)
         self.y = split.y.to(device)
         self.batch_size = batch_size
@@ -387,7 +398,7 @@ class DeviceLoader:
         self.train, self.augment = train, augment and train
         if flip not in ("random", "alternate"):
             raise ValueError(f"unknown flip {flip!r}: random or alternate")
-        self.pad, self.pad_mode, self.flip = pad, pad_mode, flip
+        self.pad, self.pad_mode, self.flip, self.zoom = pad, pad_mode, flip, zoom
         self.rank, self.world = rank, world
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -406,6 +417,8 @@ class DeviceLoader:
             if self.flip == "alternate":  # a fixed random half mirrored in even epochs, the other half in odd ones
                 first = torch.rand(n, generator=torch.Generator().manual_seed(seed * 1_000_003 - 1)) < 0.5
                 flips = first[order] ^ bool(epoch % 2)
+            # drawn only when asked for, so recipes without it keep their exact sequence of crops and flips
+            scales = 1 - self.zoom * torch.rand(n, generator=g) if self.zoom else None
             order, offsets, flips = order.to(self.device), offsets.to(self.device), flips.to(self.device)
         else:
             order = torch.arange(n, device=self.device)
@@ -416,4 +429,6 @@ class DeviceLoader:
                 sel = slice(step * self.batch_size, (step + 1) * self.batch_size)
                 xb = augment(xb, offsets[sel][self.rank::self.world], flips[sel][self.rank::self.world],
                              self.pad, self.pad_mode)
+                if scales is not None:
+                    xb = zoom_out(xb, scales[sel][self.rank::self.world].to(self.device))
             yield normalize(xb).contiguous(memory_format=self.memory_format), self.y[idx]

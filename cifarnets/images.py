@@ -147,17 +147,52 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def crop_and_resize(img: Image.Image, size: int = SIZE) -> Image.Image:
-    """Centre-crop to a square (keeping the aspect ratio, as CIFAR-10's objects are centred), then resize."""
+def _square(img: Image.Image, crop: float) -> Image.Image:
+    """The centre square (CIFAR-10's objects are centred), `crop` of the shorter side across; or with crop 0
+    the whole picture padded out to a square with its own mean colour."""
     w, h = img.size
-    if (w, h) == (size, size):
-        return img
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    return img.resize((size, size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side),
-                      reducing_gap=2.0)
+    if crop:
+        side = max(1, round(crop * min(w, h)))
+        left, top = (w - side) // 2, (h - side) // 2
+        return img.crop((left, top, left + side, top + side))
+    mean = tuple(int(v) for v in np.asarray(img.resize((8, 8), Image.Resampling.BOX)).reshape(-1, 3).mean(0))
+    return ImageOps.pad(img, (max(w, h), max(w, h)), color=mean)
 
 
-def to_array(img: Image.Image, size: int = SIZE) -> np.ndarray:
-    """(size, size, 3) uint8: exactly the pixels the networks get."""
-    return np.asarray(crop_and_resize(img, size), dtype=np.uint8)
+def _shrink(filter: Image.Resampling, crop: float = 1.0, jpeg: int = 0):
+    def prepare(img: Image.Image, size: int) -> Image.Image:
+        gap = None if filter == Image.Resampling.NEAREST else 2.0  # a box pre-shrink would antialias "nearest"
+        small = _square(img, crop).resize((size, size), filter, reducing_gap=gap)
+        if jpeg:  # as CIFAR-10's copy here was made: every image we train and test on is a JPEG at this quality
+            buffer = io.BytesIO()
+            small.save(buffer, "JPEG", quality=jpeg)
+            small = Image.open(buffer).convert("RGB")
+        return small
+    return prepare
+
+
+# Ways of turning a photo into the 32x32 picture the networks see; `python -m cifarnets photos` measures
+# each on real photos (docs/training.md, "Real photos"). Pillow's filters average over the whole
+# footprint when they shrink (antialiasing); "nearest" does not, to show what that is worth.
+PREPARATIONS = {
+    "crop, lanczos": _shrink(Image.Resampling.LANCZOS),
+    "crop, bicubic": _shrink(Image.Resampling.BICUBIC),
+    "crop, box": _shrink(Image.Resampling.BOX),
+    "crop, nearest": _shrink(Image.Resampling.NEAREST),
+    "pad, lanczos": _shrink(Image.Resampling.LANCZOS, crop=0),
+    "crop 90%, lanczos": _shrink(Image.Resampling.LANCZOS, crop=0.9),
+    "crop 80%, lanczos": _shrink(Image.Resampling.LANCZOS, crop=0.8),
+    "crop 70%, lanczos": _shrink(Image.Resampling.LANCZOS, crop=0.7),
+    "crop 80%, bicubic": _shrink(Image.Resampling.BICUBIC, crop=0.8),
+    "crop, lanczos, jpeg 75": _shrink(Image.Resampling.LANCZOS, jpeg=75),
+    "crop, bicubic, jpeg 75": _shrink(Image.Resampling.BICUBIC, jpeg=75),
+}
+PREPARATION = "crop, lanczos"  # what the app, `predict` and the data loader use
+
+
+def to_array(img: Image.Image, size: int = SIZE, preparation: str = PREPARATION) -> np.ndarray:
+    """(size, size, 3) uint8: exactly the pixels the networks get. A picture already that size (CIFAR-10's
+    own) is taken as it is."""
+    if img.size != (size, size):
+        img = PREPARATIONS[preparation](img, size)
+    return np.asarray(img, dtype=np.uint8)

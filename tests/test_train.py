@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -119,13 +120,14 @@ def test_sigterm_mid_run_saves_a_resumable_state_and_exits_zero(tiny_folder, tmp
 
 
 def test_warm_restarts_keep_the_earlier_cycles_and_peak_again():
-    restarted = recipes.get("modern", "resnet")
+    # how our first shipped ResNets were trained: 40 epochs, then two more cosine cycles
+    restarted = recipes.get("modern", "resnet", epochs=100, lr=0.2, restarts=((40, 0.1), (70, 0.05)))
     (first, _), (second, second_lr) = restarted.restarts
     steps = 10
-    for shorter in (recipes.get("modern", "resnet", epochs=first), recipes.get("modern", "resnet", epochs=second)):
+    for shorter in (replace(restarted, epochs=first), replace(restarted, epochs=second)):
         head = range(shorter.epochs * steps)  # an --epochs override runs the cycles it reaches, unchanged
         assert [restarted.lr_at(s, steps) for s in head] == [shorter.lr_at(s, steps) for s in head]
-    assert recipes.get("modern", "resnet", epochs=first).lr_at(first * steps - 1, steps) < 0.01 * restarted.lr
+    assert replace(restarted, epochs=first).lr_at(first * steps - 1, steps) < 0.01 * restarted.lr
     last = [restarted.lr_at(s, steps) for s in range(second * steps, restarted.epochs * steps)]
     assert max(last) == pytest.approx(second_lr) and last[-1] < 0.01 * second_lr
     as_stored = recipes.Recipe(**json.loads(json.dumps(restarted.to_dict())))  # restarts come back as lists
