@@ -146,19 +146,17 @@ def build(out: Path, debs: Path | None = None) -> list[tuple[Path, str]]:
         roots = {}
         for key, package in PACKAGES.items():
             roots[key] = Path(tmp) / key
-            if key == "skimage":
-                found = sorted((debs or Path(tmp)).glob("scikit_image-*.whl"))
-                if not found:
-                    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                                    "-d", tmp, package], check=True, capture_output=True)
-                    found = sorted(Path(tmp).glob("scikit_image-*.whl"))
-                zipfile.ZipFile(found[-1]).extractall(roots[key], [_SKIMAGE + "chelsea.png"])
-                continue
-            found = sorted((debs or Path(tmp)).glob(f"{package}_*.deb"))
+            wheel = key == "skimage"
+            pattern = "scikit_image-*.whl" if wheel else f"{package}_*.deb"
+            found = sorted((debs or Path(tmp)).glob(pattern))
             if not found:
-                subprocess.run(["apt-get", "download", package], cwd=tmp, check=True, capture_output=True)
-                found = sorted(Path(tmp).glob(f"{package}_*.deb"))
-            subprocess.run(["dpkg", "-x", str(found[-1]), str(roots[key])], check=True)
+                _fetch([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", tmp,
+                        package] if wheel else ["apt-get", "download", package], tmp)
+                found = sorted(Path(tmp).glob(pattern))
+            if wheel:
+                zipfile.ZipFile(found[-1]).extractall(roots[key], [_SKIMAGE + "chelsea.png"])
+            else:
+                subprocess.run(["dpkg", "-x", str(found[-1]), str(roots[key])], check=True)
         scenes = {k: [_scene(roots["scratch"] / _SCRATCH / "Backgrounds" / f, crop) for f, crop in v]
                   for k, v in SCENES.items()}
         written, used = [], {}
@@ -177,6 +175,15 @@ def build(out: Path, debs: Path | None = None) -> list[tuple[Path, str]]:
                 picture.convert("RGB").save(target)
                 written.append((target, label))
     return written
+
+
+def _fetch(command: list[str], where: str) -> None:
+    try:
+        subprocess.run(command, cwd=where, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        said = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
+        raise ValueError(f"{' '.join(command[:3])}... failed ({said[-1] if said else e}); "
+                         "or pass --debs with the files already downloaded") from None
 
 
 def _scene(path: Path, crop) -> Image.Image:
@@ -204,7 +211,7 @@ def load(folder: Path, classes: list[str]) -> tuple[list[Image.Image], np.ndarra
             labels.append(i)
             names.append(f"{c}/{f.name}")
     if not pictures:
-        raise FileNotFoundError(f"no pictures under {folder}/<class>/: build the set first (--build)")
+        raise ValueError(f"no pictures under {folder}/<class>/: make the set first with --build")
     return pictures, np.array(labels), names
 
 
@@ -216,7 +223,10 @@ def measure(folder: Path, entries: dict, preparations=None, views=(1, 2)) -> dic
     from .. import answering, images
     from ..predict import batch
 
-    entries = {k: e for k, e in entries.items() if e.ok}
+    loaded = {k: e for k, e in entries.items() if e.ok}
+    if not loaded:
+        raise ValueError("no network could be loaded: " + "; ".join(e.reason for e in entries.values()))
+    entries = loaded
     classes = next(iter(entries.values())).classes
     pictures, labels, _ = load(folder, classes)
     results = {}
