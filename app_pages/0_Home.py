@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from cifarnets.checkpoints import training_summary
 from cifarnets.ui import resources
 
 st.title("Four CIFAR-10 networks, side by side")
@@ -20,9 +21,8 @@ for col, entry in zip(st.columns(4), found.values(), strict=True):
             st.metric("Test accuracy", f"{entry.test_acc:.1%}" if entry.test_acc is not None else "n/a",
                       help="On the 10,000 test images, each averaged with its mirror image as Classify does. "
                            "The training curves show each image alone, about a point lower.")
-            recipe = entry.config.get("recipe", {}).get("name", "?")
-            st.caption(f"From {resources.source_text(entry)}: {recipe} recipe, {entry.config.get('epochs', '?')} "
-                       "epochs.")
+            st.caption(f"From {resources.source_text(entry)}: {training_summary(entry.config)}.",
+                       help=(entry.config.get("recipe") or {}).get("note") or None)
         else:
             st.warning(f"No checkpoint loaded: {entry.reason}")
 st.caption(f"Device in use: **{resources.device_text()}**")

@@ -72,6 +72,22 @@ def make_config(key: str, model: torch.nn.Module, *, classes: list[str], recipe:
     }
 
 
+def training_summary(config: dict) -> str:
+    """How a checkpoint was trained, in one line from its config.json: "modern recipe, 60 epochs in 7 min on
+    cpu (...)", naming a teacher it was distilled from. Whatever the config holds, a line comes back."""
+    recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
+    epochs, wall, device = config.get("epochs"), config.get("wall_s"), config.get("device")
+    line = f"{recipe.get('name', 'an unrecorded')} recipe, {epochs if isinstance(epochs, int) else '?'} epochs"
+    if isinstance(wall, (int, float)) and not isinstance(wall, bool) and wall >= 0:
+        line += f" in {wall / 3600:.1f} h" if wall >= 5400 else f" in {wall / 60:.0f} min"
+    if isinstance(device, str) and device:
+        line += f" on {device}"
+    teacher = config.get("teacher")
+    if isinstance(teacher, dict) and teacher.get("model"):
+        line += f", distilled from the {label(teacher['model']) if teacher['model'] in MODELS else teacher['model']}"
+    return line
+
+
 def read_config(folder: str | Path) -> dict:
     path = Path(folder) / CONFIG_FILE
     if not path.exists():

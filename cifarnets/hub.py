@@ -267,7 +267,7 @@ def model_card(repo_id: str, model: torch.nn.Module, config: dict, history: list
     sections = [
         f"# {label(key)} for CIFAR-10 (cifarnets)",
         f"The `{key}` network of cifarnets: `{type(model).__name__}`, {count_params(model):,} parameters, "
-        f"trained for {config.get('epochs', '?')} epochs on {config.get('device', 'an unrecorded device')}. "
+        f"trained with the {ckpt.training_summary(config)}. "
         "Weights are safetensors; `config.json` holds the recipe, data and metrics, `history.json` one row per epoch.",
         _usage(repo_id, key),
         "## Architecture\n\n```text\n" + str(model) + "\n```",

@@ -362,6 +362,7 @@ class _Run:
                                  device=describe(self.dev) + (f" x{self.world}" if self.world > 1 else ""),
                                  epochs_done=epoch + 1, seed=self.seed)
             config["data"].pop("classes")
+            config["wall_s"] = round(sum(r["seconds"] for r in self.history), 1)  # training and evaluation, all epochs
             if self.teacher:
                 config["teacher"] = self.teacher[1]
             # The public checkpoint first, the resume state last: a kill between the two then repeats

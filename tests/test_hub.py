@@ -253,7 +253,7 @@ def test_app_loads_networks_from_the_hf_cache_offline_strictly(tmp_path, app_env
     at = home("resnet=alice/cifarnets-resnet,densenet=hf://alice/cifarnets-densenet,"
               "se_resnet=alice/cifarnets-se_resnet@v2", monkeypatch)
     said = cards(at)
-    assert said["CNN"] == "50.0% From the shipped checkpoint: modern recipe, 3 epochs."  # not named in the spec
+    assert said["CNN"] == "50.0% From the shipped checkpoint: modern recipe, 3 epochs on cpu."  # not named in the spec
     assert said["ResNet"].startswith("45.7% From the Hugging Face Hub repository `alice/cifarnets-resnet`")
     assert "No checkpoint loaded" in said["DenseNet"] and "1 unexpected tensor(s), e.g. extra" in said["DenseNet"]
     assert said["SE-ResNet"].startswith("80.0% From the shipped checkpoint, because `alice/cifarnets-se_resnet@v2`")
@@ -308,6 +308,7 @@ def test_push_uploads_exactly_the_checkpoint_files_and_a_card(tmp_path):
     assert "# ResNet for CIFAR-10" in body and "`ResNet`, 175,258 parameters" in body
     assert "```text\n" + str(build("resnet")) + "\n```" in body
     assert "## Recipe: modern" in body and "| optimizer | sgd |" in body and "`tiny.tar.gz`" in body
+    assert "trained with the modern recipe, 2 epochs on cpu." in body
     assert "Test accuracy **45.67%** on 1,000 test images" in body
     assert "| airplane | 0.0% |" in body and "| truck | 90.0% |" in body
     assert "| 2 | 1.0000 | 40.00% | 0.9500 | 42.00% | 0.025 |" in body
@@ -444,3 +445,15 @@ def test_nothing_reaches_the_network_on_import():
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {"PYTHONPATH": str(REPO_ROOT)}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
+
+
+def test_how_a_checkpoint_was_trained_reads_in_one_line_whatever_its_config_holds():
+    config = {"recipe": {"name": "modern"}, "epochs": 100, "wall_s": 9000.0, "device": "cpu (X, AVX2, 1 thread)",
+              "teacher": {"model": "resnet", "test_acc": 0.9}}
+    assert ckpt.training_summary(config) == ("modern recipe, 100 epochs in 2.5 h on cpu (X, AVX2, 1 thread), "
+                                             "distilled from the ResNet")
+    assert ckpt.training_summary({"recipe": {"name": "fast"}, "epochs": 5, "wall_s": 130}) == \
+        "fast recipe, 5 epochs in 2 min"
+    for hostile in ({}, {"recipe": "x", "epochs": "y", "wall_s": True, "device": 3, "teacher": ["resnet"]},
+                    {"recipe": None, "wall_s": -1, "teacher": {"model": "../x"}}):
+        assert ckpt.training_summary(hostile).startswith(("an unrecorded recipe, ? epochs", "an unrecorded recipe"))
