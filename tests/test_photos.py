@@ -102,8 +102,8 @@ def test_photos_measures_each_preparation_and_view_count_on_a_set(tmp_path):
     rng = np.random.default_rng(1)
     for label in ("cat", "ship"):
         (tmp_path / label).mkdir()
-        for i in range(2):
-            Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(tmp_path / label / f"{i}.png")
+        for name in ("photo", "cutout-50%"):
+            Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(tmp_path / label / f"{name}.png")
     out = subprocess.run([sys.executable, "-m", "cifarnets", "photos", str(tmp_path), "--views", "1", "2", "--json"],
                          capture_output=True, text=True, check=True).stdout
     results = json.loads(out)
@@ -114,6 +114,7 @@ def test_photos_measures_each_preparation_and_view_count_on_a_set(tmp_path):
             assert set(by_views) == {"1", "2"}
             for r in by_views.values():
                 assert r["n"] == 4 and 0 <= r["correct"] <= 4 and 0 <= r["accuracy"] <= 1
+                assert set(r["by_framing"]) == {"photo", "50%"}
 
 
 def test_photos_says_how_to_make_the_set_when_there_is_none(tmp_path):

@@ -216,8 +216,9 @@ def load(folder: Path, classes: list[str]) -> tuple[list[Image.Image], np.ndarra
 
 
 def measure(folder: Path, entries: dict, preparations=None, views=(1, 2)) -> dict:
-    """{key: {preparation: {views: {"accuracy": class-balanced, "correct": n, "n": n}}}} for every loaded
-    network in `entries` (checkpoints.discover's) on the set in `folder`."""
+    """{key: {preparation: {views: {"accuracy": class-balanced, "correct": n, "n": n, "by_framing": {...}}}}}
+    for every loaded network in `entries` (checkpoints.discover's) on the set in `folder`. by_framing: the
+    share right among the cut-outs at each framing ("50%", ...) and among the whole photos ("photo")."""
     import torch
 
     from .. import answering, images
@@ -228,7 +229,8 @@ def measure(folder: Path, entries: dict, preparations=None, views=(1, 2)) -> dic
         raise ValueError("no network could be loaded: " + "; ".join(e.reason for e in entries.values()))
     entries = loaded
     classes = next(iter(entries.values())).classes
-    pictures, labels, _ = load(folder, classes)
+    pictures, labels, names = load(folder, classes)
+    framing = np.array([n.rsplit("-", 1)[-1].removesuffix(".png") if n.endswith("%.png") else "photo" for n in names])
     results = {}
     for name in preparations or images.PREPARATIONS:
         x = batch([images.to_array(p, preparation=name) for p in pictures])
@@ -239,7 +241,8 @@ def measure(folder: Path, entries: dict, preparations=None, views=(1, 2)) -> dic
                 guess = answering.average(logits).argmax(1).numpy()
                 per_class = [float((guess[labels == c] == c).mean()) for c in np.unique(labels)]
                 results.setdefault(key, {}).setdefault(name, {})[n] = {
-                    "accuracy": float(np.mean(per_class)), "correct": int((guess == labels).sum()), "n": len(labels)}
+                    "accuracy": float(np.mean(per_class)), "correct": int((guess == labels).sum()), "n": len(labels),
+                    "by_framing": {f: float((guess == labels)[framing == f].mean()) for f in sorted(set(framing))}}
     return results
 
 
