@@ -13,12 +13,14 @@ cd "$(dirname "$0")/.."
 runs=${RUNS:-$HOME/cifarnets-runs}
 data=${CIFARNETS_DATA:-../shared/data/cifar10-jpeg.tar.gz}
 recipe=${RECIPE:-modern}
+python=${PYTHON:-python}
+read -r -a extra <<< "${TRAIN_ARGS:-}"  # e.g. TRAIN_ARGS="--device cuda"
 mkdir -p "$runs"
 for key in "$@"; do
     out="$runs/$key"
     resume=()
     [ -f "$out/train_state.pt" ] && resume=(--resume)
     echo "$(date -u +%FT%TZ) $key: ${resume[*]:-starting}" >&2
-    python -m cifarnets train --model "$key" --recipe "$recipe" --data "$data" --out "$out" "${resume[@]}" \
+    "$python" -m cifarnets train --model "$key" --recipe "$recipe" --data "$data" --out "$out" "${resume[@]}" "${extra[@]}" \
         || echo "$(date -u +%FT%TZ) $key: exited $?" >&2
 done

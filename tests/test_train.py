@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,3 +150,20 @@ def test_a_networks_answer_is_the_same_for_an_image_and_its_mirror():
     assert torch.allclose(averaged, averaged_of_mirror, atol=1e-6)
     assert torch.allclose(averaged, (single + single_of_mirror) / 2, atol=1e-6)
     assert not torch.allclose(single, single_of_mirror, atol=1e-4)  # a random network is not symmetric
+
+
+def test_the_retrain_script_continues_a_saved_run_and_starts_one_without_a_state(tiny_folder, tmp_path):
+    """scripts/retrain.sh, as a session that stopped mid-run leaves it: run again, it resumes; on a new
+    machine (no resume state), it starts over."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "retrain.sh"
+    env = os.environ | {"RUNS": str(tmp_path / "runs"), "CIFARNETS_DATA": str(tiny_folder), "RECIPE": "fast",
+                        "TRAIN_ARGS": "--epochs 1 --batch-size 8", "PYTHON": sys.executable}
+    run = lambda: subprocess.run(["bash", str(script), "cnn"], env=env, capture_output=True, text=True, check=True)
+    assert "cnn: starting" in run().stderr
+    out = tmp_path / "runs" / "cnn"
+    assert read_state(out)["epoch"] == 1 and (out / checkpoints.MODEL_FILE).exists()
+    again = run().stderr
+    assert "cnn: --resume" in again and "exited" not in again
+    assert len(json.loads((out / checkpoints.HISTORY_FILE).read_text())) == 1  # finished: nothing trained twice
+    (out / "train_state.pt").unlink()  # what a new machine has: the checkpoint maybe, no resume state
+    assert "cnn: starting" in run().stderr
