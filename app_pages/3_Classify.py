@@ -17,8 +17,9 @@ resources.notice_hub()
 resources.notice_missing(found)
 files = gather_inputs()
 if not files:
-    st.caption("Upload images, pick an example or take a picture: each is shrunk to the 32x32 input the networks "
-               "were trained on, and all four networks say what they see.")
+    st.caption("Upload images, pick an example or take a picture: the middle of each is shrunk to the 32x32 input "
+               "the networks were trained on, framed about as tightly as CIFAR-10 frames its objects, and all four "
+               "networks say what they see.")
     st.stop()
 
 tick = time.perf_counter()
