@@ -3,7 +3,7 @@
 Each kind is something a user really uploads that is none of CIFAR-10's ten classes: noise (the
 issue's noise GIF), plain colours, colour gradients, screenshots of text, real photographs of other
 things, and faces. Every picture is drawn at an upload's size and goes through the uploads' own path
-(`images.to_array`: centre crop, LANCZOS to 32x32), so the networks see what they would see on
+(`images.to_array`, the centre shrunk to 32x32), so the networks see what they would see on
 Classify. The photos and faces are the sample data scikit-image ships in its wheel (a dev
 dependency); nothing is downloaded.
 """
