@@ -2,18 +2,19 @@
 
 CIFAR-10's test split is 32x32; users upload photos. No labelled photos ship with the project
 (licences, size), so `build` makes a set from packages that carry photos: GCompris's activity
-photos, Tux Paint's stamps (photos cut out of their background), Scratch 1.4's media (photo sprites
-and backgrounds) and scikit-image's cat. Each cut-out is pasted onto one of Scratch's background photos that suits
-it (cars on a road, boats on water, aeroplanes in the sky, animals in the country), at the size a
-photographer would frame it, so every picture has a real scene around its object.
+photos, Tux Paint's stamps (photos cut out of their background), Scratch 1.4's media (photo
+sprites and backgrounds) and scikit-image's cat. Each cut-out is pasted onto one of Scratch's
+background photos that suits it (cars on a road, boats on water, aeroplanes in the sky, animals in
+the country), at three framings, so every picture has a real scene around its object.
 
     python -m cifarnets photos --build ~/cifarnets-photos   # downloads ~230 MB of packages, once
     python -m cifarnets photos ~/cifarnets-photos           # each network, each way of preparing
 
 `measure` answers the set once per way of turning a photo into 32x32 (`images.PREPARATIONS`) and
 per number of views, so what moves real-photo accuracy is measured, not guessed. The set is small
-(44 cut-outs at three framings and 12 photos: 144 pictures, 3 to 68 per class): each class counts equally in the
-accuracy we report, and one picture more or less right in a class of six moves it by 1.7 points.
+(44 cut-outs at three framings and 12 photos: 144 pictures, 3 to 68 per class): each class counts
+equally in the accuracy we report, and one picture more or less right in a class of six moves the
+mean by 1.7 points. docs/photos.md has what it measured.
 """
 
 from __future__ import annotations
