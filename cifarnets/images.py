@@ -147,12 +147,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _square(img: Image.Image, crop: float) -> Image.Image:
+def _square(img: Image.Image, crop: float, size: int) -> Image.Image:
     """The centre square (CIFAR-10's objects are centred), `crop` of the shorter side across; or with crop 0
     the whole picture padded out to a square with its own mean colour."""
     w, h = img.size
     if crop:
-        side = max(1, round(crop * min(w, h)))
+        # never closer than the picture's own pixels allow: a small picture (an icon, a thumbnail) is not
+        # blown up further to be cropped, it is taken whole
+        side = max(1, min(min(w, h), max(round(crop * min(w, h)), size)))
         left, top = (w - side) // 2, (h - side) // 2
         return img.crop((left, top, left + side, top + side))
     mean = tuple(int(v) for v in np.asarray(img.resize((8, 8), Image.Resampling.BOX)).reshape(-1, 3).mean(0))
@@ -162,7 +164,7 @@ def _square(img: Image.Image, crop: float) -> Image.Image:
 def _shrink(filter: Image.Resampling, crop: float = 1.0, jpeg: int = 0):
     def prepare(img: Image.Image, size: int) -> Image.Image:
         gap = None if filter == Image.Resampling.NEAREST else 2.0  # a box pre-shrink would antialias "nearest"
-        small = _square(img, crop).resize((size, size), filter, reducing_gap=gap)
+        small = _square(img, crop, size).resize((size, size), filter, reducing_gap=gap)
         if jpeg:  # as CIFAR-10's copy here was made: every image we train and test on is a JPEG at this quality
             buffer = io.BytesIO()
             small.save(buffer, "JPEG", quality=jpeg)

@@ -121,3 +121,12 @@ def test_photos_says_how_to_make_the_set_when_there_is_none(tmp_path):
     run = subprocess.run([sys.executable, "-m", "cifarnets", "photos", str(tmp_path / "none")],
                          capture_output=True, text=True)
     assert run.returncode == 1 and "--build" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_small_picture_is_taken_whole_not_blown_up_to_be_cropped():
+    rng = np.random.default_rng(2)
+    small = Image.fromarray(rng.integers(0, 256, (24, 30, 3), dtype=np.uint8))
+    whole = images.PREPARATIONS["crop, lanczos"](small, 32)
+    assert (np.asarray(images.to_array(small)) == np.asarray(whole)).all()  # under 32 across: the whole square
+    photo = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    assert not (images.to_array(photo) == np.asarray(images.PREPARATIONS["crop, lanczos"](photo, 32))).all()
