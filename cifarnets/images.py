@@ -174,7 +174,7 @@ def _shrink(filter: Image.Resampling, crop: float = 1.0, jpeg: int = 0):
 
 
 # Ways of turning a photo into the 32x32 picture the networks see; `python -m cifarnets photos` measures
-# each on real photos (docs/training.md, "Real photos"). Pillow's filters average over the whole
+# each on real photos (docs/photos.md). Pillow's filters average over the whole
 # footprint when they shrink (antialiasing); "nearest" does not, to show what that is worth.
 PREPARATIONS = {
     "crop, lanczos": _shrink(Image.Resampling.LANCZOS),
@@ -190,8 +190,8 @@ PREPARATIONS = {
     "crop, bicubic, jpeg 75": _shrink(Image.Resampling.BICUBIC, jpeg=75),
 }
 # What the app, `predict` and the data loader use. CIFAR-10 frames its objects tightly; photos frame them
-# looser, so the centre 80% of the square: on our real-photo check that was worth 4 to 11 points per network
-# over the whole square (docs/training.md, "Real photos"). CIFAR-10's own 32x32 images are taken whole.
+# looser, so the centre 80% of the square: on our real-photo check that was worth 1 to 11 points per network
+# over the whole square (docs/photos.md). CIFAR-10's own 32x32 images are taken whole.
 PREPARATION = "crop 80%, lanczos"
 
 

@@ -35,7 +35,7 @@ class Recipe:
     pad: int = 4  # translation by up to this many pixels each way
     pad_mode: str = "constant"  # "constant": black edges; "reflect": the image mirrored at its edges
     # > 0: each image also shrunk by a random share up to this (0.25: to 24-32 pixels across), its edges
-    # reflected around it, as objects in photos are framed looser than CIFAR-10's (docs/training.md, "Real photos")
+    # reflected around it, as objects in photos are framed looser than CIFAR-10's (docs/photos.md)
     zoom_out: float = 0.0
     flip: str = "random"  # "random": each image mirrored with p 1/2 each epoch; "alternate": every other epoch
     bias_lr_scale: float = 1.0  # BatchNorm weights and biases step at this multiple of the lr (no weight decay)
