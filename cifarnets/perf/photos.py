@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .. import hub
 from ..cliargs import add_checkpoints_arg
 
 # Debian packages, and one wheel from PyPI (scikit-image's sample photos: Chelsea the cat)
@@ -238,8 +239,7 @@ def measure(folder: Path, entries: dict, preparations=None, views=(1, 2)) -> dic
         for key, entry in entries.items():
             for n in views:
                 with torch.no_grad():
-                    logits = answering.logits_of_views(entry.model, x, n).view(n, len(x), -1)
-                guess = answering.average(logits).argmax(1).numpy()
+                    guess = answering.answer(entry.model, x, n)[1].argmax(1).numpy()
                 per_class = [float((guess[labels == c] == c).mean()) for c in np.unique(labels)]
                 results.setdefault(key, {}).setdefault(name, {})[n] = {
                     "accuracy": float(np.mean(per_class)), "correct": int((guess == labels).sum()), "n": len(labels),
@@ -255,7 +255,7 @@ def add_parser(sub) -> None:
     p.add_argument("--debs", type=Path, help="with --build: take the .deb files from this folder")
     p.add_argument("--views", type=int, nargs="+", default=[1, 2], help="views per answer to try (default 1 2)")
     add_checkpoints_arg(p)
-    p.add_argument("--use", nargs="*", default=[], metavar="KEY=FOLDER", help="a network's checkpoint from elsewhere")
+    hub.add_hub_arg(p)  # KEY=FOLDER takes a network from a run folder
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -267,8 +267,8 @@ def run(args) -> int:
         if args.folder.exists():
             shutil.rmtree(args.folder)
         print(f"wrote {len(build(args.folder, args.debs))} pictures to {args.folder}", file=sys.stderr)
-    overrides = dict(item.split("=", 1) for item in args.use)
-    results = measure(args.folder, discover(args.checkpoints, overrides=overrides), views=args.views)
+    results = measure(args.folder, discover(args.checkpoints, overrides=hub.cli_overrides(args.hub)),
+                      views=args.views)
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
