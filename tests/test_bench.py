@@ -33,10 +33,11 @@ def test_bench_prints_the_issue_json_on_tiny_settings(tmp_path):
     assert result["cnn"]["gflop_per_img"] > result["cnn"]["gflop_fwd_per_img"] > 0
     # the share of peak is against the precision training computes in, whose peak is always measured
     assert result["precision"] in result["peak_gflop_per_cpu_s"] and "fp32" in result["peak_gflop_per_cpu_s"]
+    # Both figures are printed rounded (to 0.1 and 0.01), so they agree to half that step, however small they are.
     assert result["cnn"]["ours_pct_of_peak"] == pytest.approx(
-        100 * result["cnn"]["ours_gflop_per_cpu_s"] / result["peak_gflop_per_cpu_s"][result["precision"]], rel=0.02)
+        100 * result["cnn"]["ours_gflop_per_cpu_s"] / result["peak_gflop_per_cpu_s"][result["precision"]], abs=0.051)
     assert result["cnn"]["ratio"] == pytest.approx(result["cnn"]["ours_img_s"] / result["cnn"]["reference_img_s"],
-                                                   rel=0.01)
+                                                   rel=0.01, abs=0.0051)
     assert result["infer_ms_all4"] > 0 and result["cold_start_s"] > 0
     assert result["device"].startswith("cpu (") and result["threads"] >= 1  # names the CPU and its instructions
     assert result["data"].startswith("generated") and set(result["models_from"].values()) == {"fresh"}
