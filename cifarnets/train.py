@@ -262,7 +262,7 @@ class _Run:
                 raise TrainingError(f"{self.out / STATE_FILE} does not fit a {self.key!r} network "
                                     f"({str(e).splitlines()[0][:100]}); delete it to start over") from None
         self.answering = self.average.model if self.average else self.model
-        self.teacher = load_teacher(self.recipe, dev)
+        self.teacher = load_teacher(self.recipe, dev, self.dataset.classes)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
@@ -387,8 +387,9 @@ class _Run:
         return {"state": "stopped", "epoch": epoch, "step": step, "history": self.history}
 
 
-def load_teacher(recipe: Recipe, dev: torch.device) -> tuple[torch.nn.Module, dict] | None:
-    """The trained network a recipe distils from, from the checkpoints folder, and what to record of it."""
+def load_teacher(recipe: Recipe, dev: torch.device, classes: list[str]) -> tuple[torch.nn.Module, dict] | None:
+    """The trained network a recipe distils from, from the checkpoints folder, and what to record of it.
+    Its answers are only a target for data of the same classes, in the same order."""
     if not recipe.teacher:
         return None
     folder = checkpoints_dir() / recipe.teacher
@@ -397,6 +398,11 @@ def load_teacher(recipe: Recipe, dev: torch.device) -> tuple[torch.nn.Module, di
     except CheckpointError as e:
         raise TrainingError(f"the recipe distils from the {recipe.teacher!r} network, "
                             f"which cannot be loaded: {e}") from None
+    if list(config.get("classes") or []) != list(classes):
+        raise TrainingError(f"the {recipe.name} recipe distils from the {recipe.teacher!r} network, which knows "
+                            f"{len(config.get('classes') or [])} classes, not this data's {len(classes)} "
+                            f"({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''}); "
+                            "train it with a recipe without a teacher, such as fast")
     acc = config.get("metrics", {}).get("test_acc")
     return place(model, dev), {"model": recipe.teacher, "folder": str(folder), "test_acc": acc,
                                "epochs": config.get("epochs"), "date": config.get("date")}

@@ -106,6 +106,12 @@ def test_distillation_reads_the_teacher_and_records_it(tiny_folder, tmp_path, mo
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "nowhere"))
     with pytest.raises(Exception, match="distils from the 'resnet' network"):
         fit("cnn", recipe, ds, tmp_path / "orphan", device="cpu")
+    # A teacher of other classes (or the same in another order) has no answer to teach: refused, not misread.
+    config["classes"] = list(reversed(ds.classes))
+    checkpoints.save_checkpoint(tmp_path / "other" / "resnet", teacher, config, [])
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "other"))
+    with pytest.raises(Exception, match="not this data's .*without a teacher"):
+        fit("cnn", recipe, ds, tmp_path / "strange", device="cpu")
 
 
 def test_two_views_are_the_image_and_its_mirror():

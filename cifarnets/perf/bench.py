@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     b.add_argument("--steps", type=int, default=30,
                    help=f"timed optimizer steps per pipeline and network after warm-up, in {ROUNDS} rounds "
                         "(default 30)")
-    b.add_argument("--batch-size", type=int, help="default: the modern recipe's (256)")
+    b.add_argument("--batch-size", type=int, help="default: the modern recipe's")
     b.add_argument("--threads", type=int, help="compute threads for both pipelines (default: what training "
                                                "would take: the idle cores, see cifarnets/threads.py)")
     b.add_argument("--data", help="measure on this data set (default: $CIFARNETS_DATA, else ./data, "
