@@ -381,6 +381,17 @@ def zoom_out(x: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
+def cut_out(x: torch.Tensor, centres: torch.Tensor, side: int) -> torch.Tensor:
+    """Each normalised image with a `side`-pixel square around its (row, col) in `centres` set to zero, the
+    data's mean; a square near an edge is clipped by it (Cutout: DeVries & Taylor 2017)."""
+    h, w = x.shape[-2:]
+    top_left = (centres - side // 2).view(len(x), 2, 1)
+    rows = torch.arange(h, device=x.device).view(1, h) - top_left[:, 0]
+    cols = torch.arange(w, device=x.device).view(1, w) - top_left[:, 1]
+    inside = ((rows >= 0) & (rows < side))[:, :, None] & ((cols >= 0) & (cols < side))[:, None, :]
+    return x.masked_fill(inside[:, None], 0.0)
+
+
 class DeviceLoader:
     """A split moved to the device once; batches are index gathers there, augmentation included.
 
@@ -390,7 +401,8 @@ class DeviceLoader:
 
     def __init__(self, split: Split, batch_size: int, device: torch.device | str, *, train: bool,
                  augment: bool = False, pad: int = 4, pad_mode: str = "constant", flip: str = "random",
-                 zoom: float = 0.0, rank: int = 0, world: int = 1, channels_last: bool = False) -> None:
+                 zoom: float = 0.0, cutout: int = 0, rank: int = 0, world: int = 1,
+                 channels_last: bool = False) -> None:
         self.x = split.x.to(device)
         self.y = split.y.to(device)
         self.batch_size = batch_size
@@ -398,7 +410,7 @@ class DeviceLoader:
         self.train, self.augment = train, augment and train
         if flip not in ("random", "alternate"):
             raise ValueError(f"unknown flip {flip!r}: random or alternate")
-        self.pad, self.pad_mode, self.flip, self.zoom = pad, pad_mode, flip, zoom
+        self.pad, self.pad_mode, self.flip, self.zoom, self.cutout = pad, pad_mode, flip, zoom, cutout
         self.rank, self.world = rank, world
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -419,6 +431,8 @@ class DeviceLoader:
                 flips = first[order] ^ bool(epoch % 2)
             # drawn only when asked for, so recipes without it keep their exact sequence of crops and flips
             scales = 1 - self.zoom * torch.rand(n, generator=g) if self.zoom else None
+            centres = (torch.randint(0, self.x.shape[-1], (n, 2), generator=g).to(self.device)
+                       if self.cutout else None)
             order, offsets, flips = order.to(self.device), offsets.to(self.device), flips.to(self.device)
         else:
             order = torch.arange(n, device=self.device)
@@ -431,4 +445,7 @@ class DeviceLoader:
                              self.pad, self.pad_mode)
                 if scales is not None:
                     xb = zoom_out(xb, scales[sel][self.rank::self.world].to(self.device))
-            yield normalize(xb).contiguous(memory_format=self.memory_format), self.y[idx]
+            xb = normalize(xb)
+            if self.augment and centres is not None:
+                xb = cut_out(xb, centres[sel][self.rank::self.world], self.cutout)
+            yield xb.contiguous(memory_format=self.memory_format), self.y[idx]

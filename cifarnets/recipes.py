@@ -37,6 +37,7 @@ class Recipe:
     # > 0: each image also shrunk by a random share up to this (0.25: to 24-32 pixels across), its edges
     # reflected around it, as objects in photos are framed looser than CIFAR-10's (docs/photos.md)
     zoom_out: float = 0.0
+    cutout: int = 0  # > 0: a square of this many pixels a side blanked at a random place in each image
     flip: str = "random"  # "random": each image mirrored with p 1/2 each epoch; "alternate": every other epoch
     bias_lr_scale: float = 1.0  # BatchNorm weights and biases step at this multiple of the lr (no weight decay)
     ema: float = 0.0  # > 0: an exponential average of the weights (this decay per step) is evaluated and saved

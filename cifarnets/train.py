@@ -269,7 +269,8 @@ class _Run:
         loader = dict(rank=self.rank, world=self.world, channels_last=CHANNELS_LAST)
         r = self.recipe
         self.train_loader = DeviceLoader(self.dataset.train, r.batch_size, dev, train=True, augment=r.augment,
-                                         pad=r.pad, pad_mode=r.pad_mode, flip=r.flip, zoom=r.zoom_out, **loader)
+                                         pad=r.pad, pad_mode=r.pad_mode, flip=r.flip, zoom=r.zoom_out,
+                                         cutout=r.cutout, **loader)
         self.test_loader = DeviceLoader(self.dataset.test, 1000, dev, train=False, **loader)
         self.steps = len(self.train_loader)
         if self.steps == 0:

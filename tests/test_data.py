@@ -160,3 +160,26 @@ def test_batches_are_normalised_floats(tiny_folder):
     xb, yb = next(data.DeviceLoader(ds.test, 10, "cpu", train=False).batches())
     assert xb.dtype == torch.float32 and xb.shape == (10, 3, 32, 32) and yb.dtype == torch.int64
     assert float(xb.abs().max()) < 3.5 and np.isfinite(xb.numpy()).all()
+
+
+def test_cutout_blanks_one_square_clipped_by_the_edges():
+    x = torch.ones(3, 3, 32, 32)
+    out = data.cut_out(x, torch.tensor([[16, 16], [0, 0], [31, 5]]), 8)
+    blank = out[:, 0] == 0
+    assert torch.equal(blank[0], torch.zeros(32, 32, dtype=torch.bool).index_fill(0, torch.arange(12, 20), True)
+                       & torch.zeros(32, 32, dtype=torch.bool).index_fill(1, torch.arange(12, 20), True))
+    assert blank[1].sum() == 16 and blank[1, :4, :4].all()  # centred on the corner: a quarter of the square
+    assert blank[2].sum() == 5 * 8 and blank[2, 27:, 1:9].all()
+    assert (out[:, 1:] == 0).equal(out[:, :1].expand(3, 2, 32, 32) == 0)  # every channel alike
+
+
+def test_cutout_is_drawn_only_for_training_and_only_when_asked(tiny_folder):
+    ds = data.load(tiny_folder)
+    plain, cut = (data.DeviceLoader(ds.train, 8, "cpu", train=True, augment=True, cutout=c) for c in (0, 8))
+    (xp, yp), (xc, yc) = next(plain.batches(epoch=1)), next(cut.batches(epoch=1))
+    assert torch.equal(yp, yc)  # the same order, crops and flips: cutout draws its squares after them
+    changed = (xp != xc).any(1)
+    assert changed.any() and torch.equal(xc[:, 0][changed], torch.zeros(int(changed.sum())))
+    assert all(changed[i].sum() <= 64 for i in range(8))
+    test = data.DeviceLoader(ds.test, 8, "cpu", train=False, augment=True, cutout=8)
+    assert torch.equal(next(test.batches())[0], next(data.DeviceLoader(ds.test, 8, "cpu", train=False).batches())[0])
