@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cifarnets import checkpoints, data
+from cifarnets import CIFAR10_CLASSES, checkpoints, data, recipes
 from cifarnets.answering import PRECISION
 from cifarnets.models import KEYS
 from cifarnets.train import evaluate
@@ -47,3 +47,13 @@ def test_shipped_checkpoints_reach_the_accuracy_they_claim():
         checked += 1
     if not checked:
         pytest.skip("no shipped checkpoints yet")
+
+
+@pytest.mark.parametrize("recipe", sorted(recipes.RECIPES))
+def test_every_teacher_a_recipe_names_is_shipped_and_knows_cifar10(recipe):
+    """A recipe that distils (the modern DenseNet's) needs its teacher in checkpoints/, or training it fails."""
+    for key, r in recipes.RECIPES[recipe].items():
+        if r.teacher:
+            _, config = checkpoints.load_checkpoint(SHIPPED / r.teacher, expected_key=r.teacher)
+            assert config["classes"] == list(CIFAR10_CLASSES), (recipe, key)
+            assert "teacher" not in config, f"{r.teacher} is itself distilled: a chain no one can retrain"
