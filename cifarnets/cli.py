@@ -61,6 +61,9 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     t.add_argument("--lr", type=float, help="override the recipe's (peak) learning rate")
     t.add_argument("--batch-size", type=int, help="override the recipe's batch size (global, across ranks)")
+    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override any other recipe field (see cifarnets/recipes.py), e.g. --set cutout=8; "
+                        "repeatable, and recorded in the run's config.json like the rest of the recipe")
     add_data_arg(t)
     t.add_argument("--out", help="run folder (default runs/<model>-<recipe>-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
@@ -123,8 +126,9 @@ def cmd_train(args) -> int:
     from .train import fit
 
     # An extra network trains with the recipe of the report network it derives from.
-    recipe = recipes.get(args.recipe, recipe_key(args.model), epochs=args.epochs, lr=args.lr,
-                         batch_size=args.batch_size)
+    named = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size}
+    recipe = recipes.get(args.recipe, recipe_key(args.model),
+                         **recipes.settings(args.set) | {k: v for k, v in named.items() if v is not None})
     if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
         raise ValueError("--epochs and --batch-size must be at least 1, and --lr above 0")
     out = Path(args.out or f"runs/{args.model}-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")

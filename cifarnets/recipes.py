@@ -8,6 +8,7 @@ override from the CLI or the sidebar (epochs, lr, batch size) is a field here.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, replace
 
@@ -155,3 +156,21 @@ def get(name: str, key: str, **overrides) -> Recipe:
     if recipe is None:
         raise KeyError(f"recipe {name!r} has no entry for network {key!r}")
     return replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def settings(pairs: list[str]) -> dict:
+    """`--set FIELD=VALUE` pairs (train, speedrun) as typed overrides for `get`."""
+    fields = {f.name: f.type for f in dataclasses.fields(Recipe)}
+    out = {}
+    for setting in pairs:
+        name, sep, text = setting.partition("=")
+        if not sep or name not in fields or name in ("name", "note", "restarts"):
+            raise ValueError(f"--set {setting!r}: FIELD=VALUE with a recipe field, e.g. flip=random or ema=0.99")
+        kind = fields[name]
+        try:
+            out[name] = (text.lower() in ("1", "true", "yes") if kind == "bool" else
+                         int(text) if kind == "int" else float(text) if kind == "float" else text)
+        except ValueError:
+            number = "a whole number" if kind == "int" else "a number"
+            raise ValueError(f"--set {setting!r}: {name} takes {number}") from None
+    return out

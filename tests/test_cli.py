@@ -26,9 +26,14 @@ def test_summary_json(capsys):
 def test_train_evaluate_predict_end_to_end(tiny_folder, tmp_path):
     run = tmp_path / "checkpoints" / "cnn"
     r = cli("train", "--model", "cnn", "--recipe", "report", "--epochs", "2", "--batch-size", "16",
-            "--data", str(tiny_folder), "--out", str(run), "--device", "cpu")
+            "--set", "cutout=4", "--set", "epochs=5", "--data", str(tiny_folder), "--out", str(run), "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert "epoch   2/2" in r.stderr and "finished: test accuracy" in r.stderr
+    recipe = json.loads((run / "config.json").read_text())["recipe"]  # --epochs wins over --set epochs=
+    assert (recipe["name"], recipe["cutout"], recipe["epochs"], recipe["optimizer"]) == ("report", 4, 2, "adam")
+    bad = cli("train", "--model", "cnn", "--set", "cutout=big", "--data", str(tiny_folder),
+              "--out", str(tmp_path / "x"))
+    assert bad.returncode == 1 and "cutout takes a whole number" in bad.stderr and not (tmp_path / "x").exists()
 
     r = cli("evaluate", "--checkpoint", str(run), "--data", str(tiny_folder), "--json")
     assert r.returncode == 0, r.stderr

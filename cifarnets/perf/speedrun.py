@@ -8,7 +8,6 @@ the same machine, so their figures compare; the machine is printed with them.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 import sys
@@ -61,23 +60,6 @@ def target_for(target: str, key: str) -> float:
     return value
 
 
-def variation(settings: list[str]) -> dict:
-    """--set FIELD=VALUE pairs as typed recipe overrides."""
-    fields = {f.name: f.type for f in dataclasses.fields(recipes.Recipe)}
-    out = {}
-    for setting in settings:
-        name, sep, text = setting.partition("=")
-        if not sep or name not in fields or name in ("name", "note", "restarts"):
-            raise ValueError(f"--set {setting!r}: FIELD=VALUE with a recipe field, e.g. flip=random or ema=0.99")
-        kind = fields[name]
-        try:
-            out[name] = (text.lower() in ("1", "true", "yes") if kind == "bool" else
-                         int(text) if kind == "int" else float(text) if kind == "float" else text)
-        except ValueError:
-            raise ValueError(f"--set {setting!r}: {name} takes a {kind}") from None
-    return out
-
-
 def race(key: str, recipe: recipes.Recipe, dataset: data.Dataset, target: float, seed: int, device: str,
          say=lambda text: None) -> dict:
     """One run from scratch until the target; the epoch and seconds it was first reached (None if never)."""
@@ -119,7 +101,7 @@ def cmd_speedrun(args) -> int:
     dev = pick(args.device)
     keys = KEYS if args.model == "all" else (args.model,)
     targets = {key: target_for(args.target, key) for key in keys}
-    changes = variation(args.set)
+    changes = recipes.settings(args.set)
     dataset = data.load(args.data, verbose=not args.json)
     say = (lambda text: print(text, file=sys.stderr, flush=True))
     machine = describe(dev)
