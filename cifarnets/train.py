@@ -400,10 +400,10 @@ def load_teacher(recipe: Recipe, dev: torch.device, classes: list[str]) -> tuple
         raise TrainingError(f"the recipe distils from the {recipe.teacher!r} network, "
                             f"which cannot be loaded: {e}") from None
     if list(config.get("classes") or []) != list(classes):
-        raise TrainingError(f"the {recipe.name} recipe distils from the {recipe.teacher!r} network, which knows "
-                            f"{len(config.get('classes') or [])} classes, not this data's {len(classes)} "
-                            f"({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''}); "
-                            "train it with a recipe without a teacher, such as fast")
+        raise TrainingError(f"the {recipe.name} recipe distils from the {recipe.teacher!r} network, which was "
+                            f"trained on other classes than this data's ({', '.join(classes[:4])}"
+                            f"{', ...' if len(classes) > 4 else ''}); train it with a recipe without a teacher, "
+                            "such as fast")
     acc = config.get("metrics", {}).get("test_acc")
     return place(model, dev), {"model": recipe.teacher, "folder": str(folder), "test_acc": acc,
                                "epochs": config.get("epochs"), "date": config.get("date")}
