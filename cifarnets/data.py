@@ -431,8 +431,7 @@ class DeviceLoader:
                 flips = first[order] ^ bool(epoch % 2)
             # drawn only when asked for, so recipes without it keep their exact sequence of crops and flips
             scales = 1 - self.zoom * torch.rand(n, generator=g) if self.zoom else None
-            centres = (torch.randint(0, self.x.shape[-1], (n, 2), generator=g).to(self.device)
-                       if self.cutout else None)
+            centres = torch.randint(0, self.x.shape[-1], (n, 2), generator=g) if self.cutout else None
             order, offsets, flips = order.to(self.device), offsets.to(self.device), flips.to(self.device)
         else:
             order = torch.arange(n, device=self.device)
@@ -447,5 +446,5 @@ class DeviceLoader:
                     xb = zoom_out(xb, scales[sel][self.rank::self.world].to(self.device))
             xb = normalize(xb)
             if self.augment and centres is not None:
-                xb = cut_out(xb, centres[sel][self.rank::self.world], self.cutout)
+                xb = cut_out(xb, centres[sel][self.rank::self.world].to(self.device), self.cutout)
             yield xb.contiguous(memory_format=self.memory_format), self.y[idx]

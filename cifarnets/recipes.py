@@ -8,9 +8,8 @@ override from the CLI or the sidebar (epochs, lr, batch size) is a field here.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -160,13 +159,13 @@ def get(name: str, key: str, **overrides) -> Recipe:
 
 def settings(pairs: list[str]) -> dict:
     """`--set FIELD=VALUE` pairs (train, speedrun) as typed overrides for `get`."""
-    fields = {f.name: f.type for f in dataclasses.fields(Recipe)}
+    types = {f.name: f.type for f in fields(Recipe)}
     out = {}
     for setting in pairs:
         name, sep, text = setting.partition("=")
-        if not sep or name not in fields or name in ("name", "note", "restarts"):
+        if not sep or name not in types or name in ("name", "note", "restarts"):
             raise ValueError(f"--set {setting!r}: FIELD=VALUE with a recipe field, e.g. flip=random or ema=0.99")
-        kind = fields[name]
+        kind = types[name]
         try:
             out[name] = (text.lower() in ("1", "true", "yes") if kind == "bool" else
                          int(text) if kind == "int" else float(text) if kind == "float" else text)
