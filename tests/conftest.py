@@ -75,6 +75,16 @@ def tiny_folder(tmp_path) -> Path:
 
 
 @pytest.fixture
+def fixed_threads(monkeypatch):
+    """For fits compared with each other: all compute with this process's thread count. Otherwise each run
+    takes the cores idle when it starts (threads.py), and sums split across another count round differently,
+    so the comparison would depend on what else the machine is doing."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
+
+
+@pytest.fixture
 def restore_signals():
     """cli train installs its own SIGINT/SIGTERM handlers; give pytest its own back."""
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -76,7 +76,7 @@ def test_the_weight_average_is_what_is_saved_and_evaluated(tiny_folder, tmp_path
     assert evaluate(model, test, ds.classes)["test_acc"] == config["metrics"]["test_acc"]
 
 
-def test_a_resumed_run_restores_the_weight_average(tiny_folder, tmp_path):
+def test_a_resumed_run_restores_the_weight_average(tiny_folder, tmp_path, fixed_threads):
     ds = data.load(tiny_folder)
     recipe = tiny_fast(ema=0.9, epochs=3)
     fit("resnet", recipe, ds, tmp_path / "straight", device="cpu", seed=5)

@@ -42,11 +42,7 @@ def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_folder, 
 
 
 @pytest.mark.parametrize("stop_after", [5, 9])  # mid-epoch, and exactly at an epoch's end (9 steps/epoch)
-def test_resume_after_a_stop_ends_with_the_same_weights(tiny_folder, tmp_path, stop_after, monkeypatch):
-    # A run takes the cores that are idle when it starts (threads.py), and sums split across another thread
-    # count round differently: all three fits here must compute with the same count, whatever else the
-    # machine is doing (two copies of this test side by side: 3 of 6 failed before this line).
-    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
+def test_resume_after_a_stop_ends_with_the_same_weights(tiny_folder, tmp_path, stop_after, fixed_threads):
     ds = data.load(tiny_folder)
     recipe = tiny_recipe("se_resnet", epochs=3, batch_size=8)
     fit("se_resnet", recipe, ds, tmp_path / "straight", device="cpu", seed=7, probe=GradientProbe)
