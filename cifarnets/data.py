@@ -295,8 +295,33 @@ def _check_layout(class_dirs: set[tuple[str, str]], names: dict[str, list[str]],
     classes = per_split["train"]
     if len(classes) < 2:
         raise DataError(f"{where}: a classifier needs at least 2 class folders, found {len(classes)}")
-    # CIFAR-10's folder names keep CIFAR-10's label order, so checkpoints agree with torchvision's labels.
-    return list(CIFAR10_CLASSES) if classes == set(CIFAR10_CLASSES) else sorted(classes)
+    return class_order(classes)
+
+
+def class_order(names: Iterable[str]) -> list[str]:
+    """The label order of these class folders: alphabetical, except that CIFAR-10's own folder names keep
+    CIFAR-10's label order, so checkpoints agree with torchvision's labels."""
+    names = set(names)
+    return list(CIFAR10_CLASSES) if names == set(CIFAR10_CLASSES) else sorted(names)
+
+
+def list_classes(source: str | os.PathLike | None = None) -> list[str] | None:
+    """A source's classes in label order, where its folder names tell them without decoding an image: an
+    image-folder tree or a zip. None for anything else (a .tar.gz would be decompressed whole to list it)."""
+    path = Path(resolve_source(source)).expanduser()
+    try:
+        if path.is_dir():
+            root = _find_folder_root(path)
+            train = root / "train" if root else None
+            names = {d.name for d in train.iterdir() if d.is_dir() and not d.name.startswith(".")} if train else set()
+        elif zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = {sp[1] for n in z.namelist() if (sp := _split_path(n)) and sp[0] == "train"}
+        else:
+            return None
+    except OSError:
+        return None
+    return class_order(names) if names else None
 
 
 # ---------------------------------------------------------------- the cache

@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from . import recipes
 from .fileio import read_json, write_json
 from .models import KEYS, label
 from .paths import DEFAULT_DATA, project_root, runs_dir
@@ -187,7 +188,23 @@ def check(request: TrainRequest) -> str:
             return "enter the path of the training data (an image-folder tree, or an archive of one)"
         if not Path(request.data).expanduser().exists():
             return f"{request.data} does not exist on this machine"
-    return ""
+    if request.recipe not in recipes.RECIPES:
+        return f"unknown recipe {request.recipe!r}; choose one of {', '.join(recipes.RECIPES)}"
+    return distillation_problem(request)
+
+
+def distillation_problem(request: TrainRequest) -> str:
+    """Why the request's recipe cannot distil from its teacher on the request's data, where the data's folder
+    names tell its classes without decoding it (the trainer checks every source again); "" otherwise."""
+    recipe = recipes.get(request.recipe, request.model)
+    if not recipe.teacher:
+        return ""
+    from .data import list_classes  # here, not above: importing the job runner must not load torch
+    from .train import teacher_problem
+
+    classes = list_classes(request.data)
+    problem = teacher_problem(recipe, classes) if classes else ""
+    return f"{label(request.model)}: {problem}" if problem else ""
 
 
 # ---------------------------------------------------------------- starting and stopping

@@ -106,9 +106,11 @@ class Race:
 
 
 def check_race(request: RaceRequest) -> str:
-    """Why this race cannot start, in one line; "" when it can."""
-    return jobs.check(jobs.TrainRequest(ORDER[0], request.recipe, request.epochs, None, request.batch_size,
-                                        request.data, request.device))
+    """Why this race cannot start, in one line; "" when it can. Every network is checked, since a recipe may
+    train one of them differently (the modern DenseNet distils from the ResNet)."""
+    problems = (jobs.check(jobs.TrainRequest(key, request.recipe, request.epochs, None, request.batch_size,
+                                             request.data, request.device)) for key in ORDER)
+    return next((p for p in problems if p), "")
 
 
 def start_race(request: RaceRequest, runs: Path | None = None) -> Race:

@@ -19,12 +19,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .answering import PRECISION, VIEWS, answer
-from .checkpoints import CheckpointError, load_checkpoint, make_config, save_checkpoint
+from .checkpoints import CheckpointError, load_checkpoint, make_config, read_config, save_checkpoint
 from .data import Dataset, DeviceLoader, Split
 from .device import describe, pick
 from .fileio import atomic_path
 from .metrics import confusion_matrix, per_class_accuracy
-from .models import build
+from .models import build, label
 from .models.common import eval_mode
 from .paths import checkpoints_dir
 from .recipes import Recipe
@@ -389,24 +389,39 @@ class _Run:
 
 
 def load_teacher(recipe: Recipe, dev: torch.device, classes: list[str]) -> tuple[torch.nn.Module, dict] | None:
-    """The trained network a recipe distils from, from the checkpoints folder, and what to record of it.
-    Its answers are only a target for data of the same classes, in the same order."""
+    """The trained network a recipe distils from, from the checkpoints folder, and what to record of it."""
     if not recipe.teacher:
         return None
+    problem = teacher_problem(recipe, classes)
+    if problem:
+        raise TrainingError(problem)
     folder = checkpoints_dir() / recipe.teacher
     try:
         model, config = load_checkpoint(folder, dev, expected_key=recipe.teacher)
     except CheckpointError as e:
-        raise TrainingError(f"the recipe distils from the {recipe.teacher!r} network, "
+        raise TrainingError(f"the {recipe.name} recipe distils from the {label(recipe.teacher)}, "
                             f"which cannot be loaded: {e}") from None
-    if list(config.get("classes") or []) != list(classes):
-        raise TrainingError(f"the {recipe.name} recipe distils from the {recipe.teacher!r} network, which was "
-                            f"trained on other classes than this data's ({', '.join(classes[:4])}"
-                            f"{', ...' if len(classes) > 4 else ''}); train it with a recipe without a teacher, "
-                            "such as fast")
     acc = config.get("metrics", {}).get("test_acc")
     return place(model, dev), {"model": recipe.teacher, "folder": str(folder), "test_acc": acc,
                                "epochs": config.get("epochs"), "date": config.get("date")}
+
+
+def teacher_problem(recipe: Recipe, classes: list[str]) -> str:
+    """Why `recipe` cannot distil on data of these classes, in one line; "" when it can or has no teacher.
+    A teacher's answers are only a target for data of its classes, in its order. Reads the teacher's
+    config alone, so the sidebar can warn before a run starts."""
+    if not recipe.teacher:
+        return ""
+    folder = checkpoints_dir() / recipe.teacher
+    try:
+        config = read_config(folder)
+    except CheckpointError as e:
+        return f"the {recipe.name} recipe distils from the {label(recipe.teacher)}, which cannot be loaded: {e}"
+    if config["classes"] == list(classes):
+        return ""
+    return (f"the {recipe.name} recipe distils from the {label(recipe.teacher)} in {folder}, which was trained on "
+            f"other classes than this data's ({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''}); "
+            "choose a recipe without a teacher, such as fast")
 
 
 def _agree(flag: bool, world: int, dev: torch.device) -> bool:

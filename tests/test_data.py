@@ -40,6 +40,17 @@ def test_cifar_folder_names_keep_cifar_order_and_other_sizes_are_resized(tmp_pat
     assert ds.train.x.shape == (10, 3, 32, 32)
 
 
+def test_classes_are_listed_from_folder_names_in_the_order_loading_gives_them(tiny_folder, tmp_path):
+    # The sidebar warns from this listing before a run decodes anything, so it must agree with load().
+    assert data.list_classes(tiny_folder) == data.load(tiny_folder).classes == sorted(TINY_CLASSES)
+    assert data.list_classes(make_zip(tiny_folder, tmp_path / "tiny.zip")) == sorted(TINY_CLASSES)
+    cifar = make_image_folder(tmp_path / "outer" / "c", classes=list(reversed(CIFAR10_CLASSES)), n_train=1, n_test=1)
+    assert data.list_classes(cifar.parent) == list(CIFAR10_CLASSES) == data.load(cifar.parent).classes
+    # Listing a .tar.gz means decompressing it whole: not known without loading.
+    assert data.list_classes(make_tar(tiny_folder, tmp_path / "tiny.tar.gz")) is None
+    assert data.list_classes(tmp_path / "nowhere") is None
+
+
 def test_environment_variable_names_the_source(tiny_folder, monkeypatch):
     monkeypatch.setenv("CIFARNETS_DATA", str(tiny_folder))
     assert_tiny(data.load())

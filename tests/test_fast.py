@@ -104,7 +104,7 @@ def test_distillation_reads_the_teacher_and_records_it(tiny_folder, tmp_path, mo
     assert student["teacher"]["model"] == "resnet" and student["teacher"]["test_acc"] == 0.5
     assert student["recipe"]["teacher"] == "resnet"
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "nowhere"))
-    with pytest.raises(Exception, match="distils from the 'resnet' network"):
+    with pytest.raises(Exception, match="distils from the ResNet, which cannot be loaded"):
         fit("cnn", recipe, ds, tmp_path / "orphan", device="cpu")
     # A teacher of other classes (or the same in another order) has no answer to teach: refused, not misread.
     config["classes"] = list(reversed(ds.classes))

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_CLASSES, make_image_folder
-from helpers.app import APP, LABELS, PAGES, image_bytes, texts, wait_for_state
+from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts, wait_for_state
 from streamlit.testing.v1 import AppTest
 
-from cifarnets import jobs, racejobs
+from cifarnets import CIFAR10_CLASSES, jobs, racejobs
 from cifarnets.train import read_state
 
 TIMEOUT = 60
@@ -43,6 +43,31 @@ def request(data, **overrides) -> jobs.TrainRequest:
 
 def wait_for(run: jobs.Run, states: tuple[str, ...], timeout: float = RUN_LIMIT) -> jobs.Run:
     return wait_for_state(jobs.load_run, run.folder, states, timeout)
+
+
+def test_a_recipe_that_distils_is_refused_before_start_on_data_of_other_classes(runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(make_checkpoints(tmp_path / "shipped", keys=["resnet"])))
+    shapes = make_image_folder(tmp_path / "shapes", n_train=2, n_test=1)
+    refusal = "DenseNet: the modern recipe distils from the ResNet in "
+    assert refusal in jobs.check(request(shapes, model="densenet"))
+    assert "trained on other classes than this data's (circle, square, stripes)" in jobs.check(
+        request(shapes, model="densenet"))
+    assert refusal in racejobs.check_race(racejobs.RaceRequest("modern", 1, 16, str(shapes), "cpu"))
+    assert jobs.check(request(shapes, model="densenet", recipe="fast")) == ""  # no teacher
+    assert jobs.check(request(shapes, model="resnet")) == ""
+    cifar = make_image_folder(tmp_path / "cifar", classes=list(CIFAR10_CLASSES), n_train=1, n_test=1)
+    assert jobs.check(request(cifar, model="densenet")) == ""  # the teacher's own classes
+
+    # The sidebar says so before Start, which is off until the choice changes.
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.selectbox(key="train_model").set_value("densenet")
+    at.selectbox(key="train_recipe").set_value("modern")
+    at.radio(key="train_data").set_value("path")
+    at.text_input(key="train_data_path").input(str(shapes)).run()
+    assert [w.value for w in at.sidebar.warning if refusal in w.value], [w.value for w in at.sidebar.warning]
+    assert at.button(key="train_start").disabled
+    at.selectbox(key="train_recipe").set_value("fast").run()
+    assert not [w for w in at.sidebar.warning if refusal in w.value] and not at.button(key="train_start").disabled
 
 
 def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):

@@ -55,8 +55,11 @@ def _trainer() -> tuple[str, str | None, str]:
     device = st.selectbox("Device", jobs.device_choices(), key="train_device",
                           help="auto: the GPU when there is one (CUDA, then Apple MPS), else the CPU")
     _expected_time(key, recipe_name, int(epochs), int(batch_size), device, data)
-    if st.button("Start training", type="primary", key="train_start", width="stretch"):
-        request = jobs.TrainRequest(key, recipe_name, int(epochs), float(lr), int(batch_size), data, device)
+    request = jobs.TrainRequest(key, recipe_name, int(epochs), float(lr), int(batch_size), data, device)
+    refused = jobs.distillation_problem(request)  # said before Start, not only after it
+    if refused:
+        st.warning(refused)
+    if st.button("Start training", type="primary", key="train_start", width="stretch", disabled=bool(refused)):
         problem = jobs.check(request)
         if problem:
             st.error(problem)
