@@ -194,16 +194,16 @@ def check(request: TrainRequest) -> str:
 
 
 def distillation_problem(request: TrainRequest) -> str:
-    """Why the request's recipe cannot distil from its teacher on the request's data, where the data's folder
-    names tell its classes without decoding it (the trainer checks every source again); "" otherwise."""
+    """Why the request's recipe cannot distil from its teacher: the teacher cannot be loaded, or was trained
+    on other classes than the data's, where the data's folder names tell them without decoding it (the
+    trainer checks every source again); "" otherwise."""
     recipe = recipes.get(request.recipe, request.model)
     if not recipe.teacher:
         return ""
     from .data import list_classes  # here, not above: importing the job runner must not load torch
     from .train import teacher_problem
 
-    classes = list_classes(request.data)
-    problem = teacher_problem(recipe, classes) if classes else ""
+    problem = teacher_problem(recipe, list_classes(request.data))
     return f"{label(request.model)}: {problem}" if problem else ""
 
 

@@ -399,29 +399,32 @@ def load_teacher(recipe: Recipe, dev: torch.device, classes: list[str]) -> tuple
     try:
         model, config = load_checkpoint(folder, dev, expected_key=recipe.teacher)
     except CheckpointError as e:
-        raise TrainingError(f"the {recipe.name} recipe distils from the {label(recipe.teacher)}, "
-                            f"which cannot be loaded: {e}") from None
+        raise TrainingError(_unloadable(recipe, e)) from None
     acc = config.get("metrics", {}).get("test_acc")
     return place(model, dev), {"model": recipe.teacher, "folder": str(folder), "test_acc": acc,
                                "epochs": config.get("epochs"), "date": config.get("date")}
 
 
-def teacher_problem(recipe: Recipe, classes: list[str]) -> str:
-    """Why `recipe` cannot distil on data of these classes, in one line; "" when it can or has no teacher.
-    A teacher's answers are only a target for data of its classes, in its order. Reads the teacher's
-    config alone, so the sidebar can warn before a run starts."""
+def teacher_problem(recipe: Recipe, classes: list[str] | None) -> str:
+    """Why `recipe` cannot distil on data of these classes (None: not known yet), in one line; "" when it can
+    or has no teacher. A teacher's answers are only a target for data of its classes, in its order. Reads
+    the teacher's config alone, so the sidebar can say it before a run starts."""
     if not recipe.teacher:
         return ""
     folder = checkpoints_dir() / recipe.teacher
     try:
         config = read_config(folder)
     except CheckpointError as e:
-        return f"the {recipe.name} recipe distils from the {label(recipe.teacher)}, which cannot be loaded: {e}"
-    if config["classes"] == list(classes):
+        return _unloadable(recipe, e)
+    if classes is None or config["classes"] == list(classes):
         return ""
     return (f"the {recipe.name} recipe distils from the {label(recipe.teacher)} in {folder}, which was trained on "
             f"other classes than this data's ({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''}); "
             "choose a recipe without a teacher, such as fast")
+
+
+def _unloadable(recipe: Recipe, error: CheckpointError) -> str:
+    return f"the {recipe.name} recipe distils from the {label(recipe.teacher)}, which cannot be loaded: {error}"
 
 
 def _agree(flag: bool, world: int, dev: torch.device) -> bool:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CLASSES, make_image_folder
+from conftest import TINY_CLASSES, make_image_folder, make_tar
 from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts, wait_for_state
 from streamlit.testing.v1 import AppTest
 
@@ -45,7 +45,7 @@ def wait_for(run: jobs.Run, states: tuple[str, ...], timeout: float = RUN_LIMIT)
     return wait_for_state(jobs.load_run, run.folder, states, timeout)
 
 
-def test_a_recipe_that_distils_is_refused_before_start_on_data_of_other_classes(runs, tmp_path, monkeypatch):
+def test_a_recipe_that_distils_is_refused_before_start_without_a_teacher_for_the_data(runs, tmp_path, monkeypatch):
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(make_checkpoints(tmp_path / "shipped", keys=["resnet"])))
     shapes = make_image_folder(tmp_path / "shapes", n_train=2, n_test=1)
     refusal = "DenseNet: the modern recipe distils from the ResNet in "
@@ -57,6 +57,12 @@ def test_a_recipe_that_distils_is_refused_before_start_on_data_of_other_classes(
     assert jobs.check(request(shapes, model="resnet")) == ""
     cifar = make_image_folder(tmp_path / "cifar", classes=list(CIFAR10_CLASSES), n_train=1, n_test=1)
     assert jobs.check(request(cifar, model="densenet")) == ""  # the teacher's own classes
+    archive = make_tar(shapes, tmp_path / "shapes.tar.gz")
+    assert jobs.check(request(archive, model="densenet")) == ""  # classes known only once loaded: the trainer checks
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "nowhere"))
+    assert "DenseNet: the modern recipe distils from the ResNet, which cannot be loaded" in jobs.check(
+        request(archive, model="densenet"))
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "shipped"))
 
     # The sidebar says so before Start, which is off until the choice changes.
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
