@@ -89,8 +89,11 @@ def training_summary(config: dict) -> str:
     if isinstance(device, str) and device:
         line += f" on {device}"
     teacher = config.get("teacher")
-    if isinstance(teacher, dict) and teacher.get("model"):
-        line += f", distilled from the {label(teacher['model']) if teacher['model'] in MODELS else teacher['model']}"
+    if isinstance(teacher, dict) and isinstance(teacher.get("model"), str) and teacher["model"]:
+        names = [label(key) if key in MODELS else key for key in teacher["model"].split("+")]  # "+": an ensemble
+        line += f", distilled from the {' and the '.join(names)}"
+        if teacher.get("targets") == "fixed":
+            line += f" ({'their' if len(names) > 1 else 'its'} answers fixed before training)"
     return line
 
 

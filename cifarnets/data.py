@@ -421,15 +421,17 @@ class DeviceLoader:
     """A split moved to the device once; batches are index gathers there, augmentation included.
 
     With `world > 1` (DDP), every rank walks the same global permutation and takes its own
-    disjoint slice of each global batch, so `batch_size` is the global batch.
+    disjoint slice of each global batch, so `batch_size` is the global batch. With `soft` (a row per
+    image: the teachers' fixed answers), each batch also carries its images' rows: (x, y, soft).
     """
 
     def __init__(self, split: Split, batch_size: int, device: torch.device | str, *, train: bool,
                  augment: bool = False, pad: int = 4, pad_mode: str = "constant", flip: str = "random",
                  zoom: float = 0.0, cutout: int = 0, rank: int = 0, world: int = 1,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, soft: torch.Tensor | None = None) -> None:
         self.x = split.x.to(device)
         self.y = split.y.to(device)
+        self.soft = soft.to(device) if soft is not None else None
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.train, self.augment = train, augment and train
@@ -443,7 +445,7 @@ class DeviceLoader:
         n = len(self.y)
         return n // self.batch_size if self.train else -(-n // self.batch_size)
 
-    def batches(self, epoch: int = 0, seed: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, epoch: int = 0, seed: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
         """Batches of one epoch, from step `start` on; the epoch's order depends only on (seed, epoch)."""
         n = len(self.y)
         if self.train:
@@ -472,4 +474,5 @@ class DeviceLoader:
             xb = normalize(xb)
             if self.augment and centres is not None:
                 xb = cut_out(xb, centres[sel][self.rank::self.world].to(self.device), self.cutout)
-            yield xb.contiguous(memory_format=self.memory_format), self.y[idx]
+            xb = xb.contiguous(memory_format=self.memory_format)
+            yield (xb, self.y[idx]) if self.soft is None else (xb, self.y[idx], self.soft[idx])

@@ -9,7 +9,8 @@ data: a step's time depends on the images' size, not their content. Then
 
     epochs x (steps per epoch x seconds per step + test images x seconds per test image)
 
-where the evaluation after each epoch is timed as the trainer does it (predict.answer, in eval mode).
+where the evaluation after each epoch is timed as the trainer does it (answering.answer, in eval mode),
+plus, for a recipe with fixed distillation targets, the teachers answering the training split once.
 Loading the data and writing checkpoints come on top; they are seconds once the data is cached.
 """
 
@@ -68,6 +69,7 @@ class StepTimes:
     timed_batch: int  # the batch the step was timed at (smaller than batch_size only on the CPU, scaled)
     steps_timed: int
     machine: str  # describe(): the GPU, or the CPU model, instruction set and threads
+    answers_image_s: float = 0.0  # fixed distillation targets: the teachers' answer to a training image, paid once
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Estimate:
     eval_s_per_epoch: float
     times: StepTimes
     size: DataSize
+    answers_s: float = 0.0  # the teachers' fixed answers to the training split, before the first epoch
 
 
 def data_size(source: str | None) -> DataSize:
@@ -124,7 +127,7 @@ def time_steps(key: str, recipe: Recipe, device: str = "auto", warmup: int = WAR
     try:
         with training_threads(dev), _cudnn_benchmark(dev):
             machine = describe(dev)
-            seconds, eval_image_s = _measure(key, recipe, dev, batch, warmup, timed, budget_s)
+            seconds, eval_image_s, answers_image_s = _measure(key, recipe, dev, batch, warmup, timed, budget_s)
     except torch.OutOfMemoryError:
         out_of_memory = True  # raised below, once this frame no longer holds the failed step's tensors
     finally:
@@ -133,29 +136,33 @@ def time_steps(key: str, recipe: Recipe, device: str = "auto", warmup: int = WAR
     if out_of_memory:
         raise EstimateError(f"a batch of {batch} does not fit in {dev.type}'s memory; lower the batch size")
     step_s = statistics.median(seconds) * recipe.batch_size / batch
-    return StepTimes(step_s, eval_image_s, recipe.batch_size, batch, len(seconds), machine)
+    return StepTimes(step_s, eval_image_s, recipe.batch_size, batch, len(seconds), machine, answers_image_s)
 
 
 def _measure(key: str, recipe: Recipe, dev: torch.device, batch: int, warmup: int, timed: int,
-             budget_s: float) -> tuple[list[float], float]:
-    """(seconds of each timed step, seconds per test image); the network and its batches die with this frame."""
+             budget_s: float) -> tuple[list[float], float, float]:
+    """(seconds of each timed step, seconds per test image, seconds per training image of the teachers'
+    fixed answers); the networks and their batches die with this frame."""
     torch.manual_seed(0)
     model = place(build(key, num_classes=CLASSES), dev).train()
     optimizer = make_optimizer(model, recipe)
-    teacher = place(build(recipe.teacher, num_classes=CLASSES), dev).eval() if recipe.teacher else None
-    objective = Objective(recipe, teacher)
-    loader = DeviceLoader(_random_split(batch * (warmup + timed)), batch, dev, train=True, augment=recipe.augment,
-                          pad=recipe.pad, pad_mode=recipe.pad_mode, flip=recipe.flip, channels_last=CHANNELS_LAST)
+    teachers = [place(build(k, num_classes=CLASSES), dev).eval() for k in recipe.teachers]
+    fixed = bool(teachers) and recipe.distill_targets == "fixed"
+    objective = Objective(recipe, [] if fixed else teachers)
+    split = _random_split(batch * (warmup + timed))
+    soft = torch.log_softmax(torch.randn(len(split), CLASSES), 1) if fixed else None
+    loader = DeviceLoader(split, batch, dev, train=True, augment=recipe.augment, pad=recipe.pad,
+                          pad_mode=recipe.pad_mode, flip=recipe.flip, channels_last=CHANNELS_LAST, soft=soft)
     seconds = []
-    for i, (xb, yb) in enumerate(loader.batches()):
+    for i, (xb, yb, *soft) in enumerate(loader.batches()):
         tick = time.perf_counter()
-        loss, _ = train_step(model, optimizer, objective, xb, yb, recipe.lr)
+        loss, _ = train_step(model, optimizer, objective, xb, yb, recipe.lr, *soft)
         float(loss)  # waits for the device, as the trainer's read-back does
         if i >= warmup:
             seconds.append(time.perf_counter() - tick)
             if sum(seconds) >= budget_s:
                 break
-    return seconds, _time_answer(model, dev)
+    return seconds, _time_answer(model, dev), sum(_time_answer(t, dev) for t in teachers) if fixed else 0.0
 
 
 def total(times: StepTimes, epochs: int, size: DataSize) -> Estimate:
@@ -165,7 +172,8 @@ def total(times: StepTimes, epochs: int, size: DataSize) -> Estimate:
         raise ValueError("epochs must be at least 1")
     steps = size.train // times.batch_size
     train_s, eval_s = steps * times.step_s, size.test * times.eval_image_s
-    return Estimate(epochs * (train_s + eval_s), epochs, steps, train_s, eval_s, times, size)
+    answers_s = size.train * times.answers_image_s
+    return Estimate(answers_s + epochs * (train_s + eval_s), epochs, steps, train_s, eval_s, times, size, answers_s)
 
 
 def estimate(key: str, recipe: Recipe, device: str = "auto", data_source: str | None = None) -> Estimate:

@@ -201,7 +201,7 @@ def distillation_problem(request: TrainRequest) -> str:
     if not recipe.teacher:
         return ""
     from .data import list_classes  # here, not above: importing the job runner must not load torch
-    from .train import teacher_problem
+    from .distill import teacher_problem
 
     problem = teacher_problem(recipe, list_classes(request.data))
     return f"{label(request.model)}: {problem}" if problem else ""

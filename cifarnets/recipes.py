@@ -41,9 +41,15 @@ class Recipe:
     flip: str = "random"  # "random": each image mirrored with p 1/2 each epoch; "alternate": every other epoch
     bias_lr_scale: float = 1.0  # BatchNorm weights and biases step at this multiple of the lr (no weight decay)
     ema: float = 0.0  # > 0: an exponential average of the weights (this decay per step) is evaluated and saved
-    teacher: str = ""  # a trained network's key: its answers are distilled into this one (Hinton et al. 2015)
+    # trained networks' keys, "+" between several (an ensemble: their answers averaged): what they answer is
+    # distilled into this one (Hinton et al. 2015)
+    teacher: str = ""
     distill_weight: float = 0.0  # share of the loss that is the teacher's softened answers
     distill_temperature: float = 4.0
+    # "live": the teachers answer every augmented batch. "fixed": they answer each training image once,
+    # before training, as the app answers (with its mirror image); a step then costs no teacher forward,
+    # but the answer is the uncropped image's
+    distill_targets: str = "live"
     note: str = ""  # what the report said, and what we assumed where it was silent
 
     def lr_at(self, step: int, steps_per_epoch: int) -> float:
@@ -60,6 +66,10 @@ class Recipe:
             end = cycles[i + 1][0] if i + 1 < len(cycles) else total
             return _cycle(step - start, end - start, peak, self.warmup)
         raise ValueError(f"unknown schedule {self.schedule!r}")
+
+    @property
+    def teachers(self) -> list[str]:
+        return [key for key in self.teacher.split("+") if key]
 
     def to_dict(self) -> dict:
         return asdict(self)

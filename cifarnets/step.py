@@ -5,6 +5,7 @@ included), the step itself, and a running average of the weights. fit() and `cif
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -37,33 +38,45 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimi
 
 class Objective:
     """The loss a step minimises: cross-entropy (label-smoothed as the recipe says), and where the recipe
-    names a teacher, a share of KL divergence to the teacher's answers softened at a temperature."""
+    names teachers, a share of KL divergence to their answer softened at a temperature. That answer is
+    the batch's fixed targets when given (`soft`: log-probabilities), else the teachers compute it live."""
 
-    def __init__(self, recipe: Recipe, teacher: torch.nn.Module | None = None) -> None:
+    def __init__(self, recipe: Recipe, teachers: list[torch.nn.Module] | tuple = ()) -> None:
         self.smoothing = recipe.label_smoothing
-        self.teacher, self.weight, self.temperature = teacher, recipe.distill_weight, recipe.distill_temperature
+        self.teachers, self.weight, self.temperature = list(teachers), recipe.distill_weight, recipe.distill_temperature
 
-    def __call__(self, logits: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    def __call__(self, logits: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor,
+                 soft: torch.Tensor | None = None) -> torch.Tensor:
         loss = F.cross_entropy(logits, yb, label_smoothing=self.smoothing)
-        if self.teacher is None or not self.weight:
+        if not self.weight or (soft is None and not self.teachers):
             return loss
-        with torch.no_grad():
-            target = F.log_softmax(self.teacher(xb).float() / self.temperature, dim=1)
+        if soft is None:
+            with torch.no_grad():
+                soft = mean_answer([teacher(xb) for teacher in self.teachers])
+        target = F.log_softmax(soft.float() / self.temperature, dim=1)
         # T^2 keeps the soft targets' gradients on the scale of the hard ones' (Hinton et al. 2015)
-        soft = F.kl_div(F.log_softmax(logits / self.temperature, dim=1), target, log_target=True,
-                        reduction="batchmean") * self.temperature ** 2
-        return (1 - self.weight) * loss + self.weight * soft
+        soft_loss = F.kl_div(F.log_softmax(logits / self.temperature, dim=1), target, log_target=True,
+                             reduction="batchmean") * self.temperature ** 2
+        return (1 - self.weight) * loss + self.weight * soft_loss
+
+
+def mean_answer(logits: list[torch.Tensor]) -> torch.Tensor:
+    """The log of the softmaxes averaged (over teachers, views or both), as the app averages views. Taken
+    in log space, so a class no one gives any chance stays a finite log-probability, never log 0. For
+    one network it is its log_softmax: softened at T, the same target as its logits at T."""
+    stacked = torch.stack([F.log_softmax(z.float(), dim=1) for z in logits])
+    return torch.logsumexp(stacked, 0) - math.log(len(logits))
 
 
 def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, objective: Objective, xb: torch.Tensor,
-               yb: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+               yb: torch.Tensor, lr: float, soft: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step at `lr`; returns (summed plain cross-entropy, correct count) as device tensors,
     so the caller decides when to pay for reading them back."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
     with autocast(xb.device):
         logits = net(xb)
-        loss = objective(logits.float(), xb, yb)
+        loss = objective(logits.float(), xb, yb, soft)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -19,14 +19,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .answering import PRECISION, VIEWS, answer
-from .checkpoints import CheckpointError, load_checkpoint, make_config, read_config, save_checkpoint
+from .checkpoints import make_config, save_checkpoint
 from .data import Dataset, DeviceLoader, Split
 from .device import describe, pick
+from .distill import fixed_answers, load_teachers
 from .fileio import atomic_path
 from .metrics import confusion_matrix, per_class_accuracy
-from .models import build, label
+from .models import build
 from .models.common import eval_mode
-from .paths import checkpoints_dir
 from .recipes import Recipe
 from .runfolder import LOCK_FILE, STATE_FILE, STATUS_FILE, RunLock, Status, TrainingError  # noqa: F401
 from .step import CHANNELS_LAST, Objective, WeightAverage, make_optimizer, place, train_step
@@ -262,7 +262,7 @@ class _Run:
                 raise TrainingError(f"{self.out / STATE_FILE} does not fit a {self.key!r} network "
                                     f"({str(e).splitlines()[0][:100]}); delete it to start over") from None
         self.answering = self.average.model if self.average else self.model
-        self.teacher = load_teacher(self.recipe, dev, self.dataset.classes)
+        self._teachers(state)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
@@ -270,7 +270,7 @@ class _Run:
         r = self.recipe
         self.train_loader = DeviceLoader(self.dataset.train, r.batch_size, dev, train=True, augment=r.augment,
                                          pad=r.pad, pad_mode=r.pad_mode, flip=r.flip, zoom=r.zoom_out,
-                                         cutout=r.cutout, **loader)
+                                         cutout=r.cutout, soft=self.soft, **loader)
         self.test_loader = DeviceLoader(self.dataset.test, 1000, dev, train=False, **loader)
         self.steps = len(self.train_loader)
         if self.steps == 0:
@@ -282,6 +282,15 @@ class _Run:
         self.init_norms = (state.get("grad_norms_init") if state else
                            self.probe(self.model) if self.probe else None)
 
+    def _teachers(self, state: dict | None) -> None:
+        """The recipe's teachers, live (they answer each batch) or as their fixed answers to the training split."""
+        self.teachers, self.teacher = load_teachers(self.recipe, self.dev, self.dataset.classes)
+        self.soft, self.answers_s = None, float(state.get("answers_s", 0.0)) if state else 0.0
+        if self.teachers and self.recipe.distill_targets == "fixed":
+            tick = time.perf_counter()
+            self.soft = fixed_answers(self.teachers, self.dataset.train, self.dev)
+            self.teachers, self.answers_s = [], self.answers_s + time.perf_counter() - tick
+
     def train(self, emit: Progress, should_stop: Callable[[], bool]) -> dict:
         recipe = self.recipe
         if self.state is not None and self.first_epoch >= recipe.epochs:
@@ -290,7 +299,7 @@ class _Run:
         self.status = Status(self.out, self.main)
         self.status.update(True, state="running", model=self.key, recipe=recipe.name, epoch=self.first_epoch,
                            epochs=recipe.epochs, step=self.start, steps=self.steps, device=describe(self.dev))
-        self.objective = Objective(recipe, self.teacher[0] if self.teacher else None)
+        self.objective = Objective(recipe, self.teachers)
         for epoch in range(self.first_epoch, recipe.epochs):
             stopped_at = self._epoch(epoch, emit, should_stop)
             if stopped_at is not None:
@@ -309,9 +318,10 @@ class _Run:
         self.tally = tally = _Tally(self.partial, self.dev, self.world)
         self.partial = {}
         global_step = epoch * steps + self.start
-        for step, (xb, yb) in enumerate(self.train_loader.batches(epoch, self.seed, self.start), start=self.start):
+        for step, (xb, yb, *soft) in enumerate(self.train_loader.batches(epoch, self.seed, self.start),
+                                               start=self.start):
             self.lr = lr = recipe.lr_at(global_step, steps)
-            tally.add(*train_step(self.net, self.optimizer, self.objective, xb, yb, lr), len(yb))
+            tally.add(*train_step(self.net, self.optimizer, self.objective, xb, yb, lr, *soft), len(yb))
             if self.average:
                 self.average.update()
             global_step += 1
@@ -363,9 +373,10 @@ class _Run:
                                  device=describe(self.dev) + (f" x{self.world}" if self.world > 1 else ""),
                                  epochs_done=epoch + 1, seed=self.seed)
             config["data"].pop("classes")
-            config["wall_s"] = round(sum(r["seconds"] for r in self.history), 1)  # training and evaluation, all epochs
+            # training and evaluation, all epochs, and the teachers' fixed answers
+            config["wall_s"] = round(sum(r["seconds"] for r in self.history) + self.answers_s, 1)
             if self.teacher:
-                config["teacher"] = self.teacher[1]
+                config["teacher"] = self.teacher
             # The public checkpoint first, the resume state last: a kill between the two then repeats
             # this epoch on --resume. The other way round, a run killed there after its last epoch
             # would resume as "finished" and leave its checkpoint one epoch short.
@@ -381,50 +392,12 @@ class _Run:
                 "classes": self.dataset.classes, "data": self.dataset.describe() | {"classes": None},
                 "epoch": epoch, "step": step, "partial": partial, "history": self.history,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "average": self.average.state_dict() if self.average else None, "grad_norms_init": self.init_norms})
+                "average": self.average.state_dict() if self.average else None, "grad_norms_init": self.init_norms,
+                "answers_s": self.answers_s})
 
     def _stopped(self, epoch: int, step: int) -> dict:
         self.status.update(True, state="stopped", epoch=epoch, step=step)
         return {"state": "stopped", "epoch": epoch, "step": step, "history": self.history}
-
-
-def load_teacher(recipe: Recipe, dev: torch.device, classes: list[str]) -> tuple[torch.nn.Module, dict] | None:
-    """The trained network a recipe distils from, from the checkpoints folder, and what to record of it."""
-    if not recipe.teacher:
-        return None
-    problem = teacher_problem(recipe, classes)
-    if problem:
-        raise TrainingError(problem)
-    folder = checkpoints_dir() / recipe.teacher
-    try:
-        model, config = load_checkpoint(folder, dev, expected_key=recipe.teacher)
-    except CheckpointError as e:
-        raise TrainingError(_unloadable(recipe, e)) from None
-    acc = config.get("metrics", {}).get("test_acc")
-    return place(model, dev), {"model": recipe.teacher, "folder": str(folder), "test_acc": acc,
-                               "epochs": config.get("epochs"), "date": config.get("date")}
-
-
-def teacher_problem(recipe: Recipe, classes: list[str] | None) -> str:
-    """Why `recipe` cannot distil on data of these classes (None: not known yet), in one line; "" when it can
-    or has no teacher. A teacher's answers are only a target for data of its classes, in its order. Reads
-    the teacher's config alone, so the sidebar can say it before a run starts."""
-    if not recipe.teacher:
-        return ""
-    folder = checkpoints_dir() / recipe.teacher
-    try:
-        config = read_config(folder)
-    except CheckpointError as e:
-        return _unloadable(recipe, e)
-    if classes is None or config["classes"] == list(classes):
-        return ""
-    return (f"the {recipe.name} recipe distils from the {label(recipe.teacher)} in {folder}, which was trained on "
-            f"other classes than this data's ({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''}); "
-            "choose a recipe without a teacher, such as fast")
-
-
-def _unloadable(recipe: Recipe, error: CheckpointError) -> str:
-    return f"the {recipe.name} recipe distils from the {label(recipe.teacher)}, which cannot be loaded: {error}"
 
 
 def _agree(flag: bool, world: int, dev: torch.device) -> bool:

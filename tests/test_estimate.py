@@ -55,6 +55,17 @@ def test_a_distilling_recipe_times_its_teacher_too():
     assert estimate.time_steps("cnn", recipe, "cpu", warmup=0, timed=1).step_s > 0
 
 
+def test_fixed_targets_time_the_teachers_once_not_every_step():
+    recipe = replace(recipes.get("fast", "cnn", batch_size=8), teacher="resnet+se_resnet", distill_weight=0.5,
+                     distill_targets="fixed")
+    times = estimate.time_steps("cnn", recipe, "cpu", warmup=0, timed=1)
+    assert times.answers_image_s > 0
+    size = estimate.DataSize(80, 20, "test")
+    run, without = estimate.total(times, 3, size), estimate.total(replace(times, answers_image_s=0.0), 3, size)
+    assert run.answers_s == pytest.approx(80 * times.answers_image_s)
+    assert run.seconds == pytest.approx(without.seconds + run.answers_s)  # once, not once an epoch
+
+
 def test_a_batch_that_does_not_fit_says_so(monkeypatch):
     import torch
 

@@ -2,12 +2,13 @@
 distillation, answers of several views, and `speedrun` stopping at its target. Tiny data, a step or two."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from cifarnets import checkpoints, cli, data, recipes
+from cifarnets import checkpoints, cli, data, distill, recipes, step
 from cifarnets.answering import answer, views_of
 from cifarnets.models import build
 from cifarnets.train import evaluate, fit, read_state
@@ -112,6 +113,51 @@ def test_distillation_reads_the_teacher_and_records_it(tiny_folder, tmp_path, mo
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "other"))
     with pytest.raises(Exception, match="other classes than this data's .*without a teacher"):
         fit("cnn", recipe, ds, tmp_path / "strange", device="cpu")
+
+
+def test_an_ensemble_teaches_with_answers_fixed_before_training(tiny_folder, tmp_path, monkeypatch):
+    """Two teachers' answers, each image's averaged with its mirror's, are computed once and are exactly what
+    the steps learn from; the run's config names both and the seconds they took count in its wall time."""
+    ds = data.load(tiny_folder)
+    torch.manual_seed(0)
+    teachers = {key: build(key, num_classes=len(ds.classes)).eval() for key in ("resnet", "se_resnet")}
+    for key, teacher in teachers.items():
+        config = checkpoints.make_config(key, teacher, classes=ds.classes, recipe={}, data={},
+                                         metrics={"test_acc": 0.5}, device="cpu", epochs_done=1, seed=0)
+        checkpoints.save_checkpoint(tmp_path / "shipped" / key, teacher, config, [])
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "shipped"))
+    recipe = recipes.get("fast", "cnn", epochs=1, batch_size=16, teacher="resnet+se_resnet", distill_weight=0.5,
+                         distill_targets="fixed")
+    fixed = distill.fixed_answers(list(teachers.values()), ds.train, torch.device("cpu"))
+    with torch.no_grad():
+        x = data.normalize(ds.train.x)
+        expected = torch.stack([torch.softmax(t(v), 1) for t in teachers.values() for v in (x, x.flip(3))]).mean(0)
+    torch.testing.assert_close(fixed.exp(), expected)
+    seen = []
+    real = step.Objective.__call__
+    monkeypatch.setattr(step.Objective, "__call__", lambda self, *a: seen.append(a[3]) or real(self, *a))
+    fit("cnn", recipe, ds, tmp_path / "student", device="cpu")
+    assert seen and all(s is not None and s.shape == (16, len(ds.classes)) for s in seen)
+    assert all(any(torch.equal(row, f) for f in fixed) for row in seen[0])  # rows of the fixed answers
+    _, student = checkpoints.load_checkpoint(tmp_path / "student")
+    assert student["teacher"]["model"] == "resnet+se_resnet" and student["teacher"]["targets"] == "fixed"
+    assert [m["model"] for m in student["teacher"]["members"]] == ["resnet", "se_resnet"]
+    assert student["wall_s"] > sum(r["seconds"] for r in json.loads((tmp_path / "student" / "history.json")
+                                                                      .read_text()))
+    assert checkpoints.training_summary(student).endswith(
+        "distilled from the ResNet and the SE-ResNet (their answers fixed before training)")
+    with pytest.raises(Exception, match="distils from the DenseNet, which cannot be loaded"):
+        fit("cnn", replace(recipe, teacher="resnet+densenet"), ds, tmp_path / "orphan", device="cpu")
+    with pytest.raises(Exception, match="distill_targets is 'cached': live or fixed"):
+        fit("cnn", replace(recipe, distill_targets="cached"), ds, tmp_path / "unknown", device="cpu")
+
+
+def test_one_teacher_softened_is_its_logits_softened_and_an_ensemble_never_takes_log_0():
+    z = torch.tensor([[3.0, -1.0, 0.5], [200.0, -200.0, 0.0]])
+    torch.testing.assert_close(torch.log_softmax(step.mean_answer([z]) / 4, 1), torch.log_softmax(z / 4, 1))
+    both = step.mean_answer([z, z.flip(1)])
+    assert torch.isfinite(both).all()
+    torch.testing.assert_close(both.exp(), (torch.softmax(z, 1) + torch.softmax(z.flip(1), 1)) / 2)
 
 
 def test_two_views_are_the_image_and_its_mirror():
