@@ -186,6 +186,7 @@ def cmd_train(args) -> int:
 # ---------------------------------------------------------------- evaluate
 
 def cmd_evaluate(args) -> int:
+    from .answering import split_batch
     from .device import describe, pick
     from .train import evaluate
 
@@ -197,7 +198,7 @@ def cmd_evaluate(args) -> int:
     folders = (({key: Path(args.checkpoints) / key for key in KEYS} | hub.cli_overrides(args.hub)) if args.all
                else {None: hub.checkpoint_folder(args.checkpoint)})
     dataset = data.load(args.data, verbose=not args.json)
-    test = data.DeviceLoader(dataset.test, 1000, device, train=False)
+    test = data.DeviceLoader(dataset.test, split_batch(device), device, train=False)
     results, failures = {}, {}
     for key, folder in folders.items():
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .answering import VIEWS, logits_of_views
+from .answering import VIEWS, logits_of_views, split_batch
 from .checkpoints import CheckpointError, load_checkpoint, read_config
 from .data import DeviceLoader, Split
 from .models import MODELS, label
@@ -63,11 +63,11 @@ def teacher_problem(recipe: Recipe, classes: list[str] | None) -> str:
 
 
 @torch.no_grad()
-def fixed_answers(teachers: list[torch.nn.Module], split: Split, dev: torch.device, batch: int = 500) -> torch.Tensor:
+def fixed_answers(teachers: list[torch.nn.Module], split: Split, dev: torch.device) -> torch.Tensor:
     """Every image's answer from the teachers, as the app answers (fp32, each image with its mirror image),
     averaged over the teachers: (N, classes) log-probabilities, in the split's order."""
     out = []
-    for xb, _ in DeviceLoader(split, batch, dev, train=False, channels_last=CHANNELS_LAST).batches():
+    for xb, _ in DeviceLoader(split, split_batch(dev), dev, train=False, channels_last=CHANNELS_LAST).batches():
         views = [view for teacher in teachers for view in logits_of_views(teacher, xb).view(VIEWS, len(xb), -1)]
         out.append(mean_answer(views))
     return torch.cat(out)

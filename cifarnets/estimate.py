@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from . import data
-from .answering import answer
+from .answering import answer, split_batch
 from .data import DeviceLoader, Split, _find_folder_root
 from .device import describe, pick
 from .models import build
@@ -40,10 +40,6 @@ WARMUP_STEPS = 1  # untimed: the allocator and oneDNN's kernel choice make the f
 TIMED_STEPS = 3
 TIMED_BUDGET_S = 2.0  # stop timing early once this much time is measured: a slow step needs no repeats
 CPU_BATCH_CAP = 512  # on the CPU, a larger batch is timed at this size and scaled per image (memory, time)
-# The test batch whose answer is timed, then scaled to the test split: fit()'s own test batch. Smaller is
-# cheaper but wrong: on the 2-core AMD EPYC a ResNet answers 200 images at 1.7 ms each, 1000 at 3.4 ms
-# (the activations of 2,000 views no longer fit in the caches), so timing 200 halved the evaluation's share.
-EVAL_IMAGES = 1000
 CIFAR10_TRAIN, CIFAR10_TEST = 50_000, 10_000
 CLASSES = 10
 
@@ -189,14 +185,16 @@ def _random_split(n: int) -> Split:
 
 @torch.no_grad()
 def _time_answer(model: torch.nn.Module, dev: torch.device) -> float:
-    """Seconds per test image of the evaluation's answer (all its views), after one untimed small batch."""
-    x = data.normalize(_random_split(EVAL_IMAGES).x.to(dev)).contiguous(
+    """Seconds per test image of the evaluation's answer (all its views), after one untimed small batch.
+    Timed at fit()'s own test batch (answering.split_batch): per image, a batch costs more or less by size."""
+    images = split_batch(dev)
+    x = data.normalize(_random_split(images).x.to(dev)).contiguous(
         memory_format=torch.channels_last if CHANNELS_LAST else torch.contiguous_format)
     with eval_mode(model):
         float(answer(model, x[:16])[1].sum())
         tick = time.perf_counter()
         float(answer(model, x)[1].sum())
-    return (time.perf_counter() - tick) / EVAL_IMAGES
+    return (time.perf_counter() - tick) / images
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .answering import PRECISION, VIEWS, answer
+from .answering import PRECISION, VIEWS, answer, split_batch
 from .checkpoints import make_config, save_checkpoint
 from .data import Dataset, DeviceLoader, Split
 from .device import describe, pick
@@ -271,7 +271,7 @@ class _Run:
         self.train_loader = DeviceLoader(self.dataset.train, r.batch_size, dev, train=True, augment=r.augment,
                                          pad=r.pad, pad_mode=r.pad_mode, flip=r.flip, zoom=r.zoom_out,
                                          cutout=r.cutout, soft=self.soft, **loader)
-        self.test_loader = DeviceLoader(self.dataset.test, 1000, dev, train=False, **loader)
+        self.test_loader = DeviceLoader(self.dataset.test, split_batch(dev), dev, train=False, **loader)
         self.steps = len(self.train_loader)
         if self.steps == 0:
             raise TrainingError(f"the training split has {len(self.dataset.train)} images, fewer than one batch of "

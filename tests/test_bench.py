@@ -39,6 +39,8 @@ def test_bench_prints_the_issue_json_on_tiny_settings(tmp_path):
     assert result["cnn"]["ratio"] == pytest.approx(result["cnn"]["ours_img_s"] / result["cnn"]["reference_img_s"],
                                                    rel=0.01, abs=0.0051)
     assert result["infer_ms_all4"] > 0 and result["cold_start_s"] > 0
+    # answering a split: the batch in use measured beside the 1,000 all devices used before
+    assert set(result["split_ms_per_image"]) == {str(result["split_batch"]), "1000"}
     assert result["device"].startswith("cpu (") and result["threads"] >= 1  # names the CPU and its instructions
     assert result["data"].startswith("generated") and set(result["models_from"].values()) == {"fresh"}
     assert not {"resnet", "densenet", "se_resnet"} & set(result), "--model cnn measures the CNN alone"

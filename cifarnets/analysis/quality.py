@@ -7,7 +7,7 @@ import itertools
 import torch
 from torch import nn
 
-from ..answering import answer
+from ..answering import answer, split_batch
 from ..data import DeviceLoader, Split
 from ..metrics import confusion_matrix, per_class_accuracy
 from ..models.common import eval_mode
@@ -16,11 +16,12 @@ BINS = 15  # equal-width confidence bins, as in Guo et al. (2017), "On Calibrati
 
 
 @torch.no_grad()
-def test_probs(model: nn.Module, split: Split, batch: int = 500) -> torch.Tensor:
+def test_probs(model: nn.Module, split: Split) -> torch.Tensor:
     """Mirror-averaged softmax (N, classes) on the CPU, in float32 as the app classifies, in the split's order."""
     device = next(model.parameters()).device
     with eval_mode(model):
-        out = [answer(model, x)[1].cpu() for x, _ in DeviceLoader(split, batch, device, train=False).batches()]
+        loader = DeviceLoader(split, split_batch(device), device, train=False)
+        out = [answer(model, x)[1].cpu() for x, _ in loader.batches()]
     return torch.cat(out)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..answering import split_batch
 from ..data import DeviceLoader, Split
 from ..models.common import eval_mode
 from ..models.se_resnet import SEBlock
@@ -28,13 +29,13 @@ def gates(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def class_means(model: nn.Module, split: Split, classes: int, batch: int = 500) -> dict[str, list[list[float]]]:
+def class_means(model: nn.Module, split: Split, classes: int) -> dict[str, list[list[float]]]:
     """{block name: [class][channel] mean channel weight} over a split, by true class."""
     device = next(model.parameters()).device
     sums: dict[str, torch.Tensor] = {}
     counts = torch.zeros(classes, dtype=torch.float64)
     with eval_mode(model):
-        for x, y in DeviceLoader(split, batch, device, train=False).batches():
+        for x, y in DeviceLoader(split, split_batch(device), device, train=False).batches():
             one_hot = torch.nn.functional.one_hot(y.cpu(), classes).double()  # (N, classes)
             counts += one_hot.sum(0)
             for name, g in model.forward_intermediates(x).gates.items():

@@ -17,14 +17,14 @@ import torch
 
 from .. import checkpoints as ckpt
 from .. import data, recipes
-from ..answering import VIEWS
+from ..answering import VIEWS, split_batch
 from ..device import describe, pick, training_precision
 from ..models import KEYS, build, label
 from ..paths import data_env
 from ..step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
 from ..threads import training_threads
 from .compute import cpu_seconds, gflop_per_image, peak_gflop_s
-from .latency import cold_start_s, inference_ms, networks, views_ms
+from .latency import cold_start_s, inference_ms, networks, split_ms, views_ms
 from .textbook import Textbook
 
 WARMUP_STEPS = 3  # per pipeline, untimed: allocator, oneDNN kernel choice, worker start
@@ -84,6 +84,7 @@ def measure(args, dev: torch.device) -> dict:
                   f"x{m['ratio']:.2f}", file=sys.stderr)
     entries, models_from = networks(args.checkpoints, dev)
     result |= {"infer_ms_all4": round(inference_ms(entries), 2), "views_ms_per_image_all4": views_ms(entries),
+               "split_ms_per_image": split_ms(entries, keys), "split_batch": split_batch(dev),
                "cold_start_s": round(cold_start_s(entries, args.device, args.cold_starts), 2),
                "device": describe(dev), "precision": training_precision(dev), "threads": torch.get_num_threads(),
                "batch_size": recipe.batch_size,
@@ -209,6 +210,9 @@ def table(r: dict) -> str:
               "an answer of n views (the image, its mirror, both shifted a pixel each way; the app uses "
               f"{VIEWS}), ms per image for all four: "
               + ", ".join(f"{n} views {ms:.3f}" for n, ms in r["views_ms_per_image_all4"].items()),
+              "answering a whole split as training evaluates it, ms per image for "
+              f"{', '.join(label(k) for k in keys)}, by images per forward ({r['split_batch']} in use): "
+              + ", ".join(f"{size} {ms:.3f}" for size, ms in r["split_ms_per_image"].items()),
               f"cold start, fresh process to the first prediction of a photo: {r['cold_start_s']:.2f} s (median)",
               f"1-minute load average at the end: {r['loadavg_1m']}"]
     return "\n".join(lines)

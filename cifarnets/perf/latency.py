@@ -6,6 +6,7 @@ architecture, same arithmetic, so the same speed); `networks()` says which.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from PIL import Image
 from .. import CIFAR10_CLASSES, answering, predict
 from .. import checkpoints as ckpt
 from ..models import build
+from ..step import CHANNELS_LAST, place
 
 
 def networks(folder: str, dev: torch.device) -> tuple[dict[str, ckpt.Entry], dict[str, str]]:
@@ -51,6 +53,20 @@ def views_ms(entries: dict[str, ckpt.Entry], batch: int = 64, reps: int = 10) ->
     models = [e.model for e in entries.values() if e.ok]
     return {n: round(_median_ms(lambda n=n: [answering.answer(m, x, n) for m in models], reps) / batch, 3)
             for n in (1, 2, 4, answering.MAX_VIEWS)}
+
+
+@torch.no_grad()
+def split_ms(entries: dict[str, ckpt.Entry], keys: tuple[str, ...], reps: int = 3) -> dict[int, float]:
+    """{images per forward: milliseconds per image for the networks `keys` to answer a whole split in batches
+    that size}, as fit() evaluates after every epoch: answering.split_batch's size for this device beside
+    the 1,000 every device took before."""
+    dev = next(entries[keys[0]].model.parameters()).device
+    models = [place(copy.deepcopy(entries[key].model), dev) for key in keys]  # in fit()'s memory format
+    sizes = sorted({answering.split_batch(dev), 1000})
+    x = torch.randn(max(sizes), 3, 32, 32, device=dev).contiguous(
+        memory_format=torch.channels_last if CHANNELS_LAST else torch.contiguous_format)
+    return {size: round(_median_ms(lambda size=size: [answering.answer(m, x[:size]) for m in models], reps) / size, 3)
+            for size in sizes}
 
 
 def _median_ms(work, reps: int) -> float:

@@ -25,7 +25,7 @@ import torch
 
 from .. import checkpoints as ckpt
 from .. import data
-from ..answering import VIEWS
+from ..answering import VIEWS, split_batch
 from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
 from ..data import normalize
 from ..device import pick
@@ -103,10 +103,11 @@ def held_out_images(dataset: data.Dataset, sizes: Sizes = SIZES) -> torch.Tensor
     return parts(dataset, sizes)["held_out"][0]
 
 
-def views_in_batches(model: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> Views:
+def views_in_batches(model: torch.nn.Module, x: torch.Tensor) -> Views:
     """scores.views() of a large (N, 3, 32, 32) tensor, with the views every answer is made from, in batches."""
     device = next(model.parameters()).device
-    return Views.cat([views(model, x[i:i + batch].to(device)) for i in range(0, len(x), batch)])
+    size = split_batch(device)
+    return Views.cat([views(model, x[i:i + size].to(device)) for i in range(0, len(x), size)])
 
 
 class Network(NamedTuple):
