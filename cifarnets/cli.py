@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import batching, data, hub, race, recipes
 from . import checkpoints as ckpt
-from . import data, hub, race, recipes
 from .analysis import precompute
 from .cliargs import add_checkpoints_arg, add_data_arg, add_device_arg, stop_on_signals
 from .data import DataError
@@ -198,7 +198,7 @@ def cmd_evaluate(args) -> int:
     folders = (({key: Path(args.checkpoints) / key for key in KEYS} | hub.cli_overrides(args.hub)) if args.all
                else {None: hub.checkpoint_folder(args.checkpoint)})
     dataset = data.load(args.data, verbose=not args.json)
-    test = data.DeviceLoader(dataset.test, split_batch(device), device, train=False)
+    test = batching.DeviceLoader(dataset.test, split_batch(device), device, train=False)
     results, failures = {}, {}
     for key, folder in folders.items():
         try:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 
 from .answering import VIEWS, logits_of_views, split_batch
+from .batching import DeviceLoader
 from .checkpoints import CheckpointError, load_checkpoint, read_config
-from .data import DeviceLoader, Split
+from .data import Split
 from .models import MODELS, label
 from .paths import checkpoints_dir
 from .recipes import Recipe

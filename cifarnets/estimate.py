@@ -28,7 +28,8 @@ import torch
 
 from . import data
 from .answering import answer, split_batch
-from .data import DeviceLoader, Split, _find_folder_root
+from .batching import DeviceLoader, normalize
+from .data import Split, _find_folder_root
 from .device import describe, pick
 from .models import build
 from .models.common import eval_mode
@@ -188,7 +189,7 @@ def _time_answer(model: torch.nn.Module, dev: torch.device) -> float:
     """Seconds per test image of the evaluation's answer (all its views), after one untimed small batch.
     Timed at fit()'s own test batch (answering.split_batch): per image, a batch costs more or less by size."""
     images = split_batch(dev)
-    x = data.normalize(_random_split(images).x.to(dev)).contiguous(
+    x = normalize(_random_split(images).x.to(dev)).contiguous(
         memory_format=torch.channels_last if CHANNELS_LAST else torch.contiguous_format)
     with eval_mode(model):
         float(answer(model, x[:16])[1].sum())

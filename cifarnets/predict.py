@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from .answering import answer
+from .batching import normalize
 from .checkpoints import Entry
-from .data import normalize
 from .images import MAX_BYTES, ImageError, decode_image, to_array
 from .unfamiliar import calibration
 from .unfamiliar.calibration import Verdict

@@ -19,8 +19,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .answering import PRECISION, VIEWS, answer, split_batch
+from .batching import DeviceLoader
 from .checkpoints import make_config, save_checkpoint
-from .data import Dataset, DeviceLoader, Split
+from .data import Dataset, Split
 from .device import describe, pick
 from .distill import fixed_answers, load_teachers
 from .fileio import atomic_path

@@ -13,7 +13,7 @@ from helpers.app import APP, history, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-from cifarnets import CIFAR10_CLASSES, cli, data
+from cifarnets import CIFAR10_CLASSES, batching, cli, data
 from cifarnets.analysis import cost, findings, gradcam, precompute, quality, reuse, se, store
 from cifarnets.analysis.gradients import GradientProbe
 from cifarnets.analysis.layers import weight_layers
@@ -149,7 +149,7 @@ def test_confusion_and_disagreement():
 @pytest.mark.parametrize("key", ["cnn", "densenet"])
 def test_grad_cam_is_non_negative_image_sized_and_depends_on_the_class(key):
     model = fresh(key, seed=1)
-    x = data.normalize(tiny_split(1, seed=2).x)
+    x = batching.normalize(tiny_split(1, seed=2).x)
     cams = [gradcam.grad_cam(model, x, c) for c in range(10)]
     assert all(c.heat.shape == (32, 32) and (c.heat >= 0).all() and np.isfinite(c.heat).all() for c in cams)
     assert any(not np.allclose(cams[0].heat, c.heat) for c in cams[1:])
@@ -159,7 +159,7 @@ def test_grad_cam_is_non_negative_image_sized_and_depends_on_the_class(key):
 
 def test_se_weights_per_block_and_per_class():
     model = fresh("se_resnet")
-    gates = se.gates(model, data.normalize(tiny_split(1).x))
+    gates = se.gates(model, batching.normalize(tiny_split(1).x))
     assert [len(g) for g in gates.values()] == [16, 16, 32, 32, 64, 64]
     assert all(((g > 0) & (g < 1)).all() for g in gates.values())
     means = se.class_means(model, tiny_split(20), classes=10)

@@ -7,7 +7,7 @@ import torch
 from conftest import TINY_CLASSES, make_image_folder, make_tar, make_zip
 from PIL import Image
 
-from cifarnets import CIFAR10_CLASSES, data
+from cifarnets import CIFAR10_CLASSES, batching, data
 from cifarnets.data import DataError
 
 
@@ -143,7 +143,7 @@ def test_batched_augmentation_matches_crop_and_flip_per_image():
     x = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
     offsets = torch.tensor([[0, 0], [8, 8], [3, 5], [4, 4], [7, 1]])
     flips = torch.tensor([False, True, True, False, True])
-    out = data.augment(x, offsets, flips)
+    out = batching.augment(x, offsets, flips)
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
     for i in range(5):
         oy, ox = offsets[i].tolist()
@@ -153,29 +153,30 @@ def test_batched_augmentation_matches_crop_and_flip_per_image():
 
 def test_loader_order_is_repeatable_and_ranks_are_disjoint(tiny_folder):
     ds = data.load(tiny_folder)
-    whole = data.DeviceLoader(ds.train, 8, "cpu", train=True)
+    whole = batching.DeviceLoader(ds.train, 8, "cpu", train=True)
     a = [y.tolist() for _, y in whole.batches(epoch=1, seed=3)]
     assert a == [y.tolist() for _, y in whole.batches(epoch=1, seed=3)]
     assert a != [y.tolist() for _, y in whole.batches(epoch=2, seed=3)]
     # Two ranks split every global batch of 8 into disjoint halves that together make the whole.
     ds.train.y = torch.arange(len(ds.train))  # label = index, to see which images each rank got
-    parts = [[y.tolist() for _, y in data.DeviceLoader(ds.train, 8, "cpu", train=True, rank=r, world=2)
+    parts = [[y.tolist() for _, y in batching.DeviceLoader(ds.train, 8, "cpu", train=True, rank=r, world=2)
               .batches(epoch=1, seed=3)] for r in (0, 1)]
     merged = [sorted(p0 + p1) for p0, p1 in zip(*parts, strict=True)]
-    full = [sorted(y.tolist()) for _, y in data.DeviceLoader(ds.train, 8, "cpu", train=True).batches(epoch=1, seed=3)]
+    one_rank = batching.DeviceLoader(ds.train, 8, "cpu", train=True)
+    full = [sorted(y.tolist()) for _, y in one_rank.batches(epoch=1, seed=3)]
     assert merged == full and all(not set(p0) & set(p1) for p0, p1 in zip(*parts, strict=True))
 
 
 def test_batches_are_normalised_floats(tiny_folder):
     ds = data.load(tiny_folder)
-    xb, yb = next(data.DeviceLoader(ds.test, 10, "cpu", train=False).batches())
+    xb, yb = next(batching.DeviceLoader(ds.test, 10, "cpu", train=False).batches())
     assert xb.dtype == torch.float32 and xb.shape == (10, 3, 32, 32) and yb.dtype == torch.int64
     assert float(xb.abs().max()) < 3.5 and np.isfinite(xb.numpy()).all()
 
 
 def test_cutout_blanks_one_square_clipped_by_the_edges():
     x = torch.ones(3, 3, 32, 32)
-    out = data.cut_out(x, torch.tensor([[16, 16], [0, 0], [31, 5]]), 8)
+    out = batching.cut_out(x, torch.tensor([[16, 16], [0, 0], [31, 5]]), 8)
     blank = out[:, 0] == 0
     assert torch.equal(blank[0], torch.zeros(32, 32, dtype=torch.bool).index_fill(0, torch.arange(12, 20), True)
                        & torch.zeros(32, 32, dtype=torch.bool).index_fill(1, torch.arange(12, 20), True))
@@ -186,11 +187,12 @@ def test_cutout_blanks_one_square_clipped_by_the_edges():
 
 def test_cutout_is_drawn_only_for_training_and_only_when_asked(tiny_folder):
     ds = data.load(tiny_folder)
-    plain, cut = (data.DeviceLoader(ds.train, 8, "cpu", train=True, augment=True, cutout=c) for c in (0, 8))
+    plain, cut = (batching.DeviceLoader(ds.train, 8, "cpu", train=True, augment=True, cutout=c) for c in (0, 8))
     (xp, yp), (xc, yc) = next(plain.batches(epoch=1)), next(cut.batches(epoch=1))
     assert torch.equal(yp, yc)  # the same order, crops and flips: cutout draws its squares after them
     changed = (xp != xc).any(1)
     assert changed.any() and torch.equal(xc[:, 0][changed], torch.zeros(int(changed.sum())))
     assert all(changed[i].sum() <= 64 for i in range(8))
-    test = data.DeviceLoader(ds.test, 8, "cpu", train=False, augment=True, cutout=8)
-    assert torch.equal(next(test.batches())[0], next(data.DeviceLoader(ds.test, 8, "cpu", train=False).batches())[0])
+    test = batching.DeviceLoader(ds.test, 8, "cpu", train=False, augment=True, cutout=8)
+    plain_test = batching.DeviceLoader(ds.test, 8, "cpu", train=False)
+    assert torch.equal(next(test.batches())[0], next(plain_test.batches())[0])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cifarnets import checkpoints, cli, data, distill, recipes, step
+from cifarnets import batching, checkpoints, cli, data, distill, recipes, step
 from cifarnets.answering import answer, views_of
 from cifarnets.models import build
 from cifarnets.train import evaluate, fit, read_state
@@ -22,17 +22,17 @@ def numbered_split(n: int = 40) -> data.Split:
     return data.Split(x, torch.arange(n))
 
 
-def flipped_by_image(loader: data.DeviceLoader, split: data.Split, epoch: int) -> dict[int, bool]:
+def flipped_by_image(loader: batching.DeviceLoader, split: data.Split, epoch: int) -> dict[int, bool]:
     seen = {}
     for xb, yb in loader.batches(epoch, seed=3):
         for image, i in zip(xb, yb.tolist(), strict=True):
-            seen[i] = bool(torch.equal(image, data.normalize(split.x[i: i + 1].flip(3))[0]))
+            seen[i] = bool(torch.equal(image, batching.normalize(split.x[i: i + 1].flip(3))[0]))
     return seen
 
 
 def test_alternating_flip_mirrors_each_image_in_exactly_every_other_epoch():
     split = numbered_split()
-    loader = data.DeviceLoader(split, 8, "cpu", train=True, augment=True, pad=0, flip="alternate")
+    loader = batching.DeviceLoader(split, 8, "cpu", train=True, augment=True, pad=0, flip="alternate")
     epochs = [flipped_by_image(loader, split, e) for e in range(4)]
     assert 0.2 < sum(epochs[0].values()) / len(split) < 0.8  # a random half first
     for before, after in zip(epochs, epochs[1:], strict=False):
@@ -42,21 +42,21 @@ def test_alternating_flip_mirrors_each_image_in_exactly_every_other_epoch():
 
 def test_random_flips_do_not_alternate():
     split = numbered_split()
-    loader = data.DeviceLoader(split, 8, "cpu", train=True, augment=True, pad=0, flip="random")
+    loader = batching.DeviceLoader(split, 8, "cpu", train=True, augment=True, pad=0, flip="random")
     first, second = (flipped_by_image(loader, split, e) for e in range(2))
     assert any(first[i] == second[i] for i in first)
 
 
 def test_reflected_translation_keeps_the_picture_at_the_edges():
     x = torch.arange(2 * 3 * 32 * 32, dtype=torch.int64).remainder(251).to(torch.uint8).view(2, 3, 32, 32)
-    no_move = data.augment(x, torch.full((2, 2), 2), torch.zeros(2, dtype=torch.bool), pad=2, mode="reflect")
+    no_move = batching.augment(x, torch.full((2, 2), 2), torch.zeros(2, dtype=torch.bool), pad=2, mode="reflect")
     assert torch.equal(no_move, x)
-    corner = data.augment(x, torch.zeros(2, 2, dtype=torch.int64), torch.zeros(2, dtype=torch.bool), pad=2,
+    corner = batching.augment(x, torch.zeros(2, 2, dtype=torch.int64), torch.zeros(2, dtype=torch.bool), pad=2,
                           mode="reflect")
     assert torch.equal(corner[..., 2:, 2:], x[..., :30, :30])
     # the band outside the image is the image reflected at its edge (the edge row itself not repeated), not black
     assert torch.equal(corner[..., 0, 2:], x[..., 2, :30]) and torch.equal(corner[..., 1, 2:], x[..., 1, :30])
-    black = data.augment(x, torch.zeros(2, 2, dtype=torch.int64), torch.zeros(2, dtype=torch.bool), pad=2)
+    black = batching.augment(x, torch.zeros(2, 2, dtype=torch.int64), torch.zeros(2, dtype=torch.bool), pad=2)
     assert black[..., :2, :].eq(0).all()
 
 
@@ -73,7 +73,7 @@ def test_the_weight_average_is_what_is_saved_and_evaluated(tiny_folder, tmp_path
     assert all(torch.equal(saved[k], averaged[k]) for k in saved)
     assert any(not torch.equal(saved[k], live[k]) for k in saved if saved[k].is_floating_point())
     model, config = checkpoints.load_checkpoint(tmp_path / "run")
-    test = data.DeviceLoader(ds.test, 1000, "cpu", train=False)
+    test = batching.DeviceLoader(ds.test, 1000, "cpu", train=False)
     assert evaluate(model, test, ds.classes)["test_acc"] == config["metrics"]["test_acc"]
 
 
@@ -130,7 +130,7 @@ def test_an_ensemble_teaches_with_answers_fixed_before_training(tiny_folder, tmp
                          distill_targets="fixed")
     fixed = distill.fixed_answers(list(teachers.values()), ds.train, torch.device("cpu"))
     with torch.no_grad():
-        x = data.normalize(ds.train.x)
+        x = batching.normalize(ds.train.x)
         expected = torch.stack([torch.softmax(t(v), 1) for t in teachers.values() for v in (x, x.flip(3))]).mean(0)
     torch.testing.assert_close(fixed.exp(), expected)
     seen = []

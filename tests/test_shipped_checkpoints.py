@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cifarnets import CIFAR10_CLASSES, checkpoints, data, recipes
+from cifarnets import CIFAR10_CLASSES, batching, checkpoints, data, recipes
 from cifarnets.answering import PRECISION
 from cifarnets.models import ALL_KEYS, KEYS, recipe_key
 from cifarnets.train import evaluate
@@ -29,7 +29,7 @@ def test_shipped_folder_is_small_and_pickle_free(key):
 @pytest.mark.skipif(not ARCHIVE.exists(), reason=f"the CIFAR-10 archive {ARCHIVE} is not here")
 def test_shipped_checkpoints_reach_the_accuracy_they_claim():
     dataset = data.load(ARCHIVE)
-    test = data.DeviceLoader(dataset.test, 1000, "cpu", train=False)
+    test = batching.DeviceLoader(dataset.test, 1000, "cpu", train=False)
     checked = 0
     for key in KEYS:
         if not (SHIPPED / key / checkpoints.MODEL_FILE).exists():

@@ -16,7 +16,7 @@ import torch
 from helpers.app import APP, PAGES, make_checkpoints, texts
 from PIL import Image, ImageDraw, ImageFont
 
-from cifarnets import CIFAR10_CLASSES, cli, data, predict
+from cifarnets import CIFAR10_CLASSES, batching, cli, data, predict
 from cifarnets.checkpoints import CONFIG_FILE, MODEL_FILE, discover, write_weights
 from cifarnets.fileio import read_json, write_json
 from cifarnets.images import to_array
@@ -170,7 +170,7 @@ def test_the_threshold_keeps_the_rate_of_the_choosing_half_under_it(calibrated):
     entry = discover(folder)["cnn"]
     c = calibration.load(entry)
     choose = calibrate.parts(random_dataset(), calibrate.Sizes(120, 80, 60, 60))["choose"][0]
-    verdicts = calibration.verdicts(c, scores.views(entry.model, data.normalize(choose)))
+    verdicts = calibration.verdicts(c, scores.views(entry.model, batching.normalize(choose)))
     under = np.mean([not v.unfamiliar for v in verdicts])
     assert c.rate <= under < c.rate + 2 / len(choose)  # the smallest threshold that keeps the rate
 
@@ -246,7 +246,7 @@ def shipped_entries() -> dict:
 def test_held_out_test_images_stay_under_the_threshold_at_the_chosen_rate():
     entries = shipped_entries()
     held_out = calibrate.held_out_images(data.load(ARCHIVE))
-    found = answers(entries, data.normalize(held_out))
+    found = answers(entries, batching.normalize(held_out))
     for key, a in found.items():
         stored = entries[key].config[calibration.KEY]
         under = np.mean([not v.unfamiliar for v in a.verdicts])

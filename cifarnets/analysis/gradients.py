@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Split, normalize
+from ..batching import normalize
+from ..data import Split
 from ..models import build
 from .layers import WeightLayer, weight_layers
 

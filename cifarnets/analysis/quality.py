@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from ..answering import answer, split_batch
-from ..data import DeviceLoader, Split
+from ..batching import DeviceLoader
+from ..data import Split
 from ..metrics import confusion_matrix, per_class_accuracy
 from ..models.common import eval_mode
 

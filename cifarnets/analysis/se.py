@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ..answering import split_batch
-from ..data import DeviceLoader, Split
+from ..batching import DeviceLoader
+from ..data import Split
 from ..models.common import eval_mode
 from ..models.se_resnet import SEBlock
 

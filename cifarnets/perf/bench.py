@@ -15,8 +15,8 @@ import time
 
 import torch
 
+from .. import batching, data, recipes
 from .. import checkpoints as ckpt
-from .. import data, recipes
 from ..answering import VIEWS, split_batch
 from ..device import describe, pick, training_precision
 from ..models import KEYS, build, label
@@ -140,8 +140,8 @@ class Ours:
         self.model = place(build(key, num_classes=num_classes), dev).train()
         self.optimizer = make_optimizer(self.model, recipe)
         self.objective = Objective(recipe)
-        self.loader = data.DeviceLoader(split, recipe.batch_size, dev, train=True, augment=True,
-                                        channels_last=CHANNELS_LAST)
+        self.loader = batching.DeviceLoader(split, recipe.batch_size, dev, train=True, augment=True,
+                                            channels_last=CHANNELS_LAST)
         self.lr = recipe.lr
         self.batches = self._epochs()
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data import MEAN, STD, Split
+from ..batching import MEAN, STD
+from ..data import Split
 from ..models import build
 from ..recipes import Recipe
 from ..step import make_optimizer

@@ -26,8 +26,8 @@ import torch
 from .. import checkpoints as ckpt
 from .. import data
 from ..answering import VIEWS, split_batch
+from ..batching import normalize
 from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
-from ..data import normalize
 from ..device import pick
 from ..models import KEYS, label
 from ..predict import batch

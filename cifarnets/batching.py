@@ -1,0 +1,136 @@
+"""Cached uint8 images -> the networks' input: normalisation, augmentation as tensor ops on whole batches,
+and batches on the device (DeviceLoader), for training, evaluation and every measurement alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from .data import Split
+
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (N,3,H,W) -> float, standardised with CIFAR-10's channel statistics."""
+    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    # (x/255 - mean)/std as one multiply-add: a quarter of the passes over the batch, about 4x faster.
+    return torch.addcmul(-mean / std, x.float(), 1 / (255 * std))
+
+
+def _pad(x: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
+    """(B, C, H, W) uint8 padded by `pad` on every side: zeros, or the image mirrored at its edges."""
+    if mode == "constant":
+        return torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    if mode != "reflect":
+        raise ValueError(f"unknown padding {mode!r}: constant or reflect")
+    # reflection by concatenation: PyTorch's reflect padding has no uint8 kernel
+    x = torch.cat([x[..., 1:pad + 1].flip(-1), x, x[..., -pad - 1:-1].flip(-1)], -1)
+    return torch.cat([x[..., 1:pad + 1, :].flip(-2), x, x[..., -pad - 1:-1, :].flip(-2)], -2)
+
+
+def augment(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int = 4,
+            mode: str = "constant") -> torch.Tensor:
+    """Random crop of the padded image and horizontal flip, for a whole uint8 batch at once.
+
+    offsets: (B, 2) ints in [0, 2*pad]; flips: (B,) bools. With zero padding, the same result as
+    torchvision's RandomCrop(32, padding=4) + RandomHorizontalFlip applied per image, with no
+    per-image Python; "reflect" pads with the mirrored edge instead of black, as fast CIFAR trainers do.
+    """
+    b, c, h, w = x.shape
+    hp, wp = h + 2 * pad, w + 2 * pad
+    padded = _pad(x, pad, mode).reshape(b, c, hp * wp)
+    # One gather over each padded image's flattened pixels, with one index per output pixel shared by the
+    # channels: about 4x faster on the CPU than indexing with four broadcast index tensors.
+    cols = torch.arange(w, device=x.device)
+    cols = torch.where(flips[:, None], cols.flip(0), cols).view(b, 1, w)
+    rows = (torch.arange(h, device=x.device) * wp).view(1, h, 1)
+    index = (offsets[:, 0] * wp + offsets[:, 1]).view(b, 1, 1) + rows + cols  # (B, H, W) into hp*wp
+    return padded.gather(2, index.view(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
+
+
+def zoom_out(x: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Each uint8 image shrunk by its factor in `scales` (1: unchanged; 0.75: to 24 pixels across), centred
+    with its edges reflected around it: the object smaller in the frame, as in a photo taken from further off."""
+    theta = torch.zeros(len(x), 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / scales
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection",
+                                          align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def cut_out(x: torch.Tensor, centres: torch.Tensor, side: int) -> torch.Tensor:
+    """Each normalised image with a `side`-pixel square around its (row, col) in `centres` set to zero, the
+    data's mean; a square near an edge is clipped by it (Cutout: DeVries & Taylor 2017)."""
+    h, w = x.shape[-2:]
+    top_left = (centres - side // 2).view(len(x), 2, 1)
+    rows = torch.arange(h, device=x.device).view(1, h) - top_left[:, 0]
+    cols = torch.arange(w, device=x.device).view(1, w) - top_left[:, 1]
+    inside = ((rows >= 0) & (rows < side))[:, :, None] & ((cols >= 0) & (cols < side))[:, None, :]
+    return x.masked_fill(inside[:, None], 0.0)
+
+
+class DeviceLoader:
+    """A split moved to the device once; batches are index gathers there, augmentation included.
+
+    With `world > 1` (DDP), every rank walks the same global permutation and takes its own
+    disjoint slice of each global batch, so `batch_size` is the global batch. With `soft` (a row per
+    image: the teachers' fixed answers), each batch also carries its images' rows: (x, y, soft).
+    """
+
+    def __init__(self, split: Split, batch_size: int, device: torch.device | str, *, train: bool,
+                 augment: bool = False, pad: int = 4, pad_mode: str = "constant", flip: str = "random",
+                 zoom: float = 0.0, cutout: int = 0, rank: int = 0, world: int = 1,
+                 channels_last: bool = False, soft: torch.Tensor | None = None) -> None:
+        self.x = split.x.to(device)
+        self.y = split.y.to(device)
+        self.soft = soft.to(device) if soft is not None else None
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.train, self.augment = train, augment and train
+        if flip not in ("random", "alternate"):
+            raise ValueError(f"unknown flip {flip!r}: random or alternate")
+        self.pad, self.pad_mode, self.flip, self.zoom, self.cutout = pad, pad_mode, flip, zoom, cutout
+        self.rank, self.world = rank, world
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        return n // self.batch_size if self.train else -(-n // self.batch_size)
+
+    def batches(self, epoch: int = 0, seed: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Batches of one epoch, from step `start` on; the epoch's order depends only on (seed, epoch)."""
+        n = len(self.y)
+        if self.train:
+            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=g)
+            offsets = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=g)
+            flips = torch.rand(n, generator=g) < 0.5
+            if self.flip == "alternate":  # a fixed random half mirrored in even epochs, the other half in odd ones
+                first = torch.rand(n, generator=torch.Generator().manual_seed(seed * 1_000_003 - 1)) < 0.5
+                flips = first[order] ^ bool(epoch % 2)
+            # drawn only when asked for, so recipes without it keep their exact sequence of crops and flips
+            scales = 1 - self.zoom * torch.rand(n, generator=g) if self.zoom else None
+            centres = torch.randint(0, self.x.shape[-1], (n, 2), generator=g) if self.cutout else None
+            order, offsets, flips = order.to(self.device), offsets.to(self.device), flips.to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        for step in range(start, len(self)):
+            idx = order[step * self.batch_size:(step + 1) * self.batch_size][self.rank::self.world]
+            xb = self.x[idx]
+            if self.augment:
+                sel = slice(step * self.batch_size, (step + 1) * self.batch_size)
+                xb = augment(xb, offsets[sel][self.rank::self.world], flips[sel][self.rank::self.world],
+                             self.pad, self.pad_mode)
+                if scales is not None:
+                    xb = zoom_out(xb, scales[sel][self.rank::self.world].to(self.device))
+            xb = normalize(xb)
+            if self.augment and centres is not None:
+                xb = cut_out(xb, centres[sel][self.rank::self.world].to(self.device), self.cutout)
+            xb = xb.contiguous(memory_format=self.memory_format)
+            yield (xb, self.y[idx]) if self.soft is None else (xb, self.y[idx], self.soft[idx])
