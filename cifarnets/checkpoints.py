@@ -91,9 +91,10 @@ def training_summary(config: dict) -> str:
     teacher = config.get("teacher")
     if isinstance(teacher, dict) and isinstance(teacher.get("model"), str) and teacher["model"]:
         names = [label(key) if key in MODELS else key for key in teacher["model"].split("+")]  # "+": an ensemble
-        line += f", distilled from the {' and the '.join(names)}"
+        listed = ", the ".join(names[:-1]) + (" and the " if len(names) > 1 else "") + names[-1]
+        line += f", distilled from the {listed}"
         if teacher.get("targets") == "fixed":
-            line += f" ({'their' if len(names) > 1 else 'its'} answers fixed before training)"
+            line += f", {'their' if len(names) > 1 else 'its'} answers fixed before training"
     return line
 
 

@@ -145,7 +145,7 @@ def test_an_ensemble_teaches_with_answers_fixed_before_training(tiny_folder, tmp
     assert student["wall_s"] > sum(r["seconds"] for r in json.loads((tmp_path / "student" / "history.json")
                                                                       .read_text()))
     assert checkpoints.training_summary(student).endswith(
-        "distilled from the ResNet and the SE-ResNet (their answers fixed before training)")
+        "distilled from the ResNet and the SE-ResNet, their answers fixed before training")
     with pytest.raises(Exception, match="distils from the DenseNet, which cannot be loaded"):
         fit("cnn", replace(recipe, teacher="resnet+densenet"), ds, tmp_path / "orphan", device="cpu")
     with pytest.raises(Exception, match="distill_targets is 'cached': live or fixed"):

@@ -452,6 +452,9 @@ def test_how_a_checkpoint_was_trained_reads_in_one_line_whatever_its_config_hold
               "teacher": {"model": "resnet", "test_acc": 0.9}}
     assert ckpt.training_summary(config) == ("modern recipe, 100 epochs in 2.5 h on cpu (X, AVX2, 1 thread), "
                                              "distilled from the ResNet")
+    ensemble = config | {"teacher": {"model": "resnet+se_resnet+resnet_plain", "targets": "fixed"}}
+    assert ckpt.training_summary(ensemble).endswith("distilled from the ResNet, the SE-ResNet and the ResNet without "
+                                                    "shortcuts (ours), their answers fixed before training")
     assert ckpt.training_summary({"recipe": {"name": "fast"}, "epochs": 5, "wall_s": 130}) == \
         "fast recipe, 5 epochs in 2 min"
     for hostile in ({}, {"recipe": "x", "epochs": "y", "wall_s": True, "device": 3, "teacher": ["resnet"]},
