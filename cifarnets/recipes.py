@@ -117,10 +117,10 @@ REPORT = {
 # label smoothing 0.1 and weight decay 5e-4, batch 128. Translation by 4 with reflected edges (the
 # networks with BatchNorm overfit: 96% on the training split against 87% on the test split after
 # 100 epochs of crop+flip with black edges). The CNN and the DenseNet, which underfit, get the fast
-# recipe's lighter translation by 2, and the DenseNet learns mostly from the shipped ResNet's answers
-# (distillation: +0.7 points on the test split and +13 on real photos, which the ResNet reads best;
-# the CNN gained 0.5 and no photos from it, so it learns alone; docs/training.md). Our first shipped
-# checkpoints used batch 256, lr 0.2 and warm restarts (further cosine cycles).
+# recipe's lighter translation by 2, and the DenseNet learns mostly from what the three shipped ResNets
+# answer together (distillation from their ensemble, answers fixed before training so a step runs no
+# teacher; over 150 epochs); the CNN gained 0.5 and no photos from distillation, so it learns alone
+# (docs/training.md). Our first shipped checkpoints used batch 256, lr 0.2 and warm restarts.
 _MODERN = Recipe("modern", "sgd", 0.1, epochs=100, batch_size=128, nesterov=True, weight_decay=5e-4,
                  schedule="onecycle", warmup=0.05, label_smoothing=0.1, augment=True, pad=4, pad_mode="reflect",
                  note="Ours, long: SGD+Nesterov, one cycle (5% warm-up, cosine to 0), label smoothing 0.1, wd 5e-4, "
@@ -129,8 +129,11 @@ _LIGHT = replace(_MODERN, pad=2, note=_MODERN.note.replace("translation by 4", "
 MODERN = {
     "cnn": replace(_LIGHT, epochs=60, lr=0.05),
     "resnet": _MODERN,
-    "densenet": replace(_LIGHT, teacher="resnet", distill_weight=0.8, distill_temperature=4.0,
-                        note=_LIGHT.note + " 80% of the loss is the shipped ResNet's answers, softened at "
+    "densenet": replace(_LIGHT, epochs=150, teacher="resnet+se_resnet+resnet_plain", distill_weight=0.8,
+                        distill_temperature=4.0, distill_targets="fixed",
+                        note=_LIGHT.note + " 80% of the loss is the answers of the shipped ResNet, SE-ResNet and "
+                                           "ResNet without shortcuts averaged, each training image answered "
+                                           "once before training (as the app answers), softened at "
                                            "temperature 4 (distillation)."),
     "se_resnet": _MODERN,
 }

@@ -15,7 +15,7 @@ from conftest import TINY_CLASSES, make_image_folder, make_tar
 from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts, wait_for_state
 from streamlit.testing.v1 import AppTest
 
-from cifarnets import CIFAR10_CLASSES, jobs, racejobs
+from cifarnets import CIFAR10_CLASSES, jobs, racejobs, recipes
 from cifarnets.train import read_state
 
 TIMEOUT = 60
@@ -46,7 +46,8 @@ def wait_for(run: jobs.Run, states: tuple[str, ...], timeout: float = RUN_LIMIT)
 
 
 def test_a_recipe_that_distils_is_refused_before_start_without_a_teacher_for_the_data(runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(make_checkpoints(tmp_path / "shipped", keys=["resnet"])))
+    teachers = recipes.get("modern", "densenet").teachers  # the ResNet first
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(make_checkpoints(tmp_path / "shipped", keys=teachers)))
     shapes = make_image_folder(tmp_path / "shapes", n_train=2, n_test=1)
     refusal = "DenseNet: the modern recipe distils from the ResNet in "
     assert refusal in jobs.check(request(shapes, model="densenet"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from .. import data
 from ..answering import VIEWS, split_batch
 from ..batching import normalize
 from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
-from ..device import pick
+from ..device import describe, pick
 from ..models import KEYS, label
 from ..predict import batch
 from . import calibration, inputs
@@ -139,7 +138,7 @@ def calibrate(networks: dict[str, Network], dataset: data.Dataset, rate: float =
     method = max(choosing, key=choosing.get)
     say(f"method: {METHODS[method]} (mean AUROC on the choosing half: "
         + ", ".join(f"{m} {a:.3f}" for m, a in choosing.items()) + ")")
-    machine = describe_machine(next(next(iter(networks.values())).model.parameters()).device)
+    machine = describe(next(next(iter(networks.values())).model.parameters()).device)
     return {key: (record(method, rate, s, strange[1][1], dataset, machine, sizes,
                          calibration.sha256(networks[key].folder / ckpt.MODEL_FILE)), fitted)
             for key, (fitted, s) in measured.items()}
@@ -164,19 +163,6 @@ def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds:
         "weights_sha256": weights_sha256, "machine": machine,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def describe_machine(device: torch.device) -> str:
-    """The CPU's model and the instruction set PyTorch uses on it, or the GPU: every measurement names its machine."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{device.type} ({model}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
 
 
 def table(records: dict[str, dict]) -> str:
