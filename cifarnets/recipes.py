@@ -161,13 +161,17 @@ RECIPES = {"fast": FAST, "modern": MODERN, "report": REPORT}
 
 
 def get(name: str, key: str, **overrides) -> Recipe:
-    """The recipe `name` for network `key`, with any non-None overrides (epochs=..., lr=..., batch_size=...)."""
+    """The recipe `name` for network `key`, with any non-None overrides (epochs=..., lr=..., batch_size=...).
+    Its note, which describes the recipe as written and which a run's config.json keeps, then also says
+    what was changed, so a checkpoint trained with `--set teacher=...` never reads as the plain recipe."""
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[name].get(key)
     if recipe is None:
         raise KeyError(f"recipe {name!r} has no entry for network {key!r}")
-    return replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    changed = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    said = [f"{k}={getattr(changed, k)}" for k in overrides if getattr(changed, k) != getattr(recipe, k)]
+    return replace(changed, note=f"{recipe.note} Changed for this run: {', '.join(said)}.") if said else changed
 
 
 def settings(pairs: list[str]) -> dict:

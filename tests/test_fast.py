@@ -205,5 +205,8 @@ def test_speedrun_tries_a_variation_and_refuses_a_bad_one(tiny_folder, capsys, m
               "--device", "cpu"]
     assert cli.main([*common, "--set", "flip=random", "--set", "ema=0.5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["changes"] == {"flip": "random", "ema": 0.5}
+    plain, varied = recipes.get("fast", "cnn", epochs=5), recipes.get("fast", "cnn", flip="random", ema=0.5)
+    assert plain.note == recipes.FAST["cnn"].note  # nothing changed, nothing said
+    assert varied.note == recipes.FAST["cnn"].note + " Changed for this run: flip=random, ema=0.5."
     assert cli.main([*common, "--set", "ema=often"]) == 1
     assert "ema takes a number" in capsys.readouterr().err
