@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from cifarnets import answering
 from cifarnets.checkpoints import training_summary
 from cifarnets.ui import resources
 
@@ -19,8 +20,8 @@ for col, entry in zip(st.columns(4), found.values(), strict=True):
         st.metric("Parameters", f"{counts[entry.label]:,}")
         if entry.ok:
             st.metric("Test accuracy", f"{entry.test_acc:.1%}" if entry.test_acc is not None else "n/a",
-                      help="On the 10,000 test images, each averaged with its mirror image as Classify does. "
-                           "The training curves show each image alone, about a point lower.")
+                      help=f"On the 10,000 test images, {answering.describe(answering.VIEWS)}, as Classify does. "
+                           "The training curves show each image alone, one to two points lower.")
             st.caption(f"From {resources.source_text(entry)}: {training_summary(entry.config)}.",
                        help=(entry.config.get("recipe") or {}).get("note") or None)
         else:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import batching, data, hub, race, recipes
+from . import answering, batching, data, hub, race, recipes
 from . import checkpoints as ckpt
 from .analysis import precompute
 from .cliargs import add_checkpoints_arg, add_data_arg, add_device_arg, stop_on_signals
@@ -176,10 +176,11 @@ def cmd_train(args) -> int:
             f"  {launcher} train --model {args.model} --recipe {recipe.name} --out {out} --resume"
             + (f" --data {args.data}" if args.data else ""), file=sys.stderr)
     else:
-        last = result["history"][-1] if result["history"] else {}
-        mirrored = last.get("test_acc_mirrored", last.get("test_acc", float("nan")))
-        say(f"finished: test accuracy {mirrored:.2%} mirror-averaged ({last.get('test_acc', float('nan')):.2%} "
-            f"single view); checkpoint in {out}", file=sys.stderr)
+        metrics = ckpt.read_config(out)["metrics"] if main else {}  # the last epoch's, as the app answers
+        say(f"finished: test accuracy {metrics.get('test_acc', float('nan')):.2%}, "
+            f"{answering.describe(metrics.get('views', answering.VIEWS))} "
+            f"({metrics.get('single_view', {}).get('test_acc', float('nan')):.2%} single view); checkpoint in {out}",
+            file=sys.stderr)
     return 0
 
 
@@ -218,7 +219,7 @@ def cmd_evaluate(args) -> int:
     else:
         for key, m in results.items():
             print(f"{label(key):<10} test accuracy {m['test_acc']:.2%}  loss {m['test_loss']:.4f}  (n={m['n']}; "
-                  f"each image averaged with its mirror image, in {m['precision']}; "
+                  f"{answering.describe(m['views'])}, in {m['precision']}; "
                   f"{m['single_view']['test_acc']:.2%} single view)")
             print("  " + "  ".join(f"{c} {a:.1%}" for c, a in m["per_class"].items()))
         for key, reason in failures.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .answering import VIEWS, logits_of_views, split_batch
+from .answering import MIRRORED, logits_of_views, split_batch
 from .batching import DeviceLoader
 from .checkpoints import CheckpointError, load_checkpoint, read_config
 from .data import Split
@@ -65,11 +65,12 @@ def teacher_problem(recipe: Recipe, classes: list[str] | None) -> str:
 
 @torch.no_grad()
 def fixed_answers(teachers: list[torch.nn.Module], split: Split, dev: torch.device) -> torch.Tensor:
-    """Every image's answer from the teachers, as the app answers (fp32, each image with its mirror image),
-    averaged over the teachers: (N, classes) log-probabilities, in the split's order."""
+    """Every image's answer from the teachers (fp32, each image with its mirror image: the views the shipped
+    DenseNet learnt from), averaged over the teachers: (N, classes) log-probabilities, in the split's order."""
     out = []
     for xb, _ in DeviceLoader(split, split_batch(dev), dev, train=False, channels_last=CHANNELS_LAST).batches():
-        views = [view for teacher in teachers for view in logits_of_views(teacher, xb).view(VIEWS, len(xb), -1)]
+        views = [view for teacher in teachers
+                 for view in logits_of_views(teacher, xb, MIRRORED).view(MIRRORED, len(xb), -1)]
         out.append(mean_answer(views))
     return torch.cat(out)
 

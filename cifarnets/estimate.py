@@ -8,6 +8,7 @@ training would take (cifarnets/threads.py). Random uint8 images of CIFAR's size 
 data: a step's time depends on the images' size, not their content. Then
 
     epochs x (steps per epoch x seconds per step + test images x seconds per test image)
+    + the last evaluation's other views (the trainer answers the last epoch with all of the app's)
 
 where the evaluation after each epoch is timed as the trainer does it (answering.answer, in eval mode),
 plus, for a recipe with fixed distillation targets, the teachers answering the training split once.
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 
 from . import data
-from .answering import answer, split_batch
+from .answering import MIRRORED, VIEWS, answer, split_batch
 from .batching import DeviceLoader, normalize
 from .data import Split, _find_folder_root
 from .device import describe, pick
@@ -79,6 +80,7 @@ class Estimate:
     times: StepTimes
     size: DataSize
     answers_s: float = 0.0  # the teachers' fixed answers to the training split, before the first epoch
+    last_views_s: float = 0.0  # the last epoch's test pass answers with all the app's views, not just the pair
 
 
 def data_size(source: str | None) -> DataSize:
@@ -164,13 +166,15 @@ def _measure(key: str, recipe: Recipe, dev: torch.device, batch: int, warmup: in
 
 def total(times: StepTimes, epochs: int, size: DataSize) -> Estimate:
     """The whole run: `epochs` epochs of full batches (the trainer drops the last partial one), each
-    followed by an evaluation of the test split."""
+    followed by an evaluation of the test split (the image and its mirror; the last one every view)."""
     if epochs < 1:
         raise ValueError("epochs must be at least 1")
     steps = size.train // times.batch_size
     train_s, eval_s = steps * times.step_s, size.test * times.eval_image_s
     answers_s = size.train * times.answers_image_s
-    return Estimate(answers_s + epochs * (train_s + eval_s), epochs, steps, train_s, eval_s, times, size, answers_s)
+    last_views_s = eval_s * (VIEWS / MIRRORED - 1)
+    return Estimate(answers_s + epochs * (train_s + eval_s) + last_views_s, epochs, steps, train_s, eval_s, times,
+                    size, answers_s, last_views_s)
 
 
 def estimate(key: str, recipe: Recipe, device: str = "auto", data_source: str | None = None) -> Estimate:
@@ -186,15 +190,16 @@ def _random_split(n: int) -> Split:
 
 @torch.no_grad()
 def _time_answer(model: torch.nn.Module, dev: torch.device) -> float:
-    """Seconds per test image of the evaluation's answer (all its views), after one untimed small batch.
+    """Seconds per test image of the evaluation between epochs (the image and its mirror), after one untimed
+    small batch.
     Timed at fit()'s own test batch (answering.split_batch): per image, a batch costs more or less by size."""
     images = split_batch(dev)
     x = normalize(_random_split(images).x.to(dev)).contiguous(
         memory_format=torch.channels_last if CHANNELS_LAST else torch.contiguous_format)
     with eval_mode(model):
-        float(answer(model, x[:16])[1].sum())
+        float(answer(model, x[:16], MIRRORED)[1].sum())
         tick = time.perf_counter()
-        float(answer(model, x)[1].sum())
+        float(answer(model, x, MIRRORED)[1].sum())
     return (time.perf_counter() - tick) / images
 
 

@@ -40,6 +40,7 @@ from huggingface_hub.utils import (
 )
 
 from . import checkpoints as ckpt
+from .answering import VIEWS, describe
 from .fileio import read_json
 from .models import KEYS, count_params, label
 
@@ -309,7 +310,8 @@ def _metrics(config: dict) -> str:
         return "## Metrics\n\nNone recorded."
     n = f" on {metrics['n']:,} test images" if isinstance(metrics.get("n"), int) else ""
     single = metrics.get("single_view") or {}
-    view = (f" (each image averaged with its mirror image, as `cifarnets` predicts; {single['test_acc']:.2%} "
+    views = metrics.get("views") if isinstance(metrics.get("views"), int) else VIEWS
+    view = (f" ({describe(views)}, as `cifarnets` predicts; {single['test_acc']:.2%} "
             "on each image alone)" if isinstance(single.get("test_acc"), float) else "")
     lines = [f"## Metrics\n\nTest accuracy **{metrics['test_acc']:.2%}**{n}{view}"
              + (f", test loss {metrics['test_loss']:.4f}." if "test_loss" in metrics else ".")]

@@ -77,7 +77,8 @@ def batch(pixels: list[np.ndarray]) -> torch.Tensor:
 
 @torch.no_grad()
 def probabilities(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mirror-averaged softmax (N, classes) of every loaded network; networks without a checkpoint are left out."""
+    """Softmax (N, classes) averaged over the views, of every loaded network; networks without a checkpoint are
+    left out."""
     out = {}
     for key, entry in entries.items():
         if entry.ok:
@@ -99,8 +100,8 @@ class Answer:
 def answers(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, Answer]:
     """Every loaded network's answer, and its verdict from the same forward pass over the same views.
 
-    The unfamiliarity score is judged on every view the answer is made from (the image and its mirror
-    image): a network that is sure of a picture but not of its mirror image has not recognised it.
+    The unfamiliarity score is judged on every view the answer is made from (the image, its mirror image and
+    both shifted): a network that is sure of a picture but not of its mirror image has not recognised it.
     """
     out = {}
     for key, entry in entries.items():

@@ -47,7 +47,7 @@ class Recipe:
     distill_weight: float = 0.0  # share of the loss that is the teacher's softened answers
     distill_temperature: float = 4.0
     # "live": the teachers answer every augmented batch. "fixed": they answer each training image once,
-    # before training, as the app answers (with its mirror image); a step then costs no teacher forward,
+    # before training, averaged with its mirror image's answer; a step then costs no teacher forward,
     # but the answer is the uncropped image's
     distill_targets: str = "live"
     note: str = ""  # what the report said, and what we assumed where it was silent

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from cifarnets import batching, checkpoints, cli, data, distill, recipes, step
-from cifarnets.answering import answer, views_of
+from cifarnets.answering import MAX_VIEWS, answer, views_of
 from cifarnets.models import build
 from cifarnets.train import evaluate, fit, read_state
 
@@ -173,8 +173,9 @@ def test_two_views_are_the_image_and_its_mirror():
     assert six.shape == two.shape and not torch.allclose(six, two)
     assert torch.equal(views_of(x, 6)[3:6], x.flip(3))
     assert torch.equal(views_of(x, 4)[6:9, :, 1:, 1:], x[..., :-1, :-1])  # the third view: shifted down-right
+    assert torch.equal(views_of(x, 10)[24:27, :, :-1, 1:], x[..., 1:, :-1])  # the ninth: shifted up-right
     with pytest.raises(ValueError, match="views"):
-        views_of(x, 7)
+        views_of(x, MAX_VIEWS + 1)
 
 
 def test_speedrun_stops_at_the_target_and_reports_it(tiny_folder, capsys, monkeypatch):

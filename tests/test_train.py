@@ -13,7 +13,9 @@ from safetensors.torch import load_file
 
 from cifarnets import checkpoints, data, recipes
 from cifarnets.analysis.gradients import GradientProbe
-from cifarnets.train import LOCK_FILE, TrainingError, fit, read_state
+from cifarnets.answering import MIRRORED, VIEWS
+from cifarnets.batching import DeviceLoader
+from cifarnets.train import LOCK_FILE, TrainingError, evaluate, fit, read_state
 
 
 def tiny_recipe(key="cnn", **kw):
@@ -39,6 +41,26 @@ def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_folder, 
     assert config["data"]["sha256"] == ds.fingerprint and "torch" in config["versions"]
     assert checkpoints.read_history(tmp_path / "run") == history
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+
+
+def test_epochs_are_measured_on_the_mirror_pair_and_the_last_as_the_app_answers(tiny_folder, tmp_path):
+    ds = data.load(tiny_folder)
+    seen = []
+
+    def progress(event):  # the checkpoint each epoch leaves behind, as a cancelled run would leave it
+        if event["kind"] == "epoch":
+            seen.append(checkpoints.read_config(tmp_path / "run")["metrics"])
+
+    fit("cnn", tiny_recipe(epochs=2), ds, tmp_path / "run", device="cpu", progress=progress)
+    assert [m["views"] for m in seen] == [MIRRORED, VIEWS]
+    model, config = checkpoints.load_checkpoint(tmp_path / "run")
+    loader = DeviceLoader(ds.test, 50, "cpu", train=False)
+    assert config["metrics"]["test_acc"] == evaluate(model, loader, ds.classes)["test_acc"]
+    # One pass gives every figure: the single view and the mirror pair are the first one and two views.
+    for views, name in ((1, "single_view"), (MIRRORED, "mirrored")):
+        assert config["metrics"][name]["test_acc"] == evaluate(model, loader, ds.classes, views)["test_acc"]
+    last = checkpoints.read_history(tmp_path / "run")[-1]
+    assert last["test_acc_mirrored"] == config["metrics"]["mirrored"]["test_acc"]
 
 
 @pytest.mark.parametrize("stop_after", [5, 9])  # mid-epoch, and exactly at an epoch's end (9 steps/epoch)
@@ -147,8 +169,9 @@ def test_a_networks_answer_is_the_same_for_an_image_and_its_mirror():
         single, averaged = answer(model, x)
         single_of_mirror, averaged_of_mirror = answer(model, x.flip(3))
         assert torch.allclose(single, torch.softmax(model(x), 1), atol=1e-6)
-    assert torch.allclose(averaged, averaged_of_mirror, atol=1e-6)
-    assert torch.allclose(averaged, (single + single_of_mirror) / 2, atol=1e-6)
+        pair = answer(model, x, MIRRORED)[1]
+    assert torch.allclose(averaged, averaged_of_mirror, atol=1e-6)  # every view the app takes has its mirror
+    assert torch.allclose(pair, (single + single_of_mirror) / 2, atol=1e-6)
     assert not torch.allclose(single, single_of_mirror, atol=1e-4)  # a random network is not symmetric
 
 

@@ -18,7 +18,8 @@ BINS = 15  # equal-width confidence bins, as in Guo et al. (2017), "On Calibrati
 
 @torch.no_grad()
 def test_probs(model: nn.Module, split: Split) -> torch.Tensor:
-    """Mirror-averaged softmax (N, classes) on the CPU, in float32 as the app classifies, in the split's order."""
+    """The answer (softmax averaged over the views, N x classes) on the CPU, in float32 as the app classifies, in
+    the split's order."""
     device = next(model.parameters()).device
     with eval_mode(model):
         loader = DeviceLoader(split, split_batch(device), device, train=False)

@@ -207,7 +207,7 @@ def table(r: dict) -> str:
               + ", ".join(f"{name} {gflop:.0f} GFLOP/s" for name, gflop in peak.items()),
               f"inference, one 32x32 image through all four networks: {r['infer_ms_all4']:.1f} ms "
               f"(median; models: {', '.join(f'{k} {v}' for k, v in r['models_from'].items())})",
-              "an answer of n views (the image, its mirror, both shifted a pixel each way; the app uses "
+              "an answer of n views (the image, its mirror, and the pair shifted a pixel diagonally; the app uses "
               f"{VIEWS}), ms per image for all four: "
               + ", ".join(f"{n} views {ms:.3f}" for n, ms in r["views_ms_per_image_all4"].items()),
               "answering a whole split as training evaluates it, ms per image for "

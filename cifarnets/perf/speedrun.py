@@ -1,9 +1,10 @@
 """python -m cifarnets speedrun: how many epochs and seconds each recipe takes to reach an accuracy.
 
 Each (network, recipe, seed) trains from scratch through fit() itself, in a temporary run folder,
-and stops after the first epoch whose test accuracy, as the app answers (each image with its
-mirror image, in fp32), reaches the target. The recipes run side by side in one invocation, on
-the same machine, so their figures compare; the machine is printed with them.
+and stops after the first epoch whose test accuracy, each image averaged with its mirror image in
+fp32 (what fit() measures between epochs; the app's six views add a few tenths), reaches the
+target. The recipes run side by side in one invocation, on the same machine, so their figures
+compare; the machine is printed with them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 import time
 
 from .. import data, recipes
+from ..answering import VIEWS
 from ..checkpoints import FLOORS
 from ..cliargs import add_data_arg, add_device_arg
 from ..device import describe, pick, training_precision
@@ -120,7 +122,8 @@ def cmd_speedrun(args) -> int:
 
 def table(result: dict) -> str:
     lines = [f"speedrun on {result['machine']}, training in {result['precision']}; target: {result['target']}; "
-             f"accuracy as the app answers (mirror-averaged, fp32); mean ± spread over seeds"
+             f"accuracy of each image and its mirror image, in fp32 (the app's {VIEWS} views add a few tenths); "
+             "mean ± spread over seeds"
              + "".join(f"; {k}={v}" for k, v in result["changes"].items()),
              f"{'network':<10} {'recipe':<8} {'target':>7} {'reached':>8} {'epochs':>13} {'seconds':>15} "
              f"{'accuracy at stop':>17}"]

@@ -97,7 +97,8 @@ def _expected_time(key: str, recipe_name: str, epochs: int, batch_size: int, dev
     expected = f"about {duration(est.seconds)}" if est.seconds >= 1 else "under a second"
     st.caption(f"Expected time here: **{expected}**, {epochs} epoch{'s' if epochs != 1 else ''} × "
                f"({est.steps_per_epoch:,} steps × {_short(times.step_s)} + a {_short(est.eval_s_per_epoch)} test "
-               f"pass). Estimated from {times.steps_timed} timed steps{scaled} on {times.machine}, for {size.note}; "
+               f"pass) + {_short(est.last_views_s)} for the last test pass's other views. Estimated from "
+               f"{times.steps_timed} timed steps{scaled} on {times.machine}, for {size.note}; "
                "loading the data comes on top.",
                help="Measured with the trainer's own step on random images of CIFAR's size. Other work on the "
                     "machine (another run, say) slows training and the estimate alike.")

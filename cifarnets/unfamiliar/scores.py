@@ -1,7 +1,7 @@
 """Four ways to score how unfamiliar an input is to a trained network, none of which retrains it.
 
 Every score is higher for stranger inputs, and is taken on the views every answer is made from
-(answering.VIEWS: the image and its mirror image), from the same forward pass:
+(answering.VIEWS: the image, its mirror image and both shifted a pixel), from the same forward pass:
 - msp: one minus the top probability of the answer averaged over the views, the very number the bars
   show (Hendrycks & Gimpel, 2017);
 - energy: minus the log-sum-exp of the logits (Liu et al., 2020), averaged over the views;
