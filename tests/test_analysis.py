@@ -188,6 +188,15 @@ def test_the_gradient_finding_agrees_or_disagrees_with_the_report_from_the_numbe
     assert "does not support the report" in flowing and "the first layer gets 3x what the last one gets" in flowing
 
 
+
+def test_the_se_resnet_against_the_resnet_is_said_to_the_digit_that_shows_the_gap():
+    def said(se, res):
+        return findings.versus_report({"SE-ResNet": {"accuracy": se}, "ResNet": {"accuracy": res}})
+    assert "here it is +0.03 points, level indeed." in said(0.8979, 0.8976)  # never "+0.0"
+    assert "here it is -0.3 points, level indeed." in said(0.8880, 0.8907)
+    assert "here it is +1.2 points, ahead." in said(0.9027, 0.8907)
+
+
 # ---------------------------------------------------------------- the analyze command and the page
 
 @pytest.fixture(scope="module")

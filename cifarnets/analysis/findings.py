@@ -152,7 +152,8 @@ def versus_report(records: dict[str, dict]) -> str:
     tail = ""
     if res and se:
         gap = (se["accuracy"] - res["accuracy"]) * 100
-        tail = (f" The report found SE-ResNet about level with ResNet; here it is {gap:+.1f} points"
+        digits = 1 if abs(gap) >= 0.1 else 2  # so a gap of a few hundredths never reads "+0.0"
+        tail = (f" The report found SE-ResNet about level with ResNet; here it is {gap:+.{digits}f} points"
                 + (", level indeed." if abs(gap) < 1 else (", ahead." if gap > 0 else ", behind.")))
     return ("Test accuracy: " + _list(parts) + "." + tail) if parts else ""
 

@@ -217,7 +217,7 @@ def load(folder: Path, classes: list[str]) -> tuple[list[Image.Image], np.ndarra
     return pictures, np.array(labels), names
 
 
-def measure(folder: Path, entries: dict, preparations=None, views=(1, 2)) -> dict:
+def measure(folder: Path, entries: dict, preparations=None, views=None) -> dict:
     """{key: {preparation: {views: {"accuracy": class-balanced, "correct": n, "n": n, "by_framing": {...}}}}}
     for every loaded network in `entries` (checkpoints.discover's) on the set in `folder`. by_framing: the
     share right among the cut-outs at each framing ("50%", ...) and among the whole photos ("photo")."""
@@ -226,6 +226,7 @@ def measure(folder: Path, entries: dict, preparations=None, views=(1, 2)) -> dic
     from .. import answering, images
     from ..predict import batch
 
+    views = views or (1, answering.MIRRORED, answering.VIEWS)
     loaded = {k: e for k, e in entries.items() if e.ok}
     if not loaded:
         raise ValueError("no network could be loaded: " + "; ".join(e.reason for e in entries.values()))
@@ -253,7 +254,8 @@ def add_parser(sub) -> None:
     p.add_argument("folder", type=Path, help="the set: FOLDER/<class>/<picture>")
     p.add_argument("--build", action="store_true", help="make the set in FOLDER first (apt-get download; replaces it)")
     p.add_argument("--debs", type=Path, help="with --build: take the .deb files from this folder")
-    p.add_argument("--views", type=int, nargs="+", default=[1, 2], help="views per answer to try (default 1 2)")
+    p.add_argument("--views", type=int, nargs="+",
+                   help="views per answer to try (default: 1, 2 and the app's number, answering.VIEWS)")
     add_checkpoints_arg(p)
     hub.add_hub_arg(p)  # KEY=FOLDER takes a network from a run folder
     p.add_argument("--json", action="store_true", help="machine-readable output")
