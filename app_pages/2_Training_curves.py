@@ -22,7 +22,7 @@ if not rows:
 else:
     st.caption("Solid lines: the test split. Dashed lines: the training split. Hover a point for its value. "
                "Test accuracy here is of each image alone, like the report's; the accuracy on Home averages "
-               "several views of each image, as Classify does, and is one to two points higher.")
+               "several views of each image, as Classify does, and is 1.5 to 3 points higher.")
     for metric in ("accuracy", "loss"):
         st.subheader(metric.capitalize())
         chart = curves_chart(rows, metric, side_by_side=arrangement == "side by side")

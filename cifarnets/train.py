@@ -357,8 +357,8 @@ class _Run:
             for buf in [*self.model.buffers(), *(self.average.model.buffers() if self.average else ())]:
                 dist.broadcast(buf, 0)
         tally, eval_tick = self.tally, time.perf_counter()
-        # Between epochs the mirror pair alone: a third of the app's views' cost (a ResNet epoch on one CPU
-        # core: 15 s against 45 s, beside 44 s of training), and all the curves need. The last epoch, whose
+        # Between epochs the mirror pair alone: a fifth of the app's views' cost (a ResNet epoch on one CPU
+        # core: 15 s against about 70 s, beside 44 s of training), and all the curves need. The last epoch, whose
         # checkpoint is the run's result, is measured as the app answers; an earlier one's config says its views.
         views = VIEWS if epoch + 1 == self.recipe.epochs else MIRRORED
         metrics = evaluate(self.answering, self.test_loader, self.dataset.classes, views)

@@ -2,7 +2,7 @@
 
 Each (network, recipe, seed) trains from scratch through fit() itself, in a temporary run folder,
 and stops after the first epoch whose test accuracy, each image averaged with its mirror image in
-fp32 (what fit() measures between epochs; the app's six views add a few tenths), reaches the
+fp32 (what fit() measures between epochs; the app's ten views add a few tenths), reaches the
 target. The recipes run side by side in one invocation, on the same machine, so their figures
 compare; the machine is printed with them.
 """
