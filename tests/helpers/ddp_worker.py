@@ -19,8 +19,8 @@ _evaluate = train.evaluate
 _epochs = {"done": 0}
 
 
-def evaluate(model, loader, classes):
-    metrics = _evaluate(model, loader, classes)
+def evaluate(model, loader, classes, *views):
+    metrics = _evaluate(model, loader, classes, *views)
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
