@@ -38,8 +38,7 @@ def describe(views: int) -> str:
         return "each image alone"
     if views == 2:
         return "each image averaged with its mirror image"
-    return (f"each image averaged over {views} views (it and its mirror image, as they are and shifted a pixel "
-            "diagonally)")
+    return f"each image averaged over {views} views, mirrored and shifted a pixel diagonally"
 
 
 def split_batch(device: torch.device) -> int:
