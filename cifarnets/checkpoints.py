@@ -19,6 +19,7 @@ from . import CIFAR10_CLASSES, __version__
 from .fileio import read_json, write_bytes, write_json
 from .models import KEYS, MODELS, build, count_params, label
 from .paths import DEFAULT_CHECKPOINTS
+from .prose import listing
 from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, UNFAMILIAR_FILE, read_history  # noqa: F401
 
 DEFAULT_DIR = DEFAULT_CHECKPOINTS
@@ -91,8 +92,7 @@ def training_summary(config: dict) -> str:
     teacher = config.get("teacher")
     if isinstance(teacher, dict) and isinstance(teacher.get("model"), str) and teacher["model"]:
         names = [label(key) if key in MODELS else key for key in teacher["model"].split("+")]  # "+": an ensemble
-        listed = ", the ".join(names[:-1]) + (" and the " if len(names) > 1 else "") + names[-1]
-        line += f", distilled from the {listed}"
+        line += f", distilled from {listing(['the ' + name for name in names])}"
         if teacher.get("targets") == "fixed":
             line += f", {'their' if len(names) > 1 else 'its'} answers fixed before training"
     return line

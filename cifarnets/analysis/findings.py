@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ..models import label
+from ..prose import listing
 
 CLOSE = 2.0  # ratios within this factor of each other count as "about the same"
 
@@ -20,8 +21,6 @@ def _x(v: float) -> str:
     return f"{v:.2g}x" if v < 10 else f"{v:.0f}x"
 
 
-def _list(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 # ---------------------------------------------------------------- gradient flow
@@ -55,8 +54,8 @@ def gradients(rows: list[dict], metric: str = "rms") -> str:
             continue
         larger = [f"{n} {_x(r)}" for n, r in sorted(here.items(), key=lambda kv: -kv[1]) if r >= 1]
         smaller = [f"{n} {_x(r)}" for n, r in sorted(here.items(), key=lambda kv: -kv[1]) if r < 1]
-        said = [f"larger than at the last in {_list(larger)}" if larger else "",
-                f"smaller in {_list(smaller)}" if smaller else ""]
+        said = [f"larger than at the last in {listing(larger)}" if larger else "",
+                f"smaller in {listing(smaller)}" if smaller else ""]
         parts.append(f"{moment.capitalize()}, the {what} at the first convolution is "
                      + "; ".join(s for s in said if s) + ".")
         plain, res = here.get(label("resnet_plain")), here.get(label("resnet"))
@@ -129,7 +128,7 @@ def per_class(records: dict[str, dict], classes: list[str]) -> str:
         np.fill_diagonal(m, 0)
         t, p = np.unravel_index(int(m.argmax()), m.shape)
         confusions.append(f"{name} {classes[t]} as {classes[p]} ({int(m[t, p])} times)")
-    return text + " The most frequent mistakes: " + _list(confusions) + "."
+    return text + " The most frequent mistakes: " + listing(confusions) + "."
 
 
 def versus_report(records: dict[str, dict]) -> str:
@@ -155,7 +154,7 @@ def versus_report(records: dict[str, dict]) -> str:
         digits = 1 if abs(gap) >= 0.1 else 2  # so a gap of a few hundredths never reads "+0.0"
         tail = (f" The report found SE-ResNet about level with ResNet; here it is {gap:+.{digits}f} points"
                 + (", level indeed." if abs(gap) < 1 else (", ahead." if gap > 0 else ", behind.")))
-    return ("Test accuracy: " + _list(parts) + "." + tail) if parts else ""
+    return ("Test accuracy: " + listing(parts) + "." + tail) if parts else ""
 
 
 def calibration(records: dict[str, dict], label_smoothing: dict[str, float] | None = None) -> str:
@@ -163,17 +162,17 @@ def calibration(records: dict[str, dict], label_smoothing: dict[str, float] | No
         return ""
     eces = sorted(((r["ece"], n) for n, r in records.items()))
     text = ("Expected calibration error (the mean gap between confidence and accuracy): "
-            + _list([f"{n} {e:.3f}" for e, n in eces]) + (f"; {eces[0][1]} is the best calibrated." if len(eces) > 1
+            + listing([f"{n} {e:.3f}" for e, n in eces]) + (f"; {eces[0][1]} is the best calibrated." if len(eces) > 1
                                                             else "."))
     under = [n for n, r in records.items() if r["overconfidence"] < 0]
     over = [n for n, r in records.items() if r["overconfidence"] > 0]
     if under:
-        text += f" Under-confident (right more often than they claim): {_list(under)}."
+        text += f" Under-confident (right more often than they claim): {listing(under)}."
     if over:
-        text += f" Over-confident: {_list(over)}."
+        text += f" Over-confident: {listing(over)}."
     smoothed = [n for n in under if (label_smoothing or {}).get(n, 0) > 0]
     if smoothed:
-        text += (f" {_list(smoothed)} {'was' if len(smoothed) == 1 else 'were'} trained with label smoothing, "
+        text += (f" {listing(smoothed)} {'was' if len(smoothed) == 1 else 'were'} trained with label smoothing, "
                  "which pulls confidence down on purpose.")
     return text
 
@@ -205,7 +204,7 @@ def cams(heats: dict[str, np.ndarray]) -> str:
         text = (f"Most alike: {hi[1]} and {hi[2]} (correlation {hi[0]:.2f}); least alike: {lo[1]} and {lo[2]} "
                 f"({lo[0]:.2f}).")
     if flat:
-        text += f" {_list(flat)}: no region raises the score of this class (the map is flat)."
+        text += f" {listing(flat)}: no region raises the score of this class (the map is flat)."
     return text.strip()
 
 

@@ -5,13 +5,12 @@ Each function takes {network label: the record `calibrate` stored} and returns M
 
 from __future__ import annotations
 
+from ..prose import listing
 from .scores import METHODS
 
 CLOSE = 0.02  # AUROCs nearer than this are called about the same
 
 
-def _names(labels: list[str]) -> str:
-    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
 def ranking(records: dict[str, dict]) -> str:
@@ -27,10 +26,10 @@ def ranking(records: dict[str, dict]) -> str:
         hi, lo = f"{auroc[nets[0]]:.2f}", f"{auroc[nets[-1]]:.2f}"
         return hi if hi == lo else f"{lo} to {hi}"
 
-    text = (f"With the {METHODS[method]}, **{_names(top)}** tell{'s' if len(top) == 1 else ''} CIFAR-10 from "
+    text = (f"With the {METHODS[method]}, **{listing(top)}** tell{'s' if len(top) == 1 else ''} CIFAR-10 from "
             f"unfamiliar inputs best (AUROC {span(top)})")
     if bottom:
-        text += (f"; **{_names(bottom)}** least well ({span(bottom)}): a randomly drawn unfamiliar input scores above "
+        text += (f"; **{listing(bottom)}** least well ({span(bottom)}): a randomly drawn unfamiliar input scores above "
                  f"a randomly drawn test image {auroc[worst]:.0%} of the time for {worst}, {auroc[best]:.0%} for "
                  f"{best}.")
     else:
@@ -70,9 +69,9 @@ def kinds(records: dict[str, dict]) -> str:
         groups.setdefault(tuple(k for k in names if share[k][n] >= 0.9), []).append(n)
     parts = []
     for strong, nets in sorted(groups.items(), key=lambda g: -len(g[0])):
-        who = _names([f"**{n}**" for n in nets])
+        who = listing([f"**{n}**" for n in nets])
         if strong:
-            parts.append(f"{who} flag{'s' if len(nets) == 1 else ''} at least 90% of the {_names(list(strong))} "
+            parts.append(f"{who} flag{'s' if len(nets) == 1 else ''} at least 90% of the {listing(list(strong))} "
                          "inputs.")
         else:
             parts.append(f"{who} flag{'s' if len(nets) == 1 else ''} no kind that often.")
@@ -83,7 +82,7 @@ def kinds(records: dict[str, dict]) -> str:
                      f"{lo} {share[gap][lo]:.0%}.")
     missed = [k for k in names if max(share[k].values()) < 0.25]
     if missed:
-        parts.append(f"No network flags as much as a quarter of the {_names(missed)} inputs: to all of them these "
+        parts.append(f"No network flags as much as a quarter of the {listing(missed)} inputs: to all of them these "
                      "look like CIFAR-10, so their answers there carry no warning.")
     rates = [r["held_out_rate"] for r in records.values()]
     rate = next(iter(records.values()))["rate"]
