@@ -197,6 +197,16 @@ def test_the_se_resnet_against_the_resnet_is_said_to_the_digit_that_shows_the_ga
     assert "here it is +1.2 points, ahead." in said(0.9027, 0.8907)
 
 
+def test_the_se_resnet_against_the_resnet_says_when_they_were_not_trained_alike():
+    records = {"SE-ResNet": {"accuracy": 0.8979}, "ResNet": {"accuracy": 0.9018}}
+    base = {"name": "modern", "epochs": 100, "cutout": 0, "lr": 0.1, "note": "one"}
+    alike = findings.versus_report(records, {"ResNet": base, "SE-ResNet": base | {"note": "another"}})
+    assert alike.endswith("level indeed.")
+    unlike = findings.versus_report(records, {"ResNet": base | {"epochs": 150, "cutout": 8}, "SE-ResNet": base})
+    assert ("not trained alike (ResNet: epochs 150, cutout 8; SE-ResNet: epochs 100, cutout 0), so the gap is the "
+            "recipes' as much as the SE blocks'.") in unlike
+
+
 # ---------------------------------------------------------------- the analyze command and the page
 
 @pytest.fixture(scope="module")

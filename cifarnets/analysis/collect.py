@@ -131,8 +131,13 @@ def quality_records(networks: dict[str, Network]) -> dict[str, dict]:
             if net.fresh_record and "quality" in net.fresh_record}
 
 
+def recipes(networks: dict[str, Network]) -> dict[str, dict]:
+    """{label: the recipe its config.json records} for the trained networks that record one."""
+    return {net.label: net.config["recipe"] for net in networks.values() if isinstance(net.config.get("recipe"), dict)}
+
+
 def label_smoothing(networks: dict[str, Network]) -> dict[str, float]:
-    return {net.label: float(net.config.get("recipe", {}).get("label_smoothing") or 0) for net in networks.values()}
+    return {name: float(recipe.get("label_smoothing") or 0) for name, recipe in recipes(networks).items()}
 
 
 def classes_of(networks: dict[str, Network]) -> list[str]:

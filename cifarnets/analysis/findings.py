@@ -131,8 +131,9 @@ def per_class(records: dict[str, dict], classes: list[str]) -> str:
     return text + " The most frequent mistakes: " + listing(confusions) + "."
 
 
-def versus_report(records: dict[str, dict]) -> str:
-    """The report's accuracy claims, against the measured test accuracy."""
+def versus_report(records: dict[str, dict], recipes: dict[str, dict] | None = None) -> str:
+    """The report's accuracy claims, against the measured test accuracy. `recipes` ({label: the recipe its
+    config.json records}) lets the SE-ResNet-against-ResNet sentence say when they were not trained alike."""
     # (the level, whether the report says "about" it or "above" it)
     claims = {"cnn": (0.64, "about"), "resnet": (0.80, "above"), "densenet": (0.75, "above"),
               "se_resnet": (0.80, "above")}
@@ -154,7 +155,24 @@ def versus_report(records: dict[str, dict]) -> str:
         digits = 1 if abs(gap) >= 0.1 else 2  # so a gap of a few hundredths never reads "+0.0"
         tail = (f" The report found SE-ResNet about level with ResNet; here it is {gap:+.{digits}f} points"
                 + (", level indeed." if abs(gap) < 1 else (", ahead." if gap > 0 else ", behind.")))
+        unlike = _unlike((recipes or {}).get(label("resnet")), (recipes or {}).get(label("se_resnet")))
+        if unlike:
+            tail += (f" But they were not trained alike ({unlike}), so the gap is the recipes' as much as the SE "
+                     "blocks'.")
     return ("Test accuracy: " + listing(parts) + "." + tail) if parts else ""
+
+
+def _unlike(a: dict | None, b: dict | None) -> str:
+    """Where two recipes differ, "ResNet: epochs 150, cutout 8; SE-ResNet: epochs 100, cutout 0"; "" if alike
+    or unknown."""
+    if not a or not b:
+        return ""
+    fields = [k for k in a if k not in ("name", "note") and k in b and a[k] != b[k]]
+    if not fields:
+        return ""
+    def said(recipe: dict) -> str:
+        return ", ".join(f"{k.replace('_', ' ')} {recipe[k]}" for k in fields)
+    return f"{label('resnet')}: {said(a)}; {label('se_resnet')}: {said(b)}"
 
 
 def calibration(records: dict[str, dict], label_smoothing: dict[str, float] | None = None) -> str:

@@ -39,7 +39,7 @@ def _plain(nets: dict[str, Network]) -> None:
     plain, res = nets[PLAIN], nets["resnet"]
     if not plain.trained:
         st.warning(f"**{label(PLAIN)}** is not trained yet, so its *after training* curve and its accuracy are "
-                   "missing. Train it with the ResNet's recipe (about an hour on a CPU), then measure it:")
+                   "missing. Train it with the ResNet's recipe (hours on a CPU, minutes on a GPU), then measure it:")
         st.code(f"{train_plain_command()}\n{analyze_command()}", language="bash")
         return
     rows = [{"network": n.label, "epoch": r["epoch"], "test_acc": r["test_acc"]} for n in (res, plain)

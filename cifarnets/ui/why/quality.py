@@ -23,7 +23,7 @@ def render(nets: dict[str, collect.Network], joint: dict | None) -> None:
         st.code(analyze_command(), language="bash")
         return
     classes = collect.classes_of(nets)
-    st.markdown(findings.versus_report(records))
+    st.markdown(findings.versus_report(records, collect.recipes(nets)))
 
     left, right = st.columns(2)
     with left:
