@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,12 @@ def get(name: str, key: str, **overrides) -> Recipe:
     changed = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     said = [f"{k}={getattr(changed, k)}" for k in overrides if getattr(changed, k) != getattr(recipe, k)]
     return replace(changed, note=f"{recipe.note} Changed for this run: {', '.join(said)}.") if said else changed
+
+
+def recorded(recipe: dict) -> dict:
+    """A recipe as a config.json records it, with the fields added since that run filled in with their
+    defaults, which is what the run had (no `cutout` recorded: it trained without)."""
+    return {f.name: f.default for f in fields(Recipe) if f.default is not MISSING} | recipe
 
 
 def settings(pairs: list[str]) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import CIFAR10_CLASSES
 from ..checkpoints import MODEL_FILE, CheckpointError, Entry, read_config, read_history
 from ..models import ALL_KEYS, build, label, spec
+from ..recipes import recorded
 from . import store
 from .cost import checkpoint_bytes, static_cost
 from .gradients import depth_rows
@@ -133,7 +134,8 @@ def quality_records(networks: dict[str, Network]) -> dict[str, dict]:
 
 def recipes(networks: dict[str, Network]) -> dict[str, dict]:
     """{label: the recipe its config.json records} for the trained networks that record one."""
-    return {net.label: net.config["recipe"] for net in networks.values() if isinstance(net.config.get("recipe"), dict)}
+    return {net.label: recorded(net.config["recipe"]) for net in networks.values()
+            if isinstance(net.config.get("recipe"), dict)}
 
 
 def label_smoothing(networks: dict[str, Network]) -> dict[str, float]:
