@@ -9,6 +9,7 @@ data only, loaded with weights_only=True), status.json for whoever watches, and 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -160,6 +161,11 @@ def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: 
     if world > 1:
         # Ranks leave together and take the group down: a rank still inside gloo when its peer
         # exits aborts ("terminate called without an active exception"), failing a clean run.
+        # The run's DistributedDataParallel wrapper holds the group too, and outlives fit(): the frames
+        # of imports made lazily inside the run (torch's on an optimizer's first use, make_config's
+        # torchvision) keep it in a reference cycle. Collected here, it goes while the group is up
+        # rather than at exit (the likely cause of the one abort seen since the barrier was added).
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
     return result
