@@ -3,7 +3,7 @@
 import streamlit as st
 
 from cifarnets import answering
-from cifarnets.checkpoints import training_summary
+from cifarnets.store.checkpoints import training_summary
 from cifarnets.ui import resources
 
 st.title("Four CIFAR-10 networks, side by side")

@@ -3,8 +3,9 @@
 import altair as alt
 import streamlit as st
 
-from cifarnets import curves, jobs
 from cifarnets.paths import checkpoints_dir
+from cifarnets.runs import jobs
+from cifarnets.store import curves
 from cifarnets.ui import runs_view
 from cifarnets.ui.charts import curves_chart
 

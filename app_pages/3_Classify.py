@@ -4,8 +4,8 @@ import time
 
 import streamlit as st
 
-from cifarnets.export import rows_csv
 from cifarnets.predict import classify, summary_rows, uncalibrated
+from cifarnets.store.export import rows_csv
 from cifarnets.ui import resources
 from cifarnets.ui.classify_view import gather_inputs, result_card, uncalibrated_note
 

@@ -13,15 +13,19 @@ import sys
 import time
 from pathlib import Path
 
-from . import answering, batching, data, hub, race, recipes
-from . import checkpoints as ckpt
+from . import answering
 from .analysis import precompute
 from .cliargs import add_checkpoints_arg, add_data_arg, add_device_arg, stop_on_signals
-from .data import DataError
-from .images import ImageError
+from .data import loader, sources
+from .data.images import ImageError
+from .data.sources import DataError
 from .models import ALL_KEYS, KEYS, label, recipe_key
 from .perf import bench, loadtest, photos, speedrun
-from .train import TrainingError
+from .runs import race
+from .store import checkpoints as ckpt
+from .store import hub
+from .training import recipes
+from .training.fit import TrainingError
 from .unfamiliar import calibrate, inputs
 
 EXPECTED_ERRORS = (DataError, TrainingError, ckpt.CheckpointError, ImageError, KeyError, ValueError,
@@ -62,7 +66,7 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="override the recipe's (peak) learning rate")
     t.add_argument("--batch-size", type=int, help="override the recipe's batch size (global, across ranks)")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override any other recipe field (see cifarnets/recipes.py), e.g. --set cutout=8; "
+                   help="override any other recipe field (see cifarnets/training/recipes.py), e.g. --set cutout=8; "
                         "repeatable, and recorded in the run's config.json like the rest of the recipe")
     add_data_arg(t)
     t.add_argument("--out", help="run folder (default runs/<model>-<recipe>-<time>)")
@@ -106,7 +110,7 @@ def make_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- summary
 
 def cmd_summary(args) -> int:
-    from .architecture import overview
+    from .diagram.architecture import overview
 
     info = {key: overview(key) for key in KEYS}
     if args.json:
@@ -123,7 +127,7 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .analysis.gradients import GradientProbe
-    from .train import fit
+    from .training.fit import fit
 
     # An extra network trains with the recipe of the report network it derives from.
     named = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size}
@@ -134,7 +138,7 @@ def cmd_train(args) -> int:
     out = Path(args.out or f"runs/{args.model}-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     main = os.environ.get("RANK", "0") == "0"  # under torchrun rank 0 alone talks, as it alone writes
     say = print if main else (lambda *a, **k: None)
-    dataset = data.load(args.data, verbose=main)
+    dataset = sources.load(args.data, verbose=main)
 
     should_stop = stop_on_signals(say)
 
@@ -189,7 +193,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .answering import split_batch
     from .device import describe, pick
-    from .train import evaluate
+    from .training.fit import evaluate
 
     device = pick(args.device)
     if args.write and (args.hub or str(args.checkpoint or "").startswith("hf://")):
@@ -198,8 +202,8 @@ def cmd_evaluate(args) -> int:
         raise ValueError("--hub goes with --all; for one Hub repository use --checkpoint hf://OWNER/NAME")
     folders = (({key: Path(args.checkpoints) / key for key in KEYS} | hub.cli_overrides(args.hub)) if args.all
                else {None: hub.checkpoint_folder(args.checkpoint)})
-    dataset = data.load(args.data, verbose=not args.json)
-    test = batching.DeviceLoader(dataset.test, split_batch(device), device, train=False)
+    dataset = sources.load(args.data, verbose=not args.json)
+    test = loader.DeviceLoader(dataset.test, split_batch(device), device, train=False)
     results, failures = {}, {}
     for key, folder in folders.items():
         try:

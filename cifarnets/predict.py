@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from .answering import answer
-from .batching import normalize
-from .checkpoints import Entry
-from .images import MAX_BYTES, ImageError, decode_image, to_array
+from .data.images import MAX_BYTES, ImageError, decode_image, to_array
+from .data.loader import normalize
+from .store.checkpoints import Entry
 from .unfamiliar import calibration
 from .unfamiliar.calibration import Verdict
 from .unfamiliar.scores import views

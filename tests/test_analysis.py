@@ -13,14 +13,15 @@ from helpers.app import APP, history, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-from cifarnets import CIFAR10_CLASSES, batching, cli, data
+from cifarnets import CIFAR10_CLASSES, cli
 from cifarnets.analysis import cost, findings, gradcam, precompute, quality, reuse, se, store
 from cifarnets.analysis.gradients import GradientProbe
 from cifarnets.analysis.layers import weight_layers
-from cifarnets.data import Split
-from cifarnets.fileio import write_json
-from cifarnets.metrics import confusion_matrix
+from cifarnets.data import loader, sources
+from cifarnets.data.sources import Split
 from cifarnets.models import ALL_KEYS, KEYS, build, count_params, recipe_key
+from cifarnets.store.fileio import write_json
+from cifarnets.training.metrics import confusion_matrix
 
 PAGE = "app_pages/4_Why_they_differ.py"
 
@@ -149,7 +150,7 @@ def test_confusion_and_disagreement():
 @pytest.mark.parametrize("key", ["cnn", "densenet"])
 def test_grad_cam_is_non_negative_image_sized_and_depends_on_the_class(key):
     model = fresh(key, seed=1)
-    x = batching.normalize(tiny_split(1, seed=2).x)
+    x = loader.normalize(tiny_split(1, seed=2).x)
     cams = [gradcam.grad_cam(model, x, c) for c in range(10)]
     assert all(c.heat.shape == (32, 32) and (c.heat >= 0).all() and np.isfinite(c.heat).all() for c in cams)
     assert any(not np.allclose(cams[0].heat, c.heat) for c in cams[1:])
@@ -159,7 +160,7 @@ def test_grad_cam_is_non_negative_image_sized_and_depends_on_the_class(key):
 
 def test_se_weights_per_block_and_per_class():
     model = fresh("se_resnet")
-    gates = se.gates(model, batching.normalize(tiny_split(1).x))
+    gates = se.gates(model, loader.normalize(tiny_split(1).x))
     assert [len(g) for g in gates.values()] == [16, 16, 32, 32, 64, 64]
     assert all(((g > 0) & (g < 1)).all() for g in gates.values())
     means = se.class_means(model, tiny_split(20), classes=10)
@@ -215,7 +216,7 @@ def measured(tmp_path_factory):
     root = tmp_path_factory.mktemp("analysis")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CIFARNETS_CACHE", str(root / "cache"))
-        dataset = data.load(make_image_folder(root / "data", classes=CIFAR10_CLASSES, n_train=2, n_test=2))
+        dataset = sources.load(make_image_folder(root / "data", classes=CIFAR10_CLASSES, n_train=2, n_test=2))
         checkpoints = make_checkpoints(root / "checkpoints")
         # The trainer's gradient records, as a history holds them: the epoch chart draws these.
         probe = GradientProbe(dataset.train, "cpu")
@@ -306,7 +307,7 @@ def test_page_without_any_checkpoint_still_renders(monkeypatch, tmp_path):
 def test_analyze_only_measures_the_networks_named(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFARNETS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(precompute, "LATENCY_BUDGET_S", 0.0)
-    dataset = data.load(make_image_folder(tmp_path / "data", classes=CIFAR10_CLASSES, n_train=2, n_test=2))
+    dataset = sources.load(make_image_folder(tmp_path / "data", classes=CIFAR10_CLASSES, n_train=2, n_test=2))
     checkpoints = make_checkpoints(tmp_path / "checkpoints")
     results = precompute.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1,),
                                  keys=("cnn", "resnet"))

@@ -9,7 +9,7 @@ import pytest
 from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 
-from cifarnets.architecture import overview
+from cifarnets.diagram.architecture import overview
 from cifarnets.models import EXTRA_KEYS, KEYS, spec
 
 TIMEOUT = 60  # the first run of a session loads torch models; generous for a busy 2-core machine

@@ -13,7 +13,7 @@ from helpers.hostile import Payload
 from helpers.uploads import BAD, GOOD
 from streamlit.testing.v1 import AppTest
 
-from cifarnets import images
+from cifarnets.data import images
 
 TIMEOUT = 300  # forty-odd images through four networks, 24 cards of charts, on a busy 2-core machine
 

@@ -7,11 +7,14 @@ import json
 import pytest
 from helpers.app import history, image_bytes, make_checkpoints
 
-from cifarnets import architecture, curves, jobs, predict
-from cifarnets.checkpoints import discover
+from cifarnets import predict
+from cifarnets.data.images import decode_image
+from cifarnets.diagram import architecture
 from cifarnets.examples import FOLDER, list_examples
-from cifarnets.images import decode_image
 from cifarnets.models import EXTRA_KEYS, KEYS, build, count_params
+from cifarnets.runs import jobs
+from cifarnets.store import curves
+from cifarnets.store.checkpoints import discover
 from cifarnets.ui.pictures import enlarge
 
 
@@ -81,7 +84,7 @@ def test_disagreement_and_unique_names():
 
 
 def image_to_pixels():
-    from cifarnets.images import to_array
+    from cifarnets.data.images import to_array
 
     return to_array(decode_image(image_bytes()))
 

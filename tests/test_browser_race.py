@@ -15,8 +15,8 @@ import pytest
 from conftest import make_image_folder
 from helpers.app import LABELS, make_checkpoints
 
-from cifarnets import racejobs
 from cifarnets.perf.loadtest import CHROMIUM, CHROMIUM_ARGS, serve
+from cifarnets.runs import racejobs
 
 WAIT_MS = 180_000  # the first page loads torch and the networks on a busy machine
 RACE_LIMIT_S = 400  # four tiny runs of three epochs, torch's start-up included, on a busy 2-core machine

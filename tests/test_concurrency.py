@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from cifarnets.analysis import gradcam, se
-from cifarnets.checkpoints import Entry
 from cifarnets.models import KEYS, build
 from cifarnets.predict import probabilities
+from cifarnets.store.checkpoints import Entry
 
 ROUNDS = 6  # each job runs this many times in the pool, interleaved with every other job
 

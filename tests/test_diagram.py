@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from cifarnets.architecture import layer_table, trace
 from cifarnets.diagram import LEVELS, diagram, to_dot, to_dot_side_by_side
+from cifarnets.diagram.architecture import layer_table, trace
 from cifarnets.models import EXTRA_KEYS, KEYS, build
 
 NETWORKS = KEYS + EXTRA_KEYS

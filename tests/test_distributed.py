@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from cifarnets import checkpoints, data, recipes
-from cifarnets.train import STATE_FILE, fit
+from cifarnets.data import sources
+from cifarnets.store import checkpoints
+from cifarnets.training import recipes
+from cifarnets.training.fit import STATE_FILE, fit
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
@@ -52,7 +54,7 @@ def test_two_ranks_end_identical_and_match_one_process(tiny_folder, tmp_path):
     assert config["epochs"] == 2 and config["device"].endswith("x2")
     ddp = checkpoints.read_history(tmp_path / "ddp")
 
-    single = fit("cnn", recipes.get("modern", "cnn", **RECIPE), data.load(tiny_folder), tmp_path / "one",
+    single = fit("cnn", recipes.get("modern", "cnn", **RECIPE), sources.load(tiny_folder), tmp_path / "one",
                  device="cpu")["history"]
     assert [r["epoch"] for r in ddp] == [r["epoch"] for r in single] == [1, 2]
     for a, b in zip(ddp, single, strict=True):  # bf16 rounding differs with the batch's shape: close, not equal

@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 from conftest import make_image_folder, make_zip
 
-from cifarnets import estimate, recipes
 from cifarnets.answering import MIRRORED, VIEWS
+from cifarnets.training import estimate, recipes
 
 
 @pytest.fixture(scope="module")

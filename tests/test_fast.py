@@ -8,21 +8,25 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cifarnets import batching, checkpoints, cli, data, distill, recipes, step
+from cifarnets import cli
 from cifarnets.answering import MAX_VIEWS, answer, views_of
+from cifarnets.data import loader as batching
+from cifarnets.data import sources
 from cifarnets.models import build
-from cifarnets.train import evaluate, fit, read_state
+from cifarnets.store import checkpoints
+from cifarnets.training import distill, recipes, step
+from cifarnets.training.fit import evaluate, fit, read_state
 
 
-def numbered_split(n: int = 40) -> data.Split:
+def numbered_split(n: int = 40) -> sources.Split:
     """Images whose pixels say which image they are, and whose left and right halves differ."""
     x = torch.zeros(n, 3, 32, 32, dtype=torch.uint8)
     x[:, 0] = torch.arange(n, dtype=torch.uint8)[:, None, None]
     x[:, 1, :, :16] = 200
-    return data.Split(x, torch.arange(n))
+    return sources.Split(x, torch.arange(n))
 
 
-def flipped_by_image(loader: batching.DeviceLoader, split: data.Split, epoch: int) -> dict[int, bool]:
+def flipped_by_image(loader: batching.DeviceLoader, split: sources.Split, epoch: int) -> dict[int, bool]:
     seen = {}
     for xb, yb in loader.batches(epoch, seed=3):
         for image, i in zip(xb, yb.tolist(), strict=True):
@@ -65,7 +69,7 @@ def tiny_fast(**kw) -> recipes.Recipe:
 
 
 def test_the_weight_average_is_what_is_saved_and_evaluated(tiny_folder, tmp_path):
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     fit("resnet", tiny_fast(ema=0.9), ds, tmp_path / "run", device="cpu")
     state = read_state(tmp_path / "run")
     saved = load_file(str(tmp_path / "run" / checkpoints.MODEL_FILE))
@@ -78,7 +82,7 @@ def test_the_weight_average_is_what_is_saved_and_evaluated(tiny_folder, tmp_path
 
 
 def test_a_resumed_run_restores_the_weight_average(tiny_folder, tmp_path, fixed_threads):
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     recipe = tiny_fast(ema=0.9, epochs=3)
     fit("resnet", recipe, ds, tmp_path / "straight", device="cpu", seed=5)
     epochs_done = []
@@ -93,7 +97,7 @@ def test_a_resumed_run_restores_the_weight_average(tiny_folder, tmp_path, fixed_
 
 
 def test_distillation_reads_the_teacher_and_records_it(tiny_folder, tmp_path, monkeypatch):
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     teacher = build("resnet", num_classes=len(ds.classes))
     config = checkpoints.make_config("resnet", teacher, classes=ds.classes, recipe={}, data={},
                                      metrics={"test_acc": 0.5}, device="cpu", epochs_done=1, seed=0)
@@ -118,7 +122,7 @@ def test_distillation_reads_the_teacher_and_records_it(tiny_folder, tmp_path, mo
 def test_an_ensemble_teaches_with_answers_fixed_before_training(tiny_folder, tmp_path, monkeypatch):
     """Two teachers' answers, each image's averaged with its mirror's, are computed once and are exactly what
     the steps learn from; the run's config names both and the seconds they took count in its wall time."""
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     torch.manual_seed(0)
     teachers = {key: build(key, num_classes=len(ds.classes)).eval() for key in ("resnet", "se_resnet")}
     for key, teacher in teachers.items():

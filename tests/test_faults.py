@@ -22,10 +22,12 @@ from helpers.hostile import cli_process, encode, image_folder, write_all_checkpo
 from PIL import Image
 from safetensors.torch import load_file
 
-from cifarnets import checkpoints as ckpt
-from cifarnets import cli, data, recipes, train
-from cifarnets.fileio import read_json
+from cifarnets import cli
+from cifarnets.data import sources
 from cifarnets.predict import batch, prepare, probabilities
+from cifarnets.store import checkpoints as ckpt
+from cifarnets.store.fileio import read_json
+from cifarnets.training import fit, recipes
 
 KEY = "cnn"  # the fastest network: these tests are about files and processes, not learning
 
@@ -45,14 +47,14 @@ def train_args(tiny: Path, out: Path, *extra: str, epochs: int = 3) -> list[str]
 def partial_run(tiny: Path, out: Path, epochs: int = 3, done: int = 1) -> None:
     """A run of `epochs` stopped after `done` of them, in-process: a complete checkpoint to lose."""
     finished = []
-    result = train.fit(KEY, recipes.get("report", KEY, epochs=epochs, batch_size=8), data.load(str(tiny)), out,
+    result = fit.fit(KEY, recipes.get("report", KEY, epochs=epochs, batch_size=8), sources.load(str(tiny)), out,
                        device="cpu", progress=lambda e: finished.append(1) if e["kind"] == "epoch" else None,
                        should_stop=lambda: len(finished) >= done)
     assert result["state"] == "stopped" and result["epoch"] == done
 
 
 def snapshot_files(out: Path) -> dict[str, bytes]:
-    return {f.name: f.read_bytes() for f in out.iterdir() if f.name != train.STATUS_FILE}
+    return {f.name: f.read_bytes() for f in out.iterdir() if f.name != fit.STATUS_FILE}
 
 
 def check_run(out: Path, final_epochs: int | None = None) -> int:
@@ -61,7 +63,7 @@ def check_run(out: Path, final_epochs: int | None = None) -> int:
     Each epoch ends with model.safetensors, history.json, config.json, then train_state.pt, each
     written whole: so the public files may be one epoch ahead of the resume state, never behind.
     """
-    state = torch.load(out / train.STATE_FILE, weights_only=True) if (out / train.STATE_FILE).exists() else None
+    state = torch.load(out / fit.STATE_FILE, weights_only=True) if (out / fit.STATE_FILE).exists() else None
     if state is not None:
         assert [r["epoch"] for r in state["history"]] == list(range(1, state["epoch"] + 1))
     if not (out / ckpt.CONFIG_FILE).exists():  # killed before the first epoch's checkpoint was whole
@@ -92,7 +94,7 @@ def wait_for_training(proc, out: Path, timeout: float = 120) -> bool:
         if not proc.is_alive():
             return False
         try:
-            if read_json(out / train.STATUS_FILE).get("pid") == proc.pid:
+            if read_json(out / fit.STATUS_FILE).get("pid") == proc.pid:
                 return True
         except (OSError, ValueError):
             pass
@@ -141,7 +143,7 @@ def test_killed_between_the_last_epochs_writes(tiny, tmp_path):
         pass
 
     out, epochs = tmp_path / "run", 2
-    real_save, real_state = train.save_checkpoint, train._write_state
+    real_save, real_state = fit.save_checkpoint, fit._write_state
 
     def save(folder, model, config, history):
         real_save(folder, model, config, history)
@@ -153,15 +155,15 @@ def test_killed_between_the_last_epochs_writes(tiny, tmp_path):
         if state["epoch"] == epochs:
             raise Killed
 
-    dataset = data.load(str(tiny))
+    dataset = sources.load(str(tiny))
     recipe = recipes.get("report", KEY, epochs=epochs, batch_size=8)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train, "save_checkpoint", save)
-        mp.setattr(train, "_write_state", write_state)
+        mp.setattr(fit, "save_checkpoint", save)
+        mp.setattr(fit, "_write_state", write_state)
         with pytest.raises(Killed):
-            train.fit(KEY, recipe, dataset, tmp_path / "run", device="cpu")
+            fit.fit(KEY, recipe, dataset, tmp_path / "run", device="cpu")
     check_run(out)
-    assert train.fit(KEY, recipe, dataset, out, device="cpu", resume=True)["state"] == "finished"
+    assert fit.fit(KEY, recipe, dataset, out, device="cpu", resume=True)["state"] == "finished"
     check_run(out, final_epochs=epochs)
 
 
@@ -255,8 +257,8 @@ def test_non_finite_loss_names_epoch_and_step(tiny, tmp_path, capsys, restore_si
     m = re.search(r"error: the loss became non-finite at epoch (\d+), step (\d+) of (\d+); lower the learning", err)
     assert m, err
     assert int(m.group(1)) == 1 and 1 <= int(m.group(2)) <= int(m.group(3)) == 8
-    assert read_json(out / train.STATUS_FILE)["state"] == "failed"
-    assert not (out / ckpt.MODEL_FILE).exists() and not (out / train.LOCK_FILE).exists()
+    assert read_json(out / fit.STATUS_FILE)["state"] == "failed"
+    assert not (out / ckpt.MODEL_FILE).exists() and not (out / fit.LOCK_FILE).exists()
 
 
 # ---------------------------------------------------------------- the lock
@@ -266,17 +268,17 @@ def test_a_live_lock_refuses_and_a_stale_lock_is_taken_over(tiny, tmp_path, caps
     out.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / train.LOCK_FILE).write_text(str(holder.pid))
+        (out / fit.LOCK_FILE).write_text(str(holder.pid))
         assert cli.main(train_args(tiny, out, epochs=1)) == 1
         assert f"another run (pid {holder.pid}) is writing to {out}" in capsys.readouterr().err
-        assert not (out / train.STATE_FILE).exists()
+        assert not (out / fit.STATE_FILE).exists()
     finally:
         holder.kill()
         holder.wait()
     # the same pid, now dead (and reaped): the lock is stale, and the run takes it over
     assert cli.main(train_args(tiny, out, epochs=1)) == 0
     assert check_run(out) == 1
-    assert not (out / train.LOCK_FILE).exists()
+    assert not (out / fit.LOCK_FILE).exists()
 
 
 def test_the_lock_never_holds_an_empty_pid(tmp_path, monkeypatch):
@@ -290,8 +292,8 @@ def test_the_lock_never_holds_an_empty_pid(tmp_path, monkeypatch):
         return real_link(src, dst, *a, **kw)
 
     monkeypatch.setattr(os, "link", link)
-    with train.RunLock(tmp_path):
-        assert (tmp_path / train.LOCK_FILE).read_text() == str(os.getpid())
+    with fit.RunLock(tmp_path):
+        assert (tmp_path / fit.LOCK_FILE).read_text() == str(os.getpid())
     assert seen == [str(os.getpid())]
     assert not list(tmp_path.iterdir())
 
@@ -302,19 +304,19 @@ def test_the_lock_works_without_hard_links(tmp_path, monkeypatch):
         raise OSError(errno.EPERM, os.strerror(errno.EPERM))
 
     monkeypatch.setattr(os, "link", no_links)
-    with train.RunLock(tmp_path):
-        assert (tmp_path / train.LOCK_FILE).read_text() == str(os.getpid())
+    with fit.RunLock(tmp_path):
+        assert (tmp_path / fit.LOCK_FILE).read_text() == str(os.getpid())
         holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         try:
             other = tmp_path / "other"
             other.mkdir()
-            (other / train.LOCK_FILE).write_text(str(holder.pid))
-            with pytest.raises(train.TrainingError, match=f"another run \\(pid {holder.pid}\\)"):
-                train.RunLock(other).__enter__()
+            (other / fit.LOCK_FILE).write_text(str(holder.pid))
+            with pytest.raises(fit.TrainingError, match=f"another run \\(pid {holder.pid}\\)"):
+                fit.RunLock(other).__enter__()
         finally:
             holder.kill()
             holder.wait()
-    assert not (tmp_path / train.LOCK_FILE).exists()
+    assert not (tmp_path / fit.LOCK_FILE).exists()
 
 
 # ---------------------------------------------------------------- many threads, one set of models
@@ -332,7 +334,7 @@ def test_threads_classify_identically_while_a_run_writes_checkpoints(tiny, tmp_p
 
     def trainer():
         try:
-            trained.append(train.fit(KEY, recipes.get("report", KEY, epochs=3, batch_size=8), data.load(str(tiny)),
+            trained.append(fit.fit(KEY, recipes.get("report", KEY, epochs=3, batch_size=8), sources.load(str(tiny)),
                                      tmp_path / "run", device="cpu"))
         except BaseException as e:  # noqa: B036 - reported below, on the test's thread
             errors.append(e)

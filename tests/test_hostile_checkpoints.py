@@ -12,10 +12,10 @@ from helpers.hostile import CLASSES, Payload, encode, image_folder, write_all_ch
 from PIL import Image
 from safetensors.torch import save_file
 
-from cifarnets import checkpoints as ckpt
 from cifarnets import cli
 from cifarnets.models import KEYS, build
 from cifarnets.predict import batch, prepare, probabilities
+from cifarnets.store import checkpoints as ckpt
 
 VICTIM = "resnet"  # the network whose files each case breaks; the other three must not notice
 

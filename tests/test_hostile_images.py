@@ -36,11 +36,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from cifarnets import checkpoints as ckpt
-from cifarnets import cli, images
-from cifarnets.images import ImageError, decode_image
+from cifarnets import cli
+from cifarnets.data import images
+from cifarnets.data.images import ImageError, decode_image
 from cifarnets.models import KEYS
 from cifarnets.predict import predict_files, prepare, read_file
+from cifarnets.store import checkpoints as ckpt
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,11 @@ from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest
 
-from cifarnets import CIFAR10_CLASSES, cli, hub, recipes
-from cifarnets import checkpoints as ckpt
+from cifarnets import CIFAR10_CLASSES, cli
 from cifarnets.models import KEYS, build
+from cifarnets.store import checkpoints as ckpt
+from cifarnets.store import hub
+from cifarnets.training import recipes
 from cifarnets.ui import resources
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -441,7 +443,7 @@ def test_nothing_reaches_the_network_on_import():
     code = ("import socket\n"
             "def refuse(*a, **k): raise AssertionError('network used at import')\n"
             "socket.socket.connect = refuse\nsocket.create_connection = refuse\n"
-            "import cifarnets.hub, cifarnets.cli\n")
+            "import cifarnets.store.hub, cifarnets.cli\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {"PYTHONPATH": str(REPO_ROOT)}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr

@@ -15,8 +15,10 @@ from conftest import TINY_CLASSES, make_image_folder, make_tar
 from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts, wait_for_state
 from streamlit.testing.v1 import AppTest
 
-from cifarnets import CIFAR10_CLASSES, jobs, racejobs, recipes
-from cifarnets.train import read_state
+from cifarnets import CIFAR10_CLASSES
+from cifarnets.runs import jobs, racejobs
+from cifarnets.training import recipes
+from cifarnets.training.fit import read_state
 
 TIMEOUT = 60
 RUN_LIMIT = 180  # seconds a tiny run may take on a busy 2-core machine, start-up of torch included
@@ -191,8 +193,8 @@ def test_active_choice_survives_and_ignores_vanished_runs(runs):
 
 def test_the_job_runner_loads_neither_the_trainer_nor_torch():
     """The app's job runners only read run and race folders' files: importing them must stay cheap."""
-    code = ("import sys, cifarnets.jobs, cifarnets.racejobs; "
-            "print(sorted({'torch', 'cifarnets.train'} & set(sys.modules)))")
+    code = ("import sys, cifarnets.runs.jobs, cifarnets.runs.racejobs; "
+            "print(sorted({'torch', 'cifarnets.training.fit'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr[-1000:]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cifarnets import batching, images
+from cifarnets.data import images, loader
 from cifarnets.perf import photos
 
 
@@ -91,7 +91,7 @@ def test_crop_takes_the_centre_and_pad_keeps_the_whole_picture():
 def test_zoom_out_shrinks_the_image_and_reflects_its_edges():
     x = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
     x[:, :, :, 16:] = 200  # left half dark, right half bright
-    same, small = batching.zoom_out(x, torch.tensor([1.0, 0.5]))
+    same, small = loader.zoom_out(x, torch.tensor([1.0, 0.5]))
     assert (same == x[0]).all()
     assert small[0, 16, 8:15].max() < 20 and small[0, 16, 17:24].min() > 180  # the two halves, now narrower
     # beyond the shrunk image the edges are reflected: the bright right edge next to the image's right side

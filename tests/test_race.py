@@ -14,11 +14,11 @@ import pytest
 from conftest import make_image_folder
 from helpers.app import wait_for_state
 
-from cifarnets import jobs, racejobs
-from cifarnets.checkpoints import load_checkpoint
 from cifarnets.cli import main
 from cifarnets.models import KEYS
-from cifarnets.train import read_state
+from cifarnets.runs import jobs, racejobs
+from cifarnets.store.checkpoints import load_checkpoint
+from cifarnets.training.fit import read_state
 
 RACE_LIMIT = 300  # seconds for four tiny runs on a busy 2-core machine, torch's start-up included
 

@@ -14,10 +14,10 @@ from helpers.app import APP, LABELS, PAGES, history, make_checkpoints, texts
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from cifarnets.architecture import layer_table
-from cifarnets.checkpoints import REPORT_HISTORY_FILE
-from cifarnets.fileio import write_json
+from cifarnets.diagram.architecture import layer_table
 from cifarnets.models import build
+from cifarnets.store.checkpoints import REPORT_HISTORY_FILE
+from cifarnets.store.fileio import write_json
 
 TIMEOUT = 120  # a busy 2-core machine loading four networks
 RUN_FILES = ["model.safetensors", "config.json", "history.json", REPORT_HISTORY_FILE, "README.md"]

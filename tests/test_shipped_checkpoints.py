@@ -5,10 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from cifarnets import CIFAR10_CLASSES, batching, checkpoints, data, recipes
+from cifarnets import CIFAR10_CLASSES
 from cifarnets.answering import PRECISION
+from cifarnets.data import loader, sources
 from cifarnets.models import ALL_KEYS, KEYS, recipe_key
-from cifarnets.train import evaluate
+from cifarnets.store import checkpoints
+from cifarnets.training import recipes
+from cifarnets.training.fit import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -28,8 +31,8 @@ def test_shipped_folder_is_small_and_pickle_free(key):
 @pytest.mark.slow
 @pytest.mark.skipif(not ARCHIVE.exists(), reason=f"the CIFAR-10 archive {ARCHIVE} is not here")
 def test_shipped_checkpoints_reach_the_accuracy_they_claim():
-    dataset = data.load(ARCHIVE)
-    test = batching.DeviceLoader(dataset.test, 1000, "cpu", train=False)
+    dataset = sources.load(ARCHIVE)
+    test = loader.DeviceLoader(dataset.test, 1000, "cpu", train=False)
     checked = 0
     for key in KEYS:
         if not (SHIPPED / key / checkpoints.MODEL_FILE).exists():

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from cifarnets import threads
+from cifarnets.training import threads
 
 
 def test_the_count_is_between_one_and_the_cores(monkeypatch):

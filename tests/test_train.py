@@ -11,11 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cifarnets import checkpoints, data, recipes
 from cifarnets.analysis.gradients import GradientProbe
 from cifarnets.answering import MIRRORED, VIEWS
-from cifarnets.batching import DeviceLoader
-from cifarnets.train import LOCK_FILE, TrainingError, evaluate, fit, read_state
+from cifarnets.data import sources
+from cifarnets.data.loader import DeviceLoader
+from cifarnets.store import checkpoints
+from cifarnets.training import recipes
+from cifarnets.training.fit import LOCK_FILE, TrainingError, evaluate, fit, read_state
 
 
 def tiny_recipe(key="cnn", **kw):
@@ -27,7 +29,7 @@ def weights(folder):
 
 
 def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_folder, tmp_path):
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     result = fit("resnet", tiny_recipe("resnet", epochs=3), ds, tmp_path / "run", device="cpu", probe=GradientProbe)
     history = result["history"]
     assert result["state"] == "finished" and [r["epoch"] for r in history] == [1, 2, 3]
@@ -44,7 +46,7 @@ def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_folder, 
 
 
 def test_epochs_are_measured_on_the_mirror_pair_and_the_last_as_the_app_answers(tiny_folder, tmp_path):
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     seen = []
 
     def progress(event):  # the checkpoint each epoch leaves behind, as a cancelled run would leave it
@@ -65,7 +67,7 @@ def test_epochs_are_measured_on_the_mirror_pair_and_the_last_as_the_app_answers(
 
 @pytest.mark.parametrize("stop_after", [5, 9])  # mid-epoch, and exactly at an epoch's end (9 steps/epoch)
 def test_resume_after_a_stop_ends_with_the_same_weights(tiny_folder, tmp_path, stop_after, fixed_threads):
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     recipe = tiny_recipe("se_resnet", epochs=3, batch_size=8)
     fit("se_resnet", recipe, ds, tmp_path / "straight", device="cpu", seed=7, probe=GradientProbe)
 
@@ -90,7 +92,7 @@ def test_resume_after_a_stop_ends_with_the_same_weights(tiny_folder, tmp_path, s
 
 
 def test_an_existing_run_is_not_overwritten_without_resume(tiny_folder, tmp_path):
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     fit("cnn", tiny_recipe(epochs=1), ds, tmp_path / "run", device="cpu")
     with pytest.raises(TrainingError, match="pass --resume"):
         fit("cnn", tiny_recipe(epochs=1), ds, tmp_path / "run", device="cpu")
@@ -99,13 +101,13 @@ def test_an_existing_run_is_not_overwritten_without_resume(tiny_folder, tmp_path
 
 
 def test_a_non_finite_loss_stops_the_run_naming_epoch_and_step(tiny_folder, tmp_path):
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     with pytest.raises(TrainingError, match=r"non-finite at epoch 1, step \d+ of 4"):
         fit("cnn", tiny_recipe(lr=1e30, batch_size=16), ds, tmp_path / "run", device="cpu")
 
 
 def test_a_second_run_on_the_same_folder_is_refused_and_a_stale_lock_is_taken_over(tiny_folder, tmp_path):
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     out = tmp_path / "run"
     out.mkdir()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -135,7 +137,7 @@ def test_sigterm_mid_run_saves_a_resumable_state_and_exits_zero(tiny_folder, tmp
     assert "--resume" in err
     state = read_state(out)
     assert 1 <= state["epoch"] < 500 and len(state["history"]) == state["epoch"]
-    ds = data.load(tiny_folder)
+    ds = sources.load(tiny_folder)
     again = fit("cnn", recipes.get("modern", "cnn"), ds, out, device="cpu", resume=True,
                 should_stop=lambda: True)  # one more step, from where it stopped
     position = lambda s: s["epoch"] * 9 + s["step"]

@@ -16,12 +16,13 @@ import torch
 from helpers.app import APP, PAGES, make_checkpoints, texts
 from PIL import Image, ImageDraw, ImageFont
 
-from cifarnets import CIFAR10_CLASSES, batching, cli, data, predict
-from cifarnets.checkpoints import CONFIG_FILE, MODEL_FILE, discover, write_weights
-from cifarnets.fileio import read_json, write_json
-from cifarnets.images import to_array
+from cifarnets import CIFAR10_CLASSES, cli, predict
+from cifarnets.data import loader, sources
+from cifarnets.data.images import to_array
 from cifarnets.models import KEYS
 from cifarnets.predict import answers, batch, predict_files, probabilities
+from cifarnets.store.checkpoints import CONFIG_FILE, MODEL_FILE, discover, write_weights
+from cifarnets.store.fileio import read_json, write_json
 from cifarnets.unfamiliar import calibrate, calibration, findings, inputs, scores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,14 +133,14 @@ def test_uncalibrated_networks_classify_without_the_flag_and_say_why(tmp_path):
                for p in row["predictions"].values())
 
 
-def random_dataset(n_train: int = 200, n_test: int = 120) -> data.Dataset:
+def random_dataset(n_train: int = 200, n_test: int = 120) -> sources.Dataset:
     g = torch.Generator().manual_seed(0)
 
     def split(n):
-        return data.Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+        return sources.Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
                           torch.arange(n) % 10)
 
-    return data.Dataset(split(n_train), split(n_test), list(CIFAR10_CLASSES), "generated", "0" * 64)
+    return sources.Dataset(split(n_train), split(n_test), list(CIFAR10_CLASSES), "generated", "0" * 64)
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +175,7 @@ def test_the_threshold_keeps_the_rate_of_the_choosing_half_under_it(calibrated):
     entry = discover(folder)["cnn"]
     c = calibration.load(entry)
     choose = calibrate.parts(random_dataset(), calibrate.Sizes(120, 80, 60, 60))["choose"][0]
-    verdicts = calibration.verdicts(c, scores.views(entry.model, batching.normalize(choose)))
+    verdicts = calibration.verdicts(c, scores.views(entry.model, loader.normalize(choose)))
     under = np.mean([not v.unfamiliar for v in verdicts])
     assert c.rate <= under < c.rate + 2 / len(choose)  # the smallest threshold that keeps the rate
 
@@ -249,8 +250,8 @@ def shipped_entries() -> dict:
 @pytest.mark.skipif(not ARCHIVE.exists(), reason=f"the CIFAR-10 archive {ARCHIVE} is not here")
 def test_held_out_test_images_stay_under_the_threshold_at_the_chosen_rate():
     entries = shipped_entries()
-    held_out = calibrate.held_out_images(data.load(ARCHIVE))
-    found = answers(entries, batching.normalize(held_out))
+    held_out = calibrate.held_out_images(sources.load(ARCHIVE))
+    found = answers(entries, loader.normalize(held_out))
     for key, a in found.items():
         stored = entries[key].config[calibration.KEY]
         under = np.mean([not v.unfamiliar for v in a.verdicts])

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import CIFAR10_CLASSES
-from ..checkpoints import MODEL_FILE, CheckpointError, Entry, read_config, read_history
 from ..models import ALL_KEYS, build, label, spec
-from ..recipes import recorded
+from ..store.checkpoints import MODEL_FILE, CheckpointError, Entry, read_config, read_history
+from ..training.recipes import recorded
 from . import store
 from .cost import checkpoint_bytes, static_cost
 from .gradients import depth_rows

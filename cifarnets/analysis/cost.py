@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..checkpoints import MODEL_FILE
 from ..models import count_params
 from ..models.common import eval_mode
+from ..store.checkpoints import MODEL_FILE
 
 
 def macs(model: nn.Module, image_size: int = 32) -> dict[str, int]:

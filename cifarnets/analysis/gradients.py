@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..batching import normalize
-from ..data import Split
+from ..data.loader import normalize
+from ..data.sources import Split
 from ..models import build
 from .layers import WeightLayer, weight_layers
 

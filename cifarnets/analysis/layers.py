@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..architecture import trace
+from ..diagram.architecture import trace
 
 
 @dataclass(frozen=True)

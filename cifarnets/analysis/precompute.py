@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoints as ckpt
-from .. import data
 from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
+from ..data import sources
 from ..device import describe, pick
 from ..models import ALL_KEYS, KEYS, build, label
+from ..store import checkpoints as ckpt
 from . import cost, quality, se, store
 from .gradients import GradientProbe
 
@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
 
 def cmd_analyze(args) -> int:
     device = pick(args.device)
-    dataset = data.load(args.data, verbose=True)
+    dataset = sources.load(args.data, verbose=True)
     results = analyze(Path(args.checkpoints), dataset, device, say=lambda m: print(m, file=sys.stderr),
                       keys=tuple(args.only or ALL_KEYS))
     print(f"{'network':<32} {'test acc':>8} {'ECE':>6} {'MACs':>12} {'ms @1':>7} {'ms @256':>8}")
@@ -66,7 +66,7 @@ def _load(folder: Path, key: str, device: torch.device,
     return model, config
 
 
-def analyze(root: Path, dataset: data.Dataset, device: torch.device, say=lambda m: None,
+def analyze(root: Path, dataset: sources.Dataset, device: torch.device, say=lambda m: None,
             latency_batches: tuple[int, ...] = LATENCY_BATCHES,
             keys: tuple[str, ...] = ALL_KEYS) -> dict[str, dict]:
     """Measure the networks `keys`, write their analysis files, and return {key: record}."""
@@ -97,7 +97,7 @@ def analyze(root: Path, dataset: data.Dataset, device: torch.device, say=lambda 
     return results
 
 
-def measure(key: str, model: torch.nn.Module | None, config: dict | None, dataset: data.Dataset,
+def measure(key: str, model: torch.nn.Module | None, config: dict | None, dataset: sources.Dataset,
             device: torch.device, probe: GradientProbe,
             latency_batches: tuple[int, ...] = LATENCY_BATCHES) -> tuple[dict, torch.Tensor | None]:
     """One network's record, and its test-split probabilities when it is trained."""
@@ -120,7 +120,7 @@ def measure(key: str, model: torch.nn.Module | None, config: dict | None, datase
     return record, p
 
 
-def joint(probs: dict[str, torch.Tensor], dataset: data.Dataset, results: dict[str, dict]) -> dict:
+def joint(probs: dict[str, torch.Tensor], dataset: sources.Dataset, results: dict[str, dict]) -> dict:
     gallery = quality.disagreement(probs, dataset.test.y, GALLERY)
     for item in gallery:
         item["png"] = store.png_b64(dataset.test.x[item["index"]].permute(1, 2, 0).numpy())

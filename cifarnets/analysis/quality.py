@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from ..answering import answer, split_batch
-from ..batching import DeviceLoader
-from ..data import Split
-from ..metrics import confusion_matrix, per_class_accuracy
+from ..data.loader import DeviceLoader
+from ..data.sources import Split
 from ..models.common import eval_mode
+from ..training.metrics import confusion_matrix, per_class_accuracy
 
 BINS = 15  # equal-width confidence bins, as in Guo et al. (2017), "On Calibration of Modern Neural Networks"
 

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from ..answering import split_batch
-from ..batching import DeviceLoader
-from ..data import Split
+from ..data.loader import DeviceLoader
+from ..data.sources import Split
 from ..models.common import eval_mode
 from ..models.se_resnet import SEBlock
 

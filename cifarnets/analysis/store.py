@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..fileio import read_json, write_json
+from ..store.fileio import read_json, write_json
 
 ANALYSIS_FILE = "analysis.json"
 VERSION = 1

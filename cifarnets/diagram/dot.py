@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ..architecture import inside
+from .architecture import inside
 from .graph import Diagram, Node
 
 WRAP = 30  # characters per line of a node's text

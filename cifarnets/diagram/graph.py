@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ..architecture import Op, Trace, inside, is_identity, trace
 from ..models import build, count_params
+from .architecture import Op, Trace, inside, is_identity, trace
 
 LEVELS = ("blocks", "every layer")
 # Functions that only index, reshape or convert a tensor: drawn as nothing, their consumer reads the source.

@@ -15,14 +15,15 @@ import time
 
 import torch
 
-from .. import batching, data, recipes
-from .. import checkpoints as ckpt
 from ..answering import VIEWS, split_batch
+from ..data import loader, sources
 from ..device import describe, pick, training_precision
 from ..models import KEYS, build, label
 from ..paths import data_env
-from ..step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
-from ..threads import training_threads
+from ..store import checkpoints as ckpt
+from ..training import recipes
+from ..training.step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
+from ..training.threads import training_threads
 from .compute import cpu_seconds, gflop_per_image, peak_gflop_s
 from .latency import cold_start_s, inference_ms, networks, split_ms, views_ms
 from .textbook import Textbook
@@ -43,7 +44,7 @@ def add_parser(sub) -> None:
                         "(default 30)")
     b.add_argument("--batch-size", type=int, help="default: the modern recipe's")
     b.add_argument("--threads", type=int, help="compute threads for both pipelines (default: what training "
-                                               "would take: the idle cores, see cifarnets/threads.py)")
+                                               "would take: the idle cores, see cifarnets/training/threads.py)")
     b.add_argument("--data", help="measure on this data set (default: $CIFARNETS_DATA, else ./data, "
                                   "else generated images of CIFAR's size)")
     b.add_argument("--checkpoints", default=ckpt.DEFAULT_DIR,
@@ -115,18 +116,18 @@ def figures(images: int, wall: dict[str, float], cpu: dict[str, float], gflop_fw
 
 # ---------------------------------------------------------------- data
 
-def bench_data(source: str | None) -> tuple[data.Split, int, str]:
+def bench_data(source: str | None) -> tuple[sources.Split, int, str]:
     """The real training split when there is one, else random images of CIFAR's size."""
     try:
-        ds = data.load(source, download=False)
+        ds = sources.load(source, download=False)
         return ds.train, len(ds.classes), f"{ds.source} ({len(ds.train)} training images)"
-    except data.DataError:
+    except sources.DataError:
         if source or data_env():
             raise  # the user named a data set: measuring something else would mislead
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (GENERATED, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (GENERATED,), generator=g)
-    return data.Split(x, y), 10, f"generated: {GENERATED} random 32x32 images (no data set found; see --data)"
+    return sources.Split(x, y), 10, f"generated: {GENERATED} random 32x32 images (no data set found; see --data)"
 
 
 # ---------------------------------------------------------------- training throughput
@@ -134,13 +135,13 @@ def bench_data(source: str | None) -> tuple[data.Split, int, str]:
 class Ours:
     """The trainer's own path: fit()'s DeviceLoader, place() and train_step()."""
 
-    def __init__(self, key: str, split: data.Split, num_classes: int, recipe: recipes.Recipe,
+    def __init__(self, key: str, split: sources.Split, num_classes: int, recipe: recipes.Recipe,
                  dev: torch.device) -> None:
         torch.manual_seed(0)
         self.model = place(build(key, num_classes=num_classes), dev).train()
         self.optimizer = make_optimizer(self.model, recipe)
         self.objective = Objective(recipe)
-        self.loader = batching.DeviceLoader(split, recipe.batch_size, dev, train=True, augment=True,
+        self.loader = loader.DeviceLoader(split, recipe.batch_size, dev, train=True, augment=True,
                                             channels_last=CHANNELS_LAST)
         self.lr = recipe.lr
         self.batches = self._epochs()
@@ -160,7 +161,7 @@ class Ours:
         pass
 
 
-def race(key: str, split: data.Split, num_classes: int, recipe: recipes.Recipe, dev: torch.device,
+def race(key: str, split: sources.Split, num_classes: int, recipe: recipes.Recipe, dev: torch.device,
          steps: int, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
     """(wall seconds, CPU seconds) each pipeline spent on `steps` timed steps, taking turns in `rounds`
     rounds. A round's CPU time counts the DataLoader workers too: they idle outside their own rounds."""

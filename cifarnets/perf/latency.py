@@ -22,9 +22,9 @@ import torch
 from PIL import Image
 
 from .. import CIFAR10_CLASSES, answering, predict
-from .. import checkpoints as ckpt
 from ..models import build
-from ..step import CHANNELS_LAST, place
+from ..store import checkpoints as ckpt
+from ..training.step import CHANNELS_LAST, place
 
 
 def networks(folder: str, dev: torch.device) -> tuple[dict[str, ckpt.Entry], dict[str, str]]:

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import hub
 from ..cliargs import add_checkpoints_arg
+from ..store import hub
 
 # Debian packages, and one wheel from PyPI (scikit-image's sample photos: Chelsea the cat)
 PACKAGES = {"tux": "tuxpaint-stamps-default", "gc": "gcompris-qt-data", "scratch": "scratch", "skimage": "scikit-image"}
@@ -204,7 +204,7 @@ def _open(root: Path, package: str, path: str) -> Image.Image:
 
 def load(folder: Path, classes: list[str]) -> tuple[list[Image.Image], np.ndarray, list[str]]:
     """Every picture under folder/<class>/, decoded as an upload is, with its label."""
-    from ..images import decode_image
+    from ..data.images import decode_image
 
     pictures, labels, names = [], [], []
     for i, c in enumerate(classes):
@@ -223,7 +223,8 @@ def measure(folder: Path, entries: dict, preparations=None, views=None) -> dict:
     share right among the cut-outs at each framing ("50%", ...) and among the whole photos ("photo")."""
     import torch
 
-    from .. import answering, images
+    from .. import answering
+    from ..data import images
     from ..predict import batch
 
     views = views or (1, answering.MIRRORED, answering.VIEWS)
@@ -263,7 +264,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..checkpoints import discover
+    from ..store.checkpoints import discover
 
     if args.build:
         if args.folder.exists():

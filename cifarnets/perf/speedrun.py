@@ -15,13 +15,14 @@ import sys
 import tempfile
 import time
 
-from .. import data, recipes
 from ..answering import VIEWS
-from ..checkpoints import FLOORS
 from ..cliargs import add_data_arg, add_device_arg
+from ..data import sources
 from ..device import describe, pick, training_precision
 from ..models import KEYS, label
-from ..train import fit
+from ..store.checkpoints import FLOORS
+from ..training import recipes
+from ..training.fit import fit
 
 # Test accuracy the report reached; the floors are the shipped checkpoints' (checkpoints.FLOORS).
 REPORT = {"cnn": 0.64, "resnet": 0.80, "densenet": 0.75, "se_resnet": 0.80}
@@ -39,7 +40,7 @@ def add_parser(sub) -> None:
     s.add_argument("--epochs", type=int, help="override each recipe's epochs: its schedule is fitted to these")
     s.add_argument("--batch-size", type=int, help="override each recipe's batch size")
     s.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="try a variation: set a recipe field (see cifarnets/recipes.py) in every recipe run, "
+                   help="try a variation: set a recipe field (see cifarnets/training/recipes.py) in every recipe run, "
                         "e.g. --set flip=random --set ema=0.99; repeatable")
     s.add_argument("--seeds", type=int, default=1, help="runs per network and recipe, seeds 0..N-1 (default 1)")
     add_data_arg(s)
@@ -62,7 +63,7 @@ def target_for(target: str, key: str) -> float:
     return value
 
 
-def race(key: str, recipe: recipes.Recipe, dataset: data.Dataset, target: float, seed: int, device: str,
+def race(key: str, recipe: recipes.Recipe, dataset: sources.Dataset, target: float, seed: int, device: str,
          say=lambda text: None) -> dict:
     """One run from scratch until the target; the epoch and seconds it was first reached (None if never)."""
     start, reached, rows = time.perf_counter(), {}, []
@@ -104,7 +105,7 @@ def cmd_speedrun(args) -> int:
     keys = KEYS if args.model == "all" else (args.model,)
     targets = {key: target_for(args.target, key) for key in keys}
     changes = recipes.settings(args.set)
-    dataset = data.load(args.data, verbose=not args.json)
+    dataset = sources.load(args.data, verbose=not args.json)
     say = (lambda text: print(text, file=sys.stderr, flush=True))
     machine = describe(dev)
     say(f"speedrun on {machine}, training in {training_precision(dev)}; data: {dataset.source}")

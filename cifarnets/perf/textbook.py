@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..batching import MEAN, STD
-from ..data import Split
+from ..data.loader import MEAN, STD
+from ..data.sources import Split
 from ..models import build
-from ..recipes import Recipe
-from ..step import make_optimizer
+from ..training.recipes import Recipe
+from ..training.step import make_optimizer
 
 
 class PILDataset(torch.utils.data.Dataset):

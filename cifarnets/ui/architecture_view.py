@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .. import architecture
-from ..diagram import LEVELS, diagram, to_dot, to_dot_side_by_side
+from ..diagram import LEVELS, architecture, diagram, to_dot, to_dot_side_by_side
 from ..models import EXTRA_KEYS, KEYS, label
 from . import resources, share
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..checkpoints import Entry
+from ..data.images import EXTENSIONS, ImageError, formats_text
 from ..examples import list_examples
-from ..images import EXTENSIONS, ImageError, formats_text
 from ..predict import Result, read_file, unique_names
+from ..store.checkpoints import Entry
 from ..unfamiliar.calibration import Verdict
 from ..unfamiliar.scores import METHODS
 from . import share

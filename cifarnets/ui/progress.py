@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import jobs
+from ..runs import jobs
 
 
 def progress_text(run: jobs.Run) -> str:

@@ -1,7 +1,7 @@
 """The sidebar's race: start the four networks training one after another, and watch their test accuracy
 and loss on one chart as each epoch ends.
 
-The race is a child process (cifarnets.racejobs); this file only starts it and draws its folder. The
+The race is a child process (cifarnets.runs.racejobs); this file only starts it and draws its folder. The
 chart is a fragment that polls the race's run folders, so every session sees the same race.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from .. import jobs, racejobs, recipes
-from ..curves import Curve, long_rows
 from ..models import label
+from ..runs import jobs, racejobs
+from ..store.curves import Curve, long_rows
+from ..training import recipes
 from .charts import network_scale
 from .progress import progress_text
 

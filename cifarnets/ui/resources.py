@@ -7,11 +7,13 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from .. import architecture, hub, jobs
-from ..checkpoints import CONFIG_FILE, MODEL_FILE, Entry, discover
 from ..device import describe, pick
+from ..diagram import architecture
 from ..models import KEYS, build
 from ..paths import app_device, checkpoints_dir, hub_spec
+from ..runs import jobs
+from ..store import hub
+from ..store.checkpoints import CONFIG_FILE, MODEL_FILE, Entry, discover
 
 
 @st.cache_resource(show_spinner=False)

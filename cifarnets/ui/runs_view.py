@@ -9,11 +9,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from .. import curves, jobs
-from ..checkpoints import CheckpointError, checkpoint_files
-from ..export import checkpoint_zip, rows_csv
 from ..models import KEYS, label
 from ..paths import checkpoints_dir
+from ..runs import jobs
+from ..store import curves
+from ..store.checkpoints import CheckpointError, checkpoint_files
+from ..store.export import checkpoint_zip, rows_csv
 from . import share
 
 SHIPPED = "shipped checkpoint"

@@ -1,7 +1,7 @@
 """The sidebar on every page: start a training run (with the time it will take here), race the four
 networks (ui/race_view.py), and watch, cancel, resume or adopt the runs.
 
-Runs are child processes (cifarnets.jobs); this file only draws them. The run list is a fragment
+Runs are child processes (cifarnets.runs.jobs); this file only draws them. The run list is a fragment
 that polls the run folders every few seconds, so one run's progress never reruns the page around
 it, and a page reload or another browser session sees the same runs.
 """
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .. import estimate, jobs, recipes
 from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, data_env
+from ..runs import jobs
+from ..training import estimate, recipes
 from . import race_view
 from .charts import live_chart
 from .progress import duration, progress_text

@@ -22,14 +22,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .. import checkpoints as ckpt
-from .. import data
 from ..answering import VIEWS, split_batch
-from ..batching import normalize
 from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
+from ..data import sources
+from ..data.loader import normalize
 from ..device import describe, pick
 from ..models import KEYS, label
 from ..predict import batch
+from ..store import checkpoints as ckpt
 from . import calibration, inputs
 from .scores import METHODS, Gaussians, Views, auroc, fit, score, views
 
@@ -64,7 +64,7 @@ def cmd_calibrate(args) -> int:
         raise ValueError("--rate is the share of familiar images kept under the threshold: between 0.5 and 1")
     say = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
     device = pick(args.device)
-    dataset = data.load(args.data, verbose=not args.json)
+    dataset = sources.load(args.data, verbose=not args.json)
     found = {}
     for key in KEYS:
         folder = Path(args.checkpoints) / key
@@ -84,20 +84,20 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def parts(dataset: data.Dataset, sizes: Sizes = SIZES) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def parts(dataset: sources.Dataset, sizes: Sizes = SIZES) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The seeded, disjoint parts of the data each step uses: (uint8 images, labels)."""
     g = torch.Generator().manual_seed(SEED)
     train, test = torch.randperm(len(dataset.train), generator=g), torch.randperm(len(dataset.test), generator=g)
     fit_, scale, choose, held_out = sizes
     if len(train) < fit_ + scale or len(test) < choose + held_out:
-        raise data.DataError(f"calibration needs {fit_ + scale:,} training and {choose + held_out:,} test images; "
+        raise sources.DataError(f"calibration needs {fit_ + scale:,} training and {choose + held_out:,} test images; "
                              f"the data has {len(train):,} and {len(test):,}")
     pick_ = {"fit": (dataset.train, train[:fit_]), "scale": (dataset.train, train[fit_:fit_ + scale]),
              "choose": (dataset.test, test[:choose]), "held_out": (dataset.test, test[choose:choose + held_out])}
     return {name: (split.x[i], split.y[i]) for name, (split, i) in pick_.items()}
 
 
-def held_out_images(dataset: data.Dataset, sizes: Sizes = SIZES) -> torch.Tensor:
+def held_out_images(dataset: sources.Dataset, sizes: Sizes = SIZES) -> torch.Tensor:
     """The held-out test images as uint8 (N, 3, 32, 32): what the tests check the stored threshold on."""
     return parts(dataset, sizes)["held_out"][0]
 
@@ -115,7 +115,7 @@ class Network(NamedTuple):
     folder: Path
 
 
-def calibrate(networks: dict[str, Network], dataset: data.Dataset, rate: float = calibration.RATE,
+def calibrate(networks: dict[str, Network], dataset: sources.Dataset, rate: float = calibration.RATE,
               say=lambda m: None, sizes: Sizes = SIZES,
               counts: dict[str, int] | None = None) -> dict[str, tuple[dict, dict[str, Gaussians]]]:
     """{key: (record for config.json, fitted statistics)} for every network given; `counts`: how many unfamiliar
@@ -144,7 +144,7 @@ def calibrate(networks: dict[str, Network], dataset: data.Dataset, rate: float =
             for key, (fitted, s) in measured.items()}
 
 
-def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds: list[str], dataset: data.Dataset,
+def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds: list[str], dataset: sources.Dataset,
            machine: str, sizes: Sizes, weights_sha256: str) -> dict:
     """What config.json keeps: the choice, the threshold, and what they were measured on."""
     chosen = s[method]

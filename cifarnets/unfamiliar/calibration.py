@@ -21,8 +21,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from ..answering import VIEWS
-from ..checkpoints import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE, Entry
-from ..fileio import read_json, write_bytes, write_json
+from ..store.checkpoints import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE, Entry
+from ..store.fileio import read_json, write_bytes, write_json
 from .scores import FITTED, METHODS, Gaussians, Views, score
 
 KEY = "unfamiliar"

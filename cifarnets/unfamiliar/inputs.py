@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..images import to_array
+from ..data.images import to_array
 
 # scikit-image's bundled photographs of things outside the ten classes. Left out on purpose: chelsea (a
 # cat), horse (a horse's silhouette) and the motorcycle pair (close to CIFAR-10's vehicles).

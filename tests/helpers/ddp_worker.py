@@ -1,6 +1,6 @@
 """What tests/test_distributed.py starts under torchrun: `python -m cifarnets`, plus two test hooks.
 
-fit() evaluates every rank's model after each epoch, so wrapping `train.evaluate` sees what each
+fit() evaluates every rank's model after each epoch, so wrapping `fit.evaluate` sees what each
 rank holds without any test code in the library:
   * $DIGEST_DIR/rank<R>.txt: a hash of rank R's weights and buffers after its latest epoch;
   * $STOP_RANK, $STOP_AFTER_EPOCH: that rank alone sends itself SIGTERM after that epoch, as a
@@ -13,9 +13,10 @@ import signal
 import sys
 from pathlib import Path
 
-from cifarnets import cli, train
+from cifarnets import cli
+from cifarnets.training import fit
 
-_evaluate = train.evaluate
+_evaluate = fit.evaluate
 _epochs = {"done": 0}
 
 
@@ -32,5 +33,5 @@ def evaluate(model, loader, classes, *views):
     return metrics
 
 
-train.evaluate = evaluate
+fit.evaluate = evaluate
 raise SystemExit(cli.main(sys.argv[1:]))

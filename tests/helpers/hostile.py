@@ -19,8 +19,8 @@ import torch
 from conftest import make_image_folder
 from PIL import Image
 
-from cifarnets import checkpoints as ckpt
 from cifarnets.models import KEYS, build
+from cifarnets.store import checkpoints as ckpt
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ("cat", "dog")
@@ -100,7 +100,7 @@ def cli_process(args: list[str], cache: Path, log: Path) -> multiprocessing.Proc
     torch and cifarnets once: a fresh interpreter would spend seconds importing torch per start, and
     the kill tests start many. Its stdout and stderr go to `log`; `.kill()` sends SIGKILL."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "torchvision", "cifarnets.cli", "cifarnets.train"])
+    ctx.set_forkserver_preload(["torch", "torchvision", "cifarnets.cli", "cifarnets.training.fit"])
     proc = ctx.Process(target=_cli_main, args=(args, str(cache), str(log)), daemon=True)
     proc.start()
     return proc

@@ -7,7 +7,7 @@ import streamlit as st
 from ...analysis import cost as measure
 from ...analysis import findings
 from ...analysis.collect import Network, cost_rows
-from ...checkpoints import Entry
+from ...store.checkpoints import Entry
 from .. import resources
 from . import charts
 

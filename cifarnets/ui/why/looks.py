@@ -7,10 +7,10 @@ import streamlit as st
 
 from ...analysis import filters, findings, gradcam, render, se
 from ...analysis.collect import Network
-from ...checkpoints import Entry
+from ...data.images import EXTENSIONS, ImageError
 from ...examples import list_examples
-from ...images import EXTENSIONS, ImageError
 from ...predict import Prepared, batch, prepare, probabilities, read_file
+from ...store.checkpoints import Entry
 from .. import resources, share
 from ..pictures import enlarge
 from . import charts

@@ -6,7 +6,7 @@ import streamlit as st
 
 from ...analysis import findings
 from ...analysis.reuse import feature_reuse
-from ...checkpoints import Entry
+from ...store.checkpoints import Entry
 from . import charts
 
 

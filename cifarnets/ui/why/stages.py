@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ...analysis.stages import SCALES, StageMaps, page, page_image, stage_maps
-from ...checkpoints import Entry
 from ...predict import Prepared, batch
+from ...store.checkpoints import Entry
 from .. import resources
 from ..pictures import enlarge
 from . import looks

@@ -6,7 +6,7 @@ import altair as alt
 import streamlit as st
 
 from ...answering import VIEWS
-from ...checkpoints import Entry
+from ...store.checkpoints import Entry
 from ...unfamiliar import calibration, findings
 from ...unfamiliar.inputs import COUNTS
 from ...unfamiliar.scores import METHODS

@@ -39,10 +39,10 @@ from huggingface_hub.utils import (
     validate_repo_id,
 )
 
+from ..answering import VIEWS, describe
+from ..models import KEYS, count_params, label
 from . import checkpoints as ckpt
-from .answering import VIEWS, describe
 from .fileio import read_json
-from .models import KEYS, count_params, label
 
 ENV_VAR = "CIFARNETS_HUB"
 URI_PREFIX = "hf://"

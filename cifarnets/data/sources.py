@@ -24,10 +24,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
-from . import CIFAR10_CLASSES
-from .fileio import atomic_path
+from .. import CIFAR10_CLASSES
+from ..paths import DEFAULT_DATA, cache_dir, data_env
+from ..store.fileio import atomic_path
 from .images import ImageError, decode_image, to_array
-from .paths import DEFAULT_DATA, cache_dir, data_env
 
 SPLITS = ("train", "test")
 CACHE_VERSION = 1  # bump when the decoded layout changes, so old caches are ignored

@@ -19,18 +19,18 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .answering import MIRRORED, PRECISION, VIEWS, average, logits_of_views, split_batch
-from .batching import DeviceLoader
-from .checkpoints import make_config, save_checkpoint
-from .data import Dataset, Split
-from .device import describe, pick
+from ..answering import MIRRORED, PRECISION, VIEWS, average, logits_of_views, split_batch
+from ..data.loader import DeviceLoader
+from ..data.sources import Dataset, Split
+from ..device import describe, pick
+from ..models import build
+from ..models.common import eval_mode
+from ..store.checkpoints import make_config, save_checkpoint
+from ..store.fileio import atomic_path
+from ..store.runfolder import LOCK_FILE, STATE_FILE, STATUS_FILE, RunLock, Status, TrainingError  # noqa: F401
 from .distill import fixed_answers, load_teachers
-from .fileio import atomic_path
 from .metrics import confusion_matrix, per_class_accuracy
-from .models import build
-from .models.common import eval_mode
 from .recipes import Recipe
-from .runfolder import LOCK_FILE, STATE_FILE, STATUS_FILE, RunLock, Status, TrainingError  # noqa: F401
 from .step import CHANNELS_LAST, Objective, WeightAverage, make_optimizer, place, train_step
 from .threads import training_threads
 

@@ -10,9 +10,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .device import autocast
+from ..device import autocast
+from ..store.runfolder import TrainingError
 from .recipes import Recipe
-from .runfolder import TrainingError
 
 CHANNELS_LAST = True  # faster for these convolutions on CUDA and on the CPU alike (cifarnets bench)
 

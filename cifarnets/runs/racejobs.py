@@ -13,11 +13,11 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from ..models import KEYS
+from ..paths import runs_dir
+from ..store.fileio import write_json
 from . import jobs
-from .fileio import write_json
 from .jobs import RACE_FILE, Run
-from .models import KEYS
-from .paths import runs_dir
 
 ORDER = KEYS  # quickest first: the CNN's curve is on the chart within minutes
 PREFIX = "race-"

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .models import KEYS, build, count_params, label
-from .models.common import eval_mode
+from ..models import KEYS, build, count_params, label
+from ..models.common import eval_mode
 
 # In our own words: what each network does with an image, and what the report found about it.
 DESCRIPTIONS = {

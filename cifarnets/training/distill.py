@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import torch
 
-from .answering import MIRRORED, logits_of_views, split_batch
-from .batching import DeviceLoader
-from .checkpoints import CheckpointError, load_checkpoint, read_config
-from .data import Split
-from .models import MODELS, label
-from .paths import checkpoints_dir
+from ..answering import MIRRORED, logits_of_views, split_batch
+from ..data.loader import DeviceLoader
+from ..data.sources import Split
+from ..models import MODELS, label
+from ..paths import checkpoints_dir
+from ..store.checkpoints import CheckpointError, load_checkpoint, read_config
+from ..store.runfolder import TrainingError
 from .recipes import Recipe
-from .runfolder import TrainingError
 from .step import CHANNELS_LAST, mean_answer, place
 
 TARGETS = ("live", "fixed")  # Recipe.distill_targets

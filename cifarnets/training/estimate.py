@@ -4,7 +4,7 @@ Before a user starts a run, the sidebar says how long it will take. A constant p
 wrong on every other machine (the project's CPUs differ by 20x, a GPU by 1000x), so this times the
 real thing: the recipe's optimizer and objective, train_step() on batches that went through the
 trainer's own loader and augmentation, on the device training would use, with the thread count
-training would take (cifarnets/threads.py). Random uint8 images of CIFAR's size stand in for the
+training would take (cifarnets/training/threads.py). Random uint8 images of CIFAR's size stand in for the
 data: a step's time depends on the images' size, not their content. Then
 
     epochs x (steps per epoch x seconds per step + test images x seconds per test image)
@@ -27,13 +27,13 @@ from pathlib import Path
 
 import torch
 
-from . import data
-from .answering import MIRRORED, VIEWS, answer, split_batch
-from .batching import DeviceLoader, normalize
-from .data import Split, _find_folder_root
-from .device import describe, pick
-from .models import build
-from .models.common import eval_mode
+from ..answering import MIRRORED, VIEWS, answer, split_batch
+from ..data import sources
+from ..data.loader import DeviceLoader, normalize
+from ..data.sources import Split, _find_folder_root
+from ..device import describe, pick
+from ..models import build
+from ..models.common import eval_mode
 from .recipes import Recipe
 from .step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
 from .threads import training_threads
@@ -88,7 +88,7 @@ def data_size(source: str | None) -> DataSize:
     tree's files are counted and a zip's listing read; anything else is taken to be CIFAR-10
     (a torchvision folder is; a .tar.gz would have to be decompressed whole just to count its images)."""
     cifar = DataSize(CIFAR10_TRAIN, CIFAR10_TEST, "CIFAR-10's 50,000 training and 10,000 test images")
-    path = Path(data.resolve_source(source)).expanduser()
+    path = Path(sources.resolve_source(source)).expanduser()
     try:
         if path.is_dir():
             root = _find_folder_root(path)
@@ -96,13 +96,13 @@ def data_size(source: str | None) -> DataSize:
                 return cifar
             train, test = (sum(1 for cls in (root / split).iterdir() if cls.is_dir()
                                for f in os.scandir(cls) if f.is_file())
-                           if (root / split).is_dir() else 0 for split in data.SPLITS)
+                           if (root / split).is_dir() else 0 for split in sources.SPLITS)
             return DataSize(train, test, f"the {train:,} training and {test:,} test images in {path.name}/")
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as z:
                 names = [n for n in z.namelist() if not n.endswith("/")]
             train, test = (sum(1 for n in names if f"/{split}/" in f"/{n}" and n.count("/") >= 2)
-                           for split in data.SPLITS)
+                           for split in sources.SPLITS)
             return DataSize(train, test, f"the {train:,} training and {test:,} test images in {path.name}")
     except OSError:
         pass

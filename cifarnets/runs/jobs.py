@@ -24,12 +24,12 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from . import recipes
-from .fileio import read_json, write_json
-from .models import KEYS, label
-from .paths import DEFAULT_DATA, project_root, runs_dir
-from .runfolder import CONFIG_FILE, MODEL_FILE, STATE_FILE, STATUS_FILE, read_history
-from .runfolder import process_alive as alive  # the run lock's own test for a live process
+from ..models import KEYS, label
+from ..paths import DEFAULT_DATA, project_root, runs_dir
+from ..store.fileio import read_json, write_json
+from ..store.runfolder import CONFIG_FILE, MODEL_FILE, STATE_FILE, STATUS_FILE, read_history
+from ..store.runfolder import process_alive as alive  # the run lock's own test for a live process
+from ..training import recipes
 
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"
@@ -200,8 +200,8 @@ def distillation_problem(request: TrainRequest) -> str:
     recipe = recipes.get(request.recipe, request.model)
     if not recipe.teacher:
         return ""
-    from .data import list_classes  # here, not above: importing the job runner must not load torch
-    from .distill import teacher_problem
+    from ..data.sources import list_classes  # here, not above: importing the job runner must not load torch
+    from ..training.distill import teacher_problem
 
     problem = teacher_problem(recipe, list_classes(request.data))
     return f"{label(request.model)}: {problem}" if problem else ""
@@ -213,7 +213,7 @@ def _spawn(folder: Path, argv: list[str]) -> int:
     """Start the trainer detached from this process: its own session, so a Ctrl-C in the terminal that
     runs Streamlit, or Streamlit stopping, does not kill the run; a log file for what it prints."""
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])  # the package's parent: `-m cifarnets` finds this copy
+    root = str(Path(__file__).resolve().parents[2])  # the package's parent: `-m cifarnets` finds this copy
     env["PYTHONPATH"] = root + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else root
     env["PYTHONUNBUFFERED"] = "1"
     with open(folder / LOG_FILE, "ab") as log:

@@ -15,11 +15,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from . import CIFAR10_CLASSES, __version__
+from .. import CIFAR10_CLASSES, __version__
+from ..models import KEYS, MODELS, build, count_params, label
+from ..paths import DEFAULT_CHECKPOINTS
+from ..prose import listing
 from .fileio import read_json, write_bytes, write_json
-from .models import KEYS, MODELS, build, count_params, label
-from .paths import DEFAULT_CHECKPOINTS
-from .prose import listing
 from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, UNFAMILIAR_FILE, read_history  # noqa: F401
 
 DEFAULT_DIR = DEFAULT_CHECKPOINTS

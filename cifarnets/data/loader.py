@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .data import Split
+from .sources import Split
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)

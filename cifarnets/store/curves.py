@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..models import KEYS, label
 from .checkpoints import HISTORY_FILE, REPORT_HISTORY_FILE, CheckpointError, read_config, read_history
-from .models import KEYS, label
 
 # metric -> (train column, test column) in a history row
 METRICS = {"loss": ("train_loss", "test_loss"), "accuracy": ("train_acc", "test_acc")}

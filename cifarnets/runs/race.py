@@ -15,14 +15,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import data, recipes
-from .cliargs import add_data_arg, add_device_arg, stop_on_signals
-from .fileio import read_json, write_json
+from ..cliargs import add_data_arg, add_device_arg, stop_on_signals
+from ..data import sources
+from ..models import label
+from ..paths import runs_dir
+from ..store.fileio import read_json, write_json
+from ..store.runfolder import STATE_FILE, STATUS_FILE, RunLock, TrainingError
+from ..training import recipes
 from .jobs import RACE_FILE, absolute_data
-from .models import label
-from .paths import runs_dir
 from .racejobs import ORDER, PREFIX, member_folder
-from .runfolder import STATE_FILE, STATUS_FILE, RunLock, TrainingError
 
 Say = Callable[[str], None]
 
@@ -48,7 +49,7 @@ def cmd_race(args) -> int:
     if args.resume and not args.out:
         raise ValueError("--resume needs --out: the race folder to continue")
     out = Path(args.out or runs_dir() / f"{PREFIX}{args.recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
-    dataset = data.load(args.data, verbose=True)
+    dataset = sources.load(args.data, verbose=True)
     should_stop = stop_on_signals()
     # as racejobs.RaceRequest has it: the app continues a race started from the shell with these
     request = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size,
@@ -61,14 +62,14 @@ def cmd_race(args) -> int:
     return 1 if result["state"] == "failed" else 0
 
 
-def run(out: Path, request: dict, dataset: data.Dataset, *, resume: bool = False,
+def run(out: Path, request: dict, dataset: sources.Dataset, *, resume: bool = False,
         should_stop: Callable[[], bool] = lambda: False, say: Say | None = None) -> dict:
     """Train the four in ORDER into `out`; returns race.json's content: {"state", "results": {key: {...}}, ...}.
 
     A network that fails (its loss diverges, say) is recorded as failed and the race goes on with the next.
     """
-    from .analysis.gradients import GradientProbe
-    from .train import fit
+    from ..analysis.gradients import GradientProbe
+    from ..training.fit import fit
 
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     out = Path(out)
