@@ -20,7 +20,7 @@ for col, entry in zip(st.columns(4), found.values(), strict=True):
         st.metric("Parameters", f"{counts[entry.label]:,}")
         if entry.ok:
             st.metric("Test accuracy", f"{entry.test_acc:.1%}" if entry.test_acc is not None else "n/a",
-                      help=f"On the 10,000 test images, {answering.describe(answering.VIEWS)}, as Classify does. "
+                      help=f"On the 10,000 test images, {answering.views_in_words(answering.VIEWS)}, as Classify does. "
                            "The training curves show each image alone, 1.5 to 3 points lower.")
             st.caption(f"From {resources.source_text(entry)}: {training_summary(entry.config)}.",
                        help=(entry.config.get("recipe") or {}).get("note") or None)

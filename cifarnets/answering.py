@@ -32,7 +32,7 @@ MIRRORED = 2
 _CORNERS = ((0, 0), (2, 2), (0, 2), (2, 0))
 
 
-def describe(views: int) -> str:
+def views_in_words(views: int) -> str:
     """How an answer of `views` views was made, in words, for a printout or a model card."""
     if views == 1:
         return "each image alone"

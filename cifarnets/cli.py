@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import answering
-from .analysis import precompute
+from .analysis import analyze
 from .cliargs import add_checkpoints_arg, add_data_arg, add_device_arg, stop_on_signals
 from .data import loader, sources
 from .data.images import ImageError
@@ -26,7 +26,7 @@ from .store import checkpoints as ckpt
 from .store import hub
 from .training import recipes
 from .training.fit import TrainingError
-from .unfamiliar import calibrate, inputs
+from .unfamiliar import inputs, measure
 
 EXPECTED_ERRORS = (DataError, TrainingError, ckpt.CheckpointError, ImageError, KeyError, ValueError,
                    loadtest.LoadError, inputs.MissingPackage)
@@ -102,8 +102,8 @@ def make_parser() -> argparse.ArgumentParser:
     speedrun.add_parser(sub)
     photos.add_parser(sub)
     loadtest.add_parser(sub)
-    precompute.add_parser(sub)
-    calibrate.add_parser(sub)
+    analyze.add_parser(sub)
+    measure.add_parser(sub)
     return p
 
 
@@ -182,7 +182,7 @@ def cmd_train(args) -> int:
     else:
         metrics = ckpt.read_config(out)["metrics"] if main else {}  # the last epoch's, as the app answers
         say(f"finished: test accuracy {metrics.get('test_acc', float('nan')):.2%}, "
-            f"{answering.describe(metrics.get('views', answering.VIEWS))} "
+            f"{answering.views_in_words(metrics.get('views', answering.VIEWS))} "
             f"({metrics.get('single_view', {}).get('test_acc', float('nan')):.2%} single view); checkpoint in {out}",
             file=sys.stderr)
     return 0
@@ -192,7 +192,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .answering import split_batch
-    from .device import describe, pick
+    from .device import machine_name, pick
     from .training.fit import evaluate
 
     device = pick(args.device)
@@ -217,13 +217,14 @@ def cmd_evaluate(args) -> int:
         metrics = evaluate(model, test, dataset.classes)
         results[config["model"] if key is None else key] = metrics
         if args.write:  # the data it was measured on goes with the numbers
-            ckpt.write_metrics(folder, metrics, dataset.describe() | {"classes": None, "machine": describe(device)})
+            provenance = dataset.provenance() | {"classes": None, "machine": machine_name(device)}
+            ckpt.write_metrics(folder, metrics, provenance)
     if args.json:
         print(json.dumps(results | {k: {"error": v} for k, v in failures.items()}, indent=2))
     else:
         for key, m in results.items():
             print(f"{label(key):<10} test accuracy {m['test_acc']:.2%}  loss {m['test_loss']:.4f}  (n={m['n']}; "
-                  f"{answering.describe(m['views'])}, in {m['precision']}; "
+                  f"{answering.views_in_words(m['views'])}, in {m['precision']}; "
                   f"{m['single_view']['test_acc']:.2%} single view)")
             print("  " + "  ".join(f"{c} {a:.1%}" for c, a in m["per_class"].items()))
         for key, reason in failures.items():

@@ -25,7 +25,7 @@ def pick(name: str = "auto") -> torch.device:
     return device
 
 
-def describe(device: torch.device) -> str:
+def machine_name(device: torch.device) -> str:
     """The machine a measurement ran on, in words: the GPU's name, or the CPU's model, instruction set and threads."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"

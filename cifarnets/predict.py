@@ -17,7 +17,7 @@ from PIL import Image
 
 from .answering import answer
 from .data.images import MAX_BYTES, ImageError, decode_image, to_array
-from .data.loader import normalize
+from .data.loader import batch
 from .store.checkpoints import Entry
 from .unfamiliar import calibration
 from .unfamiliar.calibration import Verdict
@@ -67,12 +67,6 @@ def read_file(path: str | Path, max_bytes: int = MAX_BYTES) -> bytes:
         raise ImageError(f"{path} does not exist") from None
     except OSError as e:
         raise ImageError(f"{path} cannot be read ({e.strerror or e})") from None
-
-
-def batch(pixels: list[np.ndarray]) -> torch.Tensor:
-    """(N, 3, 32, 32) normalised float tensor from 32x32x3 uint8 arrays."""
-    x = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).contiguous()
-    return normalize(x)
 
 
 @torch.no_grad()

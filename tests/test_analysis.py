@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from torch import nn
 
 from cifarnets import CIFAR10_CLASSES, cli
-from cifarnets.analysis import cost, findings, gradcam, precompute, quality, reuse, se, store
+from cifarnets.analysis import analyze, cost, findings, gradcam, quality, reuse, se, store
 from cifarnets.analysis.gradients import GradientProbe
 from cifarnets.analysis.layers import weight_layers
 from cifarnets.data import loader, sources
@@ -223,8 +223,8 @@ def measured(tmp_path_factory):
         rows = history(2)
         rows[0]["grad_norms_init"] = rows[0]["grad_norms"] = rows[1]["grad_norms"] = probe(build("cnn"))
         write_json(checkpoints / "cnn" / "history.json", rows)
-        mp.setattr(precompute, "LATENCY_BUDGET_S", 0.0)
-        results = precompute.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1, 2))
+        mp.setattr(analyze, "LATENCY_BUDGET_S", 0.0)
+        results = analyze.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1, 2))
     return checkpoints, results
 
 
@@ -306,10 +306,10 @@ def test_page_without_any_checkpoint_still_renders(monkeypatch, tmp_path):
 
 def test_analyze_only_measures_the_networks_named(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFARNETS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(precompute, "LATENCY_BUDGET_S", 0.0)
+    monkeypatch.setattr(analyze, "LATENCY_BUDGET_S", 0.0)
     dataset = sources.load(make_image_folder(tmp_path / "data", classes=CIFAR10_CLASSES, n_train=2, n_test=2))
     checkpoints = make_checkpoints(tmp_path / "checkpoints")
-    results = precompute.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1,),
+    results = analyze.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1,),
                                  keys=("cnn", "resnet"))
     assert set(results) == {"cnn", "resnet"}
     assert [k for k in ALL_KEYS if (checkpoints / k / store.ANALYSIS_FILE).exists()] == ["cnn", "resnet"]

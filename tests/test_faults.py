@@ -24,7 +24,8 @@ from safetensors.torch import load_file
 
 from cifarnets import cli
 from cifarnets.data import sources
-from cifarnets.predict import batch, prepare, probabilities
+from cifarnets.data.loader import batch
+from cifarnets.predict import prepare, probabilities
 from cifarnets.store import checkpoints as ckpt
 from cifarnets.store.fileio import read_json
 from cifarnets.training import fit, recipes

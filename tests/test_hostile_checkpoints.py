@@ -13,8 +13,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from cifarnets import cli
+from cifarnets.data.loader import batch
 from cifarnets.models import KEYS, build
-from cifarnets.predict import batch, prepare, probabilities
+from cifarnets.predict import prepare, probabilities
 from cifarnets.store import checkpoints as ckpt
 
 VICTIM = "resnet"  # the network whose files each case breaks; the other three must not notice

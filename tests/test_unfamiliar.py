@@ -19,11 +19,12 @@ from PIL import Image, ImageDraw, ImageFont
 from cifarnets import CIFAR10_CLASSES, cli, predict
 from cifarnets.data import loader, sources
 from cifarnets.data.images import to_array
+from cifarnets.data.loader import batch
 from cifarnets.models import KEYS
-from cifarnets.predict import answers, batch, predict_files, probabilities
+from cifarnets.predict import answers, predict_files, probabilities
 from cifarnets.store.checkpoints import CONFIG_FILE, MODEL_FILE, discover, write_weights
 from cifarnets.store.fileio import read_json, write_json
-from cifarnets.unfamiliar import calibrate, calibration, findings, inputs, scores
+from cifarnets.unfamiliar import calibration, findings, inputs, measure, scores
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints"
@@ -32,7 +33,7 @@ ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 # the images that set the threshold and those that judge it (2,000 each: 0.028). Counting the judging
 # images alone (0.02), a SE-ResNet 2.05 points under failed, 3 standard errors out.
 TOLERANCE = 4 * np.sqrt(calibration.RATE * (1 - calibration.RATE)
-                        * (1 / calibrate.SIZES.choose + 1 / calibrate.SIZES.held_out))
+                        * (1 / measure.SIZES.choose + 1 / measure.SIZES.held_out))
 
 
 def png(img: Image.Image) -> bytes:
@@ -148,10 +149,10 @@ def calibrated(tmp_path_factory):
     """Two untrained networks calibrated end to end on random data, written as `calibrate --write` writes."""
     folder = make_checkpoints(tmp_path_factory.mktemp("calibrated"), keys=("cnn", "resnet"))
     entries = discover(folder)
-    networks = {k: calibrate.Network(e.model, e.config, e.path) for k, e in entries.items() if e.ok}
-    sizes = calibrate.Sizes(fit=120, scale=80, choose=60, held_out=60)
+    networks = {k: measure.Network(e.model, e.config, e.path) for k, e in entries.items() if e.ok}
+    sizes = measure.Sizes(fit=120, scale=80, choose=60, held_out=60)
     counts = {"noise": 8, "plain colour": 4, "gradient": 4, "text": 4, "photo": 4, "face": 4}
-    results = calibrate.calibrate(networks, random_dataset(), sizes=sizes, counts=counts)
+    results = measure.calibrate(networks, random_dataset(), sizes=sizes, counts=counts)
     for key, (record, fitted) in results.items():
         calibration.write(folder / key, record, fitted)
     return folder, results
@@ -174,7 +175,7 @@ def test_the_threshold_keeps_the_rate_of_the_choosing_half_under_it(calibrated):
     folder, _ = calibrated
     entry = discover(folder)["cnn"]
     c = calibration.load(entry)
-    choose = calibrate.parts(random_dataset(), calibrate.Sizes(120, 80, 60, 60))["choose"][0]
+    choose = measure.parts(random_dataset(), measure.Sizes(120, 80, 60, 60))["choose"][0]
     verdicts = calibration.verdicts(c, scores.views(entry.model, loader.normalize(choose)))
     under = np.mean([not v.unfamiliar for v in verdicts])
     assert c.rate <= under < c.rate + 2 / len(choose)  # the smallest threshold that keeps the rate
@@ -250,7 +251,7 @@ def shipped_entries() -> dict:
 @pytest.mark.skipif(not ARCHIVE.exists(), reason=f"the CIFAR-10 archive {ARCHIVE} is not here")
 def test_held_out_test_images_stay_under_the_threshold_at_the_chosen_rate():
     entries = shipped_entries()
-    held_out = calibrate.held_out_images(sources.load(ARCHIVE))
+    held_out = measure.held_out_images(sources.load(ARCHIVE))
     found = answers(entries, loader.normalize(held_out))
     for key, a in found.items():
         stored = entries[key].config[calibration.KEY]

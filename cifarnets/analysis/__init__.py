@@ -5,5 +5,5 @@ cost       parameters, multiply-accumulates, latency, checkpoint size
 quality    confusion matrix, per-class accuracy, calibration, where the networks disagree
 gradcam    Grad-CAM heat maps;  filters: first-layer filters and feature maps;  se: SE channel weights
 reuse      DenseNet feature reuse;  findings: the sentences the page writes from all of these
-precompute the `analyze` command: everything that needs the test split, stored as JSON beside each checkpoint
+analyze     the `analyze` command: everything that needs the test split, stored as JSON beside each checkpoint
 """

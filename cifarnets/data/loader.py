@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from .sources import Split
@@ -20,6 +21,12 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
     # (x/255 - mean)/std as one multiply-add: a quarter of the passes over the batch, about 4x faster.
     return torch.addcmul(-mean / std, x.float(), 1 / (255 * std))
+
+
+def batch(pixels: list[np.ndarray]) -> torch.Tensor:
+    """(N, 3, 32, 32) normalised float tensor from 32x32x3 uint8 arrays."""
+    x = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).contiguous()
+    return normalize(x)
 
 
 def _pad(x: torch.Tensor, pad: int, mode: str) -> torch.Tensor:

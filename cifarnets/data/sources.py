@@ -54,7 +54,8 @@ class Dataset:
     source: str  # what the user gave, resolved to an absolute path
     fingerprint: str  # sha256 of the source's content (archives, torchvision) or of its file listing (folders)
 
-    def describe(self) -> dict:
+    def provenance(self) -> dict:
+        """Where the data came from and what it held, for a config.json or a measurement's record."""
         return {"source": self.source, "sha256": self.fingerprint,
                 "n_train": len(self.train), "n_test": len(self.test), "classes": self.classes}
 

@@ -81,7 +81,7 @@ class Diagram:
         return [e for e in self.edges if e.src == node_id]
 
 
-def describe(op: Op, module: nn.Module | None) -> str:
+def op_text(op: Op, module: nn.Module | None) -> str:
     """One step in a few words: 'conv 3x3 /2, 16→32', 'BN', 'fc 64→10', 'max pool 2x2', '+'."""
     spatial = op.shape.count("x") == 2
     if module is None:
@@ -118,7 +118,7 @@ def _from_trace(key: str, level: str, t: Trace, modules: dict[str, nn.Module]) -
             identities.append(op)
             continue
         name = op.name if op.call == 1 else f"{op.name} (call {op.call})"
-        node = Node(f"n{op.index}", op.owner, [describe(op, module)], [op.index],
+        node = Node(f"n{op.index}", op.owner, [op_text(op, module)], [op.index],
                     [name] if module is not None else [], op.params, join=JOINS.get(op.name, "") if not module else "")
         node.global_pool = "pool" in node.parts[0] and "global" in node.parts[0]
         nodes[node.id] = node

@@ -17,7 +17,7 @@ import torch
 
 from ..answering import VIEWS, split_batch
 from ..data import loader, sources
-from ..device import describe, pick, training_precision
+from ..device import machine_name, pick, training_precision
 from ..models import KEYS, build, label
 from ..paths import data_env
 from ..store import checkpoints as ckpt
@@ -87,7 +87,7 @@ def measure(args, dev: torch.device) -> dict:
     result |= {"infer_ms_all4": round(inference_ms(entries), 2), "views_ms_per_image_all4": views_ms(entries),
                "split_ms_per_image": split_ms(entries, keys), "split_batch": split_batch(dev),
                "cold_start_s": round(cold_start_s(entries, args.device, args.cold_starts), 2),
-               "device": describe(dev), "precision": training_precision(dev), "threads": torch.get_num_threads(),
+               "device": machine_name(dev), "precision": training_precision(dev), "threads": torch.get_num_threads(),
                "batch_size": recipe.batch_size,
                "steps": args.steps, "rounds": ROUNDS, "data": source, "models_from": models_from,
                ("peak_gflop_per_cpu_s" if dev.type == "cpu" else "peak_gflop_s"): peak,

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from .. import CIFAR10_CLASSES, answering, predict
+from ..data.loader import batch
 from ..models import build
 from ..store import checkpoints as ckpt
 from ..training.step import CHANNELS_LAST, place
@@ -41,7 +42,7 @@ def networks(folder: str, dev: torch.device) -> tuple[dict[str, ckpt.Entry], dic
 
 def inference_ms(entries: dict[str, ckpt.Entry], reps: int = 50) -> float:
     """Median milliseconds to classify one 32x32 image with all four networks (predict's own path)."""
-    x = predict.batch([np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)])
+    x = batch([np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)])
     return _median_ms(lambda: predict.probabilities(entries, x), reps)
 
 

@@ -225,7 +225,7 @@ def measure(folder: Path, entries: dict, preparations=None, views=None) -> dict:
 
     from .. import answering
     from ..data import images
-    from ..predict import batch
+    from ..data.loader import batch
 
     views = views or (1, answering.MIRRORED, answering.VIEWS)
     loaded = {k: e for k, e in entries.items() if e.ok}

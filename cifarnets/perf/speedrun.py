@@ -18,7 +18,7 @@ import time
 from ..answering import VIEWS
 from ..cliargs import add_data_arg, add_device_arg
 from ..data import sources
-from ..device import describe, pick, training_precision
+from ..device import machine_name, pick, training_precision
 from ..models import KEYS, label
 from ..store.checkpoints import FLOORS
 from ..training import recipes
@@ -107,7 +107,7 @@ def cmd_speedrun(args) -> int:
     changes = recipes.settings(args.set)
     dataset = sources.load(args.data, verbose=not args.json)
     say = (lambda text: print(text, file=sys.stderr, flush=True))
-    machine = describe(dev)
+    machine = machine_name(dev)
     say(f"speedrun on {machine}, training in {training_precision(dev)}; data: {dataset.source}")
     result: dict = {"machine": machine, "precision": training_precision(dev), "target": args.target,
                     "changes": changes, "data": dataset.source, "results": {}}

@@ -39,7 +39,7 @@ from huggingface_hub.utils import (
     validate_repo_id,
 )
 
-from ..answering import VIEWS, describe
+from ..answering import VIEWS, views_in_words
 from ..models import KEYS, count_params, label
 from . import checkpoints as ckpt
 from .fileio import read_json
@@ -311,7 +311,7 @@ def _metrics(config: dict) -> str:
     n = f" on {metrics['n']:,} test images" if isinstance(metrics.get("n"), int) else ""
     single = metrics.get("single_view") or {}
     views = metrics.get("views") if isinstance(metrics.get("views"), int) else VIEWS
-    view = (f" ({describe(views)}, as `cifarnets` predicts; {single['test_acc']:.2%} "
+    view = (f" ({views_in_words(views)}, as `cifarnets` predicts; {single['test_acc']:.2%} "
             "on each image alone)" if isinstance(single.get("test_acc"), float) else "")
     lines = [f"## Metrics\n\nTest accuracy **{metrics['test_acc']:.2%}**{n}{view}"
              + (f", test loss {metrics['test_loss']:.4f}." if "test_loss" in metrics else ".")]

@@ -31,7 +31,7 @@ from ..answering import MIRRORED, VIEWS, answer, split_batch
 from ..data import sources
 from ..data.loader import DeviceLoader, normalize
 from ..data.sources import Split, _find_folder_root
-from ..device import describe, pick
+from ..device import machine_name, pick
 from ..models import build
 from ..models.common import eval_mode
 from .recipes import Recipe
@@ -66,7 +66,7 @@ class StepTimes:
     batch_size: int
     timed_batch: int  # the batch the step was timed at (smaller than batch_size only on the CPU, scaled)
     steps_timed: int
-    machine: str  # describe(): the GPU, or the CPU model, instruction set and threads
+    machine: str  # machine_name(): the GPU, or the CPU model, instruction set and threads
     answers_image_s: float = 0.0  # fixed distillation targets: the teachers' answer to a training image, paid once
 
 
@@ -125,7 +125,7 @@ def time_steps(key: str, recipe: Recipe, device: str = "auto", warmup: int = WAR
     out_of_memory = False
     try:
         with training_threads(dev), _cudnn_benchmark(dev):
-            machine = describe(dev)
+            machine = machine_name(dev)
             seconds, eval_image_s, answers_image_s = _measure(key, recipe, dev, batch, warmup, timed, budget_s)
     except torch.OutOfMemoryError:
         out_of_memory = True  # raised below, once this frame no longer holds the failed step's tensors

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ..answering import MIRRORED, PRECISION, VIEWS, average, logits_of_views, split_batch
 from ..data.loader import DeviceLoader
 from ..data.sources import Dataset, Split
-from ..device import describe, pick
+from ..device import machine_name, pick
 from ..models import build
 from ..models.common import eval_mode
 from ..store.checkpoints import make_config, save_checkpoint
@@ -153,7 +153,7 @@ def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: 
         raise TrainingError(f"the run folder {out} is not writable")
     try:
         with RunLock(out) if main else contextlib.nullcontext(), training_threads(dev):
-            result = _Run(key, recipe, dataset, out, dev, seed, resume, rank, world, probe).train(
+            result = _TrainingLoop(key, recipe, dataset, out, dev, seed, resume, rank, world, probe).train(
                 progress if (progress and main) else (lambda event: None), should_stop)
     except OSError as e:  # a full or read-only disk: every file is written whole or not at all
         raise TrainingError(f"cannot write to the run folder {out}: {e.strerror or e}; "
@@ -230,7 +230,7 @@ class _Tally:
         return self.sums["seen"] / max(self.sums["seconds"], 1e-9)
 
 
-class _Run:
+class _TrainingLoop:
     """One call of fit(): the network, its optimizer and data, restored from the run folder where resuming."""
 
     def __init__(self, key, recipe, dataset, out, dev, seed, resume, rank, world, probe) -> None:
@@ -305,7 +305,7 @@ class _Run:
         self._build()
         self.status = Status(self.out, self.main)
         self.status.update(True, state="running", model=self.key, recipe=recipe.name, epoch=self.first_epoch,
-                           epochs=recipe.epochs, step=self.start, steps=self.steps, device=describe(self.dev))
+                           epochs=recipe.epochs, step=self.start, steps=self.steps, device=machine_name(self.dev))
         self.objective = Objective(recipe, self.teachers)
         for epoch in range(self.first_epoch, recipe.epochs):
             stopped_at = self._epoch(epoch, emit, should_stop)
@@ -380,8 +380,8 @@ class _Run:
         self.history.append(row)
         if self.main:
             config = make_config(self.key, self.answering, classes=self.dataset.classes, recipe=self.recipe.to_dict(),
-                                 data=self.dataset.describe() | {"classes": None}, metrics=metrics,
-                                 device=describe(self.dev) + (f" x{self.world}" if self.world > 1 else ""),
+                                 data=self.dataset.provenance() | {"classes": None}, metrics=metrics,
+                                 device=machine_name(self.dev) + (f" x{self.world}" if self.world > 1 else ""),
                                  epochs_done=epoch + 1, seed=self.seed)
             config["data"].pop("classes")
             # training and evaluation, all epochs, and the teachers' fixed answers
@@ -400,7 +400,7 @@ class _Run:
         if self.main:
             _write_state(self.out, {
                 "version": 1, "model_key": self.key, "recipe": self.recipe.to_dict(), "seed": self.seed,
-                "classes": self.dataset.classes, "data": self.dataset.describe() | {"classes": None},
+                "classes": self.dataset.classes, "data": self.dataset.provenance() | {"classes": None},
                 "epoch": epoch, "step": step, "partial": partial, "history": self.history,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "average": self.average.state_dict() if self.average else None, "grad_norms_init": self.init_norms,

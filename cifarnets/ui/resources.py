@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from ..device import describe, pick
+from ..device import machine_name, pick
 from ..diagram import architecture
 from ..models import KEYS, build
 from ..paths import app_device, checkpoints_dir, hub_spec
@@ -27,7 +27,7 @@ def device() -> torch.device:
 
 
 def device_text() -> str:
-    return describe(device())
+    return machine_name(device())
 
 
 def _stamp(folder: Path) -> tuple[float, float]:

@@ -8,8 +8,9 @@ import streamlit as st
 from ...analysis import filters, findings, gradcam, render, se
 from ...analysis.collect import Network
 from ...data.images import EXTENSIONS, ImageError
+from ...data.loader import batch
 from ...examples import list_examples
-from ...predict import Prepared, batch, prepare, probabilities, read_file
+from ...predict import Prepared, prepare, probabilities, read_file
 from ...store.checkpoints import Entry
 from .. import resources, share
 from ..pictures import enlarge

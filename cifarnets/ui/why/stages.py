@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ...analysis.stages import SCALES, StageMaps, page, page_image, stage_maps
-from ...predict import Prepared, batch
+from ...data.loader import batch
+from ...predict import Prepared
 from ...store.checkpoints import Entry
 from .. import resources
 from ..pictures import enlarge

@@ -17,7 +17,7 @@ import torch
 
 from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
 from ..data import sources
-from ..device import describe, pick
+from ..device import machine_name, pick
 from ..models import ALL_KEYS, KEYS, build, label
 from ..store import checkpoints as ckpt
 from . import cost, quality, se, store
@@ -106,8 +106,8 @@ def measure(key: str, model: torch.nn.Module | None, config: dict | None, datase
     fresh = build(key, num_classes=len(dataset.classes)).to(device)
     shape_model = model or fresh
     latency = {str(b): round(cost.latency(shape_model, b, budget_s=LATENCY_BUDGET_S), 6) for b in latency_batches}
-    record = {"model": key, "label": label(key), "checkpoint": store.stamp(config), "device": describe(device),
-              "data": {k: v for k, v in dataset.describe().items() if k != "classes"},
+    record = {"model": key, "label": label(key), "checkpoint": store.stamp(config), "device": machine_name(device),
+              "data": {k: v for k, v in dataset.provenance().items() if k != "classes"},
               "cost": cost.static_cost(shape_model) | {"latency_s": latency},
               "gradients": {"images": len(probe.y), "init": probe(fresh)}}
     if model is None:

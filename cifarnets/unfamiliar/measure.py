@@ -25,10 +25,9 @@ import torch
 from ..answering import VIEWS, split_batch
 from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
 from ..data import sources
-from ..data.loader import normalize
-from ..device import describe, pick
+from ..data.loader import batch, normalize
+from ..device import machine_name, pick
 from ..models import KEYS, label
-from ..predict import batch
 from ..store import checkpoints as ckpt
 from . import calibration, inputs
 from .scores import METHODS, Gaussians, Views, auroc, fit, score, views
@@ -138,7 +137,7 @@ def calibrate(networks: dict[str, Network], dataset: sources.Dataset, rate: floa
     method = max(choosing, key=choosing.get)
     say(f"method: {METHODS[method]} (mean AUROC on the choosing half: "
         + ", ".join(f"{m} {a:.3f}" for m, a in choosing.items()) + ")")
-    machine = describe(next(next(iter(networks.values())).model.parameters()).device)
+    machine = machine_name(next(next(iter(networks.values())).model.parameters()).device)
     return {key: (record(method, rate, s, strange[1][1], dataset, machine, sizes,
                          calibration.sha256(networks[key].folder / ckpt.MODEL_FILE)), fitted)
             for key, (fitted, s) in measured.items()}
@@ -159,7 +158,7 @@ def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds:
         "auroc_choosing": {m: round(auroc(x["choose"], x["strange0"]), 4) for m, x in s.items()},
         "flagged": {k: round(float(over[kinds_ == k].mean()), 4) for k in dict.fromkeys(kinds)},
         "n": sizes._asdict() | {"unfamiliar": len(kinds)},
-        "seed": SEED, "data": {k: v for k, v in dataset.describe().items() if k != "classes"},
+        "seed": SEED, "data": {k: v for k, v in dataset.provenance().items() if k != "classes"},
         "weights_sha256": weights_sha256, "machine": machine,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
