@@ -22,7 +22,7 @@ from ..paths import runs_dir
 from ..store.fileio import read_json, write_json
 from ..store.runfolder import STATE_FILE, STATUS_FILE, RunLock, TrainingError
 from ..training import recipes
-from .jobs import RACE_FILE, absolute_data
+from .process import RACE_FILE, absolute_data
 from .racejobs import ORDER, PREFIX, member_folder
 
 Say = Callable[[str], None]

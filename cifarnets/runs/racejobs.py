@@ -4,20 +4,22 @@
 As for a single run (jobs.py), the folder is the truth: job.json says how the app started the race,
 race.json is written by the race (its state, its order, the network it is on), and each network
 trains into its own run folder inside, which the trainer writes as it always does. Any session, or a
-reloaded page, sees the same race. jobs.cancel() stops a race the way it stops a run.
+reloaded page, sees the same race. A race is a process.Job like a run: cancelled, resumed, loaded and
+listed by the same code.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..models import KEYS
 from ..paths import runs_dir
 from ..store.fileio import write_json
 from . import jobs
-from .jobs import RACE_FILE, Run
+from .jobs import Run
+from .process import RACE_FILE, Job, begin, is_race, reap
+from .process import resume as resume_race  # noqa: F401  (a race resumes like a run)
 
 ORDER = KEYS  # quickest first: the CNN's curve is on the chart within minutes
 PREFIX = "race-"
@@ -48,50 +50,16 @@ class RaceRequest:
 
 
 @dataclass
-class Race:
+class Race(Job):
     """A race folder, read from disk. `state`: starting | running | stopped | finished | failed."""
 
-    folder: Path
-    job: dict = field(default_factory=dict)
-    status: dict = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.folder.name
-
-    @property
-    def request(self) -> RaceRequest:
-        """How it was started: the app's job.json, else what a race started from the shell wrote."""
-        given = self.job.get("request") or self.status.get("request") or {}
-        return RaceRequest(**{k: v for k, v in given.items() if k in RaceRequest.__dataclass_fields__})
+    STATUS_FILE = RACE_FILE
+    REQUEST = RaceRequest
 
     @property
     def order(self) -> list[str]:
         order = self.status.get("order")
         return [k for k in order if k in KEYS] if isinstance(order, list) else list(ORDER)
-
-    @property
-    def pid(self) -> int | None:
-        return self.job.get("pid") or self.status.get("pid")
-
-    @property
-    def alive(self) -> bool:
-        return bool(self.pid) and jobs.alive(self.pid)
-
-    @property
-    def state(self) -> str:
-        return jobs.run_state(self.alive, self.status.get("state"), self.job.get("cancelled"))
-
-    @property
-    def error(self) -> str:
-        """Why a failed race failed: its networks' failures, else its log's last words."""
-        if self.state != "failed":
-            return ""
-        return self.status.get("error") or jobs.error_from_log(self.folder / jobs.LOG_FILE)
-
-    @property
-    def started(self) -> float:
-        return float(self.job.get("started") or self.folder.stat().st_mtime)
 
     def members(self) -> dict[str, Run]:
         """{network: its run}, in the race's order, for the networks the race has begun."""
@@ -113,35 +81,24 @@ def check_race(request: RaceRequest) -> str:
     return next((p for p in problems if p), "")
 
 
-def start_race(request: RaceRequest, runs: Path | None = None) -> Race:
+def start_race(request: RaceRequest, runs: Path | None = None, owner: str = "") -> Race:
     """Create a race folder and start `python -m cifarnets race` into it."""
-    request = replace(request, data=jobs.absolute_data(request.data))
-    folder = jobs.new_folder(runs, f"{PREFIX}{request.recipe}")
+    return begin(Race, request, f"{PREFIX}{request.recipe}", runs, owner, before=_announce)
+
+
+def _announce(folder: Path, request: RaceRequest) -> None:
     # race.json at once: the folder is a race to every watcher before the process has written anything
     write_json(folder / RACE_FILE, {"state": "starting", "order": list(ORDER), "request": asdict(request)})
-    jobs.launch(folder, {"request": asdict(request), "started": time.time()}, request.argv(folder))
-    return load_race(folder)
-
-
-def resume_race(race: Race) -> Race:
-    """Go on with a stopped or failed race: finished networks stay, a stopped one continues where it was."""
-    if race.alive:
-        return race
-    jobs.launch(race.folder, dict(race.job, cancelled=False, resumed=time.time()),
-           race.request.argv(race.folder, resume=True))
-    return load_race(race.folder)
 
 
 def load_race(folder: Path) -> Race:
-    folder = Path(folder)
-    return Race(folder, jobs.read_object(folder / jobs.JOB_FILE), jobs.read_object(folder / RACE_FILE))
+    return Race.load(folder)
 
 
 def list_races(runs: Path | None = None) -> list[Race]:
     """Every race under runs/, newest first."""
-    jobs.reap()
+    reap()
     runs = Path(runs or runs_dir())
     if not runs.is_dir():
         return []
-    return sorted((load_race(p) for p in runs.iterdir() if (p / RACE_FILE).exists()),
-                  key=lambda r: r.started, reverse=True)
+    return sorted((load_race(p) for p in runs.iterdir() if is_race(p)), key=lambda r: r.started, reverse=True)

@@ -1,0 +1,236 @@
+"""The one layer under runs and races: a child process of the app (`python -m cifarnets train` or `race`)
+in its own folder under runs/, watched through the files it writes there.
+
+A Streamlit script reruns on every click and every browser session runs its own copy, so nothing about
+a job lives in memory: the folder is the truth. job.json says how the app started it (its request, its
+process id, in public mode the visitor's owner token), a status file is written by the child (a run's
+status.json, a race's race.json), and train.log holds its output (the place to look for an error).
+jobs.Run and racejobs.Race are the two kinds; everything they share is here.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import ClassVar
+
+from ..paths import DEFAULT_DATA, project_root, runs_dir
+from ..store.fileio import read_json, write_json
+from ..store.runfolder import process_alive as alive  # the run lock's own test for a live process
+
+JOB_FILE = "job.json"
+LOG_FILE = "train.log"
+RACE_FILE = "race.json"  # in a race's folder: the race's state, its order, the network it is on
+
+# Popen objects of the children this process started: polled so finished ones are reaped, not left
+# as zombies for as long as the app runs. Jobs started by another app process are watched by pid.
+_children: dict[int, subprocess.Popen] = {}
+
+
+@dataclass
+class Job:
+    """A job folder, read from disk. `state`: starting | running | stopped | finished | failed."""
+
+    folder: Path
+    job: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)
+
+    STATUS_FILE: ClassVar[str]  # the file the child writes: status.json for a run, race.json for a race
+    REQUEST: ClassVar[type]  # the request dataclass that starts one: its argv() is the child's command line
+
+    @classmethod
+    def load(cls, folder: Path) -> Job:
+        folder = Path(folder)
+        return cls(folder, read_object(folder / JOB_FILE), read_object(folder / cls.STATUS_FILE))
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def in_race(self) -> str:
+        """The race that starts and stops this job, "" when it is its own."""
+        return ""
+
+    @property
+    def owner(self) -> str:
+        """The token of the browser session that started it (public mode), "" for everyone's."""
+        owner = self.job.get("owner")
+        return owner if isinstance(owner, str) else ""
+
+    @property
+    def request(self):
+        """How it was started: the app's job.json, else what the child itself wrote."""
+        given = self.job.get("request") or self.status.get("request") or {}
+        known = {f.name for f in fields(self.REQUEST)}
+        return self.REQUEST(**{k: v for k, v in given.items() if k in known})
+
+    @property
+    def pid(self) -> int | None:
+        return self.job.get("pid") or self.status.get("pid")
+
+    @property
+    def alive(self) -> bool:
+        """Whether a process is still writing this folder."""
+        return bool(self.pid) and alive(self.pid)
+
+    @property
+    def state(self) -> str:
+        return run_state(self.alive, self.status.get("state"), self.job.get("cancelled"))
+
+    @property
+    def log(self) -> Path:
+        return self.folder / LOG_FILE
+
+    @property
+    def error(self) -> str:
+        """Why a failed job failed, in one line: the child's own words where it left them."""
+        if self.state != "failed":
+            return ""
+        return self.status.get("error") or error_from_log(self.log)
+
+    @property
+    def started(self) -> float:
+        return float(self.job.get("started") or self.folder.stat().st_mtime)
+
+    def progress(self) -> float:
+        raise NotImplementedError
+
+
+def run_state(process_alive: bool, written: str | None, cancelled: bool) -> str:
+    """starting | running | stopped | finished | failed, of a run or a race, from its files and its process."""
+    if process_alive:
+        # A resumed run keeps the old "stopped" status until the trainer has loaded its data.
+        return "running" if written == "running" else "starting"
+    if written in ("finished", "failed", "stopped"):
+        return written
+    if cancelled:
+        return "stopped"  # cancelled before the trainer could save: resuming starts it afresh
+    return "failed"  # gone while "running", or before it ever wrote a status
+
+
+def error_from_log(path: Path, limit: int = 300) -> str:
+    """The CLI's `error: ...` line, else a traceback's last line, else the log's last line."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "the training process ended without writing a log"
+    lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    if errors:
+        return errors[-1].removeprefix("error:").strip()[:limit]
+    if lines:
+        return f"the training process ended unexpectedly: {lines[-1][:limit]}"
+    return "the training process ended before writing anything (see its train.log)"
+
+
+def read_object(path: Path) -> dict:
+    """A JSON object from a file that may be missing or bad: {} then."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# ---------------------------------------------------------------- starting and stopping
+
+def _spawn(folder: Path, argv: list[str]) -> int:
+    """Start the child detached from this process: its own session, so a Ctrl-C in the terminal that
+    runs Streamlit, or Streamlit stopping, does not kill the job; a log file for what it prints."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # the package's parent: `-m cifarnets` finds this copy
+    env["PYTHONPATH"] = root + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else root
+    env["PYTHONUNBUFFERED"] = "1"
+    with open(folder / LOG_FILE, "ab") as log:
+        log.write(f"$ python -m cifarnets {' '.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "cifarnets", *argv], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=project_root(), env=env, start_new_session=True)
+    _children[proc.pid] = proc
+    return proc.pid
+
+
+def new_folder(runs: Path | None, stem: str) -> Path:
+    """A fresh folder under runs/ named after what it holds and when it started."""
+    runs = Path(runs or runs_dir())
+    runs.mkdir(parents=True, exist_ok=True)
+    folder = runs / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    folder.mkdir()
+    return folder
+
+
+def absolute_data(data: str | None) -> str | None:
+    """The child runs in the project root, not here: give it an absolute path."""
+    return str(Path(data).expanduser().resolve()) if data and data != DEFAULT_DATA else data
+
+
+def launch(folder: Path, job: dict, argv: list[str]) -> None:
+    write_json(folder / JOB_FILE, job)  # before the process: a watcher must never see a folder it cannot read
+    job["pid"] = _spawn(folder, argv)
+    write_json(folder / JOB_FILE, job)
+
+
+def begin(kind: type[Job], request, stem: str, runs: Path | None = None, owner: str = "", before=None) -> Job:
+    """Create a fresh folder for `request` and start its child into it; `before(folder, request)` prepares the
+    folder first (a race writes its race.json, so every watcher knows it for a race at once)."""
+    request = replace(request, data=absolute_data(request.data))
+    folder = new_folder(runs, stem)
+    if before is not None:
+        before(folder, request)
+    job = {"request": asdict(request), "started": time.time()} | ({"owner": owner} if owner else {})
+    launch(folder, job, request.argv(folder))
+    return kind.load(folder)
+
+
+def resume(job: Job) -> Job:
+    """Continue a stopped (or failed) run or race in its own folder, where its resumable state is."""
+    if job.in_race:
+        raise ValueError(f"{job.name} trains in the race {job.in_race}: continue the race")
+    if job.alive:
+        return job
+    launch(job.folder, dict(job.job, cancelled=False, resumed=time.time()), job.request.argv(job.folder, resume=True))
+    return type(job).load(job.folder)
+
+
+def cancel(job: Job) -> bool:
+    """Ask the child to stop: SIGTERM makes the trainer finish the current step, save its state and exit 0;
+    a race stops the network it is training the same way, and starts no further one."""
+    if job.in_race:
+        raise ValueError(f"{job.name} trains in the race {job.in_race}: stop the race")
+    if not job.alive:
+        return False
+    write_json(job.folder / JOB_FILE, dict(job.job, cancelled=True))
+    try:
+        os.kill(job.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait(job: Job, timeout: float) -> Job:
+    """Block until the job's process has ended (or `timeout` seconds passed); the job as it is then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reap()
+        current = type(job).load(job.folder)
+        if not current.alive:
+            return current
+        time.sleep(0.2)
+    return type(job).load(job.folder)
+
+
+def reap() -> None:
+    for pid, proc in list(_children.items()):
+        if proc.poll() is not None:
+            del _children[pid]
+
+
+def is_race(folder: Path) -> bool:
+    return (Path(folder) / RACE_FILE).exists()
