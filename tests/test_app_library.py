@@ -11,7 +11,7 @@ from cifarnets import predict
 from cifarnets.data.images import decode_image
 from cifarnets.diagram import architecture
 from cifarnets.examples import FOLDER, list_examples
-from cifarnets.models import EXTRA_KEYS, KEYS, build, count_params
+from cifarnets.models import EXTRA_KEYS, KEYS, build, count_params, spec
 from cifarnets.runs import jobs
 from cifarnets.store import curves
 from cifarnets.store.checkpoints import discover
@@ -43,8 +43,16 @@ def test_layer_table_names_the_identity_shortcut_and_stage_shapes():
     assert rows["layer3.1.bn2"]["output"] == "64x8x8"
 
 
-def test_summaries_and_descriptions_cover_every_network():
-    assert set(architecture.DESCRIPTIONS) == set(KEYS + EXTRA_KEYS)
+def test_every_network_has_one_whole_record():
+    records = [spec(key) for key in KEYS + EXTRA_KEYS]
+    assert all(r.description and r.colour.startswith("#") for r in records)
+    assert len({r.colour for r in records}) == len({r.label for r in records}) == len(records)  # none shared
+    # the report's four carry its claim and our floor, above the claim; ours carry neither
+    assert all(r.report and r.floor > r.report.accuracy for r in records if r.key in KEYS)
+    assert not any(r.report or r.floor for r in records if r.key in EXTRA_KEYS)
+
+
+def test_summaries_cover_every_network():
     counts = {r["network"]: r["params"] for r in architecture.param_counts()}
     assert counts == {"CNN": 62006, "ResNet": 175258, "DenseNet": 130602, "SE-ResNet": 176840}
     assert architecture.overview("densenet")["class"] == "SimpleDenseNet"

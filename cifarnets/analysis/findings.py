@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..models import label
+from ..models import KEYS, label, spec
 from ..prose import listing
 
 CLOSE = 2.0  # ratios within this factor of each other count as "about the same"
@@ -134,11 +134,9 @@ def per_class(records: dict[str, dict], classes: list[str]) -> str:
 def versus_report(records: dict[str, dict], recipes: dict[str, dict] | None = None) -> str:
     """The report's accuracy claims, against the measured test accuracy. `recipes` ({label: the recipe its
     config.json records}) lets the SE-ResNet-against-ResNet sentence say when they were not trained alike."""
-    # (the level, whether the report says "about" it or "above" it)
-    claims = {"cnn": (0.64, "about"), "resnet": (0.80, "above"), "densenet": (0.75, "above"),
-              "se_resnet": (0.80, "above")}
     parts = []
-    for key, (level, how) in claims.items():
+    for key in KEYS:
+        level, how = spec(key).report
         r = records.get(label(key))
         if not r:
             continue

@@ -1,4 +1,4 @@
-"""What each network is made of: its printout, a description, and the one tracer (trace) that follows a blank
+"""What each network is made of: its printout and the one tracer (trace) that follows a blank
 32x32 image through a private copy, module by module and function by function; the layer table and the
 block diagrams (diagram/) are read from it."""
 
@@ -13,39 +13,6 @@ from torch.overrides import TorchFunctionMode
 
 from ..models import KEYS, build, count_params, label
 from ..models.common import eval_mode
-
-# In our own words: what each network does with an image, and what the report found about it.
-DESCRIPTIONS = {
-    "cnn": (
-        "The baseline: two 5x5 convolutions, each followed by ReLU and 2x2 max pooling, then three fully "
-        "connected layers (400 -> 120 -> 84 -> 10), in the style of LeNet-5 and PyTorch's CIFAR-10 tutorial. "
-        "No normalisation and no shortcuts, and most of its parameters sit in the first fully connected "
-        "layer. The report trained it with Adam for 10 epochs to about 64% test accuracy, close to what "
-        "such a shallow network can reach."),
-    "resnet": (
-        "A small ResNet: a 3x3 stem with 16 channels, then three stages of two residual blocks (16, 32 and "
-        "64 channels). Each block adds its input back to the output of two 3x3 convolutions, so gradients "
-        "have a direct path to early layers; where a stage halves the resolution, a strided 1x1 convolution "
-        "reshapes the shortcut. Global average pooling feeds a single 64 -> 10 layer. The report reached "
-        "above 80% in 20 epochs with no sign of overfitting yet."),
-    "densenet": (
-        "A small DenseNet: a 7x7 stride-2 stem and 3x3 max pooling shrink the image to 8x8 early, then three "
-        "dense blocks of three layers each. Every layer (BatchNorm, ReLU, 3x3 convolution) adds 12 new "
-        "channels and sees all earlier ones, so features are reused rather than relearned; transition "
-        "layers (1x1 convolution, 2x2 average pooling) compress between blocks. The report measured above "
-        "75% with the test loss rising late in training: it overfits."),
-    "se_resnet": (
-        "The same ResNet with a squeeze-and-excitation block in every residual branch: it averages each "
-        "channel over the image, passes the result through a small bottleneck (C -> C/16 -> C) and a "
-        "sigmoid, and rescales the channels by those weights before the shortcut is added. It is "
-        "channel attention for about 1% more parameters. Trained with SGD and a step learning-rate "
-        "schedule, the report found it converged above 80%, about level with the plain ResNet."),
-    "resnet_plain": (
-        "Ours, not the report's: the ResNet with its shortcuts taken out, so each block is just "
-        "conv-BN-ReLU-conv-BN-ReLU. The same stem, stages, channels and strides; only the two strided 1x1 "
-        "projections go, 2,752 parameters fewer. Set beside the ResNet, it shows what the shortcuts "
-        "themselves are worth: the Why they differ page measures its gradients and accuracy."),
-}
 
 
 def overview(key: str) -> dict:

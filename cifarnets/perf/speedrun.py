@@ -19,13 +19,9 @@ from ..answering import VIEWS
 from ..cliargs import add_data_arg, add_device_arg
 from ..data import sources
 from ..device import machine_name, pick, training_precision
-from ..models import KEYS, label
-from ..store.checkpoints import FLOORS
+from ..models import KEYS, label, spec
 from ..training import recipes
 from ..training.fit import fit
-
-# Test accuracy the report reached; the floors are the shipped checkpoints' (checkpoints.FLOORS).
-REPORT = {"cnn": 0.64, "resnet": 0.80, "densenet": 0.75, "se_resnet": 0.80}
 
 
 def add_parser(sub) -> None:
@@ -36,7 +32,7 @@ def add_parser(sub) -> None:
                    help=f"one or more of {', '.join(recipes.RECIPES)} (default fast)")
     s.add_argument("--target", default="report",
                    help="report (the report's accuracy: CNN 64%%, ResNet 80%%, DenseNet 75%%, SE-ResNet 80%%), "
-                        "floor (the shipped checkpoints' floors, checkpoints.FLOORS), or a fraction such as 0.85")
+                        "floor (the shipped checkpoints' floors, models.ModelSpec.floor), or a fraction such as 0.85")
     s.add_argument("--epochs", type=int, help="override each recipe's epochs: its schedule is fitted to these")
     s.add_argument("--batch-size", type=int, help="override each recipe's batch size")
     s.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -51,9 +47,9 @@ def add_parser(sub) -> None:
 
 def target_for(target: str, key: str) -> float:
     if target == "report":
-        return REPORT[key]
+        return spec(key).report.accuracy
     if target == "floor":
-        return FLOORS[key]
+        return spec(key).floor
     try:
         value = float(target)
     except ValueError:

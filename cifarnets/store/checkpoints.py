@@ -73,12 +73,6 @@ def make_config(key: str, model: torch.nn.Module, *, classes: list[str], recipe:
     }
 
 
-# The test accuracy (as the app answers) each shipped network keeps: tests/test_shipped_checkpoints.py checks
-# it, `speedrun --target floor` races to it (with the mirror pair's accuracy, a few tenths under the app's).
-# What issue 13 asks is 75/90.5/86/90.5; docs/training.md has where each network stands.
-FLOORS = {"cnn": 0.76, "resnet": 0.90, "densenet": 0.86, "se_resnet": 0.90}
-
-
 def training_summary(config: dict) -> str:
     """How a checkpoint was trained, in one line from its config.json: "modern recipe, 60 epochs in 7 min on
     cpu (...)", naming a teacher it was distilled from. Whatever the config holds, a line comes back."""

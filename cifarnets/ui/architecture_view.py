@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..diagram import LEVELS, architecture, diagram, to_dot, to_dot_side_by_side
-from ..models import EXTRA_KEYS, KEYS, label
+from ..diagram import LEVELS, diagram, to_dot, to_dot_side_by_side
+from ..models import EXTRA_KEYS, KEYS, label, spec
 from . import resources, share
 
 NETWORKS = KEYS + EXTRA_KEYS
@@ -39,7 +39,7 @@ def network_tabs() -> list:
 
 def one_network(key: str, level: str) -> None:
     info = resources.overview(key)
-    st.markdown(architecture.DESCRIPTIONS[key])
+    st.markdown(spec(key).description)
     st.caption(f"Class `{info['class']}` · {info['params']:,} parameters")
     left, right = st.columns(2, gap="large")
     with left:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import altair as alt
 
-from ..models import KEYS, label
+from ..models import ALL_KEYS, KEYS, MODELS, label, spec
 
 NETWORK_ORDER = [label(k) for k in KEYS]
-# One colour per network, the same on every chart (Tableau 10's first four).
-COLORS = dict(zip(NETWORK_ORDER, ["#4c78a8", "#f58518", "#54a24b", "#e45756"], strict=True))
+COLORS = {label(k): spec(k).colour for k in ALL_KEYS}  # {label: colour}: the same on every chart
 
 
 def network_scale(present: list[str] | None = None) -> alt.Scale:
@@ -114,7 +113,7 @@ def top5_chart(top5: list[tuple[str, float]], color: str) -> alt.Chart:
 
 
 def network_color(key: str) -> str:
-    return COLORS.get(label(key), "#888888") if key in KEYS else "#888888"
+    return MODELS[key].colour if key in MODELS else "#888888"
 
 
 LIVE_SERIES = alt.Scale(domain=["train loss (running)", "train loss", "test loss"],

@@ -9,8 +9,8 @@ from __future__ import annotations
 import streamlit as st
 from PIL import Image
 
+from ..models import KEYS, spec
 from . import sidebar
-from .charts import COLORS
 
 PAGES = [  # (script relative to app.py, title, address); the first is the default page
     ("app_pages/0_Home.py", "Home", ""),
@@ -32,7 +32,7 @@ def favicon() -> Image.Image:
     """The four networks' colours in four squares. Drawn here: a :material/...: or emoji page icon
     makes the browser fetch it from a font CDN, which an offline machine cannot reach."""
     img = Image.new("RGB", (32, 32))
-    for i, colour in enumerate(COLORS.values()):
+    for i, colour in enumerate(spec(k).colour for k in KEYS):
         img.paste(colour, (16 * (i % 2), 16 * (i // 2), 16 * (i % 2) + 16, 16 * (i // 2) + 16))
     return img
 

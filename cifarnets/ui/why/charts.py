@@ -9,14 +9,13 @@ from ...models import ALL_KEYS, label
 from ..charts import COLORS
 
 ORDER = [label(k) for k in ALL_KEYS]
-PALETTE = COLORS | {label("resnet_plain"): "#b279a2"}  # ours in a colour none of the four uses
 METRICS = {"rms": "gradient per weight (RMS)", "norm": "gradient norm"}
 
 
 def color_by_network(present: list[str] | None = None, **legend) -> alt.Color:
     names = [n for n in ORDER if present is None or n in present]
     legend = legend or {"legend": alt.Legend(labelLimit=320)}  # "ResNet without shortcuts (ours)" in full
-    return alt.Color("network:N", scale=alt.Scale(domain=names, range=[PALETTE[n] for n in names]),
+    return alt.Color("network:N", scale=alt.Scale(domain=names, range=[COLORS[n] for n in names]),
                      sort=names, title="network", **legend)
 
 
