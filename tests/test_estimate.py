@@ -10,10 +10,15 @@ import tarfile
 from dataclasses import replace
 
 import pytest
+import torch
 from conftest import make_image_folder, make_zip
 
 from cifarnets.answering import MIRRORED, VIEWS
+from cifarnets.data import sources
+from cifarnets.data.loader import DeviceLoader
+from cifarnets.perf import bench
 from cifarnets.training import estimate, recipes
+from cifarnets.training.fit import fit
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +108,26 @@ def test_data_size_counts_folders_and_zips_and_says_when_it_assumes(tmp_path):
     assert (assumed.train, assumed.test) == (50_000, 10_000) and "taken to hold CIFAR-10" in assumed.note
     missing = estimate.data_size(str(tmp_path / "nowhere"))
     assert missing.train == 50_000 and missing.note.startswith("CIFAR-10's")
+
+
+def test_training_the_estimate_and_the_bench_build_the_same_loader(tiny_folder, tmp_path, monkeypatch):
+    """What the sidebar's expected time and `bench` time is the step a run takes: every augmentation field of
+    the recipe reaches the loader each of the three builds (DeviceLoader.for_recipe)."""
+    built = []
+    init = DeviceLoader.__init__
+
+    def record(self, *args, **kw):
+        init(self, *args, **kw)
+        if self.train:
+            built.append(self)
+
+    monkeypatch.setattr(DeviceLoader, "__init__", record)
+    recipe = replace(recipes.get("fast", "cnn", batch_size=8, epochs=1), augment=True, pad=3, pad_mode="reflect",
+                     flip="alternate", zoom_out=0.2, cutout=5)
+    dataset = sources.load(tiny_folder)
+    fit("cnn", recipe, dataset, tmp_path / "run", device="cpu", should_stop=lambda: True)
+    estimate.time_steps("cnn", recipe, "cpu", warmup=0, timed=1)
+    bench.Ours("cnn", dataset.train, 10, recipe, torch.device("cpu"))
+    seen = [(lo.augment, lo.pad, lo.pad_mode, lo.flip, lo.zoom, lo.cutout, lo.batch_size, lo.memory_format)
+            for lo in built]
+    assert seen == [(True, 3, "reflect", "alternate", 0.2, 5, 8, torch.channels_last)] * 3

@@ -106,6 +106,16 @@ class DeviceLoader:
         self.rank, self.world = rank, world
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
+    @classmethod
+    def for_recipe(cls, recipe, split: Split, device: torch.device | str, *, batch_size: int | None = None,
+                   **kw) -> DeviceLoader:
+        """The training loader a recipe (training.recipes.Recipe) asks for, all its augmentation included: the
+        one constructor the trainer, the time estimate and the bench share, so that what they time is the step
+        a run takes. batch_size: other than the recipe's (the estimate times a smaller one on a CPU)."""
+        return cls(split, batch_size or recipe.batch_size, device, train=True, augment=recipe.augment,
+                   pad=recipe.pad, pad_mode=recipe.pad_mode, flip=recipe.flip, zoom=recipe.zoom_out,
+                   cutout=recipe.cutout, **kw)
+
     def __len__(self) -> int:
         n = len(self.y)
         return n // self.batch_size if self.train else -(-n // self.batch_size)

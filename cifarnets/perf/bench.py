@@ -142,8 +142,7 @@ class Ours:
         self.model = place(build(key, num_classes=num_classes), dev).train()
         self.optimizer = make_optimizer(self.model, recipe)
         self.objective = Objective(recipe)
-        self.loader = loader.DeviceLoader(split, recipe.batch_size, dev, train=True, augment=True,
-                                            channels_last=CHANNELS_LAST)
+        self.loader = loader.DeviceLoader.for_recipe(recipe, split, dev, channels_last=CHANNELS_LAST)
         self.lr = recipe.lr
         self.batches = self._epochs()
 

@@ -150,8 +150,7 @@ def _measure(key: str, recipe: Recipe, dev: torch.device, batch: int, warmup: in
     objective = Objective(recipe, [] if fixed else teachers)
     split = _random_split(batch * (warmup + timed))
     soft = torch.log_softmax(torch.randn(len(split), CLASSES), 1) if fixed else None
-    loader = DeviceLoader(split, batch, dev, train=True, augment=recipe.augment, pad=recipe.pad,
-                          pad_mode=recipe.pad_mode, flip=recipe.flip, channels_last=CHANNELS_LAST, soft=soft)
+    loader = DeviceLoader.for_recipe(recipe, split, dev, batch_size=batch, channels_last=CHANNELS_LAST, soft=soft)
     seconds = []
     for i, (xb, yb, *soft) in enumerate(loader.batches()):
         tick = time.perf_counter()

@@ -274,10 +274,7 @@ class _TrainingLoop:
             torch.backends.cudnn.benchmark = True
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         loader = dict(rank=self.rank, world=self.world, channels_last=CHANNELS_LAST)
-        r = self.recipe
-        self.train_loader = DeviceLoader(self.dataset.train, r.batch_size, dev, train=True, augment=r.augment,
-                                         pad=r.pad, pad_mode=r.pad_mode, flip=r.flip, zoom=r.zoom_out,
-                                         cutout=r.cutout, soft=self.soft, **loader)
+        self.train_loader = DeviceLoader.for_recipe(self.recipe, self.dataset.train, dev, soft=self.soft, **loader)
         self.test_loader = DeviceLoader(self.dataset.test, split_batch(dev), dev, train=False, **loader)
         self.steps = len(self.train_loader)
         if self.steps == 0:
