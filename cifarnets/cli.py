@@ -20,6 +20,7 @@ from .data import loader, sources
 from .data.images import ImageError
 from .data.sources import DataError
 from .models import ALL_KEYS, KEYS, label, recipe_key
+from .paths import runs_dir
 from .perf import bench, loadtest, photos, speedrun
 from .runs import race
 from .store import checkpoints as ckpt
@@ -69,7 +70,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="override any other recipe field (see cifarnets/training/recipes.py), e.g. --set cutout=8; "
                         "repeatable, and recorded in the run's config.json like the rest of the recipe")
     add_data_arg(t)
-    t.add_argument("--out", help="run folder (default runs/<model>-<recipe>-<time>)")
+    t.add_argument("--out", help="run folder (default <runs>/<model>-<recipe>-<time>, where the app shows it; "
+                                 "<runs>: $CIFARNETS_RUNS, else runs/ beside app.py)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     add_device_arg(t)
     t.add_argument("--seed", type=int, default=0, help="makes CPU runs repeatable (default 0)")
@@ -135,7 +137,7 @@ def cmd_train(args) -> int:
                          **recipes.settings(args.set) | {k: v for k, v in named.items() if v is not None})
     if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
         raise ValueError("--epochs and --batch-size must be at least 1, and --lr above 0")
-    out = Path(args.out or f"runs/{args.model}-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(args.out or runs_dir() / f"{args.model}-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     main = os.environ.get("RANK", "0") == "0"  # under torchrun rank 0 alone talks, as it alone writes
     say = print if main else (lambda *a, **k: None)
     dataset = sources.load(args.data, verbose=main)

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from .paths import DEFAULT_CHECKPOINTS, DEFAULT_DATA
+from .paths import DEFAULT_CHECKPOINTS, DEFAULT_DATA, checkpoints_dir
 
 
 def add_data_arg(p: argparse.ArgumentParser) -> None:
@@ -20,9 +20,10 @@ def add_device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
 
 
-def add_checkpoints_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS,
-                   help="folder of checkpoint folders (default checkpoints)")
+def add_checkpoints_arg(p: argparse.ArgumentParser, help: str = "folder of checkpoint folders") -> None:
+    # read when the parser is made, so a command finds the same folder the app does
+    p.add_argument("--checkpoints", default=str(checkpoints_dir()),
+                   help=f"{help} (default: $CIFARNETS_CHECKPOINTS, else {DEFAULT_CHECKPOINTS}/ beside app.py)")
 
 
 def stop_on_signals(say: Callable[..., None] = print) -> Callable[[], bool]:

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 DEFAULT_CHECKPOINTS = "checkpoints"
+DEFAULT_RUNS = "runs"
 DEFAULT_DATA = "./data"  # torchvision downloads CIFAR-10 here when online
 
 
@@ -32,7 +33,7 @@ def checkpoints_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    return Path(os.environ.get("CIFARNETS_RUNS") or project_root() / "runs")
+    return Path(os.environ.get("CIFARNETS_RUNS") or project_root() / DEFAULT_RUNS)
 
 
 def app_device() -> str:

@@ -6,7 +6,7 @@ import urllib.error
 
 from conftest import png_bytes, tiny_image
 
-from cifarnets.cli import main
+from cifarnets.cli import main, make_parser
 from cifarnets.models import KEYS
 
 
@@ -87,3 +87,41 @@ def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", "--model", "cnn", "--epochs", "0", "--out", str(tmp_path / "r")]) == 1
     assert "--epochs" in capsys.readouterr().err
+
+
+def test_every_command_writes_and_reads_where_the_variables_say(tiny_folder, tmp_path, monkeypatch, capsys):
+    """$CIFARNETS_RUNS and $CIFARNETS_CHECKPOINTS (paths.py) move every command's default folders, wherever it
+    is started from: the app and the shell find the same runs and networks."""
+    runs, checkpoints, elsewhere = tmp_path / "my-runs", tmp_path / "my-checkpoints", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("CIFARNETS_RUNS", str(runs))
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(checkpoints))
+    monkeypatch.chdir(elsewhere)
+    tiny = ["--data", str(tiny_folder), "--device", "cpu", "--epochs", "1", "--batch-size", "16"]
+
+    r = cli("train", "--model", "cnn", *tiny, cwd=elsewhere)  # no --out
+    assert r.returncode == 0, r.stderr
+    (run,) = runs.iterdir()
+    assert run.name.startswith("cnn-fast-") and (run / "config.json").exists()
+    shutil.copytree(run, checkpoints / "cnn")
+    # a distilling run finds its teacher there too
+    r = cli("train", "--model", "resnet_plain", "--set", "teacher=cnn", "--set", "distill_weight=0.5", *tiny,
+            cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(next(runs.glob("resnet_plain-*/config.json")).read_text())["teacher"]["model"] == "cnn"
+    r = cli("race", *tiny, cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert len(list(runs.glob("race-fast-*"))) == 1
+    assert list(elsewhere.iterdir()) == []  # nothing written where the commands were started
+
+    assert main(["evaluate", "--all", "--data", str(tiny_folder), "--json"]) == 1  # three networks unavailable
+    assert "test_acc" in json.loads(capsys.readouterr().out)["cnn"]
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(png_bytes(tiny_image(1, __import__("numpy").random.default_rng(0), size=64)))
+    assert main(["predict", str(picture), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)[0]["predictions"]) == {"cnn"}
+    # and every other command that reads networks
+    commands = make_parser()._subparsers._group_actions[0].choices
+    reading = {name for name, p in commands.items() if any("--checkpoints" in a.option_strings for a in p._actions)}
+    assert reading == {"evaluate", "predict", "bench", "photos", "analyze", "calibrate"}
+    assert {commands[name].get_default("checkpoints") for name in reading} == {str(checkpoints)}

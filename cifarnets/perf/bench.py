@@ -16,11 +16,11 @@ import time
 import torch
 
 from ..answering import VIEWS, split_batch
+from ..cliargs import add_checkpoints_arg
 from ..data import loader, sources
 from ..device import machine_name, pick, training_precision
 from ..models import KEYS, build, label
 from ..paths import data_env
-from ..store import checkpoints as ckpt
 from ..training import recipes
 from ..training.step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
 from ..training.threads import training_threads
@@ -48,8 +48,7 @@ def add_parser(sub) -> None:
                                                "would take: the idle cores, see cifarnets/training/threads.py)")
     b.add_argument("--data", help="measure on this data set (default: $CIFARNETS_DATA, else ./data, "
                                   "else generated images of CIFAR's size)")
-    b.add_argument("--checkpoints", default=ckpt.DEFAULT_DIR,
-                   help="trained networks for the latency figures (default checkpoints; fresh ones where missing)")
+    add_checkpoints_arg(b, "trained networks for the latency figures (fresh ones where missing)")
     b.add_argument("--cold-starts", type=int, default=3, help="fresh processes timed for the cold start; "
                                                                "the median counts (default 3)")
     b.add_argument("--json", action="store_true", help="machine-readable output")

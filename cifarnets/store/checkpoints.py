@@ -17,12 +17,11 @@ from safetensors.torch import load_file, save
 
 from .. import CIFAR10_CLASSES, __version__
 from ..models import KEYS, MODELS, build, count_params, label
-from ..paths import DEFAULT_CHECKPOINTS
+from ..paths import checkpoints_dir
 from ..prose import listing
 from .fileio import read_json, write_bytes, write_json
 from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, UNFAMILIAR_FILE, read_history  # noqa: F401
 
-DEFAULT_DIR = DEFAULT_CHECKPOINTS
 MAX_CLASSES = 1000  # a config.json asking for a 10**9-way classifier would exhaust memory before failing
 # What a checkpoint is, file by file: `push` uploads exactly these, the Training curves page zips exactly
 # these. Never a run's resume state, status, lock or a write's temporary file.
@@ -186,9 +185,11 @@ class Entry:
         return float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None
 
 
-def discover(folder: str | Path = DEFAULT_DIR, device: torch.device | str = "cpu",
+def discover(folder: str | Path | None = None, device: torch.device | str = "cpu",
              overrides: dict[str, str | Path] | None = None) -> dict[str, Entry]:
-    """Every registered network: loaded from `folder/<key>` (or an override folder), or why not."""
+    """Every registered network: loaded from `folder/<key>` (default paths.checkpoints_dir(): where the app
+    looks) or an override folder, or why not."""
+    folder = checkpoints_dir() if folder is None else folder
     entries = {}
     for key in KEYS:
         path = Path((overrides or {}).get(key) or Path(folder) / key)

@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from ..answering import VIEWS
+from ..paths import checkpoints_dir
 from ..store.checkpoints import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE, Entry
 from ..store.fileio import read_json, write_bytes, write_json
 from .scores import FITTED, METHODS, Gaussians, Views, score
@@ -31,7 +32,8 @@ RATE = 0.95  # the share of the test split's held-out images the threshold keeps
 
 
 def redo_command(folder: Path | str | None = None) -> str:
-    where = f" --checkpoints {Path(folder).parent}" if folder and Path(folder).parent != Path("checkpoints") else ""
+    elsewhere = folder and Path(folder).parent.resolve() != checkpoints_dir().resolve()
+    where = f" --checkpoints {Path(folder).parent}" if elsewhere else ""
     return f"python -m cifarnets calibrate --write{where} --data PATH"
 
 
