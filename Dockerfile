@@ -20,6 +20,10 @@ RUN grep -E '^torch(vision)?[<>=!~ ]' requirements.txt > torch-requirements.txt 
 COPY --chown=user . .
 
 EXPOSE 8501
+# Public mode (docs/deploy.md): a visitor's runs and choices stay in their own session, one trainer at a
+# time, capped epochs, batches and uploads, no server paths. CIFARNETS_PUBLIC=0 for a private container.
+ENV CIFARNETS_PUBLIC=1
 # Spaces show the app in an iframe on another domain, where browsers withhold Streamlit's XSRF cookie
-# and uploads fail with 403 (huggingface.co/docs/hub/spaces-cookie-limitations): hence the last flag.
-CMD ["streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.enableXsrfProtection=false"]
+# and uploads fail with 403 (huggingface.co/docs/hub/spaces-cookie-limitations): hence the XSRF flag.
+# Uploads stop at 10 MB, as public mode's own check (CIFARNETS_UPLOAD_MB) does.
+CMD ["streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.enableXsrfProtection=false", "--server.maxUploadSize=10"]

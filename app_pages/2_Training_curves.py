@@ -4,14 +4,13 @@ import altair as alt
 import streamlit as st
 
 from cifarnets.paths import checkpoints_dir
-from cifarnets.runs import jobs
 from cifarnets.store import curves
-from cifarnets.ui import runs_view
+from cifarnets.ui import resources, runs_view
 from cifarnets.ui.charts import curves_chart
 
 st.title("Training curves")
 shipped = curves.shipped_curves(checkpoints_dir())
-runs = [r for r in jobs.list_runs() if r.state not in ("starting",)]
+runs = [r for r in resources.visitor().list_runs() if r.state not in ("starting",)]  # public: this session's
 with_history = [r for r in runs if r.history()]
 
 arrangement, splits, picked = runs_view.controls(with_history)  # in the URL: a link restores the view

@@ -13,6 +13,8 @@ st.markdown("The report ends by explaining its results: plain networks lose grad
             "channel attention. It shows no evidence. Here each claim is measured; the text under each view is "
             "written from the numbers, and says so where they disagree with the report.")
 entries = resources.entries()
+if resources.adopted_note(entries):  # the live views answer with the user's runs; the stored ones are the shipped
+    st.caption(resources.adopted_note(entries) + " Views measured ahead of time show the shipped networks.")
 nets = common.networks()
 common.status(nets)
 

@@ -10,11 +10,20 @@ CIFARNETS_DATA         the training data when --data is not given (default ./dat
 CIFARNETS_CACHE        decoded data sets (default ~/.cache/cifarnets)
 CIFARNETS_HUB          networks the app loads from the Hugging Face Hub (docs/hub.md)
 CIFARNETS_BF16=0       train in fp32 even where the hardware has bf16
+CIFARNETS_PUBLIC=1     public mode, for a deployment anyone can open (docs/deploy.md); its limits:
+  CIFARNETS_MAX_TRAINERS   training processes at once, server-wide (default 1)
+  CIFARNETS_MAX_EPOCHS     epochs a visitor may ask for (default 10)
+  CIFARNETS_MAX_BATCH      the largest batch size (default 256)
+  CIFARNETS_RUN_HOURS      hours a finished or stopped run is kept (default 2)
+  CIFARNETS_RUNS_MB        the runs folder's size past which the oldest runs go (default 200)
+  CIFARNETS_UPLOAD_MB      the largest image Classify takes (default 10)
+  CIFARNETS_MAX_IMAGES     images Classify takes at once (default 20)
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_CHECKPOINTS = "checkpoints"
@@ -56,3 +65,44 @@ def hub_spec() -> str:
 
 def bf16_allowed() -> bool:
     return os.environ.get("CIFARNETS_BF16", "1") != "0"
+
+
+def public() -> bool:
+    return os.environ.get("CIFARNETS_PUBLIC", "0") not in ("", "0")
+
+
+@dataclass(frozen=True)
+class PublicLimits:
+    """What a visitor may do in public mode; each field has its CIFARNETS_* variable (above)."""
+
+    trainers: int = 1
+    epochs: int = 10
+    batch_size: int = 256
+    run_hours: float = 2.0
+    runs_mb: float = 200.0
+    upload_mb: float = 10.0
+    images: int = 20
+
+
+_LIMIT_VARS = {"trainers": "CIFARNETS_MAX_TRAINERS", "epochs": "CIFARNETS_MAX_EPOCHS",
+               "batch_size": "CIFARNETS_MAX_BATCH", "run_hours": "CIFARNETS_RUN_HOURS",
+               "runs_mb": "CIFARNETS_RUNS_MB", "upload_mb": "CIFARNETS_UPLOAD_MB", "images": "CIFARNETS_MAX_IMAGES"}
+
+
+def public_limits() -> PublicLimits:
+    """The public mode's limits, each from its variable or its default; a value that is not a positive number
+    raises ValueError naming the variable."""
+    given = {}
+    for name, var in _LIMIT_VARS.items():
+        text = os.environ.get(var, "").strip()
+        if not text:
+            continue
+        kind = type(getattr(PublicLimits, name))
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise ValueError(f"{var} must be a {'whole ' if kind is int else ''}number above 0, not {text!r}")
+        given[name] = value
+    return PublicLimits(**given)

@@ -71,7 +71,7 @@ def test_a_recipe_that_distils_is_refused_before_start_without_a_teacher_for_the
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     at.selectbox(key="train_model").set_value("densenet")
     at.selectbox(key="train_recipe").set_value("modern")
-    at.radio(key="train_data").set_value("path")
+    at.radio(key="train_data").set_value("path").run()  # CIFAR-10 comes first; the path box then
     at.text_input(key="train_data_path").input(str(shapes)).run()
     assert [w.value for w in at.sidebar.warning if refusal in w.value], [w.value for w in at.sidebar.warning]
     assert at.button(key="train_start").disabled
@@ -85,7 +85,7 @@ def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
     at.number_input(key="epochs-cnn-fast").set_value(2)
     at.number_input(key="batch-cnn-fast").set_value(16)
     at.number_input(key="lr-cnn-fast").set_value(0.01)
-    at.radio(key="train_data").set_value("path")
+    at.radio(key="train_data").set_value("path").run()  # CIFAR-10 comes first; the path box then
     at.text_input(key="train_data_path").input(str(data))
     at.selectbox(key="train_device").set_value("cpu")
     at.button(key="train_start").click().run()
@@ -204,7 +204,7 @@ def test_the_job_runner_loads_neither_the_trainer_nor_torch():
 def test_sidebar_shows_the_expected_time_before_starting(runs, tmp_path):
     data = make_image_folder(tmp_path / "data")  # 3 classes x 24 training images
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    at.radio(key="train_data").set_value("path")
+    at.radio(key="train_data").set_value("path").run()  # CIFAR-10 comes first; the path box then
     at.text_input(key="train_data_path").input(str(data))
     at.number_input(key="batch-cnn-fast").set_value(16).run()
     [caption] = [c.value for c in at.sidebar.caption if c.value.startswith("Expected time here")]
@@ -217,7 +217,7 @@ def test_sidebar_shows_the_expected_time_before_starting(runs, tmp_path):
 def test_sidebar_starts_a_race_and_draws_the_four_on_one_chart(runs, tmp_path):
     data = make_image_folder(tmp_path / "data")
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    at.radio(key="train_data").set_value("path")
+    at.radio(key="train_data").set_value("path").run()  # CIFAR-10 comes first; the path box then
     at.text_input(key="train_data_path").input(str(data))
     at.selectbox(key="train_device").set_value("cpu")
     at.number_input(key="race-epochs-fast").set_value(2)

@@ -6,6 +6,11 @@ the list, round and round) and waits for that image's result card and the Summar
 measures the first page render (navigation to the uploader on screen) and the latency from upload to
 results; a session is held when its page loaded, its results arrived and no error element showed.
 Without --url it serves `streamlit run app.py` itself on a free 127.0.0.1 port and stops it after.
+
+With --train each session instead opens Home and presses the sidebar's Start training (with --epochs typed in
+first, if given), and waits for its answer: "Started training", or a refusal (public mode's busy line). The
+app then trains into a runs folder of its own, which the tool counts (how many trainers started) and empties
+after (every trainer stopped, and how many were left behind).
 """
 
 from __future__ import annotations
@@ -49,13 +54,21 @@ def add_parser(sub) -> None:
     p.add_argument("--images", nargs="+", metavar="FILE", help="images to upload (default: the bundled examples)")
     p.add_argument("--timeout", type=float, default=TIMEOUT_S,
                    help=f"seconds for the whole run; a session not done by then is not held (default {TIMEOUT_S})")
+    p.add_argument("--train", action="store_true", help="each session presses Start training instead (the "
+                   "trainer cap under load: run with CIFARNETS_PUBLIC=1); counts the trainers that started")
+    p.add_argument("--epochs", type=int, help="with --train: the epochs each session types in first")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_load)
 
 
 def cmd_load(args) -> int:
     images = [Path(f) for f in args.images] if args.images else [e.path for e in list_examples()]
-    if args.url:
+    if args.train:
+        if args.url:
+            raise ValueError("--train serves the app itself (it counts and stops the trainers it starts): drop --url")
+        check(args.sessions, images, args.timeout)
+        result = train_load(args.sessions, args.timeout, args.epochs)
+    elif args.url:
         result = run(args.url, args.sessions, images, args.timeout)
     else:
         check(args.sessions, images, args.timeout)
@@ -125,14 +138,49 @@ def serve(app: Path | None = None, env: dict | None = None, log: Path | None = N
         out.close()
 
 
-def run(url: str, sessions: int, images: list[Path], timeout_s: float = TIMEOUT_S) -> dict:
+def train_load(sessions: int, timeout_s: float = TIMEOUT_S, epochs: int | None = None) -> dict:
+    """`sessions` sessions press Start training at once, against an app served with a runs folder of its own;
+    then every trainer it started is stopped. Adds trainers_started and left_behind to run()'s result."""
+    from ..runs import jobs, racejobs
+
+    with tempfile.TemporaryDirectory(prefix="cifarnets-load-runs-") as runs:
+        env = dict(os.environ, CIFARNETS_RUNS=runs)
+        try:
+            with serve(env=env, start_timeout_s=min(120.0, timeout_s)) as url:
+                result = run(url, sessions, [], timeout_s, train_epochs=epochs or 0)
+        finally:
+            started = [j for j in [*jobs.list_runs(Path(runs), races=False), *racejobs.list_races(Path(runs))]
+                       if j.pid]
+            stop(started)
+        result["trainers_started"] = len(started)
+        result["left_behind"] = sum(jobs.alive(j.pid) for j in started)
+    return result
+
+
+def stop(started: list, grace_s: float = 30) -> None:
+    """Cancel every trainer (it saves its state and exits), and kill what still runs after `grace_s`."""
+    from ..runs import jobs
+
+    for job in started:
+        jobs.cancel(job)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(jobs.alive(j.pid) for j in started):
+        time.sleep(0.2)
+    for job in started:
+        if jobs.alive(job.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(job.pid, signal.SIGKILL)
+    time.sleep(0.5)
+
+
+def run(url: str, sessions: int, images: list[Path], timeout_s: float = TIMEOUT_S, train_epochs: int = -1) -> dict:
     """Drive `sessions` browser sessions against the app at `url`: what held, what failed and why, and the timings."""
-    check(sessions, images, timeout_s, url)
+    check(sessions, images if train_epochs < 0 else [], timeout_s, url)
     if not Path(CHROMIUM).exists():
         raise LoadError(f"the load test needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
     load_before = os.getloadavg()[0]
     tick = time.monotonic()
-    outcomes = asyncio.run(drive(url.rstrip("/"), sessions, images, tick + timeout_s))
+    outcomes = asyncio.run(drive(url.rstrip("/"), sessions, images, tick + timeout_s, train_epochs))
     held = [o for o in outcomes if o["held"]]
     return {"url": url, "sessions": sessions, "opened": sum("first_render_ms" in o for o in outcomes),
             "held": len(held), "wall_s": round(time.monotonic() - tick, 2), "timeout_s": timeout_s,
@@ -143,7 +191,7 @@ def run(url: str, sessions: int, images: list[Path], timeout_s: float = TIMEOUT_
             "per_session": outcomes}
 
 
-async def drive(url: str, sessions: int, images: list[Path], deadline: float) -> list[dict]:
+async def drive(url: str, sessions: int, images: list[Path], deadline: float, train_epochs: int = -1) -> list[dict]:
     try:
         from playwright.async_api import async_playwright
     except ImportError:
@@ -151,17 +199,22 @@ async def drive(url: str, sessions: int, images: list[Path], deadline: float) ->
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
+            if train_epochs >= 0:
+                return await asyncio.gather(*(bounded(browser, url, i, None, deadline, train_epochs)
+                                              for i in range(sessions)))
             return await asyncio.gather(*(bounded(browser, url, i, images[i % len(images)], deadline)
                                           for i in range(sessions)))
         finally:
             await browser.close()
 
 
-async def bounded(browser, url: str, i: int, image: Path, deadline: float) -> dict:
+async def bounded(browser, url: str, i: int, image: Path | None, deadline: float, train_epochs: int = -1) -> dict:
     """One session, stopped at the deadline; any failure becomes a reason, never an exception."""
-    outcome = {"session": i, "image": image.name, "held": False, "stage": "opening a browser context"}
+    outcome = {"session": i, "image": image.name if image else None, "held": False,
+               "stage": "opening a browser context"}
+    work = session(browser, url, image, outcome) if image else train_session(browser, url, outcome, train_epochs)
     try:
-        await asyncio.wait_for(session(browser, url, image, outcome), max(0.0, deadline - time.monotonic()))
+        await asyncio.wait_for(work, max(0.0, deadline - time.monotonic()))
     except asyncio.TimeoutError:
         outcome["reason"] = f"not done before the time limit, while {outcome['stage']}"
     except Exception as e:  # noqa: BLE001 - a failed session is a measurement, not a crash
@@ -197,6 +250,36 @@ async def session(browser, url: str, image: Path, outcome: dict) -> None:
         await context.close()
 
 
+async def train_session(browser, url: str, outcome: dict, epochs: int) -> None:
+    """Open Home, type the epochs (if any), press Start training, and wait for the app's answer."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1800})
+    context.set_default_timeout(0)
+    try:
+        page = await context.new_page()
+        outcome["stage"] = "loading Home"
+        start = time.perf_counter()
+        await page.goto(url)
+        button = page.get_by_role("button", name="Start training")
+        await button.wait_for()
+        outcome["first_render_ms"] = round((time.perf_counter() - start) * 1000, 1)
+        if epochs:
+            outcome["stage"] = "typing the epochs"
+            box = page.get_by_label("Epochs", exact=True)
+            await box.fill(str(epochs))
+            await box.press("Enter")
+            await page.get_by_text(f"{epochs} epochs ×").first.wait_for()  # the estimate says it: the run saw it
+        outcome["stage"] = "waiting for the answer to Start training"
+        start = time.perf_counter()
+        await button.click()
+        answer = page.get_by_text(re.compile(r"^Started training|^Busy: ")).first
+        await answer.wait_for()
+        outcome["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
+        outcome["answer"] = "started" if (await answer.inner_text()).startswith("Started") else "busy"
+        outcome["held"], outcome["stage"] = True, "done"
+    finally:
+        await context.close()
+
+
 async def _results(page, image: Path) -> None:
     # Bold text is the result card's (the uploader's file list is not): the image's name and each network.
     for text in (image.name, *map(label, KEYS)):
@@ -227,5 +310,9 @@ def table(r: dict) -> str:
         p = r[key]
         lines.append(f"{name:<24}" + ("".join(f"{p[q]:>9.0f}" for q in ("p50", "p90", "p99", "max")) if p
                                       else f"{'no session got this far':>36}"))
+    if "trainers_started" in r:
+        answers = [o.get("answer") for o in r["per_session"] if o["held"]]
+        lines.append(f"Start training: {answers.count('started')} started, {answers.count('busy')} told busy; "
+                     f"{r['trainers_started']} trainer(s) started, {r['left_behind']} left behind after")
     lines += [f"session {f['session']} not held: {f['reason']}" for f in r["failures"]]
     return "\n".join(lines)

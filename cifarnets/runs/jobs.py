@@ -121,6 +121,13 @@ class Run(Job):
         return (self.folder / MODEL_FILE).exists() and (self.folder / CONFIG_FILE).exists()
 
     @property
+    def test_acc(self) -> float | None:
+        """The finished checkpoint's test accuracy (config.json), as Classify's networks state theirs."""
+        metrics = read_object(self.folder / CONFIG_FILE).get("metrics")
+        acc = metrics.get("test_acc") if isinstance(metrics, dict) else None
+        return float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None
+
+    @property
     def resumable(self) -> bool:
         return self.state in ("stopped", "failed") and (self.folder / STATE_FILE).exists()
 

@@ -6,11 +6,12 @@ import streamlit as st
 
 from ..data.images import EXTENSIONS, ImageError, formats_text
 from ..examples import list_examples
+from ..paths import PublicLimits
 from ..predict import Result, read_file, unique_names
 from ..store.checkpoints import Entry
 from ..unfamiliar.calibration import Verdict
 from ..unfamiliar.scores import METHODS
-from . import share
+from . import resources, share
 from .charts import network_color, top5_chart
 from .pictures import enlarge, preview
 
@@ -37,7 +38,27 @@ def gather_inputs() -> list[tuple[str, bytes]]:
     if camera is not None:
         files.append(("camera.jpg", camera.getvalue()))
     names = unique_names([name for name, _ in files])
-    return [(name, raw) for name, (_, raw) in zip(names, files, strict=True)]
+    files = [(name, raw) for name, (_, raw) in zip(names, files, strict=True)]
+    visitor = resources.visitor()
+    if visitor.public:
+        files, refused = bounded(files, visitor.limits)
+        for line in refused:
+            st.error(line)
+    return files
+
+
+def bounded(files: list[tuple[str, bytes]], limits: PublicLimits) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """Public mode's own upload checks: each image under limits.upload_mb, at most limits.images at once.
+    Returns (the files kept, one line per refusal)."""
+    cap = int(limits.upload_mb * 2**20)
+    kept = [(n, raw) for n, raw in files if len(raw) <= cap]
+    refused = [f"{n}: {len(raw) / 2**20:.1f} MB, over this demo's {limits.upload_mb:g} MB per image"
+               for n, raw in files if len(raw) > cap]
+    if len(kept) > limits.images:
+        refused.append(f"This demo classifies {limits.images} images at once: the first {limits.images} of "
+                       f"{len(kept)} are shown.")
+        kept = kept[:limits.images]
+    return kept, refused
 
 
 GUESSING = ("Every network finds this image unlike anything it was trained on: the answers below are guesses, "
@@ -77,7 +98,7 @@ def result_card(result: Result, entries: dict[str, Entry]) -> None:
             if not top:
                 col.markdown(f"**{entry.label}**  \nnot loaded")
                 continue
-            col.markdown(f"**{entry.label}**  \n**{top[0][0]}** · {top[0][1]:.0%}")
+            col.markdown(f"**{resources.answering(entry)}**  \n**{top[0][0]}** · {top[0][1]:.0%}")
             badge, how = verdict_line(result.verdicts.get(key))
             col.markdown(badge, help=how)
             col.altair_chart(top5_chart(top, network_color(key)), width="stretch")

@@ -1,8 +1,9 @@
 """The sidebar's race: start the four networks training one after another, and watch their test accuracy
 and loss on one chart as each epoch ends.
 
-The race is a child process (cifarnets.runs.racejobs); this file only starts it and draws its folder. The
-chart is a fragment that polls the race's run folders, so every session sees the same race.
+The race is a child process (cifarnets.runs.racejobs), started and stopped through this session's Visitor
+(locally every race, in public mode the session's own); this file only draws its folder. The chart is a
+fragment that polls the race's run folders.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import streamlit as st
 
 from ..models import label
 from ..runs import jobs, racejobs
+from ..runs.visitor import Refused, Visitor
 from ..store.curves import Curve, long_rows
 from ..training import recipes
+from . import adoption, resources
 from .charts import network_scale
 from .progress import progress_text
 
@@ -22,26 +25,28 @@ BADGES = {"starting": ("starting", "blue"), "running": ("running", "blue"), "sto
           "finished": ("finished", "green"), "failed": ("failed", "red")}
 
 
-def render(recipe_name: str, data: str | None, device: str) -> None:
+def render(visitor: Visitor, recipe_name: str, data: str | None, device: str) -> None:
     """The race's controls (with the recipe, data and device chosen above them) and the latest race."""
     st.header("Race the four")
     st.caption(f"All four networks, one after another, with the **{recipe_name}** recipe and the data and device "
                "above: their test accuracy and loss on one chart as each epoch ends.")
     shared = recipes.get(recipe_name, racejobs.ORDER[1])  # the ResNet's values: the recipe's usual ones
     left, right = st.columns(2)
-    epochs = left.number_input("Epochs (each)", 1, 1000, shared.epochs, key=f"race-epochs-{recipe_name}")
-    batch_size = right.number_input("Batch size", 1, 8192, value=None, key=f"race-batch-{recipe_name}",
+    most_epochs, most_batch = (visitor.limits.epochs, visitor.limits.batch_size) if visitor.public else (1000, 8192)
+    epochs = left.number_input("Epochs (each)", 1, most_epochs, min(shared.epochs, most_epochs),
+                               key=f"race-epochs-{recipe_name}")
+    batch_size = right.number_input("Batch size", 1, most_batch, value=None, key=f"race-batch-{recipe_name}",
                                     placeholder="recipe's", help="empty: each network's own in the recipe")
-    races = racejobs.list_races()
+    races = visitor.list_races()
     live = bool(races) and races[0].state in LIVE
     if st.button("Start the race", key="race_start", width="stretch", disabled=live,
                  help="one race at a time: it shares the machine's cores with everything else" if live else None):
         request = racejobs.RaceRequest(recipe_name, int(epochs), int(batch_size) if batch_size else None, data, device)
-        problem = racejobs.check_race(request)
-        if problem:
-            st.error(problem)
+        try:
+            race = visitor.start(request)
+        except Refused as e:
+            st.error(str(e))
         else:
-            race = racejobs.start_race(request)
             st.session_state["_race_started"] = race.name
             st.rerun()  # draw the page again with the race going: the button off, the race's card below
     started = st.session_state.pop("_race_started", None)
@@ -52,7 +57,7 @@ def render(recipe_name: str, data: str | None, device: str) -> None:
 
 
 def _latest() -> None:
-    races = racejobs.list_races()
+    races = resources.visitor().list_races()
     live = bool(races) and races[0].state in LIVE
     if live != st.session_state.get("_race_live", live):
         st.rerun(scope="app")  # a race began or ended (here or in another session): redraw the button too
@@ -110,24 +115,26 @@ def standings(race: racejobs.Race, members: dict[str, jobs.Run]) -> list[str]:
 
 
 def _buttons(race: racejobs.Race, state: str, members: dict[str, jobs.Run]) -> None:
+    visitor = resources.visitor()
     if state in LIVE:
         if st.button("Cancel the race", key=f"race-cancel-{race.name}",
                      help="stop the network in training after this step, keeping a resumable state"):
-            jobs.cancel(race)
+            visitor.cancel(race)
             st.toast(f"Stopping {race.name}: the network in training saves its state first")
         return
     finished = [run for run in members.values() if run.state == "finished" and run.has_checkpoint]
     if state in ("stopped", "failed") and st.button("Resume the race", key=f"race-resume-{race.name}",
                                                     help="finished networks stay; the stopped one continues"):
-        racejobs.resume_race(race)
-        st.rerun(scope="app")
-    active = jobs.active()
-    if finished and any(active.get(run.model) != run.folder for run in finished):
-        if st.button(f"Use {'these' if len(finished) > 1 else 'it'} in Classify", key=f"race-use-{race.name}",
-                     help=", ".join(run.label for run in finished) + " classify with this race's checkpoints"):
-            for run in finished:
-                jobs.set_active(run)
+        try:
+            visitor.resume(race)
+        except Refused as e:
+            st.error(str(e))
+        else:
             st.rerun(scope="app")
+    adopted = visitor.adopted()
+    if finished and any(adopted.get(run.model) != run.folder for run in finished):
+        adoption.adopt_buttons(visitor, finished, f"Use {'these' if len(finished) > 1 else 'it'} in Classify",
+                               key=f"race-use-{race.name}")
 
 
 def race_rows(members: dict[str, jobs.Run]) -> list[dict]:

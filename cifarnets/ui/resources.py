@@ -11,7 +11,8 @@ from ..device import machine_name, pick
 from ..diagram import architecture
 from ..models import KEYS, build
 from ..paths import app_device, checkpoints_dir, hub_spec
-from ..runs import jobs
+from ..runs.jobs import Run
+from ..runs.visitor import Visitor
 from ..store import hub
 from ..store.checkpoints import CONFIG_FILE, MODEL_FILE, Entry, discover
 
@@ -53,7 +54,13 @@ def hub_sources() -> dict[str, hub.Source]:
     return _hub(hub_spec())[0]
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the networks...")
+def visitor() -> Visitor:
+    """This browser session as the runs see it: the local user, or in public mode one visitor among many."""
+    return Visitor.of_session(st.session_state)
+
+
+# Keyed by the overrides: in public mode each visitor's adoptions are their own set of networks.
+@st.cache_resource(max_entries=8, show_spinner="Loading the networks...")
 def _discover(folder: str, overrides: tuple[tuple[str, str], ...], device_name: str, stamp: tuple) -> dict:
     # `stamp` only keys the cache: a retrained or newly chosen checkpoint loads afresh.
     return discover(folder, device_name, dict(overrides))
@@ -64,7 +71,7 @@ def entries() -> dict[str, Entry]:
     checkpoints; or why it could not be loaded. A Hub network loads as strictly as the CLI loads it."""
     folder = checkpoints_dir()
     from_hub = {k: str(s.folder) for k, s in hub_sources().items() if s.folder}
-    overrides = from_hub | {k: str(v) for k, v in jobs.active().items()}  # the user's own choice wins
+    overrides = from_hub | {k: str(v) for k, v in visitor().adopted().items()}  # the user's own choice wins
     stamp = tuple(_stamp(Path(overrides.get(k) or folder / k)) for k in KEYS)
     return _discover(str(folder), tuple(sorted(overrides.items())), str(device()), stamp)
 
@@ -88,10 +95,44 @@ def notice_missing(found: dict[str, Entry]) -> None:
 
 def source_text(entry: Entry) -> str:
     """Which checkpoint a network uses, in words."""
-    if entry.key in jobs.active():
+    if entry.key in visitor().adopted():
         return f"your run `{entry.path.name}`"
     source = hub_sources().get(entry.key)
     return source.text() if source else "the shipped checkpoint"
+
+
+def _pct(acc: float | None) -> str:
+    return f"{acc:.1%}" if acc is not None else "accuracy unknown"
+
+
+def answering(entry: Entry) -> str:
+    """A network's name where its answer or figure appears: "CNN", or "CNN · your run, 10.0%" when one of the
+    user's runs answers for it instead of the shipped network."""
+    if entry.key in visitor().adopted():
+        return f"{entry.label} · your run, {_pct(entry.test_acc)}"
+    return entry.label
+
+
+def adopted_note(found: dict[str, Entry]) -> str:
+    """One line naming the networks that answer from the user's runs, "" when all are the shipped ones."""
+    mine = [e for e in found.values() if e.key in visitor().adopted()]
+    if not mine:
+        return ""
+    return ("Answering from your own run" + ("s" if len(mine) > 1 else "") + ": "
+            + "; ".join(f"{e.label} (`{e.path.name}`, {_pct(e.test_acc)})" for e in mine)
+            + ". The others are the shipped networks.")
+
+
+def worse_than_now(runs: list[Run]) -> str:
+    """A warning when any of `runs` scores below the network it would replace in Classify, "" otherwise."""
+    found = entries()
+    worse = []
+    for run in runs:
+        now = found.get(run.model)
+        if now is not None and now.ok and now.test_acc is not None and (run.test_acc or 0.0) < now.test_acc:
+            where = "your run" if run.model in visitor().adopted() else "the shipped network"
+            worse.append(f"{run.label}: {_pct(run.test_acc)}, against {_pct(now.test_acc)} for {where} now")
+    return ("Below the network it would replace in Classify: " + "; ".join(worse) + ".") if worse else ""
 
 
 @st.cache_data(show_spinner=False)

@@ -15,7 +15,7 @@ from ..runs import jobs
 from ..store import curves
 from ..store.checkpoints import CheckpointError, checkpoint_files
 from ..store.export import checkpoint_zip, rows_csv
-from . import share
+from . import resources, share
 
 SHIPPED = "shipped checkpoint"
 LAYOUTS = ["overlaid", "side by side"]
@@ -117,16 +117,17 @@ def runs_table(runs: list[jobs.Run]) -> None:
 
 def _choose(key: str, picker: str, runs_by_name: dict[str, jobs.Run]) -> None:
     choice = st.session_state[picker]
+    visitor = resources.visitor()
     if choice == SHIPPED:
-        jobs.clear_active(key)
+        visitor.drop(key)
     else:
-        jobs.set_active(runs_by_name[choice])
+        visitor.adopt(runs_by_name[choice])
 
 
 def active_pickers(runs: list[jobs.Run]) -> None:
-    """One picker per network: its shipped checkpoint or one of its finished runs. Saved in the runs
-    folder, so every session and every reload uses the same choice."""
-    current = jobs.active()
+    """One picker per network: its shipped checkpoint or one of its finished runs. Locally saved in the runs
+    folder, so every reload uses the same choice; in public mode this session's own."""
+    current = resources.visitor().adopted()
     cols = st.columns(len(KEYS))
     for col, key in zip(cols, KEYS, strict=True):
         usable = {r.name: r for r in runs if r.model == key and r.has_checkpoint and not r.alive}
@@ -134,7 +135,7 @@ def active_pickers(runs: list[jobs.Run]) -> None:
         options = [SHIPPED] + list(usable)
         if now not in options:
             options.append(now)
-        # The key names the current choice: when another session changes it, this picker follows.
+        # The key names the current choice: when the choice changes elsewhere, this picker follows.
         picker = f"active-{key}-{now}"
         col.selectbox(label(key), options, index=options.index(now), key=picker,
                       on_change=_choose, args=(key, picker, usable),

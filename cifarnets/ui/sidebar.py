@@ -1,20 +1,25 @@
 """The sidebar on every page: start a training run (with the time it will take here), race the four
 networks (ui/race_view.py), and watch, cancel, resume or adopt the runs.
 
-Runs are child processes (cifarnets.runs.jobs); this file only draws them. The run list is a fragment
-that polls the run folders every few seconds, so one run's progress never reruns the page around
-it, and a page reload or another browser session sees the same runs.
+Runs are child processes (cifarnets.runs.jobs), reached through this session's Visitor (runs/visitor.py:
+locally every run, in public mode this session's own, within the server's limits); this file only draws
+them. The run list is a fragment that polls the run folders every few seconds, so one run's progress never
+reruns the page around it, and a page reload sees the same runs.
 """
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import streamlit as st
 
 from ..models import KEYS, label
-from ..paths import DEFAULT_DATA, data_env
+from ..paths import DEFAULT_DATA, PublicLimits, data_env
 from ..runs import jobs
+from ..runs.visitor import Refused, Visitor, tidy
 from ..training import estimate, recipes
-from . import race_view
+from . import adoption, race_view, resources
 from .charts import live_chart
 from .progress import duration, progress_text
 
@@ -27,18 +32,43 @@ STATE_BADGES = {"starting": ("starting", "blue"), "running": ("running", "blue")
 
 
 def render() -> None:
+    visitor = resources.visitor()
     with st.sidebar:
-        recipe_name, data, device = _trainer()
-        race_view.render(recipe_name, data, device)
-        live = {r.name for r in jobs.list_runs(races=False) if r.state in LIVE}
+        if visitor.public:
+            _tidy(visitor)
+            st.info(public_line(visitor.limits), icon=":material/public:")
+        recipe_name, data, device = _trainer(visitor)
+        race_view.render(visitor, recipe_name, data, device)
+        live = {r.name for r in visitor.list_runs(races=False) if r.state in LIVE}
         st.session_state["_live_runs"] = live
         # Poll fast while something trains, slowly otherwise (to notice runs other sessions start).
         st.fragment(_runs, run_every=2 if live else 10)()
 
 
+def public_line(limits: PublicLimits) -> str:
+    """What public mode allows, in one line."""
+    trainers = "one run at a time on this server" if limits.trainers == 1 else f"{limits.trainers} runs at once"
+    return (f"Public demo: your runs and your choices here are yours alone (this tab); {trainers}, up to "
+            f"{limits.epochs} epochs and batches of {limits.batch_size}, on CIFAR-10; finished runs are deleted "
+            f"after {limits.run_hours:g} h.")
+
+
+@st.cache_resource(show_spinner=False)
+def _last_tidy() -> dict:
+    return {"at": 0.0}
+
+
+def _tidy(visitor: Visitor) -> None:
+    """Delete expired runs at most once a minute, whichever session comes by (starts tidy too, under their lock)."""
+    last = _last_tidy()
+    if time.time() - last["at"] > 60:
+        last["at"] = time.time()
+        tidy(visitor.folder, visitor.limits)
+
+
 # ---------------------------------------------------------------- starting a run
 
-def _trainer() -> tuple[str, str | None, str]:
+def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
     """The trainer's controls and Start button; returns the recipe, data and device chosen, which the race uses too."""
     st.header("Train a network")
     key = st.selectbox("Network", KEYS, format_func=label, key="train_model")
@@ -47,12 +77,15 @@ def _trainer() -> tuple[str, str | None, str]:
     recipe = recipes.get(recipe_name, key)
     st.caption(recipe.note)
     # Keys carry the network and recipe, so each pair starts from its own recipe's values.
+    most_epochs, most_batch = (visitor.limits.epochs, visitor.limits.batch_size) if visitor.public else (1000, 8192)
     left, right = st.columns(2)
-    epochs = left.number_input("Epochs", 1, 1000, recipe.epochs, key=f"epochs-{key}-{recipe_name}")
-    batch_size = right.number_input("Batch size", 1, 8192, recipe.batch_size, key=f"batch-{key}-{recipe_name}")
+    epochs = left.number_input("Epochs", 1, most_epochs, min(recipe.epochs, most_epochs),
+                               key=f"epochs-{key}-{recipe_name}")
+    batch_size = right.number_input("Batch size", 1, most_batch, min(recipe.batch_size, most_batch),
+                                    key=f"batch-{key}-{recipe_name}")
     lr = st.number_input("Learning rate", 1e-5, 10.0, float(recipe.lr), step=0.001, format="%.4f",
                          key=f"lr-{key}-{recipe_name}")
-    data = _data_source()
+    data = _public_data() if visitor.public else _data_source()
     device = st.selectbox("Device", jobs.device_choices(), key="train_device",
                           help="auto: the GPU when there is one (CUDA, then Apple MPS), else the CPU")
     _expected_time(key, recipe_name, int(epochs), int(batch_size), device, data)
@@ -60,12 +93,15 @@ def _trainer() -> tuple[str, str | None, str]:
     refused = jobs.distillation_problem(request)  # said before Start, not only after it
     if refused:
         st.warning(refused)
+    busy = visitor.busy()
+    if busy:
+        st.caption(busy)
     if st.button("Start training", type="primary", key="train_start", width="stretch", disabled=bool(refused)):
-        problem = jobs.check(request)
-        if problem:
-            st.error(problem)
+        try:
+            run = visitor.start(request)
+        except Refused as e:
+            st.error(str(e))
         else:
-            run = jobs.start(request)
             st.toast(f"Started training {label(key)}: {run.name}")
     return recipe_name, data, device
 
@@ -105,11 +141,17 @@ def _expected_time(key: str, recipe_name: str, epochs: int, batch_size: int, dev
                     "machine (another run, say) slows training and the estimate alike.")
 
 
+CIFAR10_DOWNLOAD = "about 170 MB"  # torchvision's cifar-10-python.tar.gz
+
+
 def _data_source() -> str | None:
+    """CIFAR-10 first (from ./data when it is there, else the download), then $CIFARNETS_DATA, then a path."""
     env = data_env()
-    options = (["env"] if env else []) + ["path", "download"]
-    names = {"env": f"$CIFARNETS_DATA ({env})", "path": "a path on this machine",
-             "download": "download CIFAR-10 (torchvision; needs internet)"}
+    here = (Path(DEFAULT_DATA) / "cifar-10-batches-py").is_dir()
+    options = ["download"] + (["env"] if env else []) + ["path"]
+    names = {"download": "CIFAR-10, already in ./data" if here else
+             f"CIFAR-10, downloaded into ./data ({CIFAR10_DOWNLOAD}, once; needs internet)",
+             "env": f"$CIFARNETS_DATA ({env})", "path": "a path on this machine"}
     choice = st.radio("Data", options, format_func=names.get, key="train_data")
     if choice == "env":
         return env
@@ -118,6 +160,13 @@ def _data_source() -> str | None:
     return st.text_input("Data path", key="train_data_path",
                          placeholder="an image-folder tree, or a .tar/.tar.gz/.zip of one",
                          help="train/<class>/* and test/<class>/*, e.g. the CIFAR-10 JPEG archive").strip()
+
+
+def _public_data() -> str:
+    """In public mode the data is the operator's ($CIFARNETS_DATA) or CIFAR-10: no choice, no path box."""
+    env = data_env()
+    st.caption("Data: " + ("the CIFAR-10 training set this server provides." if env else "CIFAR-10."))
+    return env or DEFAULT_DATA
 
 
 def _short(seconds: float) -> str:
@@ -130,7 +179,8 @@ def _short(seconds: float) -> str:
 # ---------------------------------------------------------------- watching runs
 
 def _runs() -> None:
-    runs = jobs.list_runs(races=False)  # a race's networks are on the race's chart
+    visitor = resources.visitor()
+    runs = visitor.list_runs(races=False)  # a race's networks are on the race's chart
     live = {r.name for r in runs if r.state in LIVE}
     if live != st.session_state.get("_live_runs", live):
         # A run started or ended since the page was drawn: redraw all of it (curves, pickers, polling rate).
@@ -140,12 +190,12 @@ def _runs() -> None:
         st.caption("No runs yet. A run you start appears here, with its progress.")
         return
     for run in runs[:SHOWN]:
-        _run_card(run)
+        _run_card(visitor, run)
     if len(runs) > SHOWN:
         st.caption(f"{len(runs) - SHOWN} older run(s) are on the Training curves page.")
 
 
-def _run_card(run: jobs.Run) -> None:
+def _run_card(visitor: Visitor, run: jobs.Run) -> None:
     state = run.state
     text, color = STATE_BADGES[state]
     with st.container(border=True):
@@ -155,35 +205,39 @@ def _run_card(run: jobs.Run) -> None:
             st.progress(run.progress(), text=progress_text(run) if state == "running" else "loading the data...")
             _live_curve(run)
             if st.button("Cancel", key=f"cancel-{run.name}", help="stop after this step, keeping a resumable state"):
-                jobs.cancel(run)
+                visitor.cancel(run)
                 st.toast(f"Stopping {run.name}: it saves its state first")
         elif state == "stopped":
             s = run.status
             where = f"after epoch {s.get('epoch', 0)}, step {s.get('step', 0)}" if s else "before it began"
             st.caption(f"Stopped {where}" + ("; it can continue where it stopped." if run.resumable else "."))
-            _resume_button(run)
+            _resume_button(visitor, run)
         elif state == "failed":
             st.error(run.error)
-            _resume_button(run)
+            _resume_button(visitor, run)
         else:
-            _finished(run)
+            _finished(visitor, run)
 
 
-def _resume_button(run: jobs.Run) -> None:
+def _resume_button(visitor: Visitor, run: jobs.Run) -> None:
     if st.button("Resume" if run.resumable else "Start again", key=f"resume-{run.name}"):
-        jobs.resume(run)
-        st.rerun(scope="app")
+        try:
+            visitor.resume(run)
+        except Refused as e:
+            st.error(str(e))
+        else:
+            st.rerun(scope="app")
 
 
-def _finished(run: jobs.Run) -> None:
+def _finished(visitor: Visitor, run: jobs.Run) -> None:
     history = run.history()
     if history:
         st.caption(f"Test accuracy {history[-1].get('test_acc', 0):.1%} after {len(history)} epoch(s).")
-    if jobs.active().get(run.model) == run.folder:
+    if visitor.adopted().get(run.model) == run.folder:
         st.caption(f"{run.label} classifies with this run.")
-    elif run.has_checkpoint and st.button(f"Use for {run.label} in Classify", key=f"use-{run.name}"):
-        jobs.set_active(run)
-        st.rerun(scope="app")
+        adoption.back_button(visitor, run.model, key=f"back-{run.name}")
+    elif run.has_checkpoint:
+        adoption.adopt_buttons(visitor, [run], f"Use for {run.label} in Classify", key=f"use-{run.name}")
 
 
 def _live_curve(run: jobs.Run) -> None:

@@ -1,0 +1,228 @@
+"""Who acts on the runs: the one trusted user of a local app, or, in public mode (CIFARNETS_PUBLIC=1), one
+browser session among strangers'.
+
+Locally the app trusts its user: every run is theirs, and the network each run replaces in Classify is
+chosen for the whole server (runs/active.json, kept across reloads). In public mode a visitor's runs carry
+their session's owner token (written into job.json): only that session lists, cancels, resumes, downloads
+or adopts them, and an adoption lives in that session alone. The work is bounded: at most N training
+processes at once on the server (a lock makes the count and the start one step, however many sessions
+press Start together), capped epochs and batch size, no data but the operator's, and finished runs
+deleted after a while and when the runs folder grows past its cap (tidy()).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import secrets
+import shutil
+import time
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..models import KEYS
+from ..paths import DEFAULT_DATA, PublicLimits, data_env, public, public_limits, runs_dir
+from . import jobs, racejobs
+from .jobs import Run
+from .process import Job, is_race
+
+GATE_FILE = ".start.lock"  # held while the live trainers are counted and one more starts
+OWNER_KEY, CHOICES_KEY = "_owner", "_adopted"  # where a session keeps its token and its adoptions
+
+
+class Refused(ValueError):
+    """A start, resume or adoption this visitor may not make; the message is one line for the page."""
+
+
+@dataclass
+class Visitor:
+    """One browser session (public mode) or the local user; `runs` None is the configured runs folder."""
+
+    token: str = ""
+    choices: MutableMapping | None = None  # public mode: this session's {network: run folder name}
+    public: bool = False
+    limits: PublicLimits = field(default_factory=PublicLimits)
+    runs: Path | None = None
+
+    @classmethod
+    def of_session(cls, session: MutableMapping, runs: Path | None = None) -> Visitor:
+        """The visitor a session is, under the settings: in public mode with a token made once per session."""
+        if not public():
+            return cls(runs=runs)
+        token = session.setdefault(OWNER_KEY, secrets.token_urlsafe(16))
+        return cls(token, session.setdefault(CHOICES_KEY, {}), True, public_limits(), runs)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.runs or runs_dir())
+
+    # ------------------------------------------------------------ what this visitor sees and may touch
+
+    def sees(self, job: Job) -> bool:
+        return not self.public or bool(self.token) and job.owner == self.token
+
+    def list_runs(self, races: bool = True) -> list[Run]:
+        return [r for r in jobs.list_runs(self.folder, races) if self.sees(r)]
+
+    def list_races(self) -> list[racejobs.Race]:
+        return [r for r in racejobs.list_races(self.folder) if self.sees(r)]
+
+    def _own(self, job: Job) -> None:
+        if not self.sees(job):
+            raise Refused(f"{job.name} is not one of this session's runs")
+
+    def cancel(self, job: Job) -> bool:
+        self._own(job)
+        return jobs.cancel(job)
+
+    def resume(self, job: Job) -> Job:
+        """Continue a stopped run or race: in public mode a trainer like any other, so it waits its turn."""
+        self._own(job)
+        with self._gate():
+            return jobs.resume(job)
+
+    # ------------------------------------------------------------ starting, within bounds
+
+    def refusal(self, request) -> str:
+        """Why this visitor may not start `request` (a TrainRequest or a RaceRequest), in one line; "" if it may."""
+        race = isinstance(request, racejobs.RaceRequest)
+        if self.public:
+            if request.data not in (None, DEFAULT_DATA, data_env()):
+                # The same words for any path, there or not: nothing here tells a visitor what the server holds.
+                return "public mode trains only on the data this server provides: no paths"
+            if request.epochs is not None and request.epochs > self.limits.epochs:
+                return f"public mode allows at most {self.limits.epochs} epochs"
+            if request.batch_size is not None and request.batch_size > self.limits.batch_size:
+                return f"public mode allows batches of at most {self.limits.batch_size}"
+        return racejobs.check_race(request) if race else jobs.check(request)
+
+    def start(self, request) -> Job:
+        """Start a training run (TrainRequest) or a race (RaceRequest) for this visitor, or raise Refused."""
+        problem = self.refusal(request)
+        if problem:
+            raise Refused(problem)
+        with self._gate():
+            if isinstance(request, racejobs.RaceRequest):
+                return racejobs.start_race(request, self.folder, self.token)
+            return jobs.start(request, self.folder, self.token)
+
+    @contextmanager
+    def _gate(self) -> Iterator[None]:
+        """Locally, nothing. In public mode: the server's start lock, old runs tidied, and Refused with the busy
+        line when N trainers already run; the caller starts its child before the lock is let go."""
+        if not self.public:
+            yield
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / GATE_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                tidy(self.folder, self.limits)
+                line = busy_line(live_trainers(self.folder), self.limits.trainers)
+                if line:
+                    raise Refused(line)
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def busy(self) -> str:
+        """The busy line when no trainer is free for this visitor now, else ""."""
+        return busy_line(live_trainers(self.folder), self.limits.trainers) if self.public else ""
+
+    # ------------------------------------------------------------ which run each network classifies with
+
+    def adopted(self) -> dict[str, Path]:
+        """{network: run folder} for the networks that answer from one of this visitor's runs."""
+        if not self.public:
+            return jobs.active(self.folder)
+        chosen = {}
+        for key, name in list(self.choices.items()):
+            folder = self.folder / name
+            if key in KEYS and (folder / jobs.MODEL_FILE).exists() and self.sees(jobs.load_run(folder)):
+                chosen[key] = folder
+        return chosen
+
+    def adopt(self, run: Run) -> None:
+        """Make `run` the one its network answers with: for the whole app locally, for this session in public."""
+        self._own(run)
+        if not self.public:
+            return jobs.set_active(run, self.folder)
+        if run.model not in KEYS or not run.has_checkpoint or run.alive:
+            raise Refused(f"{run.name} has no finished checkpoint to use yet")
+        self.choices[run.model] = f"{run.race}/{run.name}" if run.race else run.name
+
+    def drop(self, key: str) -> None:
+        """Back to the shipped network for `key`."""
+        if not self.public:
+            return jobs.clear_active(key, self.folder)
+        self.choices.pop(key, None)
+
+
+# ---------------------------------------------------------------- the trainer's capacity
+
+def live_trainers(runs: Path) -> list[Job]:
+    """The training processes going now, server-wide: each live run and each live race is one."""
+    return ([r for r in jobs.list_runs(runs, races=False) if r.alive]
+            + [r for r in racejobs.list_races(runs) if r.alive])
+
+
+def remaining_s(job: Job, now: float | None = None) -> float | None:
+    """Seconds until `job` should end: the trainer's own ETA for a run, else its pace so far; None this early."""
+    eta = job.status.get("eta_s")
+    if isinstance(job, Run) and isinstance(eta, (int, float)):
+        return float(eta)
+    done = job.progress()
+    if done < 0.02:
+        return None
+    elapsed = (now or time.time()) - job.started
+    return elapsed * (1 - done) / done
+
+
+def busy_line(live: list[Job], capacity: int, now: float | None = None) -> str:
+    """"" while fewer than `capacity` trainers run, else one line: busy, and roughly until when."""
+    if len(live) < capacity:
+        return ""
+    now = now or time.time()
+    known = [s for s in (remaining_s(j, now) for j in live) if s is not None]
+    what = "the trainer is" if capacity == 1 else f"all {capacity} trainers are"
+    if not known:
+        return f"Busy: {what} in use by another visitor and just started; try again in a few minutes."
+    free = min(known)
+    at = time.strftime("%H:%M UTC", time.gmtime(now + free))
+    return f"Busy: {what} in use by another visitor, free in about {max(1, round(free / 60))} min (around {at})."
+
+
+# ---------------------------------------------------------------- tidying the runs folder
+
+def _ended(folder: Path) -> float:
+    """When a job folder was last written (its end, for one not live)."""
+    return max((p.stat().st_mtime for p in folder.iterdir()), default=folder.stat().st_mtime)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def tidy(runs: Path, limits: PublicLimits, now: float | None = None) -> list[str]:
+    """Delete the finished (or stopped, or failed) jobs older than limits.run_hours, then the oldest others while
+    the folder is past limits.runs_mb. A live run or race is never deleted. Returns the names deleted."""
+    runs = Path(runs)
+    if not runs.is_dir():
+        return []
+    now = now or time.time()
+    done = []  # (ended, size, folder) of every job that is not live
+    for folder in runs.iterdir():
+        if not folder.is_dir():
+            continue
+        job = racejobs.load_race(folder) if is_race(folder) else jobs.load_run(folder)
+        if job.alive or not (is_race(folder) or jobs.is_run(folder)):
+            continue
+        done.append((_ended(folder), _size(folder), folder))
+    deleted, total = [], sum(_size(p) for p in runs.iterdir() if p.is_dir())
+    for ended, size, folder in sorted(done):  # oldest first
+        if now - ended > limits.run_hours * 3600 or total > limits.runs_mb * 2**20:
+            shutil.rmtree(folder, ignore_errors=True)
+            deleted.append(folder.name)
+            total -= size
+    return deleted

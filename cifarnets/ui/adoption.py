@@ -1,0 +1,64 @@
+"""Choosing which network answers in Classify: a run's "Use ... in Classify" (with a second step when the run
+scores below the network it replaces), and "Back to the shipped network". The sidebar's run cards, the race's
+card and the Classify page share these; the choice itself is the Visitor's (runs/visitor.py)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ..models import label
+from ..runs import jobs
+from ..runs.visitor import Refused, Visitor
+from . import resources
+
+
+def back_button(visitor: Visitor, model: str, key: str, text: str = "Back to the shipped network") -> None:
+    """Undo an adoption: the network answers from its shipped checkpoint again."""
+    if st.button(text, key=key, icon=":material/undo:",
+                 help=f"{label(model)} answers from its shipped checkpoint again"):
+        visitor.drop(model)
+        st.rerun(scope="app")
+
+
+def adopt_buttons(visitor: Visitor, runs: list[jobs.Run], text: str, key: str) -> None:
+    """A button that makes `runs` answer in Classify; when any scores below the network it replaces, a second
+    step first, which says by how much."""
+    asked = st.session_state.get("_confirm") == key
+    if not asked and st.button(text, key=key):
+        if not resources.worse_than_now(runs):
+            return _adopt(visitor, runs)
+        st.session_state["_confirm"] = key
+        st.rerun(scope="app")
+    if asked:
+        st.warning(resources.worse_than_now(runs) or "Nothing to compare any more.")
+        left, right = st.columns(2)
+        if left.button("Use anyway", key=f"{key}-yes", type="primary"):
+            st.session_state.pop("_confirm", None)
+            _adopt(visitor, runs)
+        if right.button("Keep", key=f"{key}-no", help="keep the network that answers now"):
+            st.session_state.pop("_confirm", None)
+            st.rerun(scope="app")
+
+
+def _adopt(visitor: Visitor, runs: list[jobs.Run]) -> None:
+    try:
+        for run in runs:
+            visitor.adopt(run)
+    except (Refused, ValueError) as e:
+        st.error(str(e))
+        return
+    st.rerun(scope="app")
+
+
+def answering_notice(found: dict) -> None:
+    """On Classify: which networks answer from the user's own runs, with the way back to the shipped ones."""
+    note = resources.adopted_note(found)
+    if not note:
+        return
+    st.info(note, icon=":material/person:")
+    visitor = resources.visitor()
+    mine = list(visitor.adopted())
+    for col, key in zip(st.columns(max(len(mine), 2)), mine, strict=False):
+        with col:
+            back_button(visitor, key, key=f"classify-back-{key}",
+                        text="Back to the shipped network" if len(mine) == 1 else f"Back to the shipped {label(key)}")

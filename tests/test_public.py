@@ -1,0 +1,271 @@
+"""Public mode (CIFARNETS_PUBLIC=1): a visitor's runs and choices are their own, and the work any visitor can
+start is bounded. Also, locally, the way back from one's own run to the shipped network."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_image_folder
+from helpers.app import APP, PAGES, image_bytes, make_checkpoints, texts, wait_for_state
+from streamlit.testing.v1 import AppTest
+
+from cifarnets import CIFAR10_CLASSES
+from cifarnets.models import build
+from cifarnets.paths import PublicLimits
+from cifarnets.perf import loadtest
+from cifarnets.perf.loadtest import CHROMIUM
+from cifarnets.runs import jobs, racejobs
+from cifarnets.runs.process import JOB_FILE
+from cifarnets.runs.visitor import Refused, Visitor, busy_line, live_trainers, tidy
+from cifarnets.store.checkpoints import make_config, save_checkpoint
+from cifarnets.store.fileio import write_json
+from cifarnets.ui.classify_view import bounded
+
+TIMEOUT = 60
+RUN_LIMIT = 180
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """A private runs folder; no shipped checkpoints unless a test makes them; stand-in trainers killed after."""
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("CIFARNETS_RUNS", str(folder))
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
+    sleepers: list[subprocess.Popen] = []
+    yield folder, sleepers
+    for run in jobs.list_runs(folder):
+        if run.alive:
+            os.kill(run.pid, signal.SIGKILL)
+    for proc in sleepers:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def public(runs, monkeypatch, tmp_path):
+    """Public mode, training on a tiny data set the operator configured."""
+    monkeypatch.setenv("CIFARNETS_PUBLIC", "1")
+    monkeypatch.setenv("CIFARNETS_DATA", str(make_image_folder(tmp_path / "operator-data")))
+    return runs
+
+
+def live_job(runs: Path, sleepers: list, owner: str = "", name: str = "cnn-fast-live", **status) -> jobs.Run:
+    """A run folder whose process lives: a sleeping child stands in for the trainer."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    sleepers.append(proc)
+    folder = runs / name
+    folder.mkdir(parents=True)
+    write_json(folder / JOB_FILE, {"request": {"model": "cnn", "recipe": "fast"}, "pid": proc.pid,
+                                   "started": time.time()} | ({"owner": owner} if owner else {}))
+    write_json(folder / jobs.STATUS_FILE, {"state": "running", "model": "cnn", "recipe": "fast"} | status)
+    return jobs.load_run(folder)
+
+
+def finished_run(runs: Path, name: str, acc: float, owner: str = "", key: str = "cnn") -> jobs.Run:
+    """A finished run folder with a checkpoint that claims `acc` on the test set."""
+    folder = runs / name
+    model = build(key)
+    config = make_config(key, model, classes=list(CIFAR10_CLASSES), recipe={"name": "fast"},
+                         data={"source": "generated"}, metrics={"test_acc": acc}, device="cpu", epochs_done=1, seed=0)
+    save_checkpoint(folder, model, config, [{"epoch": 1, "train_loss": 2.0, "train_acc": acc, "test_loss": 2.0,
+                                             "test_acc": acc, "lr": 0.1}])
+    write_json(folder / JOB_FILE, {"request": {"model": key, "recipe": "fast"}, "started": time.time()}
+               | ({"owner": owner} if owner else {}))
+    write_json(folder / jobs.STATUS_FILE, {"state": "finished", "model": key, "recipe": "fast"})
+    return jobs.load_run(folder)
+
+
+def app() -> AppTest:
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+
+
+def sidebar_text(at) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "error")
+                     for e in getattr(at.sidebar, kind))
+
+
+def test_two_sessions_see_cancel_resume_and_adopt_only_their_own(public):
+    runs, _ = public
+    a, b = app(), app()
+    assert "Public demo: your runs and your choices here are yours alone" in sidebar_text(a)
+    a.number_input(key="epochs-cnn-fast").set_value(1)
+    a.number_input(key="batch-cnn-fast").set_value(16)
+    a.selectbox(key="train_device").set_value("cpu")
+    a.button(key="train_start").click().run()
+    assert not a.exception and not a.sidebar.error, [e.value for e in a.sidebar.error]
+    [run] = jobs.list_runs(runs)
+    assert run.owner == a.session_state["_owner"] != b.session_state["_owner"]
+    run = wait_for_state(jobs.load_run, run.folder, ("finished", "failed"), RUN_LIMIT)
+    assert run.state == "finished", run.error
+
+    a.run()
+    b.run()
+    assert run.name in sidebar_text(a) and f"use-{run.name}" in [x.key for x in a.button]
+    assert run.name not in sidebar_text(b) and f"use-{run.name}" not in [x.key for x in b.button]
+    b.switch_page(PAGES["Training curves"]).run()
+    assert not b.exception and run.name not in texts(b)  # nor its curves, its table row or its download
+
+    # B, even with a crafted request naming A's run, can neither cancel, resume nor adopt it.
+    visitor_b = Visitor(b.session_state["_owner"], {}, True, PublicLimits(), runs)
+    assert visitor_b.list_runs() == []
+    for act in (visitor_b.cancel, visitor_b.resume, visitor_b.adopt):
+        with pytest.raises(Refused, match="not one of this session's runs"):
+            act(run)
+
+    # A adopts it: A's Classify answers with it and says so; B's still uses the shipped network.
+    a.button(key=f"use-{run.name}").click().run()
+    assert not a.exception
+    assert jobs.active(runs) == {}  # nothing server-wide
+    a.switch_page(PAGES["Classify"]).run()
+    assert "Answering from your own run: CNN" in texts(a)
+    a.file_uploader(key="uploads").set_value(("x.png", image_bytes(), "image/png")).run()
+    assert "CNN · your run, " in texts(a)
+    b.switch_page(PAGES["Classify"]).run()
+    b.file_uploader(key="uploads").set_value(("x.png", image_bytes(), "image/png")).run()
+    assert "· your run" not in texts(b) and "Answering from your own run" not in texts(b)
+
+
+def test_the_trainer_cap_refuses_a_second_start_with_the_busy_line(public):
+    runs, sleepers = public
+    a = Visitor("a" * 20, {}, True, PublicLimits(trainers=1), runs)
+    first = live_job(runs, sleepers, owner=a.token, eta_s=300)
+    at = app()
+    assert "Busy: the trainer is in use by another visitor, free in about 5 min" in sidebar_text(at)
+    at.number_input(key="epochs-cnn-fast").set_value(1)
+    at.button(key="train_start").click().run()
+    [refusal] = [e.value for e in at.sidebar.error]
+    assert refusal.startswith("Busy: the trainer is in use") and "around " in refusal and "\n" not in refusal
+    assert [r.name for r in jobs.list_runs(runs)] == [first.name]  # nothing started
+    b = Visitor("b" * 20, {}, True, PublicLimits(trainers=1), runs)
+    with pytest.raises(Refused, match="^Busy"):
+        b.start(racejobs.RaceRequest("fast", 1, 16, device="cpu"))  # a race is a trainer too
+
+    os.kill(first.pid, signal.SIGKILL)  # the first run ends: the next start goes ahead
+    sleepers[0].wait()
+    at.button(key="train_start").click().run()
+    assert not at.sidebar.error, [e.value for e in at.sidebar.error]
+    assert len(jobs.list_runs(runs)) == 2 and len(live_trainers(runs)) <= 1
+
+
+def test_busy_line_says_roughly_until_when(tmp_path):
+    run = jobs.Run(tmp_path, {"pid": 1, "started": 1000.0}, {"state": "running", "epochs": 4, "steps": 10,
+                                                            "epoch": 2, "step": 5})
+    assert busy_line([run], 2) == ""
+    line = busy_line([run], 1, now=1150.0)  # 15 of 40 steps in 150 s: about 250 s to go
+    assert line == ("Busy: the trainer is in use by another visitor, free in about 4 min (around "
+                    + time.strftime("%H:%M UTC", time.gmtime(1400.0)) + ").")
+    fresh = jobs.Run(tmp_path, {"pid": 1, "started": 1000.0}, {"state": "running"})
+    assert "just started; try again in a few minutes" in busy_line([fresh], 1, now=1001.0)
+
+
+def test_over_cap_epochs_batch_and_any_path_are_refused(public, tmp_path):
+    runs, _ = public
+    v = Visitor("t" * 20, {}, True, PublicLimits(epochs=3, batch_size=64), runs)
+    ok = jobs.TrainRequest("cnn", "fast", 3, None, 64, os.environ["CIFARNETS_DATA"], "cpu")
+    assert v.refusal(ok) == ""
+    assert v.refusal(jobs.TrainRequest("cnn", epochs=4)) == "public mode allows at most 3 epochs"
+    assert v.refusal(jobs.TrainRequest("cnn", batch_size=65)) == "public mode allows batches of at most 64"
+    assert v.refusal(racejobs.RaceRequest("fast", epochs=4)) == "public mode allows at most 3 epochs"
+    there, missing = make_image_folder(tmp_path / "there"), tmp_path / "missing"
+    said = {v.refusal(jobs.TrainRequest("cnn", data=str(p))) for p in (there, missing, "/etc", "../../x")}
+    assert said == {"public mode trains only on the data this server provides: no paths"}  # the same for any path
+    with pytest.raises(Refused):
+        v.start(jobs.TrainRequest("cnn", data=str(there)))
+    assert jobs.list_runs(runs) == []
+
+    at = app()  # no path box, no data choice, and the inputs stop at the caps
+    assert not [r for r in at.radio if r.key == "train_data"]
+    assert not [t for t in at.text_input if t.key == "train_data_path"]
+    assert at.number_input(key="epochs-cnn-fast").max == 10 and at.number_input(key="batch-cnn-fast").max == 256
+
+
+def test_tidy_deletes_expired_and_oldest_runs_but_never_a_live_one(runs):
+    runs, sleepers = runs
+    old = finished_run(runs, "cnn-fast-old", 0.5)
+    new = finished_run(runs, "cnn-fast-new", 0.5)
+    live = live_job(runs, sleepers)
+    hour_ago = time.time() - 3 * 3600
+    for folder in (old.folder, live.folder):
+        for p in [*folder.iterdir(), folder]:
+            os.utime(p, (hour_ago, hour_ago))
+    assert tidy(runs, PublicLimits(run_hours=2)) == ["cnn-fast-old"]  # expired; the live one is older, and stays
+    assert new.folder.exists() and live.folder.exists()
+    # Past the size cap: the oldest finished runs go first, the live one never.
+    finished_run(runs, "cnn-fast-newer", 0.5)
+    assert tidy(runs, PublicLimits(runs_mb=1e-6)) == ["cnn-fast-new", "cnn-fast-newer"]
+    assert live.folder.exists() and jobs.load_run(live.folder).alive
+
+
+def test_uploads_are_capped_in_size_and_number():
+    files = [(f"{i}.png", b"x" * 1000) for i in range(5)] + [("big.png", b"x" * 3000)]
+    kept, refused = bounded(files, PublicLimits(upload_mb=2000 / 2**20, images=3))
+    assert [n for n, _ in kept] == ["0.png", "1.png", "2.png"]
+    assert refused[0].startswith("big.png: 0.0 MB, over this demo's") and "the first 3 of 5" in refused[1]
+
+
+def test_local_data_choice_opens_on_cifar10(runs):
+    at = app()
+    radio = at.radio(key="train_data")
+    assert radio.value == "download" and radio.options[-1] == "a path on this machine"
+    assert "CIFAR-10, downloaded into ./data (about 170 MB, once" in radio.options[0]
+    assert not [t for t in at.text_input if t.key == "train_data_path"]
+
+
+def test_a_weaker_run_asks_first_and_the_way_back_is_one_button(runs, tmp_path, monkeypatch):
+    runs, _ = runs
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(make_checkpoints(tmp_path / "shipped")))  # CNN: 50%
+    weak = finished_run(runs, "cnn-fast-weak", 0.1)
+    at = app()
+    at.button(key=f"use-{weak.name}").click().run()
+    assert jobs.active(runs) == {}  # not yet: it scores below the network it replaces
+    [warning] = [w.value for w in at.sidebar.warning]
+    assert warning == "Below the network it would replace in Classify: CNN: 10.0%, against 50.0% for the shipped " \
+                      "network now."
+    at.button(key=f"use-{weak.name}-no").click().run()
+    assert jobs.active(runs) == {} and not at.sidebar.warning
+    at.button(key=f"use-{weak.name}").click().run()
+    at.button(key=f"use-{weak.name}-yes").click().run()
+    assert jobs.active(runs) == {"cnn": weak.folder}
+
+    at.run()  # Home and Classify name the source; Classify has the way back
+    assert "CNN · your run, 10.0%" in [s.value for s in at.subheader]
+    at.switch_page(PAGES["Classify"]).run()
+    assert "Answering from your own run: CNN (`cnn-fast-weak`, 10.0%)" in texts(at)
+    at.file_uploader(key="uploads").set_value(("x.png", image_bytes(), "image/png")).run()
+    assert "**CNN · your run, 10.0%**" in texts(at)
+    at.button(key="classify-back-cnn").click().run()
+    assert jobs.active(runs) == {}
+    assert "· your run" not in texts(at) and "Answering from your own run" not in texts(at)
+
+    # A better run needs no second step; the run card's own back button undoes it.
+    strong = finished_run(runs, "cnn-fast-strong", 0.9)
+    at.run()
+    at.button(key=f"use-{strong.name}").click().run()
+    assert jobs.active(runs) == {"cnn": strong.folder}
+    at.button(key=f"back-{strong.name}").click().run()
+    assert jobs.active(runs) == {}
+
+
+@pytest.mark.browser
+@pytest.mark.load
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+def test_twelve_sessions_press_start_and_exactly_one_trainer_starts(public, monkeypatch, tmp_path):
+    # Runs long enough (batches of 4, 1,000 epochs) to outlive the test: every later session must be told busy.
+    monkeypatch.setenv("CIFARNETS_MAX_EPOCHS", "1000")
+    monkeypatch.setenv("CIFARNETS_MAX_BATCH", "4")
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(make_checkpoints(tmp_path / "shipped")))
+    result = loadtest.train_load(12, timeout_s=1200, epochs=1000)
+    assert (result["sessions"], result["opened"], result["held"]) == (12, 12, 12), result["failures"]
+    answers = sorted(s["answer"] for s in result["per_session"])
+    assert answers == ["busy"] * 11 + ["started"], answers
+    assert result["trainers_started"] == 1 and result["left_behind"] == 0
+    assert "1 started, 11 told busy; 1 trainer(s) started, 0 left behind" in loadtest.table(result)
