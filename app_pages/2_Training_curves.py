@@ -20,12 +20,16 @@ rows = [r for r in curves.long_rows(chosen) if r["split"] in splits]
 if not rows:
     st.info("Nothing to draw: no history is selected (pick a split to show, or train a run from the sidebar).")
 else:
-    st.caption("Solid lines: the test split. Dashed lines: the training split. Hover a point for its value. "
+    st.caption("Solid lines: the test split. Dashed lines: the training split. Hover a line for its values; click "
+               "a legend entry to show that curve alone (shift-click for more, click beside the entries for all). "
                "Test accuracy here is of each image alone, like the report's; the accuracy on Home averages "
                "several views of each image, as Classify does, and is 1.5 to 3 points higher.")
+    log_epochs = st.toggle("Log-scaled epoch axis", value=curves.spread(chosen), key="curves_log",
+                           help="Spreads out the first epochs, so a 10-epoch run is not squeezed into the first "
+                                "sliver of a 150-epoch axis. On by default when the runs shown differ that much.")
     for metric in ("accuracy", "loss"):
         st.subheader(metric.capitalize())
-        chart = curves_chart(rows, metric, side_by_side=arrangement == "side by side")
+        chart = curves_chart(rows, metric, side_by_side=arrangement == "side by side", log_epochs=log_epochs)
         st.altair_chart(chart, width="content" if isinstance(chart, alt.FacetChart) else "stretch")
     runs_view.curve_summary(chosen)
 

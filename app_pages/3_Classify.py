@@ -5,9 +5,10 @@ import time
 import streamlit as st
 
 from cifarnets.predict import classify, summary_rows, uncalibrated
+from cifarnets.prose import plural
 from cifarnets.store.export import rows_csv
 from cifarnets.ui import adoption, resources
-from cifarnets.ui.classify_view import gather_inputs, result_card, uncalibrated_note
+from cifarnets.ui.classify_view import badges_line, compact_cards, gather_inputs, result_card, uncalibrated_note
 
 MAX_CARDS = 24  # past this, the summary table still lists every image
 
@@ -27,14 +28,16 @@ tick = time.perf_counter()
 results = classify(files, found)
 elapsed = time.perf_counter() - tick
 loaded = [e.label for e in found.values() if e.ok]
-st.caption(f"{len(files)} image(s) through {len(loaded)} network(s) in {elapsed * 1000:.0f} ms "
-           f"on {resources.device_text()}.")
-
 for result in results:  # every refused file says why, however many there are: one line each
     if not result.ok:
         st.error(result.error)
 readable = [r for r in results if r.ok]
+if readable and loaded:  # a timing only where something was classified
+    st.caption(f"{plural(len(readable), 'image')} through {plural(len(loaded), 'network')} in "
+               f"{elapsed * 1000:.0f} ms on {resources.device_text()}.")
+    badges_line(found)
 uncalibrated_note(uncalibrated(found), found)
+compact_cards()
 for result in readable[:MAX_CARDS]:
     result_card(result, found)
 if len(readable) > MAX_CARDS:
@@ -43,11 +46,13 @@ if len(readable) > MAX_CARDS:
 rows = summary_rows(results, {k: e.label for k, e in found.items() if e.ok})
 if rows and loaded:
     st.subheader("Summary")
+    # The image's name stays put while the networks' columns scroll sideways (on a phone, they do not fit).
     st.dataframe(rows, hide_index=True, width="stretch", column_config={
+        "image": st.column_config.TextColumn("image", pinned=True),
         "networks disagree": st.column_config.CheckboxColumn("networks disagree"),
         "all find it unfamiliar": st.column_config.CheckboxColumn("all find it unfamiliar")})
     disputed = [r["image"] for r in rows if r["networks disagree"]]
-    st.markdown(f"The networks disagree on **{len(disputed)}** of {len(rows)} image(s)"
+    st.markdown(f"The networks disagree on **{len(disputed)}** of {plural(len(rows), 'image')}"
                 + (f": {', '.join(disputed)}." if disputed else "."))
     st.download_button("Download the summary (CSV)", rows_csv(rows), file_name="classify-summary.csv",
                        mime="text/csv", on_click="ignore", key="summary_csv")

@@ -21,18 +21,13 @@ common.status(nets)
 VIEWS = ["Gradient flow", "Cost", "Quality", "What they look at", "What every stage sees", "Feature reuse",
          "Unfamiliar inputs"]
 share.check("tab", VIEWS, "the view")
-tabs = st.tabs(VIEWS, key="tab", bind="query-params")  # the open tab is in the URL
-with tabs[0]:
-    gradients.render(nets)
-with tabs[1]:
-    cost.render(nets, entries)
-with tabs[2]:
-    quality.render(nets, store.read(checkpoints_dir()))
-with tabs[3]:
-    looks.render_view(entries, nets)
-with tabs[4]:
-    stages.render(entries)
-with tabs[5]:
-    reuse.render(entries)
-with tabs[6]:
-    unfamiliar.render(entries)
+# The open tab is in the URL, and only the open tab is drawn: a switch reruns the page, and the other six
+# views (Grad-CAM, stage maps, a heat map of every layer and epoch) cost nothing until they are opened.
+tabs = st.tabs(VIEWS, key="tab", bind="query-params", on_change="rerun")
+views = [lambda: gradients.render(nets), lambda: cost.render(nets, entries),
+         lambda: quality.render(nets, store.read(checkpoints_dir())), lambda: looks.render_view(entries, nets),
+         lambda: stages.render(entries), lambda: reuse.render(entries), lambda: unfamiliar.render(entries)]
+for tab, view in zip(tabs, views, strict=True):
+    if tab.open:
+        with tab:
+            view()

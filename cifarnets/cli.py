@@ -21,7 +21,8 @@ from .data.images import ImageError
 from .data.sources import DataError
 from .models import ALL_KEYS, KEYS, label, recipe_key
 from .paths import runs_dir
-from .perf import bench, loadtest, photos, speedrun
+from .perf import bench, loadtest, pagetime, photos, speedrun
+from .prose import plural
 from .runs import race
 from .store import checkpoints as ckpt
 from .store import hub
@@ -104,6 +105,7 @@ def make_parser() -> argparse.ArgumentParser:
     speedrun.add_parser(sub)
     photos.add_parser(sub)
     loadtest.add_parser(sub)
+    pagetime.add_parser(sub)
     analyze.add_parser(sub)
     measure.add_parser(sub)
     return p
@@ -169,7 +171,7 @@ def cmd_train(args) -> int:
                        f"{r['train_acc']:.2%}  test loss {r['test_loss']:.4f} acc {r['test_acc']:.2%}  "
                        f"lr {r['lr']:.4g}  {r['seconds']:.0f}s  {r['images_per_s']:.0f} img/s", file=sys.stderr)
 
-    say(f"training {label(args.model)} with the {recipe.name} recipe ({recipe.epochs} epochs) into {out}",
+    say(f"training {label(args.model)} with the {recipe.name} recipe ({plural(recipe.epochs, 'epoch')}) into {out}",
         file=sys.stderr)
     result = fit(args.model, recipe, dataset, out, device=args.device, seed=args.seed, resume=args.resume,
                  progress=progress, should_stop=should_stop, probe=GradientProbe)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_image_folder
-from helpers.app import APP, history, make_checkpoints, texts
+from helpers.app import APP, WHY_VIEWS, history, make_checkpoints, open_view, texts
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
@@ -178,15 +178,25 @@ def test_densenet_feature_reuse_has_a_cell_per_consumer_and_earlier_source():
 # ---------------------------------------------------------------- findings say what the numbers say
 
 def profile(network: str, first: float, last: float) -> list[dict]:
-    return [{"network": network, "moment": "at initialisation", "kind": "conv", "depth": d, "rms": v, "norm": v}
-            for d, v in ((1, first), (13, last))]
+    return [{"network": network, "moment": "at initialisation", "kind": "conv", "depth": d, "rms": v, "norm": v,
+             "layer": name} for d, v, name in ((1, first, "conv1"), (13, last, "layer3.1.conv2"))]
 
 
 def test_the_gradient_finding_agrees_or_disagrees_with_the_report_from_the_numbers():
     vanishing = findings.gradients(profile("ResNet", 1.0, 1.0) + profile("ResNet without shortcuts (ours)", 0.01, 1.0))
     assert "agrees with the report" in vanishing
     flowing = findings.gradients(profile("ResNet", 1.0, 1.0) + profile("ResNet without shortcuts (ours)", 3.0, 1.0))
-    assert "does not support the report" in flowing and "the first layer gets 3x what the last one gets" in flowing
+    assert "does not support the report" in flowing
+    assert "the first convolution gets 3x what the last one gets" in flowing
+    assert "ResNet's layer3.1.conv2 (depth 13)" in flowing  # the layer compared is named
+
+
+def test_the_gradient_finding_says_its_conclusion_once_for_both_moments():
+    rows = [dict(r, moment=m) for m in ("at initialisation", "after training")
+            for r in profile("ResNet", 1.0, 1.0) + profile("ResNet without shortcuts (ours)", 3.0, 1.0)]
+    text = findings.gradients(rows)
+    assert text.count("does not support the report") == 1
+    assert "does not vanish at initialisation and after training" in text
 
 
 
@@ -273,9 +283,13 @@ def open_page(monkeypatch, tmp_path, checkpoints) -> AppTest:
 def test_page_with_the_precomputed_files_shows_all_five_views(measured, monkeypatch, tmp_path):
     checkpoints, _ = measured
     at = open_page(monkeypatch, tmp_path, checkpoints)
+    assert [t.label for t in at.tabs] == list(WHY_VIEWS)
+    assert [len(t.children) > 0 for t in at.tabs] == [True] + [False] * 6  # only the open view is drawn
     text = texts(at)
-    assert [t.label for t in at.tabs] == ["Gradient flow", "Cost", "Quality", "What they look at",
-                                          "What every stage sees", "Feature reuse", "Unfamiliar inputs"]
+    for view in WHY_VIEWS[1:]:
+        text += "\n" + texts(open_view(at, view))
+        assert not at.exception and [t.label for t in at.tabs if t.children] == [view]
+    open_view(at, "Gradient flow")
     assert "At initialisation, the gradient per weight" in text  # written from the measurements
     assert "ResNet without shortcuts (ours)** is not trained yet" in text
     assert "--model resnet_plain" in "\n".join(c.value for c in at.code)
@@ -283,6 +297,7 @@ def test_page_with_the_precomputed_files_shows_all_five_views(measured, monkeypa
     assert "Every dense layer puts at least" in text and "Most alike" in text
     assert "No current test-split measurements" not in text
     at.segmented_control(key="why_grad_metric").set_value("norm").run()
+    open_view(at, "What they look at")
     at.selectbox(key="why_cam_target").set_value("truck").run()
     captions = [c for image in at.image for c in image.captions]
     assert not at.exception and sum("map for truck" in c for c in captions) == 4
@@ -291,17 +306,19 @@ def test_page_with_the_precomputed_files_shows_all_five_views(measured, monkeypa
 def test_page_without_precomputed_files_says_what_to_run(monkeypatch, tmp_path):
     checkpoints = make_checkpoints(tmp_path / "checkpoints")
     at = open_page(monkeypatch, tmp_path, checkpoints)
-    text = texts(at)
+    text = "\n".join(texts(open_view(at, view)) for view in ("Gradient flow", "Quality", "Feature reuse"))
     assert "No current test-split measurements for CNN, ResNet, DenseNet, SE-ResNet" in text
     assert any("python -m cifarnets analyze" in c.value for c in at.code)
     assert "Nothing measured on the test split yet" in text
     assert "Every dense layer puts at least" in text  # weights alone need no test split
-    assert "MACs per image" in str(at.dataframe[0].value.columns.tolist())
+    assert "MACs per image" in str(open_view(at, "Cost").dataframe[0].value.columns.tolist())
 
 
 def test_page_without_any_checkpoint_still_renders(monkeypatch, tmp_path):
     at = open_page(monkeypatch, tmp_path, tmp_path / "none")
-    assert "No DenseNet checkpoint is loaded" in texts(at)
+    for view in WHY_VIEWS:
+        assert not open_view(at, view).exception, view
+    assert "No DenseNet checkpoint is loaded" in texts(open_view(at, "Feature reuse"))
 
 
 def test_analyze_only_measures_the_networks_named(tmp_path, monkeypatch):

@@ -86,7 +86,8 @@ def test_architecture_shows_diagrams_printouts_tables_and_chart(without_checkpoi
     assert [c.value for c in at.code] == [overview(k)["printout"] for k in networks]
     assert len(at.dataframe) == len(networks)
     assert len(at.get("vega_lite_chart")) == 1  # the parameter comparison
-    assert len(at.get("graphviz_chart")) == len(networks) + 1  # a diagram per network, and the four together
+    # a diagram per network, and the four again two by two, each at its own size (legible at 1400 px)
+    assert len(at.get("graphviz_chart")) == len(networks) + len(KEYS)
     blocks = len(at.dataframe[1].value)
     at.segmented_control(key="level").set_value("every layer").run()
     assert not at.exception

@@ -52,7 +52,16 @@ def test_one_upload_of_every_hostile_file(classify_page):
     table = at.dataframe[0].value  # every readable file is classified, in upload order, by all four
     assert list(table["image"]) == [n for n in files if n in GOOD]
     assert not (table[list(LABELS)] == "-").any().any()
-    assert f"{len(files)} image(s) through 4 network(s)" in texts(at)
+    readable = len([n for n in files if n in GOOD])  # the timing counts what was classified, not what was refused
+    assert f"{readable} images through 4 networks" in texts(at)
+    assert "image(s)" not in texts(at)
+
+
+def test_a_refused_file_alone_gets_no_timing_line(classify_page):
+    name, (make, reason) = next(iter(BAD.items()))
+    at = upload(classify_page, {name: make()})
+    assert [str(e.value) for e in at.error][0].startswith(name + " ")
+    assert " through " not in texts(at) and "networks in" not in texts(at)
 
 
 def test_files_over_the_cap_are_refused_in_the_app_too(classify_page, monkeypatch):

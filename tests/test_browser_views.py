@@ -85,3 +85,14 @@ def test_diagrams_stage_maps_and_a_shared_link(app_url, tmp_path):
             assert not [u for u in outside if not u.startswith(("data:", "blob:"))], outside
         finally:
             browser.close()
+
+
+def test_pagetime_times_home_and_a_switch_to_every_why_tab(app_url):
+    """The timing tool docs/performance.md quotes: every figure it reports was taken (no timings asserted)."""
+    from cifarnets.perf import pagetime
+
+    result = pagetime.measure(app_url, repeat=1, first_after_start=True, timeout_s=WAIT_MS / 1000)
+    assert result["home_first_after_start_s"] > 0 and len(result["home_warm_s"]) == 1
+    assert len(result["why_first_warm_s"]) == 1
+    assert list(result["why_tab_s"]) == pagetime.WHY_TABS and all(len(v) == 1 for v in result["why_tab_s"].values())
+    assert "switch to Unfamiliar inputs" in pagetime.table(result)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.app import APP, PAGES, make_checkpoints, texts
+from helpers.app import APP, PAGES, make_checkpoints, open_view, texts
 from PIL import Image, ImageDraw, ImageFont
 
 from cifarnets import CIFAR10_CLASSES, cli, predict
@@ -386,6 +386,7 @@ def test_why_they_differ_shows_each_networks_auroc_and_says_what_it_shows(tmp_pa
     monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
     at = AppTest.from_file(str(APP), default_timeout=180).run()
     at.switch_page("app_pages/4_Why_they_differ.py").run()
+    open_view(at, "Unfamiliar inputs")
     assert not at.exception, [e.value for e in at.exception]
     tab = next(t for t in at.tabs if t.label == "Unfamiliar inputs")
     said = "\n".join(m.value for m in tab.markdown)

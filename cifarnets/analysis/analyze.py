@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .. import CIFAR10_CLASSES
 from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
 from ..data import sources
 from ..device import machine_name, pick
@@ -36,11 +37,23 @@ def add_parser(sub) -> None:
     add_device_arg(a)
     a.add_argument("--only", nargs="+", choices=ALL_KEYS, metavar="KEY",
                    help="measure only these networks (the four's joint file needs all four)")
+    a.add_argument("--latency-only", action="store_true",
+                   help="time the networks again, together, and update only the latency their files hold "
+                        "(no data needed)")
     a.set_defaults(func=cmd_analyze)
 
 
 def cmd_analyze(args) -> int:
     device = pick(args.device)
+    if args.latency_only:
+        found = remeasure_latency(Path(args.checkpoints), device, keys=tuple(args.only or ALL_KEYS))
+        if not found:
+            print(f"error: no analysis files in {args.checkpoints} to update: run the full analyze first",
+                  file=sys.stderr)
+            return 1
+        for key, ms in found.items():
+            print(f"{label(key):<32} " + "  ".join(f"{ms[str(b)] * 1e3:8.2f} ms @{b}" for b in LATENCY_BATCHES))
+        return 0
     dataset = sources.load(args.data, verbose=True)
     results = analyze(Path(args.checkpoints), dataset, device, say=lambda m: print(m, file=sys.stderr),
                       keys=tuple(args.only or ALL_KEYS))
@@ -71,7 +84,7 @@ def analyze(root: Path, dataset: sources.Dataset, device: torch.device, say=lamb
             keys: tuple[str, ...] = ALL_KEYS) -> dict[str, dict]:
     """Measure the networks `keys`, write their analysis files, and return {key: record}."""
     probe = GradientProbe(dataset.train, device)
-    results, probs = {}, {}
+    results, probs, timed = {}, {}, {}
     for key in keys:
         folder = root / key
         # Our plain ResNet is measured even untrained: its cost and initial gradients need no training.
@@ -84,40 +97,74 @@ def analyze(root: Path, dataset: sources.Dataset, device: torch.device, say=lamb
         except ckpt.CheckpointError as e:
             say(f"{label(key)}: {e}; skipped")
             continue
-        record, p = measure(key, model, config, dataset, device, probe, latency_batches)
+        record, p, timed[key] = measure(key, model, config, dataset, device, probe)
         record["cost"]["checkpoint_bytes"] = cost.checkpoint_bytes(folder)
-        store.write(folder, record)
         results[key] = record
         if p is not None and key in KEYS:
             probs[key] = p
-        say(f"{label(key)}: measured in {time.perf_counter() - tick:.0f}s -> {folder / store.ANALYSIS_FILE}")
+        say(f"{label(key)}: measured in {time.perf_counter() - tick:.0f}s")
+    # Latency last, every network timed together (see cost.latencies), then each file written whole.
+    for key, latency in _latencies(timed, latency_batches).items():
+        results[key]["cost"] |= {"latency_s": latency, "latency_together": True}
+        store.write(root / key, results[key])
+        say(f"{label(key)} -> {root / key / store.ANALYSIS_FILE}")
     if len(probs) >= 2 and set(keys) >= set(KEYS):  # disagreement needs two networks; --only leaves it be
         store.write(root, joint(probs, dataset, results))
         say(f"where the {len(probs)} networks disagree -> {root / store.ANALYSIS_FILE}")
     return results
 
 
+def _latencies(models: dict[str, torch.nn.Module], batches: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    """{key: {batch: median seconds}}, all the models timed together at each batch size."""
+    out: dict[str, dict[str, float]] = {k: {} for k in models}
+    for b in batches:
+        for key, seconds in cost.latencies(models, b, budget_s=LATENCY_BUDGET_S).items():
+            out[key][str(b)] = round(seconds, 6)
+    return out
+
+
+def remeasure_latency(root: Path, device: torch.device, keys: tuple[str, ...] = ALL_KEYS,
+                      batches: tuple[int, ...] = LATENCY_BATCHES) -> dict[str, dict[str, float]]:
+    """Time again, together, every network of `keys` whose analysis file exists, and update only its latency
+    and the machine it names. The architecture and the device set latency, so no data is needed."""
+    models, records = {}, {}
+    for key in keys:
+        record = store.read(root / key)
+        if not record:
+            continue
+        try:
+            model, _ = _load(root / key, key, device, list(CIFAR10_CLASSES))
+        except ckpt.CheckpointError:
+            continue  # a checkpoint that no longer loads keeps its old record; the page says it is stale
+        models[key], records[key] = model or build(key).to(device), record
+    found = _latencies(models, batches)
+    for key, latency in found.items():
+        records[key]["cost"] |= {"latency_s": latency, "latency_together": True}
+        records[key]["device"] = machine_name(device)
+        store.write(root / key, records[key])
+    return found
+
+
 def measure(key: str, model: torch.nn.Module | None, config: dict | None, dataset: sources.Dataset,
-            device: torch.device, probe: GradientProbe,
-            latency_batches: tuple[int, ...] = LATENCY_BATCHES) -> tuple[dict, torch.Tensor | None]:
-    """One network's record, and its test-split probabilities when it is trained."""
+            device: torch.device, probe: GradientProbe) -> tuple[dict, torch.Tensor | None, torch.nn.Module]:
+    """One network's record without its latency, its test-split probabilities when it is trained, and the
+    model to time (the trained one, else the fresh one: latency depends on the architecture alone)."""
     # The initial weights of the run itself: fit() seeds, then builds, exactly so.
     torch.manual_seed(config.get("seed", 0) if config else 0)
     fresh = build(key, num_classes=len(dataset.classes)).to(device)
     shape_model = model or fresh
-    latency = {str(b): round(cost.latency(shape_model, b, budget_s=LATENCY_BUDGET_S), 6) for b in latency_batches}
     record = {"model": key, "label": label(key), "checkpoint": store.stamp(config), "device": machine_name(device),
               "data": {k: v for k, v in dataset.provenance().items() if k != "classes"},
-              "cost": cost.static_cost(shape_model) | {"latency_s": latency},
+              "cost": cost.static_cost(shape_model),
               "gradients": {"images": len(probe.y), "init": probe(fresh)}}
     if model is None:
-        return record, None
+        return record, None, shape_model
     record["gradients"]["trained"] = probe(model)
     p = quality.test_probs(model, dataset.test)
     record["quality"] = quality.measure(p, dataset.test.y)
     if se.has_se(model):
         record["se_class_means"] = se.class_means(model, dataset.test, len(dataset.classes))
-    return record, p
+    return record, p, shape_model
 
 
 def joint(probs: dict[str, torch.Tensor], dataset: sources.Dataset, results: dict[str, dict]) -> dict:

@@ -120,6 +120,7 @@ def cost_rows(networks: dict[str, Network]) -> list[dict]:
                "checkpoint_kb": size / 1024 if size else None,
                "test_acc": net.config.get("metrics", {}).get("test_acc") if net.trained else None,
                "device": record.get("device")}
+        row["latency_together"] = record.get("cost", {}).get("latency_together", False)
         for batch, seconds in record.get("cost", {}).get("latency_s", {}).items():
             row[f"latency_ms_{batch}"] = seconds * 1e3
         rows.append(row)

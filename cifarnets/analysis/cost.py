@@ -6,6 +6,7 @@ ReLU, pooling and bias additions are left out (together they are a few percent a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
@@ -39,24 +40,42 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-@torch.no_grad()
 def latency(model: nn.Module, batch: int, *, min_runs: int = 3, budget_s: float = 2.0) -> float:
     """Median seconds for one forward pass of `batch` images on the model's device, in float32 as the app
-    classifies. Two warm-up passes first; then at least `min_runs` timed passes, more while within budget."""
-    device = next(model.parameters()).device
-    x = torch.randn(batch, 3, 32, 32, device=device)
-    times: list[float] = []
-    with eval_mode(model):
-        for _ in range(2):
-            model(x)
-        _sync(device)
+    classifies: `latencies` of this model alone."""
+    return latencies({"model": model}, batch, min_rounds=min_runs, budget_s=budget_s)["model"]
+
+
+@torch.no_grad()
+def latencies(models: dict[str, nn.Module], batch: int, *, min_rounds: int = 3,
+              budget_s: float = 2.0) -> dict[str, float]:
+    """{name: median seconds for one forward pass of `batch` images}, the models timed together.
+
+    Every model is warmed up first (two passes each); then, round by round, each runs once, in an order
+    that reverses every round. Timed one after another instead, a network measured while the machine was
+    busier (other work, a clock that has not boosted yet) looked a third faster or slower than its twin:
+    interleaved, a drift in the machine's speed weighs on all of them alike. At least `min_rounds` rounds,
+    more while within `budget_s` per model."""
+    names = list(models)
+    inputs = {n: torch.randn(batch, 3, 32, 32, device=next(models[n].parameters()).device) for n in names}
+    times: dict[str, list[float]] = {n: [] for n in names}
+    with contextlib.ExitStack() as stack:
+        for n in names:
+            stack.enter_context(eval_mode(models[n]))
+        for n in names:
+            for _ in range(2):
+                models[n](inputs[n])
+            _sync(inputs[n].device)
         start = time.perf_counter()
-        while len(times) < min_runs or (time.perf_counter() - start < budget_s and len(times) < 200):
-            tick = time.perf_counter()
-            model(x)
-            _sync(device)
-            times.append(time.perf_counter() - tick)
-    return statistics.median(times)
+        rounds = 0
+        while rounds < min_rounds or (time.perf_counter() - start < budget_s * len(names) and rounds < 200):
+            for n in (names if rounds % 2 == 0 else names[::-1]):
+                tick = time.perf_counter()
+                models[n](inputs[n])
+                _sync(inputs[n].device)
+                times[n].append(time.perf_counter() - tick)
+            rounds += 1
+    return {n: statistics.median(t) for n, t in times.items()}
 
 
 def checkpoint_bytes(folder: str | Path) -> int | None:

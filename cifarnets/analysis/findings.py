@@ -15,6 +15,7 @@ from ..models import KEYS, label, spec
 from ..prose import listing
 
 CLOSE = 2.0  # ratios within this factor of each other count as "about the same"
+SAME_TIME = 0.05  # latencies within 5% of each other count as the same: timings on a busy machine vary that much
 
 
 def _x(v: float) -> str:
@@ -25,19 +26,26 @@ def _x(v: float) -> str:
 
 # ---------------------------------------------------------------- gradient flow
 
-def first_to_last(rows: list[dict], metric: str = "rms") -> dict[tuple[str, str], float]:
-    """{(network, moment): metric at the first main-path convolution / at the last one}.
-
-    Below 1, the gradient shrinks toward the input (what "vanishing" means); above 1, it grows.
-    The classifier is left out: a linear layer's gradient is not comparable with a convolution's.
-    """
+def compared_layers(rows: list[dict]) -> dict[tuple[str, str], tuple[dict, dict]]:
+    """{(network, moment): (its first main-path convolution's row, its last one's)}: the two layers the text
+    compares and the chart rings. The classifier after the last convolution is left out: a linear layer's
+    gradient is not comparable with a convolution's."""
     out = {}
     for key in {(r["network"], r["moment"]) for r in rows}:
         convs = sorted((r for r in rows if (r["network"], r["moment"]) == key and r["kind"] == "conv"),
                        key=lambda r: r["depth"])
-        if len(convs) >= 2 and convs[-1][metric] > 0:
-            out[key] = convs[0][metric] / convs[-1][metric]
+        if len(convs) >= 2:
+            out[key] = (convs[0], convs[-1])
     return out
+
+
+def first_to_last(rows: list[dict], metric: str = "rms") -> dict[tuple[str, str], float]:
+    """{(network, moment): metric at the first main-path convolution / at the last one}.
+
+    Below 1, the gradient shrinks toward the input (what "vanishing" means); above 1, it grows.
+    """
+    return {key: first[metric] / last[metric] for key, (first, last) in compared_layers(rows).items()
+            if last[metric] > 0}
 
 
 def gradients(rows: list[dict], metric: str = "rms") -> str:
@@ -45,9 +53,16 @@ def gradients(rows: list[dict], metric: str = "rms") -> str:
     if not ratios:
         return ""
     what = "gradient per weight" if metric == "rms" else "gradient norm"
-    parts = []
+    ends = compared_layers(rows)
+    lasts = {}  # the last convolution, by network: named, since the classifier after it sits higher on the chart
+    for (n, _), (_, last) in sorted(ends.items()):
+        lasts.setdefault(n, f"{n}'s {last['layer']} (depth {last['depth']})")
+    parts = ["Each network's first convolution is compared with its last convolution ("
+             + listing(list(lasts.values()))
+             + "; both ringed on the chart), not with the classifier after it, whose gradient is not comparable."]
     if any(r < 1 for r in ratios.values()):
         parts.append("A gradient that is smaller at the first layer than at the last is what vanishing looks like.")
+    verdict = {}
     for moment in ("at initialisation", "after training"):
         here = {n: r for (n, m), r in ratios.items() if m == moment}
         if not here:
@@ -60,24 +75,39 @@ def gradients(rows: list[dict], metric: str = "rms") -> str:
                      + "; ".join(s for s in said if s) + ".")
         plain, res = here.get(label("resnet_plain")), here.get(label("resnet"))
         if plain is not None and res is not None:
-            parts.append(_depth_verdict(plain, res, moment))
+            verdict[moment] = (plain, res)
+    if verdict:
+        parts.append(_depth_verdict(verdict))
     return " ".join(parts)
 
 
-def _depth_verdict(plain: float, res: float, moment: str) -> str:
-    """plain, res: first-to-last ratios of the ResNet without and with shortcuts."""
-    if plain < 1 and plain * CLOSE < res:
-        return (f"{moment.capitalize()}, the first layer of the ResNet without shortcuts gets {_x(res / plain)} less "
-                "of the gradient, relative to its last layer, than the ResNet's: this agrees with the report's claim "
-                "that shortcuts keep gradients flowing.")
-    if plain >= 1:
-        return (f"Without shortcuts the gradient does not vanish {moment}: the first layer gets {_x(plain)} what the "
-                f"last one gets (with shortcuts: {_x(res)}). At this depth (14 weight layers, each convolution "
-                "followed by BatchNorm) there is no vanishing gradient for shortcuts to fix, which does not support "
-                "the report's argument.")
-    return (f"{moment.capitalize()}, the gradient shrinks toward the input about as much without shortcuts "
-            f"({_x(plain)}) as with them ({_x(res)}): the shortcuts make little difference to it here, contrary to "
-            "the report's argument.")
+def _depth_verdict(ratios: dict[str, tuple[float, float]]) -> str:
+    """ratios: {moment: first-to-last ratios of the ResNet without and with shortcuts}. One conclusion for
+    the moments that agree, so no sentence is said twice."""
+    def kind(plain: float, res: float) -> str:
+        return "vanish" if plain < 1 and plain * CLOSE < res else "fine" if plain >= 1 else "alike"
+    groups: dict[str, list[str]] = {}
+    for moment, (plain, res) in ratios.items():
+        groups.setdefault(kind(plain, res), []).append(moment)
+    parts = []
+    for what, moments in groups.items():
+        when = listing(moments)
+        plain = listing([_x(ratios[m][0]) for m in moments])
+        res = listing([_x(ratios[m][1]) for m in moments])
+        if what == "vanish":
+            parts.append(f"{when.capitalize()}, the first layer of the ResNet without shortcuts gets less of the "
+                         f"gradient, relative to its last convolution, than the ResNet's ({plain} against {res}): "
+                         "this agrees with the report's claim that shortcuts keep gradients flowing.")
+        elif what == "fine":
+            parts.append(f"Without shortcuts the gradient does not vanish {when}: the first convolution gets {plain} "
+                         f"what the last one gets (with shortcuts: {res}). At this depth (14 weight layers, each "
+                         "convolution followed by BatchNorm) there is no vanishing gradient for shortcuts to fix, "
+                         "which does not support the report's argument.")
+        else:
+            parts.append(f"{when.capitalize()}, the gradient shrinks toward the input about as much without shortcuts "
+                         f"({plain}) as with them ({res}): the shortcuts make little difference to it here, contrary "
+                         "to the report's argument.")
+    return " ".join(parts)
 
 
 # ---------------------------------------------------------------- cost
@@ -100,11 +130,30 @@ def cost(rows: list[dict]) -> str:
     if se and res:
         parts.append(f"The SE blocks add {se['params'] - res['params']:,} parameters "
                      f"({se['params'] / res['params'] - 1:+.1%}) and {se['macs'] / res['macs'] - 1:+.2%} compute.")
+        parts.append(_latency_pair(se, res))
     top = max(rows, key=lambda r: r["macs"]) if rows else None
     low = min(rows, key=lambda r: r["macs"]) if rows else None
     if top and low and top is not low:
         parts.append(f"The {top['network']} costs {_x(top['macs'] / low['macs'])} the compute of the {low['network']}.")
     return " ".join(parts)
+
+
+def _latency_pair(se: dict, res: dict, batch: int = 256) -> str:
+    """What the stored latencies say about the SE-ResNet against the ResNet at one batch size."""
+    a, b = se.get(f"latency_ms_{batch}"), res.get(f"latency_ms_{batch}")
+    if not a or not b:
+        return ""
+    gap = a / b - 1
+    how = ("about the same time" if abs(gap) < SAME_TIME else
+           f"{gap:.0%} longer" if gap > 0 else f"{-gap:.0%} less time")
+    said = f"{batch} images take the SE-ResNet {a:.1f} ms and the ResNet {b:.1f} ms: {how}"
+    if not (se.get("latency_together") and res.get("latency_together")):
+        return (f"As stored, {said}; but they were timed one after another, when the machine's load may have "
+                "differed: `python -m cifarnets analyze --latency-only` times them together.")
+    return (f"Timed together, {said}"
+            + (", as their near-equal compute predicts." if abs(gap) < SAME_TIME else
+               ": the SE blocks' pooling and tiny layers cost time that multiply-accumulates do not count."
+               if gap > 0 else ", which their compute does not explain: time them again with the button above."))
 
 
 # ---------------------------------------------------------------- quality
@@ -241,7 +290,23 @@ def se_classes(spread: dict[str, float]) -> str:
     return text + f" ({rising} of {len(values) - 1} steps rise): no clear trend with depth."
 
 
+def stages(shapes: dict[str, list[tuple[int, int, int]]]) -> str:
+    """The takeaway of the stage maps. shapes: {network: (channels, height, width) of each stage, in order}."""
+    trades = [f"{n} from {a[0]} maps of {a[1]}x{a[2]} to {b[0]} of {b[1]}x{b[2]}"
+              for n, (a, b) in ((n, (s[0], s[-1])) for n, s in shapes.items() if len(s) >= 2)]
+    if not trades:
+        return ""
+    return ("**What to take away.** Stage by stage, every network trades *where* for *what*: "
+            + listing(trades) + ". The first maps still look like the picture (its edges, colours and light); the "
+            "last are a few pixels each, too coarse to show where things are, and each channel stands for a "
+            "pattern the network learned to tell the classes apart. The classifier sees only those.")
+
+
 # ---------------------------------------------------------------- DenseNet feature reuse
+
+IGNORED = 0.10  # a source weighted under this share of the row's strongest counts as nearly ignored
+EVEN = 0.50  # at or above this share, every source is used about as much as the strongest
+
 
 def reuse(rows: list[dict]) -> str:
     if not rows:
@@ -254,10 +319,14 @@ def reuse(rows: list[dict]) -> str:
             vals = [r["mean_abs_weight"] for r in layers if r["block"] == block and r["consumer_index"] == c]
             weakest = min(weakest, min(vals) / max(vals))
     if weakest < math.inf:
+        how = (f"some earlier features are nearly ignored (under {IGNORED:.0%} of the strongest), so reuse is partial."
+               if weakest < IGNORED else
+               f"every earlier feature is used, though unevenly (none falls under {IGNORED:.0%}, which would count as "
+               "nearly ignored)."
+               if weakest < EVEN else
+               "all earlier features are used about evenly, the feature reuse the report claims.")
         parts.append(f"Every dense layer puts at least {weakest:.0%} as much weight (per channel) on its least-used "
-                     "input as on its most-used one: "
-                     + ("all earlier features are used, the feature reuse the report claims." if weakest > 0.3 else
-                        "some earlier features are nearly ignored, so reuse is partial."))
+                     "input as on its most-used one: " + how)
     cls = sorted((r for r in rows if r["consumer"] == "classifier"), key=lambda r: r["source_index"])
     if len(cls) >= 2:
         ratio = cls[-1]["mean_abs_weight"] / max(cls[0]["mean_abs_weight"], 1e-12)

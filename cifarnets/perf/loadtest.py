@@ -103,12 +103,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app: Path | None = None, env: dict | None = None, log: Path | None = None, start_timeout_s: float = 120):
-    """`streamlit run app.py` on a free 127.0.0.1 port while the block runs, then SIGTERM (kill after 5 s): its URL."""
+def serve(app: Path | None = None, env: dict | None = None, log: Path | None = None, start_timeout_s: float = 120,
+          port: int | None = None):
+    """`streamlit run app.py` on 127.0.0.1 (`port`, or a free one) while the block runs, then SIGTERM (kill after
+    5 s): its URL."""
     app = app or project_root() / "app.py"
     if not app.is_file():
         raise LoadError(f"no {app} to serve: run from the repository, or give --url")
-    port = free_port()
+    port = port or free_port()
     out = open(log, "w+b") if log else tempfile.TemporaryFile()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save
 from .. import CIFAR10_CLASSES, __version__
 from ..models import KEYS, MODELS, build, count_params, label
 from ..paths import checkpoints_dir
-from ..prose import listing
+from ..prose import listing, plural
 from .fileio import read_json, write_bytes, write_json
 from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, UNFAMILIAR_FILE, read_history  # noqa: F401
 
@@ -77,9 +77,11 @@ def training_summary(config: dict) -> str:
     cpu (...)", naming a teacher it was distilled from. Whatever the config holds, a line comes back."""
     recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
     epochs, wall, device = config.get("epochs"), config.get("wall_s"), config.get("device")
-    line = f"{recipe.get('name', 'an unrecorded')} recipe, {epochs if isinstance(epochs, int) else '?'} epochs"
+    line = f"{recipe.get('name', 'an unrecorded')} recipe, " + (plural(epochs, "epoch") if isinstance(epochs, int)
+                                                                  else "? epochs")
     if isinstance(wall, (int, float)) and not isinstance(wall, bool) and wall >= 0:
-        line += f" in {wall / 3600:.1f} h" if wall >= 5400 else f" in {wall / 60:.0f} min"
+        line += (f" in {wall / 3600:.1f} h" if wall >= 5400 else f" in {wall / 60:.0f} min" if wall >= 90
+                 else f" in {wall:.0f} s")
     if isinstance(device, str) and device:
         line += f" on {device}"
     teacher = config.get("teacher")

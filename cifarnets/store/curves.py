@@ -46,6 +46,13 @@ def shipped_curves(checkpoints: Path) -> list[Curve]:
     return curves
 
 
+def spread(curves: list[Curve], factor: int = 4) -> bool:
+    """Whether the longest history is at least `factor` times the shortest: a linear epoch axis would then
+    squeeze the short ones into its first sliver."""
+    lengths = [len(c.rows) for c in curves if c.rows]
+    return bool(lengths) and max(lengths) >= factor * min(lengths)
+
+
 def long_rows(curves: list[Curve]) -> list[dict]:
     """One row per (curve, epoch, metric, split) with a finite value; what Altair's encodings want."""
     out = []

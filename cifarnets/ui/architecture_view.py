@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..diagram import LEVELS, diagram, to_dot, to_dot_side_by_side
+from ..diagram import LEVELS, diagram, to_dot
 from ..models import EXTRA_KEYS, KEYS, label, spec
 from . import resources, share
 
@@ -60,13 +60,13 @@ def one_network(key: str, level: str) -> None:
     st.code(info["printout"], language=None, height=min(420, 24 * (info["printout"].count("\n") + 2)))
 
 
-@st.cache_data(show_spinner=False)
-def dot_side_by_side(level: str) -> str:
-    titles = [f"{label(k)} · {resources.overview(k)['params']:,} parameters" for k in KEYS]
-    return to_dot_side_by_side([diagram(k, level) for k in KEYS], titles)
-
-
 def side_by_side(level: str) -> None:
     st.caption(LEGEND)
-    # One drawing at one scale: a deeper network is taller, a wider one wider, as they are.
-    st.graphviz_chart(dot_side_by_side(level), width="stretch")
+    # Two by two, each drawing at its own natural size, so all four share one scale (a deeper network is
+    # taller, a wider one wider, as they are) and the text stays legible: the four in one drawing, fitted to
+    # the page, had text about 6 px high at 1400 px.
+    for row in (KEYS[:2], KEYS[2:]):
+        for col, key in zip(st.columns(2, gap="large"), row, strict=True):
+            with col:
+                st.markdown(f"**{label(key)}** · {resources.overview(key)['params']:,} parameters")
+                st.graphviz_chart(dot(key, level), width="content")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import zlib
+
 import altair as alt
+import pandas as pd
 
 from ..models import ALL_KEYS, KEYS, MODELS, label, spec
 
 NETWORK_ORDER = [label(k) for k in KEYS]
 COLORS = {label(k): spec(k).colour for k in ALL_KEYS}  # {label: colour}: the same on every chart
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    """A chart's data as a DataFrame: Streamlit sends it as Arrow beside the spec. Inline rows (alt.Data) are
+    validated value by value on every rerun: 7 s for the 8,600 cells of the gradient heat map, 0.1 s so."""
+    return pd.DataFrame(rows)
 
 
 def network_scale(present: list[str] | None = None) -> alt.Scale:
@@ -31,59 +40,78 @@ def params_chart(rows: list[dict]) -> alt.Chart:
     return (bars + text).properties(height=160)
 
 
-# Colours for the curves that are not a network's shipped one (its report-recipe history, the user's runs).
-EXTRA_COLORS = ["#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac", "#8cd17d", "#d4a6c8",
-                "#86bcb6", "#f1ce63", "#79706e", "#d37295"]
+def _mix(hex_colour: str, toward: int, share: float) -> str:
+    """A colour moved `share` of the way toward white (255) or black (0)."""
+    rgb = [int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (toward - c) * share):02x}" for c in rgb)
+
+
+# A run's shade of its network's colour, from its name alone, so it keeps it whatever else is drawn.
+RUN_SHADES = [(0, 0.35), (0, 0.55), (255, 0.25), (0, 0.2), (255, 0.6), (0, 0.7)]
+
+
+def series_color(network: str, source: str) -> str:
+    """One fixed colour per network and source: the network's own for its shipped checkpoint, a light tint for
+    the report recipe's history, a shade chosen by the run's name for a user's run."""
+    base = COLORS.get(network, "#888888")
+    if source.startswith("shipped (report"):
+        return _mix(base, 255, 0.45)
+    if source.startswith("shipped"):
+        return base
+    toward, share = RUN_SHADES[zlib.crc32(source.encode()) % len(RUN_SHADES)]
+    return _mix(base, toward, share)
 
 
 def _series_scale(rows: list[dict]) -> tuple[list[str], alt.Scale]:
-    """Series names 'network · source', each network's shipped curve in the network's own colour."""
+    """Series names 'network · source' in network order, shipped first, each in its fixed colour."""
     def order(r):
         return (NETWORK_ORDER.index(r["network"]) if r["network"] in NETWORK_ORDER else 99,
                 not r["source"].startswith("shipped"), r["source"])
-    names, colours, coloured = [], [], set()
-    for r in sorted(rows, key=order):
-        name = f"{r['network']} · {r['source']}"
-        if name in names:
-            continue
-        names.append(name)
-        if r["network"] not in coloured and r["source"].startswith("shipped") and r["network"] in COLORS:
-            colours.append(COLORS[r["network"]])
-            coloured.add(r["network"])
-        else:
-            colours.append(EXTRA_COLORS[(len(colours) - len(coloured)) % len(EXTRA_COLORS)])
-    return names, alt.Scale(domain=names, range=colours)
+    pairs = list(dict.fromkeys((r["network"], r["source"]) for r in sorted(rows, key=order)))
+    names = [f"{n} · {s}" for n, s in pairs]
+    return names, alt.Scale(domain=names, range=[series_color(n, s) for n, s in pairs])
 
 
-def curves_chart(rows: list[dict], metric: str, side_by_side: bool) -> alt.Chart:
-    """Train and test curves of one metric.
+SHORT = 25  # a series of at most this many epochs keeps a marker on every epoch; longer ones are bare lines
 
-    Overlaid: every curve in one panel, each network's shipped curve in its own colour.
-    Side by side: one panel per network, sources in colour, so the report's recipe sits beside ours.
+
+def curves_chart(rows: list[dict], metric: str, side_by_side: bool, log_epochs: bool = False) -> alt.Chart:
+    """Train and test curves of one metric, each series (network · source) in its fixed colour.
+
+    Overlaid: every curve in one panel. Side by side: one panel per network. Clicking a legend entry shows
+    that series alone (shift-click adds more); long series have no markers, but every point has a tooltip.
+    `log_epochs` spreads out the first epochs, where 10-20-epoch runs end beside 150-epoch ones.
     """
     data = [dict(r, series=f"{r['network']} · {r['source']}") for r in rows if r["metric"] == metric]
+    lengths: dict[str, int] = {}
+    for r in data:
+        lengths[r["series"]] = max(lengths.get(r["series"], 0), r["epoch"])
+    data = [dict(r, short=lengths[r["series"]] <= SHORT) for r in data]
     is_acc = metric == "accuracy"
     tooltip = [alt.Tooltip("network:N"), alt.Tooltip("source:N"), alt.Tooltip("split:N"), alt.Tooltip("epoch:Q"),
                alt.Tooltip("value:Q", title=metric, format=".2%" if is_acc else ".4f")]
-    if side_by_side:
-        sources = sorted({r["source"] for r in data}, key=lambda s: (not s.startswith("shipped"), s))
-        # Below the panels: four panels and a legend beside them are wider than the page.
-        color = alt.Color("source:N", title="source", sort=sources, scale=alt.Scale(scheme="tableau10"),
-                          legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=400))
-    else:
-        names, scale = _series_scale(data)
-        color = alt.Color("series:N", title="network · source", sort=names, scale=scale,
-                          legend=alt.Legend(labelLimit=320))
-    chart = alt.Chart(alt.Data(values=data)).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
-        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1), scale=alt.Scale(zero=False, nice=False)),
+    names, scale = _series_scale(data)
+    shown = alt.selection_point(fields=["series"], bind="legend")
+    legend = (alt.Legend(orient="bottom", direction="vertical", labelLimit=400) if side_by_side
+              else alt.Legend(labelLimit=320))
+    base = alt.Chart().encode(
+        x=alt.X("epoch:Q", title="epoch" + (" (log scale)" if log_epochs else ""),
+                axis=alt.Axis(tickMinStep=1, format="d"),
+                scale=alt.Scale(type="log", nice=False) if log_epochs else alt.Scale(zero=False, nice=False)),
         y=alt.Y("value:Q", title=metric, axis=alt.Axis(format=".0%" if is_acc else ".2f"),
                 scale=alt.Scale(zero=False)),
-        color=color,
-        # Streamlit's theme draws this legend's dash symbols invisibly: the page says it in words instead.
-        strokeDash=alt.StrokeDash("split:N", scale=SPLIT_DASH, legend=None),
+        color=alt.Color("series:N", title="network · source", sort=names, scale=scale,
+                        legend=legend),
         detail=alt.Detail("series:N"),
-        tooltip=tooltip,
+        opacity=alt.condition(shown, alt.value(1.0), alt.value(0.08)),
     )
+    # Streamlit's theme draws this legend's dash symbols invisibly: the page says it in words instead.
+    lines = base.mark_line().encode(strokeDash=alt.StrokeDash("split:N", scale=SPLIT_DASH, legend=None)
+                                    ).add_params(shown)
+    markers = base.mark_point(size=22, filled=True).transform_filter("datum.short")
+    # Invisible, but under the pointer: every epoch of every series answers a hover with its value.
+    hover = base.mark_point(size=80, opacity=0).encode(opacity=alt.value(0), tooltip=tooltip)
+    chart = alt.layer(lines, markers, hover, data=table(data))
     if side_by_side:
         networks = [n for n in NETWORK_ORDER if any(r["network"] == n for r in data)]
         return chart.properties(width=200, height=220).facet(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
 from ..data.images import EXTENSIONS, ImageError, formats_text
 from ..examples import list_examples
 from ..paths import PublicLimits
 from ..predict import Result, read_file, unique_names
+from ..prose import one_in
 from ..store.checkpoints import Entry
 from ..unfamiliar.calibration import Verdict
 from ..unfamiliar.scores import METHODS
@@ -65,15 +68,28 @@ GUESSING = ("Every network finds this image unlike anything it was trained on: t
             "however sure the bars look.")
 
 
+FAMILIAR = ":gray-badge[looks like CIFAR-10]"  # neutral: it says nothing about whether the answer is right
+UNFAMILIAR = ":orange-badge[unlike CIFAR-10]"
+
+
 def verdict_line(verdict: Verdict | None) -> tuple[str, str | None]:
-    """(the badge under a network's answer, its tooltip): unfamiliar, familiar, or no verdict."""
+    """(the badge under a network's answer, its tooltip): unlike CIFAR-10, looks like it, or no verdict."""
     if verdict is None:
         return ":gray-badge[no unfamiliarity check]", "This network is not calibrated: see the note above the cards."
     how = (f"{METHODS[verdict.method]}: {verdict.score:.3g}, against a threshold of {verdict.threshold:.3g} that "
            f"{verdict.rate:.0%} of CIFAR-10 test images stay under.")
-    if verdict.unfamiliar:
-        return ":orange-badge[:material/help: unfamiliar input]", how
-    return ":green-badge[:material/check: familiar]", how
+    return (UNFAMILIAR if verdict.unfamiliar else FAMILIAR), how
+
+
+def badges_line(entries: dict[str, Entry]) -> None:
+    """What the two badges mean, in words, above the cards: a tooltip never shows on a phone."""
+    rates = [e.config["unfamiliar"]["held_out_rate"] for e in entries.values()
+             if e.ok and isinstance((e.config or {}).get("unfamiliar"), dict)
+             and isinstance(e.config["unfamiliar"].get("held_out_rate"), float)]
+    often = f" (so do about {one_in([1 - r for r in rates])} real CIFAR-10 test images)" if rates else ""
+    st.markdown(f"Under each answer, {FAMILIAR} means the image resembles the photos that network learned from: "
+                f"it does **not** mean the answer is right. {UNFAMILIAR} means it does not resemble them{often}, so "
+                "the answer is likely a guess.")
 
 
 def uncalibrated_note(notes: dict[str, str], entries: dict[str, Entry]) -> None:
@@ -82,9 +98,26 @@ def uncalibrated_note(notes: dict[str, str], entries: dict[str, Entry]) -> None:
         st.caption("Unfamiliarity check off for " + "; ".join(f"{entries[k].label}: {why}" for k, why in notes.items()))
 
 
+# At phone width Streamlit stacks columns one under another, and a card was four screens tall: here they
+# wrap two by two instead (your image beside what the networks see, then the four answers as a 2x2 grid).
+COMPACT_CARDS = """<style>
+@media (max-width: 640px) {
+  [class*="st-key-card-"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; row-gap: 0.75rem; }
+  [class*="st-key-card-"] [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {
+    flex: 1 1 calc(50% - 1rem) !important; min-width: calc(50% - 1rem) !important;
+    max-width: calc(50% - 0.5rem); }
+}
+</style>"""
+
+
+def compact_cards() -> None:
+    st.html(COMPACT_CARDS)
+
+
 def result_card(result: Result, entries: dict[str, Entry]) -> None:
     """A readable image, the 32x32 input the networks see, and each network's top-1, verdict and top-5."""
-    with st.container(border=True):
+    # Keyed, so the phone layout below finds the card; the name's hash, since a key becomes a CSS class.
+    with st.container(border=True, key=f"card-{hashlib.sha1(result.name.encode()).hexdigest()[:12]}"):
         flag = " :orange-badge[networks disagree]" if result.disagree else ""
         st.markdown(f"**{result.name}**{flag}")
         if result.guessing:

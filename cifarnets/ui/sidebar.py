@@ -75,7 +75,8 @@ def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
     recipe_name = st.selectbox("Recipe", list(recipes.RECIPES),
                                format_func=lambda n: RECIPE_NAMES.get(n, n), key="train_recipe")
     recipe = recipes.get(recipe_name, key)
-    st.caption(recipe.note)
+    with st.expander("About this recipe"):  # folded: the note would fill the sidebar's first screen on every page
+        st.caption(recipe.note)
     # Keys carry the network and recipe, so each pair starts from its own recipe's values.
     most_epochs, most_batch = (visitor.limits.epochs, visitor.limits.batch_size) if visitor.public else (1000, 8192)
     left, right = st.columns(2)

@@ -5,7 +5,7 @@ Each function takes {network label: the record `calibrate` stored} and returns M
 
 from __future__ import annotations
 
-from ..prose import listing
+from ..prose import listing, one_in
 from .scores import METHODS
 
 CLOSE = 0.02  # AUROCs nearer than this are called about the same
@@ -87,5 +87,6 @@ def kinds(records: dict[str, dict]) -> str:
     rates = [r["held_out_rate"] for r in records.values()]
     rate = next(iter(records.values()))["rate"]
     parts.append(f"The threshold keeps {min(rates):.1%} to {max(rates):.1%} of held-out CIFAR-10 test images under it "
-                 f"(the aim: {rate:.0%}), so about one real CIFAR-10 image in {round(1 / (1 - rate))} is flagged too.")
+                 f"(the aim: {rate:.0%}), so about {one_in([1 - r for r in rates])} real CIFAR-10 images are "
+                 "flagged too.")
     return " ".join(parts)

@@ -6,7 +6,7 @@ import altair as alt
 
 from ...analysis.collect import INIT, TRAINED
 from ...models import ALL_KEYS, label
-from ..charts import COLORS
+from ..charts import COLORS, table
 
 ORDER = [label(k) for k in ALL_KEYS]
 METRICS = {"rms": "gradient per weight (RMS)", "norm": "gradient norm"}
@@ -21,7 +21,7 @@ def color_by_network(present: list[str] | None = None, **legend) -> alt.Color:
 
 def gradients(rows: list[dict], metric: str) -> alt.FacetChart:
     """Gradient against depth, one panel per moment; lines join the main path, shortcut and SE layers are
-    drawn beside it as open marks."""
+    drawn beside it as open marks; rows with `compared` set are ringed."""
     present = sorted({r["network"] for r in rows})
     y = alt.Y(f"{metric}:Q", scale=alt.Scale(type="log"), title=METRICS[metric], axis=alt.Axis(format=".0e"))
     x = alt.X("depth:Q", title="depth (weight layers along the main path)", axis=alt.Axis(tickMinStep=1))
@@ -33,27 +33,37 @@ def gradients(rows: list[dict], metric: str) -> alt.FacetChart:
     side = alt.Chart().mark_point(size=45, filled=False).encode(
         x=x, y=y, color=color_by_network(present), shape=alt.Shape("kind:N", title="beside the main path"),
         tooltip=tooltip).transform_filter(alt.FieldOneOfPredicate("kind", ["shortcut", "se"]))
+    # Rings round the two layers the text compares (first and last convolution), so a reader sees which they are.
+    rings = alt.Chart().mark_point(size=260, filled=False, strokeWidth=1.5, color="#333333").encode(
+        x=x, y=y, tooltip=tooltip).transform_filter("datum.compared")
     moments = [m for m in (INIT, TRAINED) if any(r["moment"] == m for r in rows)]
     layers = [main, side] if any(r["kind"] in ("shortcut", "se") for r in rows) else [main]
-    return alt.layer(*layers, data=alt.Data(values=rows)).properties(width=360, height=280).facet(
+    layers.append(rings)
+    return alt.layer(*layers, data=table(rows)).properties(width=360, height=280).facet(
         column=alt.Column("moment:N", sort=moments, title=None)).configure_legend(orient="bottom", columns=3)
 
 
+EPOCHS_HEIGHT = 240  # px per panel, however many epochs: 150 rows of 14 px ran to six screens
+
+
 def epochs(rows: list[dict], metric: str) -> alt.Chart:
-    """Gradient per layer (columns) and epoch (rows) as colour, one panel per network."""
-    return alt.Chart(alt.Data(values=rows)).mark_rect().encode(
+    """Gradient per layer (columns) and epoch (rows) as colour, one panel per network, of a fixed height."""
+    return alt.Chart(table(rows)).transform_calculate(epoch_end="datum.epoch + 1").mark_rect().encode(
         x=alt.X("depth:O", title="depth", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("epoch:O", title="epoch (0: initialisation)"),
+        # Quantitative epochs, so a long run's rows shrink into the fixed height and the axis labels thin out.
+        y=alt.Y("epoch:Q", title="epoch (0: initialisation)", scale=alt.Scale(nice=False, reverse=True),
+                axis=alt.Axis(tickMinStep=1)),
+        y2="epoch_end:Q",
         color=alt.Color(f"{metric}:Q", scale=alt.Scale(type="log", scheme="viridis"), title=METRICS[metric]),
         tooltip=["network:N", "epoch:O", "layer:N", alt.Tooltip(f"{metric}:Q", format=".3e")],
-    ).properties(width=alt.Step(18), height=alt.Step(14)).facet(
+    ).properties(width=alt.Step(18), height=EPOCHS_HEIGHT).facet(
         facet=alt.Facet("network:N", sort=ORDER, title=None), columns=3).resolve_scale(x="independent")
 
 
 def accuracy(rows: list[dict]) -> alt.Chart:
     """Test accuracy per epoch; rows: network, epoch, test_acc."""
     present = sorted({r["network"] for r in rows})
-    return alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=20)).encode(
+    return alt.Chart(table(rows)).mark_line().encode(
         x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("test_acc:Q", title="test accuracy", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
         color=color_by_network(present), tooltip=["network:N", "epoch:Q", alt.Tooltip("test_acc:Q", format=".2%")],
@@ -80,8 +90,10 @@ def cost(rows: list[dict]) -> alt.Chart:
 def per_class(rows: list[dict]) -> alt.Chart:
     """rows: network, class, accuracy."""
     base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("network:N", sort=ORDER, title=None, axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("class:N", sort=None, title=None))
+        # Slanted and never hidden: level labels overlapped, and Vega dropped the ResNet's and the SE-ResNet's.
+        x=alt.X("network:N", sort=ORDER, title=None, axis=alt.Axis(labelAngle=-30, labelOverlap=False,
+                                                                   labelLimit=240)),
+        y=alt.Y("class:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False)))
     cells = base.mark_rect().encode(color=alt.Color("accuracy:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
                                                     legend=None),
                                     tooltip=["network:N", "class:N", alt.Tooltip("accuracy:Q", format=".1%")])

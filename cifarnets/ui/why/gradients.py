@@ -29,7 +29,8 @@ def render(nets: dict[str, Network]) -> None:
                 f"(the trainer records them every epoch){data_hint()}:")
         st.code(analyze_command(), language="bash")
     else:
-        st.altair_chart(charts.gradients(rows, choice), width="content")
+        ends = {id(r) for pair in findings.compared_layers(rows).values() for r in pair}
+        st.altair_chart(charts.gradients([dict(r, compared=id(r) in ends) for r in rows], choice), width="content")
         st.markdown(findings.gradients(rows, choice))
     _plain(nets)
     _epochs(nets, choice)
