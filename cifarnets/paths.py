@@ -11,7 +11,7 @@ CIFARNETS_CACHE        decoded data sets (default ~/.cache/cifarnets)
 CIFARNETS_HUB          networks the app loads from the Hugging Face Hub (docs/hub.md)
 CIFARNETS_BF16=0       train in fp32 even where the hardware has bf16
 CIFARNETS_PUBLIC=1     public mode, for a deployment anyone can open (docs/deploy.md); its limits:
-  CIFARNETS_MAX_TRAINERS   training processes at once, server-wide (default 1)
+  CIFARNETS_MAX_TRAINERS   training processes at once, server-wide (default 1; 0: no training)
   CIFARNETS_MAX_EPOCHS     epochs a visitor may ask for (default 10)
   CIFARNETS_MAX_BATCH      the largest batch size (default 256)
   CIFARNETS_RUN_HOURS      hours a finished or stopped run is kept (default 2)
@@ -98,11 +98,13 @@ def public_limits() -> PublicLimits:
         if not text:
             continue
         kind = type(getattr(PublicLimits, name))
+        least = 0 if name == "trainers" else 1  # 0 trainers: training off
         try:
             value = kind(text)
         except ValueError:
-            value = 0
-        if not value > 0:
-            raise ValueError(f"{var} must be a {'whole ' if kind is int else ''}number above 0, not {text!r}")
+            value = -1
+        if not (value > 0 if kind is float else value >= least):
+            raise ValueError(f"{var} must be a {'whole ' if kind is int else ''}number "
+                             f"{'of 0 or more' if least == 0 else 'above 0'}, not {text!r}")
         given[name] = value
     return PublicLimits(**given)

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from cifarnets import CIFAR10_CLASSES
 from cifarnets.models import build
-from cifarnets.paths import PublicLimits
+from cifarnets.paths import PublicLimits, public_limits
 from cifarnets.perf import loadtest
 from cifarnets.perf.loadtest import CHROMIUM
 from cifarnets.runs import jobs, racejobs
@@ -163,6 +163,19 @@ def test_busy_line_says_roughly_until_when(tmp_path):
                     + time.strftime("%H:%M UTC", time.gmtime(1400.0)) + ").")
     fresh = jobs.Run(tmp_path, {"pid": 1, "started": 1000.0}, {"state": "running"})
     assert "just started; try again in a few minutes" in busy_line([fresh], 1, now=1001.0)
+    assert busy_line([], 0).startswith("Training is off on this server")
+
+
+def test_public_limits_come_from_their_variables(monkeypatch):
+    monkeypatch.setenv("CIFARNETS_MAX_TRAINERS", "0")
+    monkeypatch.setenv("CIFARNETS_MAX_EPOCHS", "3")
+    monkeypatch.setenv("CIFARNETS_RUN_HOURS", "0.5")
+    assert public_limits() == PublicLimits(trainers=0, epochs=3, run_hours=0.5)
+    for var, bad in (("CIFARNETS_MAX_EPOCHS", "0"), ("CIFARNETS_MAX_BATCH", "many"), ("CIFARNETS_RUNS_MB", "-1")):
+        monkeypatch.setenv(var, bad)
+        with pytest.raises(ValueError, match=f"^{var} must be a"):
+            public_limits()
+        monkeypatch.delenv(var)
 
 
 def test_over_cap_epochs_batch_and_any_path_are_refused(public, tmp_path):

@@ -183,6 +183,8 @@ def busy_line(live: list[Job], capacity: int, now: float | None = None) -> str:
     """"" while fewer than `capacity` trainers run, else one line: busy, and roughly until when."""
     if len(live) < capacity:
         return ""
+    if capacity == 0:
+        return "Training is off on this server: its operator set CIFARNETS_MAX_TRAINERS=0."
     now = now or time.time()
     known = [s for s in (remaining_s(j, now) for j in live) if s is not None]
     what = "the trainer is" if capacity == 1 else f"all {capacity} trainers are"
