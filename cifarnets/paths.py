@@ -7,6 +7,7 @@ CIFARNETS_CHECKPOINTS  the shipped checkpoints (default checkpoints/)
 CIFARNETS_RUNS         the app's training runs (default runs/)
 CIFARNETS_DEVICE       the device the app classifies on (default auto: CUDA, then MPS, then the CPU)
 CIFARNETS_DATA         the training data when --data is not given (default ./data)
+CIFARNETS_PHOTOS       real photos, FOLDER/<class>/<picture>, for `python -m cifarnets photos` (no default)
 CIFARNETS_CACHE        decoded data sets (default ~/.cache/cifarnets)
 CIFARNETS_HUB          networks the app loads from the Hugging Face Hub (docs/hub.md)
 CIFARNETS_BF16=0       train in fp32 even where the hardware has bf16
@@ -52,6 +53,11 @@ def app_device() -> str:
 def data_env() -> str:
     """$CIFARNETS_DATA, or "" when unset."""
     return os.environ.get("CIFARNETS_DATA", "")
+
+
+def photos_env() -> str:
+    """$CIFARNETS_PHOTOS, or "" when unset."""
+    return os.environ.get("CIFARNETS_PHOTOS", "")
 
 
 def cache_dir() -> Path:

@@ -2,6 +2,7 @@
 the preparations, the zoom-out augmentation, and `python -m cifarnets photos` on a small set."""
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch
 from PIL import Image
 
 from cifarnets.data import images, loader
-from cifarnets.perf import photos
+from cifarnets.perf import bootstrap, photos
 
 
 def qt_bundle(files: dict[str, bytes], compress: set[str]) -> bytes:
@@ -98,29 +99,80 @@ def test_zoom_out_shrinks_the_image_and_reflects_its_edges():
     assert small[0, 16, 25:].float().mean() > 100 and small[0, 16, :7].float().mean() < 100
 
 
-def test_photos_measures_each_preparation_and_view_count_on_a_set(tmp_path):
+def test_the_photo_like_augmentations_do_what_they_say():
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8))
+    ones = torch.ones(4)
+    centre = torch.full((4, 2), 0.5)
+    assert torch.allclose(loader.resized_crop(x, ones, ones, centre), x.float(), atol=1e-3)  # the whole image
+    # a quarter of the area at the top-left corner, on a ramp 8 brighter a column: columns 0 to 16, enlarged
+    ramp = (torch.arange(32) * 8).expand(4, 3, 32, 32).to(torch.uint8)
+    corner = loader.resized_crop(ramp, ones / 4, ones, torch.zeros(4, 2))
+    assert corner.max() <= 16 * 8 and float(corner.mean()) == pytest.approx(float(ramp[..., :16].float().mean()), abs=4)
+    assert float(corner[..., 1:].diff(dim=-1).mean()) == pytest.approx(4, abs=0.2)  # half the slope: enlarged twice
+    assert torch.equal(loader.down_up(x, torch.zeros(4, dtype=torch.bool), 20), x.float())
+    soft = loader.down_up(x, torch.tensor([True, False, True, False]), 16)
+    assert torch.equal(soft[1], x[1].float())
+    assert soft[0].diff(dim=-1).abs().mean() < x[0].float().diff(dim=-1).abs().mean() / 2  # smoother
+    assert torch.allclose(loader.colour_jitter(x, torch.ones(4, 3)), x.float(), atol=1e-3)
+    grey = loader.colour_jitter(x, torch.tensor([[1.0, 1.0, 0.0]] * 4))  # no saturation: every channel the same
+    assert torch.allclose(grey[:, 0], grey[:, 1], atol=1e-3) and torch.allclose(grey[:, 1], grey[:, 2], atol=1e-3)
+    darker = loader.colour_jitter(x, torch.tensor([[0.5, 1.0, 1.0]] * 4))
+    assert float(darker.mean()) == pytest.approx(float(x.float().mean()) / 2, rel=0.01)
+
+
+def test_photos_measures_real_photos_and_composites_apart(tmp_path):
     rng = np.random.default_rng(1)
     for label in ("cat", "ship"):
         (tmp_path / label).mkdir()
-        for name in ("photo", "cutout-50%"):
-            Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(tmp_path / label / f"{name}.png")
-    out = subprocess.run([sys.executable, "-m", "cifarnets", "photos", str(tmp_path), "--views", "1", "2", "--json"],
+        for name in ("photo.jpg", "cutout-50%.png"):
+            Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(tmp_path / label / name)
+    (tmp_path / "cat" / "notes.txt").write_text("not a picture")  # skipped, not an error
+    out = subprocess.run([sys.executable, "-m", "cifarnets", "photos", str(tmp_path), "--views", "1", "2", "--json",
+                          "--preparations", "crop, lanczos", images.PREPARATION],
                          capture_output=True, text=True, check=True).stdout
     results = json.loads(out)
-    assert set(results) == {"cnn", "resnet", "densenet", "se_resnet"}
-    for by_preparation in results.values():
-        assert set(by_preparation) == set(images.PREPARATIONS)
-        for by_views in by_preparation.values():
-            assert set(by_views) == {"1", "2"}
-            for r in by_views.values():
-                assert r["n"] == 4 and 0 <= r["correct"] <= 4 and 0 <= r["accuracy"] <= 1
-                assert set(r["by_framing"]) == {"photo", "50%"}
+    assert results["pictures"]["composite"] == [True, False, True, False]  # cat/cutout-50%.png sorts before photo.jpg
+    for part in ("real", "composites"):
+        assert set(results[part]) == {"cnn", "resnet", "densenet", "se_resnet"}
+        for by_preparation in results[part].values():
+            assert set(by_preparation) == {"crop, lanczos", images.PREPARATION}
+            for by_views in by_preparation.values():
+                assert set(by_views) == {"1", "2"}
+                for r in by_views.values():
+                    assert r["n"] == 2 and 0 <= r["correct"] <= 2
+                    assert r["interval"][0] <= r["accuracy"] <= r["interval"][1]
 
 
-def test_photos_says_how_to_make_the_set_when_there_is_none(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "cifarnets", "photos", str(tmp_path / "none")],
-                         capture_output=True, text=True)
-    assert run.returncode == 1 and "--build" in run.stderr and "Traceback" not in run.stderr
+def test_photos_reads_its_folder_from_the_setting_and_says_what_to_do_without_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CIFARNETS_PHOTOS"}
+    run = subprocess.run([sys.executable, "-m", "cifarnets", "photos"], capture_output=True, text=True, env=env)
+    assert run.returncode == 1 and "CIFARNETS_PHOTOS" in run.stderr and "Traceback" not in run.stderr
+    run = subprocess.run([sys.executable, "-m", "cifarnets", "photos"], capture_output=True, text=True,
+                         env=env | {"CIFARNETS_PHOTOS": str(tmp_path / "none")})
+    assert run.returncode == 1 and "none is not a folder" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_balanced_accuracy_counts_each_class_equally():
+    # class 0: 2 of 3 right, class 1: 1 of 1 -> (2/3 + 1) / 2, where the raw share is 3/4
+    assert bootstrap.balanced_accuracy([1, 1, 0, 1], [0, 0, 0, 1]) == pytest.approx(5 / 6)
+
+
+def test_the_paired_interval_on_a_case_with_a_known_answer():
+    labels = np.array([0, 0, 1, 1, 1])
+    same = np.array([1, 0, 1, 1, 0])
+    assert bootstrap.paired_interval(same, same, labels) == (0.0, 0.0)  # the same answers: no difference at all
+    # a is right on every picture, b wrong on every one: the difference is 1 in every resample
+    assert bootstrap.paired_interval(np.ones(5), np.zeros(5), labels) == (1.0, 1.0)
+    # one class of two pictures, b wrong on one of them: a resample holds that picture 0, 1 or 2 times
+    # (chances 1/4, 1/2, 1/4), so the difference is 0, 0.5 or 1, and the 90% interval runs from 0 to 1
+    lo, hi = bootstrap.paired_interval([1, 1], [1, 0], [0, 0])
+    assert (lo, hi) == (0.0, 1.0)
+    diffs = bootstrap._resampled(np.array([0.0, 1.0]), np.array([0, 0]), 20_000, 0)
+    assert np.mean(diffs == 0.5) == pytest.approx(0.5, abs=0.02) and np.mean(diffs) == pytest.approx(0.5, abs=0.02)
+    # and the interval of one accuracy holds it: 3 of 4 right in one class
+    lo, hi = bootstrap.interval([1, 1, 1, 0], [0, 0, 0, 0])
+    assert lo <= 0.75 <= hi and lo >= 0.25 and hi == 1.0
 
 
 def test_a_small_picture_is_taken_whole_not_blown_up_to_be_cropped():

@@ -192,3 +192,17 @@ def test_the_retrain_script_continues_a_saved_run_and_starts_one_without_a_state
     assert len(json.loads((out / checkpoints.HISTORY_FILE).read_text())) == 1  # finished: nothing trained twice
     (out / "train_state.pt").unlink()  # what a new machine has: the checkpoint maybe, no resume state
     assert "cnn: starting" in run().stderr
+
+
+def test_a_run_with_init_starts_from_those_weights_and_trains_with_the_photo_changes(tiny_folder, tmp_path):
+    ds = sources.load(tiny_folder)
+    fit("cnn", tiny_recipe(epochs=1), ds, tmp_path / "first", device="cpu")
+    # lr 0: nothing moves, so the fine-tuned run ends where it started, with every photo-like change drawn
+    tuned = tiny_recipe(epochs=1, lr=0.0, init=str(tmp_path / "first"), crop_scale=0.35, jitter=0.4, blur=0.5)
+    fit("cnn", tuned, ds, tmp_path / "tuned", device="cpu")
+    first, after = weights(tmp_path / "first"), weights(tmp_path / "tuned")
+    assert all(torch.equal(first[k], after[k]) for k in first if "running" not in k and "num_batches" not in k)
+    config = checkpoints.read_config(tmp_path / "tuned")
+    assert config["recipe"]["init"] == str(tmp_path / "first") and config["recipe"]["crop_scale"] == 0.35
+    with pytest.raises(TrainingError, match="init=.*nowhere"):
+        fit("cnn", tiny_recipe(epochs=1, init=str(tmp_path / "nowhere")), ds, tmp_path / "bad", device="cpu")

@@ -4,6 +4,7 @@ and batches on the device (DeviceLoader), for training, evaluation and every mea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -71,6 +72,44 @@ def zoom_out(x: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
+def resized_crop(x: torch.Tensor, areas: torch.Tensor, aspects: torch.Tensor, places: torch.Tensor) -> torch.Tensor:
+    """Each image's crop of `areas` of it (aspect ratio `aspects`, its centre at `places` in [0, 1] of the room
+    left), enlarged back to the full size: the random-resized crop of ImageNet training (Szegedy et al. 2015),
+    as a batched bilinear resample. A crop side over the image's is capped at it."""
+    w = (areas * aspects).sqrt().clamp(max=1.0)  # shares of the width and height the crop spans
+    h = (areas / aspects).sqrt().clamp(max=1.0)
+    theta = torch.zeros(len(x), 2, 3, device=x.device)
+    theta[:, 0, 0], theta[:, 1, 1] = w, h
+    theta[:, 0, 2] = (1 - w) * (2 * places[:, 0] - 1)  # in [-1, 1] grid units: anywhere the crop fits
+    theta[:, 1, 2] = (1 - h) * (2 * places[:, 1] - 1)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border",
+                                           align_corners=False)
+
+
+def down_up(x: torch.Tensor, chosen: torch.Tensor, side: int) -> torch.Tensor:
+    """The `chosen` images shrunk to `side` pixels (antialiased) and enlarged back: a photo's detail lost
+    the way a small or soft picture loses it, which CIFAR-10's sharp 32x32 images never show."""
+    out = x.float()
+    if chosen.any():
+        small = torch.nn.functional.interpolate(out[chosen], size=(side, side), mode="bilinear", antialias=True,
+                                                align_corners=False)
+        out[chosen] = torch.nn.functional.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return out
+
+
+def colour_jitter(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Brightness, contrast and saturation of each image (0-255 values) scaled by its three `factors`
+    (B, 3), in that order, as torchvision's ColorJitter does: photos vary in exposure, white balance and
+    colour far more than CIFAR-10's images."""
+    f = factors.view(len(x), 3, 1, 1, 1).unbind(1)
+    x = x.float() * f[0]
+    grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+    x = grey.mean((2, 3), keepdim=True) + (x - grey.mean((2, 3), keepdim=True)) * f[1]
+    grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+    return (grey + (x - grey) * f[2]).clamp_(0, 255)
+
+
 def cut_out(x: torch.Tensor, centres: torch.Tensor, side: int) -> torch.Tensor:
     """Each normalised image with a `side`-pixel square around its (row, col) in `centres` set to zero, the
     data's mean; a square near an edge is clipped by it (Cutout: DeVries & Taylor 2017)."""
@@ -92,7 +131,8 @@ class DeviceLoader:
 
     def __init__(self, split: Split, batch_size: int, device: torch.device | str, *, train: bool,
                  augment: bool = False, pad: int = 4, pad_mode: str = "constant", flip: str = "random",
-                 zoom: float = 0.0, cutout: int = 0, rank: int = 0, world: int = 1,
+                 zoom: float = 0.0, cutout: int = 0, crop_scale: float = 0.0, jitter: float = 0.0,
+                 blur: float = 0.0, rank: int = 0, world: int = 1,
                  channels_last: bool = False, soft: torch.Tensor | None = None) -> None:
         self.x = split.x.to(device)
         self.y = split.y.to(device)
@@ -103,6 +143,7 @@ class DeviceLoader:
         if flip not in ("random", "alternate"):
             raise ValueError(f"unknown flip {flip!r}: random or alternate")
         self.pad, self.pad_mode, self.flip, self.zoom, self.cutout = pad, pad_mode, flip, zoom, cutout
+        self.crop_scale, self.jitter, self.blur = crop_scale, jitter, blur
         self.rank, self.world = rank, world
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -114,7 +155,7 @@ class DeviceLoader:
         a run takes. batch_size: other than the recipe's (the estimate times a smaller one on a CPU)."""
         return cls(split, batch_size or recipe.batch_size, device, train=True, augment=recipe.augment,
                    pad=recipe.pad, pad_mode=recipe.pad_mode, flip=recipe.flip, zoom=recipe.zoom_out,
-                   cutout=recipe.cutout, **kw)
+                   cutout=recipe.cutout, crop_scale=recipe.crop_scale, jitter=recipe.jitter, blur=recipe.blur, **kw)
 
     def __len__(self) -> int:
         n = len(self.y)
@@ -134,6 +175,7 @@ class DeviceLoader:
             # drawn only when asked for, so recipes without it keep their exact sequence of crops and flips
             scales = 1 - self.zoom * torch.rand(n, generator=g) if self.zoom else None
             centres = torch.randint(0, self.x.shape[-1], (n, 2), generator=g) if self.cutout else None
+            photo = self._photo_draws(n, g)
             order, offsets, flips = order.to(self.device), offsets.to(self.device), flips.to(self.device)
         else:
             order = torch.arange(n, device=self.device)
@@ -146,8 +188,32 @@ class DeviceLoader:
                              self.pad, self.pad_mode)
                 if scales is not None:
                     xb = zoom_out(xb, scales[sel][self.rank::self.world].to(self.device))
+                xb = self._photo(xb, {k: v[sel][self.rank::self.world].to(self.device) for k, v in photo.items()},
+                                 step)
             xb = normalize(xb)
             if self.augment and centres is not None:
                 xb = cut_out(xb, centres[sel][self.rank::self.world].to(self.device), self.cutout)
             xb = xb.contiguous(memory_format=self.memory_format)
             yield (xb, self.y[idx]) if self.soft is None else (xb, self.y[idx], self.soft[idx])
+
+    def _photo_draws(self, n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+        """Each image's random draws for the photo-like changes the recipe asks for (none drawn otherwise)."""
+        draws = {}
+        if self.crop_scale:
+            draws["areas"] = self.crop_scale + (1 - self.crop_scale) * torch.rand(n, generator=g)
+            draws["aspects"] = torch.exp((torch.rand(n, generator=g) * 2 - 1) * math.log(4 / 3))
+            draws["places"] = torch.rand(n, 2, generator=g)
+        if self.blur:
+            draws["blurred"] = torch.rand(n, generator=g) < self.blur
+        if self.jitter:
+            draws["colour"] = 1 + self.jitter * (torch.rand(n, 3, generator=g) * 2 - 1)
+        return draws
+
+    def _photo(self, xb: torch.Tensor, d: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+        if "areas" in d:
+            xb = resized_crop(xb, d["areas"], d["aspects"], d["places"])
+        if "blurred" in d:  # one size a batch (20 to 28 pixels), so the batch shrinks in one call
+            xb = down_up(xb, d["blurred"], 20 + (step * 5) % 9)
+        if "colour" in d:
+            xb = colour_jitter(xb, d["colour"])
+        return xb

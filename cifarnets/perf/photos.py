@@ -19,6 +19,7 @@ mean by 1.7 points. docs/photos.md has what it measured.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import shutil
@@ -34,7 +35,9 @@ import numpy as np
 from PIL import Image
 
 from ..cliargs import add_checkpoints_arg
+from ..data.images import EXTENSIONS
 from ..store import hub
+from .bootstrap import LEVEL, balanced_accuracy, interval, paired_interval
 
 # Debian packages, and one wheel from PyPI (scikit-image's sample photos: Chelsea the cat)
 PACKAGES = {"tux": "tuxpaint-stamps-default", "gc": "gcompris-qt-data", "scratch": "scratch", "skimage": "scikit-image"}
@@ -98,6 +101,8 @@ PHOTOS = [
 # A cut-out's larger side as a share of the scene's: how far the photographer stood off. Each cut-out is
 # pictured at every one of these, so the set holds close-ups and wider shots as uploads do.
 FRAMES = (0.5, 0.7, 0.9)
+HOW = ("give a folder of real photos, FOLDER/<class>/<picture> (or set CIFARNETS_PHOTOS to one), "
+       "or make the package set with --build DIR")
 
 
 def read_rcc(path: Path, inner: str) -> bytes:
@@ -203,24 +208,32 @@ def _open(root: Path, package: str, path: str) -> Image.Image:
 
 
 def load(folder: Path, classes: list[str]) -> tuple[list[Image.Image], np.ndarray, list[str]]:
-    """Every picture under folder/<class>/, decoded as an upload is, with its label."""
+    """Every picture under folder/<class>/, decoded as an upload is, with its label and name (<class>/<file>)."""
     from ..data.images import decode_image
 
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder of photos (FOLDER/<class>/<picture>); {HOW}")
     pictures, labels, names = [], [], []
     for i, c in enumerate(classes):
         for f in sorted((folder / c).glob("*")):
-            pictures.append(decode_image(f.read_bytes(), f.name))
-            labels.append(i)
-            names.append(f"{c}/{f.name}")
+            if f.suffix.lower().lstrip(".") in EXTENSIONS:
+                pictures.append(decode_image(f.read_bytes(), f.name))
+                labels.append(i)
+                names.append(f"{c}/{f.name}")
     if not pictures:
-        raise ValueError(f"no pictures under {folder}/<class>/: make the set first with --build")
+        raise ValueError(f"no pictures under {folder}/<class>/; {HOW}")
     return pictures, np.array(labels), names
 
 
-def measure(folder: Path, entries: dict, preparations=None, views=None) -> dict:
-    """{key: {preparation: {views: {"accuracy": class-balanced, "correct": n, "n": n, "by_framing": {...}}}}}
-    for every loaded network in `entries` (checkpoints.discover's) on the set in `folder`. by_framing: the
-    share right among the cut-outs at each framing ("50%", ...) and among the whole photos ("photo")."""
+def composite(name: str) -> bool:
+    """A cut-out pasted onto a scene by `build` (named ...-50%.png): not a real photo."""
+    return name.endswith("%.png")
+
+
+def measure(folders: list[Path], entries: dict, preparations=None, views=None) -> dict:
+    """Every loaded network in `entries` (checkpoints.discover's) answers every picture in `folders`, once per
+    way of preparing it (images.PREPARATIONS) and number of views. {"names", "labels", "composite": per picture;
+    "right": {key: {preparation: {views: [1/0 per picture]}}}}."""
     import torch
 
     from .. import answering
@@ -231,32 +244,82 @@ def measure(folder: Path, entries: dict, preparations=None, views=None) -> dict:
     loaded = {k: e for k, e in entries.items() if e.ok}
     if not loaded:
         raise ValueError("no network could be loaded: " + "; ".join(e.reason for e in entries.values()))
-    entries = loaded
-    classes = next(iter(entries.values())).classes
-    pictures, labels, names = load(folder, classes)
-    framing = np.array([n.rsplit("-", 1)[-1].removesuffix(".png") if n.endswith("%.png") else "photo" for n in names])
-    results = {}
+    classes = next(iter(loaded.values())).classes
+    pictures, labels, names = [], [], []
+    for folder in folders:
+        p, y, n = load(Path(folder), classes)
+        pictures += p
+        labels += list(y)
+        names += [f"{folder}/{name}" for name in n]
+    labels = np.array(labels)
+    right = {}
     for name in preparations or images.PREPARATIONS:
         x = batch([images.to_array(p, preparation=name) for p in pictures])
-        for key, entry in entries.items():
+        for key, entry in loaded.items():
             for n in views:
                 with torch.no_grad():
                     guess = answering.answer(entry.model, x, n)[1].argmax(1).numpy()
-                per_class = [float((guess[labels == c] == c).mean()) for c in np.unique(labels)]
-                results.setdefault(key, {}).setdefault(name, {})[n] = {
-                    "accuracy": float(np.mean(per_class)), "correct": int((guess == labels).sum()), "n": len(labels),
-                    "by_framing": {f: float((guess == labels)[framing == f].mean()) for f in sorted(set(framing))}}
-    return results
+                right.setdefault(key, {}).setdefault(name, {})[n] = (guess == labels).astype(int).tolist()
+    return {"names": names, "labels": labels.tolist(), "composite": [composite(n) for n in names], "right": right}
+
+
+def summary(measured: dict, part: str = "real") -> dict:
+    """{key: {preparation: {views: {"accuracy", "interval", "correct", "n", "against_shipped"}}}} for the
+    real photos (part "real") or the composites ("composites"); against_shipped: the paired interval of
+    this choice minus the shipped one (images.PREPARATION, answering.VIEWS), where both were measured."""
+    from .. import answering
+    from ..data import images
+
+    keep = np.array(measured["composite"]) == (part == "composites")
+    labels = np.array(measured["labels"])[keep]
+    out = {}
+    for key, by_prep in measured["right"].items():
+        shipped = by_prep.get(images.PREPARATION, {}).get(answering.VIEWS)
+        shipped = np.array(shipped)[keep] if shipped is not None else None
+        for prep, by_views in by_prep.items():
+            for n, right in by_views.items():
+                right = np.array(right)[keep]
+                if not len(right):
+                    continue
+                r = {"accuracy": balanced_accuracy(right, labels), "interval": interval(right, labels),
+                     "correct": int(right.sum()), "n": len(right)}
+                if shipped is not None and (prep, n) != (images.PREPARATION, answering.VIEWS):
+                    r["against_shipped"] = paired_interval(right, shipped, labels)
+                out.setdefault(key, {}).setdefault(prep, {})[n] = r
+    return out
+
+
+def figure(measured: dict, key: str) -> dict:
+    """What a checkpoint records of the real-photo check (config.json's "photos"): the app's preparation and
+    views, class-balanced, with the check's size and noise."""
+    from .. import answering
+    from ..data import images
+
+    r = summary(measured)[key][images.PREPARATION][answering.VIEWS]
+    real = ~np.array(measured["composite"])
+    return {"accuracy": round(r["accuracy"], 4), "interval": [round(v, 4) for v in r["interval"]],
+            "correct": r["correct"], "n": r["n"], "classes": len(set(np.array(measured["labels"])[real].tolist())),
+            "preparation": images.PREPARATION, "views": answering.VIEWS,
+            "folders": sorted({Path(n.rsplit("/", 2)[0]).name
+                               for n, c in zip(measured["names"], measured["composite"], strict=True) if not c}),
+            "date": dt.date.today().isoformat()}
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("photos", help="accuracy on real photos, for each way of preparing a photo and views",
                        description=__doc__.split("\n\n")[0].replace("\n", " "))
-    p.add_argument("folder", type=Path, help="the set: FOLDER/<class>/<picture>")
-    p.add_argument("--build", action="store_true", help="make the set in FOLDER first (apt-get download; replaces it)")
+    p.add_argument("folders", type=Path, nargs="*", metavar="FOLDER",
+                   help="real photos, FOLDER/<class>/<picture>; several are pooled (default: $CIFARNETS_PHOTOS)")
+    p.add_argument("--build", type=Path, metavar="DIR",
+                   help="first make the package set in DIR (apt-get download; replaces DIR) and add it: its whole "
+                        "photos join the real ones, its composites are reported apart")
     p.add_argument("--debs", type=Path, help="with --build: take the .deb files from this folder")
+    p.add_argument("--preparations", nargs="+", metavar="NAME",
+                   help="ways of preparing a photo to try (default: all of images.PREPARATIONS)")
     p.add_argument("--views", type=int, nargs="+",
                    help="views per answer to try (default: 1, 2 and the app's number, answering.VIEWS)")
+    p.add_argument("--write", action="store_true",
+                   help="store the app's figure (its preparation and views) in each checkpoint's config.json")
     add_checkpoints_arg(p)
     hub.add_hub_arg(p)  # KEY=FOLDER takes a network from a run folder
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -264,21 +327,56 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from .. import answering
+    from ..data import images
+    from ..paths import photos_env
     from ..store.checkpoints import discover
+    from ..store.fileio import read_json, write_json
 
+    folders = list(args.folders) or ([Path(photos_env())] if photos_env() else [])
     if args.build:
-        if args.folder.exists():
-            shutil.rmtree(args.folder)
-        print(f"wrote {len(build(args.folder, args.debs))} pictures to {args.folder}", file=sys.stderr)
-    results = measure(args.folder, discover(args.checkpoints, overrides=hub.cli_overrides(args.hub)),
-                      views=args.views)
+        if args.build.exists():
+            shutil.rmtree(args.build)
+        print(f"wrote {len(build(args.build, args.debs))} pictures to {args.build}", file=sys.stderr)
+        folders.append(args.build)
+    if not folders:
+        raise ValueError(f"no photos given; {HOW}")
+    unknown = [p for p in args.preparations or () if p not in images.PREPARATIONS]
+    if unknown:
+        raise ValueError(f"unknown preparation {unknown[0]!r}; choose from: {', '.join(images.PREPARATIONS)}")
+    entries = discover(args.checkpoints, overrides=hub.cli_overrides(args.hub))
+    measured = measure(folders, entries, args.preparations, args.views)
+    if args.write:
+        if args.hub or images.PREPARATION not in measured["right"][next(iter(measured["right"]))] \
+                or answering.VIEWS not in next(iter(measured["right"].values()))[images.PREPARATION]:
+            raise ValueError("--write stores the shipped checkpoints' figure: the app's preparation and views "
+                             "must be among those measured, and no --hub")
+        for key in measured["right"]:
+            path = Path(args.checkpoints) / key / "config.json"
+            write_json(path, read_json(path) | {"photos": figure(measured, key)})
+            print(f"{key}: written to {path}", file=sys.stderr)
+    parts = {part: summary(measured, part) for part in ("real", "composites")}
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps({"pictures": measured, **parts}, indent=1))
         return 0
-    print(f"class-balanced accuracy on {args.folder} (each class counts equally; correct/all in brackets)")
-    for key, by_preparation in results.items():
-        for preparation, by_views in by_preparation.items():
-            cells = "  ".join(f"{n} view{'s' * (n > 1)} {r['accuracy']:6.1%} ({r['correct']}/{r['n']})"
-                              for n, r in by_views.items())
-            print(f"{key:10} {preparation:24} {cells}")
+    labels = np.array(measured["labels"])
+    for part, title in (("real", "real photos"),
+                        ("composites", "composites (cut-outs pasted onto scenes; not real photos: a separate check)")):
+        if not parts[part]:
+            continue
+        keep = np.array(measured["composite"]) == (part == "composites")
+        sizes = np.bincount(labels[keep], minlength=10)
+        print(f"{title}: {keep.sum()} pictures, {np.count_nonzero(sizes)} classes ({sizes[sizes > 0].min()} to "
+              f"{sizes.max()} a class)\nclass-balanced accuracy [{LEVEL:.0%} bootstrap interval], correct/all; "
+              f"vs shipped: the paired {LEVEL:.0%} interval of the difference from the app's choice "
+              f"({images.PREPARATION}, {answering.VIEWS} views), in points")
+        for key, by_prep in parts[part].items():
+            for prep, by_views in by_prep.items():
+                for n, r in by_views.items():
+                    lo, hi = r["interval"]
+                    vs = (f"  vs shipped [{r['against_shipped'][0] * 100:+5.1f}, {r['against_shipped'][1] * 100:+5.1f}]"
+                          if "against_shipped" in r else "  (shipped)")
+                    print(f"{key:10} {prep:24} {n:2} view{'s' * (n > 1)} {r['accuracy']:6.1%} "
+                          f"[{lo:5.1%}, {hi:5.1%}] {r['correct']:3}/{r['n']}{vs}")
+        print()
     return 0

@@ -25,7 +25,8 @@ from ..data.sources import Dataset, Split
 from ..device import machine_name, pick
 from ..models import build
 from ..models.common import eval_mode
-from ..store.checkpoints import make_config, save_checkpoint
+from ..paths import checkpoints_dir
+from ..store.checkpoints import MODEL_FILE, CheckpointError, load_weights, make_config, save_checkpoint
 from ..store.fileio import atomic_path
 from ..store.runfolder import LOCK_FILE, STATE_FILE, STATUS_FILE, RunLock, Status, TrainingError  # noqa: F401
 from .distill import fixed_answers, load_teachers
@@ -268,6 +269,8 @@ class _TrainingLoop:
             except (RuntimeError, ValueError, KeyError, TypeError) as e:
                 raise TrainingError(f"{self.out / STATE_FILE} does not fit a {self.key!r} network "
                                     f"({str(e).splitlines()[0][:100]}); delete it to start over") from None
+        elif self.recipe.init:
+            self._init_from(self.recipe.init)
         self.answering = self.average.model if self.average else self.model
         self._teachers(state)
         if dev.type == "cuda":
@@ -285,6 +288,16 @@ class _TrainingLoop:
         self.probe = self.probe(self.dataset.train, dev) if self.probe and self.main else None
         self.init_norms = (state.get("grad_norms_init") if state else
                            self.probe(self.model) if self.probe else None)
+
+    def _init_from(self, where: str) -> None:
+        """Start from a trained network's weights (fine-tuning): a checkpoint folder, or a shipped network's key."""
+        folder = Path(where) if Path(where).is_dir() else checkpoints_dir() / where
+        try:
+            load_weights(self.model, folder / MODEL_FILE)
+        except CheckpointError as e:
+            raise TrainingError(f"init={where}: {e}") from None
+        if self.average:
+            self.average = WeightAverage(self.model, self.recipe.ema)
 
     def _teachers(self, state: dict | None) -> None:
         """The recipe's teachers, live (they answer each batch) or as their fixed answers to the training split."""

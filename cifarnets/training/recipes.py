@@ -38,6 +38,12 @@ class Recipe:
     # reflected around it, as objects in photos are framed looser than CIFAR-10's (docs/photos.md)
     zoom_out: float = 0.0
     cutout: int = 0  # > 0: a square of this many pixels a side blanked at a random place in each image
+    # Photo-like changes (docs/photos.md, "Training for photos"): > 0 turns each on.
+    crop_scale: float = 0.0  # random-resized crop: a random share of the image's area, from this to 1, enlarged back
+    jitter: float = 0.0  # colour jitter: brightness, contrast and saturation each times a random 1 +- this
+    blur: float = 0.0  # this share of images shrunk to 20-28 pixels and enlarged back (a soft photo)
+    # a checkpoint folder (or a shipped network's key) whose weights the run starts from: fine-tuning
+    init: str = ""
     flip: str = "random"  # "random": each image mirrored with p 1/2 each epoch; "alternate": every other epoch
     bias_lr_scale: float = 1.0  # BatchNorm weights and biases step at this multiple of the lr (no weight decay)
     ema: float = 0.0  # > 0: an exponential average of the weights (this decay per step) is evaluated and saved
