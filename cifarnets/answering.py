@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import UsageError
+
 # Answers are computed in fp32 on every machine, whatever autocast is open around the call: a CPU
 # with native bf16 and one without (where bf16 is emulated) then give the same answers, and the
 # accuracy a checkpoint claims is the accuracy of the answers users get. bf16 is for training speed.
@@ -53,7 +55,7 @@ def views_of(x: torch.Tensor, n: int = VIEWS) -> torch.Tensor:
     """(n * N, C, H, W): the first n of the images, their mirror images, and both shifted a pixel down-right,
     up-left, up-right and down-left in turn (the edges reflected), one view after another."""
     if not 1 <= n <= MAX_VIEWS:
-        raise ValueError(f"views: 1 to {MAX_VIEWS}, not {n}")
+        raise UsageError(f"views: 1 to {MAX_VIEWS}, not {n}")
     out = [x, x.flip(3)]
     h, w = x.shape[-2:]
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect") if n > 2 else None

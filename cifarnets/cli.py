@@ -1,7 +1,8 @@
 """python -m cifarnets train | evaluate | predict | summary: the library from the shell.
 
 Every command prints a table for people and, with --json, one JSON document for programs.
-User mistakes end in one `error:` line and a non-zero exit, never a stack trace.
+User mistakes (errors.UserError) end in one `error:` line and a non-zero exit, never a stack trace;
+a bug shows its traceback.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from . import answering
 from .analysis import analyze
 from .cliargs import add_checkpoints_arg, add_data_arg, add_device_arg, stop_on_signals
 from .data import loader, sources
-from .data.images import ImageError
-from .data.sources import DataError
+from .errors import UsageError, UserError
 from .models import ALL_KEYS, KEYS, label, recipe_key
 from .paths import runs_dir
 from .perf import bench, loadtest, pagetime, photos, speedrun
@@ -27,11 +27,7 @@ from .runs import race
 from .store import checkpoints as ckpt
 from .store import hub
 from .training import recipes
-from .training.fit import TrainingError
-from .unfamiliar import inputs, measure
-
-EXPECTED_ERRORS = (DataError, TrainingError, ckpt.CheckpointError, ImageError, KeyError, ValueError,
-                   loadtest.LoadError, inputs.MissingPackage)
+from .unfamiliar import measure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args) or 0
-    except EXPECTED_ERRORS as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"error: {msg}", file=sys.stderr)
+    except UserError as e:  # anything else is a bug: its traceback shows
+        print(f"error: {e}", file=sys.stderr)
         return 1
 
 
@@ -137,8 +132,6 @@ def cmd_train(args) -> int:
     named = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size}
     recipe = recipes.get(args.recipe, recipe_key(args.model),
                          **recipes.settings(args.set) | {k: v for k, v in named.items() if v is not None})
-    if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
-        raise ValueError("--epochs and --batch-size must be at least 1, and --lr above 0")
     out = Path(args.out or runs_dir() / f"{args.model}-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     main = os.environ.get("RANK", "0") == "0"  # under torchrun rank 0 alone talks, as it alone writes
     say = print if main else (lambda *a, **k: None)
@@ -201,9 +194,9 @@ def cmd_evaluate(args) -> int:
 
     device = pick(args.device)
     if args.write and (args.hub or str(args.checkpoint or "").startswith("hf://")):
-        raise ValueError("--write updates local checkpoint folders, not the Hugging Face cache")
+        raise UsageError("--write updates local checkpoint folders, not the Hugging Face cache")
     if args.hub and not args.all:
-        raise ValueError("--hub goes with --all; for one Hub repository use --checkpoint hf://OWNER/NAME")
+        raise UsageError("--hub goes with --all; for one Hub repository use --checkpoint hf://OWNER/NAME")
     folders = (({key: Path(args.checkpoints) / key for key in KEYS} | hub.cli_overrides(args.hub)) if args.all
                else {None: hub.checkpoint_folder(args.checkpoint)})
     dataset = sources.load(args.data, verbose=not args.json)

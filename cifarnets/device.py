@@ -6,6 +6,7 @@ import platform
 
 import torch
 
+from .errors import UsageError
 from .paths import bf16_allowed
 
 
@@ -19,9 +20,9 @@ def pick(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device auto or cpu")
+        raise UsageError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device auto or cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps was asked for, but this machine has no MPS; use --device auto or cpu")
+        raise UsageError("--device mps was asked for, but this machine has no MPS; use --device auto or cpu")
     return device
 
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import urllib.error
 
+import pytest
 from conftest import png_bytes, tiny_image
 
 from cifarnets.cli import main, make_parser
@@ -86,7 +87,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
     assert main(["train", "--model", "cnn", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", "--model", "cnn", "--epochs", "0", "--out", str(tmp_path / "r")]) == 1
-    assert "--epochs" in capsys.readouterr().err
+    assert "epochs and batch size must be at least 1" in capsys.readouterr().err
 
 
 def test_every_command_writes_and_reads_where_the_variables_say(tiny_folder, tmp_path, monkeypatch, capsys):
@@ -125,3 +126,27 @@ def test_every_command_writes_and_reads_where_the_variables_say(tiny_folder, tmp
     reading = {name for name, p in commands.items() if any("--checkpoints" in a.option_strings for a in p._actions)}
     assert reading == {"evaluate", "predict", "bench", "photos", "analyze", "calibrate"}
     assert {commands[name].get_default("checkpoints") for name in reading} == {str(checkpoints)}
+
+
+def test_a_user_mistake_is_one_line_and_a_bug_shows_its_traceback(tiny_folder, tmp_path, monkeypatch, capsys):
+    tiny = ["--data", str(tiny_folder), "--device", "cpu", "--epochs", "1", "--batch-size", "16"]
+    # typed values that only a layer below the CLI can judge: still the user's, still one line
+    for setting, said in (("flip=sideways", "unknown flip 'sideways'"), ("schedule=wavy", "unknown schedule 'wavy'"),
+                          ("teacher=lenet", "unknown network 'lenet'")):
+        assert main(["train", "--model", "cnn", "--set", setting, *tiny, "--out", str(tmp_path / "r")]) == 1
+        err = capsys.readouterr().err  # refused before any data is loaded or folder made
+        assert err.startswith(f"error: {said}") and err.count("\n") == 1 and not (tmp_path / "r").exists(), err
+    assert main(["predict", str(tmp_path / "x.png"), "--hub", "lenet=alice/net"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: hub spec item") and err.count("\n") == 1
+    # a KeyError or ValueError from inside is a bug, not the user's: it is not dressed up as their mistake
+    for bug in (KeyError("lr"), ValueError("an internal invariant")):
+        def broken(*args, bug=bug, **kwargs):
+            raise bug
+        monkeypatch.setattr("cifarnets.data.sources.load", broken)
+        with pytest.raises(type(bug)):
+            main(["train", "--model", "cnn", *tiny, "--out", str(tmp_path / "r")])
+    r = subprocess.run([sys.executable, "-c", "import sys; from cifarnets import cli; from cifarnets.store import "
+                        "checkpoints; checkpoints.discover = lambda *a, **k: {}['cnn']; "
+                        "sys.exit(cli.main(['predict', 'x.png']))"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "Traceback" in r.stderr and "KeyError" in r.stderr

@@ -13,6 +13,8 @@ import zlib
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..errors import UserError
+
 MAX_PIXELS = 64_000_000  # ~8000x8000: refuse decompression bombs before decoding a single pixel
 SIZE = 32
 # JPEGs are decoded at a reduced DCT scale while at least this size remains: a 48-megapixel photo
@@ -30,7 +32,7 @@ EXTENSIONS = [ext for exts in FORMATS.values() for ext in exts]
 MAX_UPLOAD_MB = 200
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """This file cannot be classified, and why, in one line."""
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from .sources import Split
 
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -35,7 +36,7 @@ def _pad(x: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
     if mode == "constant":
         return torch.nn.functional.pad(x, (pad, pad, pad, pad))
     if mode != "reflect":
-        raise ValueError(f"unknown padding {mode!r}: constant or reflect")
+        raise UsageError(f"unknown padding {mode!r}: constant or reflect")
     # reflection by concatenation: PyTorch's reflect padding has no uint8 kernel
     x = torch.cat([x[..., 1:pad + 1].flip(-1), x, x[..., -pad - 1:-1].flip(-1)], -1)
     return torch.cat([x[..., 1:pad + 1, :].flip(-2), x, x[..., -pad - 1:-1, :].flip(-2)], -2)
@@ -141,7 +142,7 @@ class DeviceLoader:
         self.device = torch.device(device)
         self.train, self.augment = train, augment and train
         if flip not in ("random", "alternate"):
-            raise ValueError(f"unknown flip {flip!r}: random or alternate")
+            raise UsageError(f"unknown flip {flip!r}: random or alternate")
         self.pad, self.pad_mode, self.flip, self.zoom, self.cutout = pad, pad_mode, flip, zoom, cutout
         self.crop_scale, self.jitter, self.blur = crop_scale, jitter, blur
         self.rank, self.world = rank, world

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .. import CIFAR10_CLASSES
+from ..errors import UserError
 from ..paths import DEFAULT_DATA, cache_dir, data_env
 from ..store.fileio import atomic_path
 from .images import ImageError, decode_image, to_array
@@ -33,7 +34,7 @@ SPLITS = ("train", "test")
 CACHE_VERSION = 1  # bump when the decoded layout changes, so old caches are ignored
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A problem with the data a user pointed us at, in one line that says what to do."""
 
 

@@ -14,6 +14,8 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..errors import UnknownName
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -103,7 +105,7 @@ def spec(key: str) -> ModelSpec:
     try:
         return MODELS[key]
     except KeyError:
-        raise KeyError(f"unknown network {key!r}; choose one of {', '.join(ALL_KEYS)}") from None
+        raise UnknownName(f"unknown network {key!r}; choose one of {', '.join(ALL_KEYS)}") from None
 
 
 def label(key: str) -> str:

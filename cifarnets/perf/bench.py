@@ -19,6 +19,7 @@ from ..answering import VIEWS, split_batch
 from ..cliargs import add_checkpoints_arg
 from ..data import loader, sources
 from ..device import machine_name, pick, training_precision
+from ..errors import UsageError
 from ..models import KEYS, build, label
 from ..paths import data_env
 from ..training import recipes
@@ -57,7 +58,7 @@ def add_parser(sub) -> None:
 
 def cmd_bench(args) -> int:
     if min(args.steps, args.batch_size or 1, args.threads or 1, args.cold_starts) < 1:
-        raise ValueError("--steps, --batch-size, --threads and --cold-starts must be at least 1")
+        raise UsageError("--steps, --batch-size, --threads and --cold-starts must be at least 1")
     dev = pick(args.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as fit() sets it, for both pipelines
@@ -165,7 +166,7 @@ def race(key: str, split: sources.Split, num_classes: int, recipe: recipes.Recip
     """(wall seconds, CPU seconds) each pipeline spent on `steps` timed steps, taking turns in `rounds`
     rounds. A round's CPU time counts the DataLoader workers too: they idle outside their own rounds."""
     if len(split) < recipe.batch_size:
-        raise ValueError(f"the data has {len(split)} training images, fewer than one batch of {recipe.batch_size}")
+        raise UsageError(f"the data has {len(split)} training images, fewer than one batch of {recipe.batch_size}")
     pipes = {"ours": Ours(key, split, num_classes, recipe, dev),
              "textbook": Textbook(key, split, num_classes, recipe, dev)}
     try:

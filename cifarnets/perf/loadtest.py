@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..errors import UsageError, UserError
 from ..examples import list_examples
 from ..models import KEYS, label
 from ..paths import project_root
@@ -42,7 +43,7 @@ TIMEOUT_S = 300
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"  # a traceback, or st.error
 
 
-class LoadError(RuntimeError):
+class LoadError(UserError, RuntimeError):
     """The load test cannot run here: no browser, no Playwright, or the app would not start."""
 
 
@@ -86,14 +87,14 @@ def check(sessions: int, images: list[Path], timeout_s: float, url: str | None =
         except ValueError:
             loopback = False
         if urlsplit(url).scheme not in ("http", "https") or not loopback:
-            raise ValueError(f"refusing {url}: the load test only drives an app on this machine "
+            raise UsageError(f"refusing {url}: the load test only drives an app on this machine "
                              "(http://127.0.0.1:PORT, http://localhost:PORT or http://[::1]:PORT)")
     if not 1 <= sessions <= MAX_SESSIONS:
-        raise ValueError(f"--sessions must be 1 to {MAX_SESSIONS}, not {sessions}")
+        raise UsageError(f"--sessions must be 1 to {MAX_SESSIONS}, not {sessions}")
     if not 0 < timeout_s <= 3600:
-        raise ValueError("--timeout must be above 0 and at most 3600 seconds")
+        raise UsageError("--timeout must be above 0 and at most 3600 seconds")
     if missing := [str(f) for f in images if not f.is_file()]:
-        raise ValueError(f"no such image: {', '.join(missing)}")
+        raise UsageError(f"no such image: {', '.join(missing)}")
 
 
 def free_port() -> int:

@@ -36,6 +36,7 @@ from PIL import Image
 
 from ..cliargs import add_checkpoints_arg
 from ..data.images import EXTENSIONS
+from ..errors import UsageError
 from ..store import hub
 from .bootstrap import LEVEL, balanced_accuracy, interval, paired_interval
 
@@ -109,7 +110,7 @@ def read_rcc(path: Path, inner: str) -> bytes:
     """One file out of a Qt resource bundle (.rcc, format 1-3; zlib-compressed entries included)."""
     b = path.read_bytes()
     if b[:4] != b"qres":
-        raise ValueError(f"{path} is not a Qt resource bundle")
+        raise UsageError(f"{path} is not a Qt resource bundle")
     version, tree, data, names = struct.unpack(">IIII", b[4:20])
     node = 22 if version >= 2 else 14
 
@@ -189,7 +190,7 @@ def _fetch(command: list[str], where: str) -> None:
         subprocess.run(command, cwd=where, check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as e:
         said = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
-        raise ValueError(f"{' '.join(command[:3])}... failed ({said[-1] if said else e}); "
+        raise UsageError(f"{' '.join(command[:3])}... failed ({said[-1] if said else e}); "
                          "or pass --debs with the files already downloaded") from None
 
 
@@ -212,7 +213,7 @@ def load(folder: Path, classes: list[str]) -> tuple[list[Image.Image], np.ndarra
     from ..data.images import decode_image
 
     if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder of photos (FOLDER/<class>/<picture>); {HOW}")
+        raise UsageError(f"{folder} is not a folder of photos (FOLDER/<class>/<picture>); {HOW}")
     pictures, labels, names = [], [], []
     for i, c in enumerate(classes):
         for f in sorted((folder / c).glob("*")):
@@ -221,7 +222,7 @@ def load(folder: Path, classes: list[str]) -> tuple[list[Image.Image], np.ndarra
                 labels.append(i)
                 names.append(f"{c}/{f.name}")
     if not pictures:
-        raise ValueError(f"no pictures under {folder}/<class>/; {HOW}")
+        raise UsageError(f"no pictures under {folder}/<class>/; {HOW}")
     return pictures, np.array(labels), names
 
 
@@ -243,7 +244,7 @@ def measure(folders: list[Path], entries: dict, preparations=None, views=None) -
     views = views or (1, answering.MIRRORED, answering.VIEWS)
     loaded = {k: e for k, e in entries.items() if e.ok}
     if not loaded:
-        raise ValueError("no network could be loaded: " + "; ".join(e.reason for e in entries.values()))
+        raise UsageError("no network could be loaded: " + "; ".join(e.reason for e in entries.values()))
     classes = next(iter(loaded.values())).classes
     pictures, labels, names = [], [], []
     for folder in folders:
@@ -340,16 +341,16 @@ def run(args) -> int:
         print(f"wrote {len(build(args.build, args.debs))} pictures to {args.build}", file=sys.stderr)
         folders.append(args.build)
     if not folders:
-        raise ValueError(f"no photos given; {HOW}")
+        raise UsageError(f"no photos given; {HOW}")
     unknown = [p for p in args.preparations or () if p not in images.PREPARATIONS]
     if unknown:
-        raise ValueError(f"unknown preparation {unknown[0]!r}; choose from: {', '.join(images.PREPARATIONS)}")
+        raise UsageError(f"unknown preparation {unknown[0]!r}; choose from: {', '.join(images.PREPARATIONS)}")
     entries = discover(args.checkpoints, overrides=hub.cli_overrides(args.hub))
     measured = measure(folders, entries, args.preparations, args.views)
     if args.write:
         if args.hub or images.PREPARATION not in measured["right"][next(iter(measured["right"]))] \
                 or answering.VIEWS not in next(iter(measured["right"].values()))[images.PREPARATION]:
-            raise ValueError("--write stores the shipped checkpoints' figure: the app's preparation and views "
+            raise UsageError("--write stores the shipped checkpoints' figure: the app's preparation and views "
                              "must be among those measured, and no --hub")
         for key in measured["right"]:
             path = Path(args.checkpoints) / key / "config.json"

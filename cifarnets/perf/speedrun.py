@@ -19,6 +19,7 @@ from ..answering import VIEWS
 from ..cliargs import add_data_arg, add_device_arg
 from ..data import sources
 from ..device import machine_name, pick, training_precision
+from ..errors import UsageError
 from ..models import KEYS, label, spec
 from ..training import recipes
 from ..training.fit import fit
@@ -53,9 +54,9 @@ def target_for(target: str, key: str) -> float:
     try:
         value = float(target)
     except ValueError:
-        raise ValueError(f"--target {target!r}: report, floor, or a fraction such as 0.85") from None
+        raise UsageError(f"--target {target!r}: report, floor, or a fraction such as 0.85") from None
     if not 0 < value <= 1:
-        raise ValueError(f"--target {target}: an accuracy is a fraction between 0 and 1")
+        raise UsageError(f"--target {target}: an accuracy is a fraction between 0 and 1")
     return value
 
 
@@ -96,7 +97,7 @@ def summarise(runs: list[dict]) -> dict:
 
 def cmd_speedrun(args) -> int:
     if min(args.seeds, args.epochs or 1, args.batch_size or 1) < 1:
-        raise ValueError("--seeds, --epochs and --batch-size must be at least 1")
+        raise UsageError("--seeds, --epochs and --batch-size must be at least 1")
     dev = pick(args.device)
     keys = KEYS if args.model == "all" else (args.model,)
     targets = {key: target_for(args.target, key) for key in keys}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..cliargs import add_data_arg, add_device_arg, stop_on_signals
 from ..data import sources
+from ..errors import UsageError
 from ..models import label
 from ..paths import runs_dir
 from ..store.fileio import read_json, write_json
@@ -45,9 +46,9 @@ def add_parser(sub) -> None:
 
 def cmd_race(args) -> int:
     if (args.epochs is not None and args.epochs < 1) or (args.batch_size is not None and args.batch_size < 1):
-        raise ValueError("--epochs and --batch-size must be at least 1")
+        raise UsageError("--epochs and --batch-size must be at least 1")
     if args.resume and not args.out:
-        raise ValueError("--resume needs --out: the race folder to continue")
+        raise UsageError("--resume needs --out: the race folder to continue")
     out = Path(args.out or runs_dir() / f"{PREFIX}{args.recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
     dataset = sources.load(args.data, verbose=True)
     should_stop = stop_on_signals()

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from .. import CIFAR10_CLASSES, __version__
+from ..errors import UserError
 from ..models import KEYS, MODELS, build, count_params, label
 from ..paths import checkpoints_dir
 from ..prose import listing, plural
@@ -30,7 +31,7 @@ OPTIONAL_FILES = (REPORT_HISTORY_FILE, UNFAMILIAR_FILE)
 CARD_FILE = "README.md"  # the model card: push writes one to the Hub; a folder may hold one of its own
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint that cannot be used, and why, in one line."""
 
 

@@ -40,6 +40,7 @@ from huggingface_hub.utils import (
 )
 
 from ..answering import VIEWS, views_in_words
+from ..errors import UsageError
 from ..models import KEYS, count_params, label
 from . import checkpoints as ckpt
 from .fileio import read_json
@@ -74,7 +75,7 @@ def parse_ref(text: str) -> Ref:
         return Ref(text)
     repo, _, revision = text.partition("@")
     if not repo:
-        raise ValueError(f"{text!r} names no repository (expected OWNER/NAME[@REV])")
+        raise UsageError(f"{text!r} names no repository (expected OWNER/NAME[@REV])")
     return Ref(repo, revision or None)
 
 
@@ -91,7 +92,7 @@ def parse_spec(spec: str) -> dict[str, Ref]:
         key, sep, ref = item.partition("=")
         key = key.strip()
         if not sep or key not in KEYS:
-            raise ValueError(f"hub spec item {item!r} should be KEY=OWNER/NAME with KEY one of {', '.join(KEYS)}")
+            raise UsageError(f"hub spec item {item!r} should be KEY=OWNER/NAME with KEY one of {', '.join(KEYS)}")
         refs[key] = parse_ref(ref)
     return refs
 

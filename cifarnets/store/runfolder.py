@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..errors import UserError
 from .fileio import read_json, write_json
 
 MODEL_FILE = "model.safetensors"
@@ -48,7 +49,7 @@ def process_alive(pid: int) -> bool:
         return True
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     """A run that cannot go on, and why, in one line."""
 
 

@@ -32,6 +32,7 @@ from ..data import sources
 from ..data.loader import DeviceLoader, normalize
 from ..data.sources import Split, _find_folder_root
 from ..device import machine_name, pick
+from ..errors import UsageError, UserError
 from ..models import build
 from ..models.common import eval_mode
 from .recipes import Recipe
@@ -46,7 +47,7 @@ CIFAR10_TRAIN, CIFAR10_TEST = 50_000, 10_000
 CLASSES = 10
 
 
-class EstimateError(Exception):
+class EstimateError(UserError):
     """The estimate cannot be made here (a batch that does not fit in memory), in one line."""
 
 
@@ -119,7 +120,7 @@ def time_steps(key: str, recipe: Recipe, device: str = "auto", warmup: int = WAR
     A fresh network each time: the networks the app shares with its sessions are never touched.
     """
     if recipe.batch_size < 1 or warmup < 0 or timed < 1:
-        raise ValueError("the batch size and timed steps must be at least 1")
+        raise UsageError("the batch size and timed steps must be at least 1")
     dev = pick(device)
     batch = min(recipe.batch_size, CPU_BATCH_CAP) if dev.type == "cpu" else recipe.batch_size
     out_of_memory = False
@@ -167,7 +168,7 @@ def total(times: StepTimes, epochs: int, size: DataSize) -> Estimate:
     """The whole run: `epochs` epochs of full batches (the trainer drops the last partial one), each
     followed by an evaluation of the test split (the image and its mirror; the last one every view)."""
     if epochs < 1:
-        raise ValueError("epochs must be at least 1")
+        raise UsageError("epochs must be at least 1")
     steps = size.train // times.batch_size
     train_s, eval_s = steps * times.step_s, size.test * times.eval_image_s
     answers_s = size.train * times.answers_image_s

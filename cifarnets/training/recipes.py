@@ -11,6 +11,13 @@ import bisect
 import math
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 
+from ..errors import UnknownName, UsageError
+from ..models import spec
+
+# The fields that take one of a few words, and the words.
+CHOICES = {"optimizer": ("sgd", "adam"), "schedule": ("constant", "step", "onecycle"),
+           "pad_mode": ("constant", "reflect"), "flip": ("random", "alternate")}
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -58,6 +65,18 @@ class Recipe:
     distill_targets: str = "live"
     note: str = ""  # what the report said, and what we assumed where it was silent
 
+    def __post_init__(self) -> None:
+        """The one check of what a user may set (--epochs, --batch-size, --lr, --set, the sidebar): every
+        recipe is made here or by replace(), so a bad value is refused before any data is loaded."""
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise UsageError(f"epochs and batch size must be at least 1 and the learning rate above 0, not "
+                             f"{self.epochs}, {self.batch_size} and {self.lr}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise UsageError(f"unknown {name} {getattr(self, name)!r}: {' or '.join(allowed)}")
+        for key in self.teachers:
+            spec(key)  # an unknown network's key is the user's mistake, said in one line
+
     def lr_at(self, step: int, steps_per_epoch: int) -> float:
         """The learning rate for optimizer step `step` (0-based) of the whole run."""
         total = max(1, self.epochs * steps_per_epoch)
@@ -71,7 +90,7 @@ class Recipe:
             start, peak = cycles[i]
             end = cycles[i + 1][0] if i + 1 < len(cycles) else total
             return _cycle(step - start, end - start, peak, self.warmup)
-        raise ValueError(f"unknown schedule {self.schedule!r}")
+        raise AssertionError(f"schedule {self.schedule!r}")  # refused in __post_init__
 
     @property
     def teachers(self) -> list[str]:
@@ -175,10 +194,10 @@ def get(name: str, key: str, **overrides) -> Recipe:
     Its note, which describes the recipe as written and which a run's config.json keeps, then also says
     what was changed, so a checkpoint trained with `--set teacher=...` never reads as the plain recipe."""
     if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+        raise UnknownName(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[name].get(key)
     if recipe is None:
-        raise KeyError(f"recipe {name!r} has no entry for network {key!r}")
+        raise UnknownName(f"recipe {name!r} has no entry for network {key!r}")
     changed = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     said = [f"{k}={getattr(changed, k)}" for k in overrides if getattr(changed, k) != getattr(recipe, k)]
     return replace(changed, note=f"{recipe.note} Changed for this run: {', '.join(said)}.") if said else changed
@@ -197,12 +216,12 @@ def settings(pairs: list[str]) -> dict:
     for setting in pairs:
         name, sep, text = setting.partition("=")
         if not sep or name not in types or name in ("name", "note", "restarts"):
-            raise ValueError(f"--set {setting!r}: FIELD=VALUE with a recipe field, e.g. flip=random or ema=0.99")
+            raise UsageError(f"--set {setting!r}: FIELD=VALUE with a recipe field, e.g. flip=random or ema=0.99")
         kind = types[name]
         try:
             out[name] = (text.lower() in ("1", "true", "yes") if kind == "bool" else
                          int(text) if kind == "int" else float(text) if kind == "float" else text)
         except ValueError:
             number = "a whole number" if kind == "int" else "a number"
-            raise ValueError(f"--set {setting!r}: {name} takes {number}") from None
+            raise UsageError(f"--set {setting!r}: {name} takes {number}") from None
     return out

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..data.images import to_array
+from ..errors import UsageError, UserError
 
 # scikit-image's bundled photographs of things outside the ten classes. Left out on purpose: chelsea (a
 # cat), horse (a horse's silhouette) and the motorcycle pair (close to CIFAR-10's vehicles).
@@ -32,7 +33,7 @@ WORDS = ("the quick brown fox jumps over a lazy dog error warning total invoice 
          "submit login password email subject hello world deadline budget report summary").split()
 
 
-class MissingPackage(Exception):
+class MissingPackage(UserError):
     """A package the calibration inputs need is not installed; says what to install."""
 
 
@@ -141,7 +142,7 @@ def generate(seed: int, counts: dict[str, int] | None = None) -> tuple[np.ndarra
     pixels, kinds = [], []
     for kind, n in counts.items():
         if kind not in COUNTS:
-            raise ValueError(f"unknown kind of unfamiliar input {kind!r}; known: {', '.join(COUNTS)}")
+            raise UsageError(f"unknown kind of unfamiliar input {kind!r}; known: {', '.join(COUNTS)}")
         for _ in range(n):
             pixels.append(to_array(drawn[kind]()))
             kinds.append(kind)

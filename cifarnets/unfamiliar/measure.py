@@ -27,6 +27,7 @@ from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
 from ..data import sources
 from ..data.loader import batch, normalize
 from ..device import machine_name, pick
+from ..errors import UsageError
 from ..models import KEYS, label
 from ..store import checkpoints as ckpt
 from . import calibration, inputs
@@ -60,7 +61,7 @@ def add_parser(sub) -> None:
 
 def cmd_calibrate(args) -> int:
     if not 0.5 <= args.rate < 1:
-        raise ValueError("--rate is the share of familiar images kept under the threshold: between 0.5 and 1")
+        raise UsageError("--rate is the share of familiar images kept under the threshold: between 0.5 and 1")
     say = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
     device = pick(args.device)
     dataset = sources.load(args.data, verbose=not args.json)
