@@ -66,7 +66,7 @@ def cmd_load(args) -> int:
     images = [Path(f) for f in args.images] if args.images else [e.path for e in list_examples()]
     if args.train:
         if args.url:
-            raise ValueError("--train serves the app itself (it counts and stops the trainers it starts): drop --url")
+            raise UsageError("--train serves the app itself (it counts and stops the trainers it starts): drop --url")
         check(args.sessions, images, args.timeout)
         result = train_load(args.sessions, args.timeout, args.epochs)
     elif args.url:
