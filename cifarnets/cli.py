@@ -22,7 +22,7 @@ from .errors import UsageError, UserError
 from .models import ALL_KEYS, KEYS, label, recipe_key
 from .paths import runs_dir
 from .perf import bench, loadtest, pagetime, photos, speedrun
-from .prose import plural
+from .prose import duration, plural
 from .runs import race
 from .store import checkpoints as ckpt
 from .store import hub
@@ -126,6 +126,7 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .analysis.gradients import GradientProbe
+    from .store.curves import epoch_line
     from .training.fit import fit
 
     # An extra network trains with the recipe of the report network it derives from.
@@ -152,17 +153,14 @@ def cmd_train(args) -> int:
                 bar["epoch"] = event["epoch"]
             b = bar["bar"]
             b.update(event["step"] - b.n)
-            eta = f"{event['eta_s'] / 60:.1f}min" if event["eta_s"] is not None else "?"
+            eta = duration(event["eta_s"]) if event["eta_s"] is not None else "?"
             b.set_postfix_str(f"loss {event['loss']:.3f} acc {event['acc']:.1%} {event['images_per_s']:.0f} img/s "
                               f"run ETA {eta}", refresh=False)
         else:
             if bar["bar"] is not None:
                 bar["bar"].close()
                 bar["bar"] = None
-            r = event["row"]
-            tqdm.write(f"epoch {r['epoch']:>3}/{event['epochs']}  train loss {r['train_loss']:.4f} acc "
-                       f"{r['train_acc']:.2%}  test loss {r['test_loss']:.4f} acc {r['test_acc']:.2%}  "
-                       f"lr {r['lr']:.4g}  {r['seconds']:.0f}s  {r['images_per_s']:.0f} img/s", file=sys.stderr)
+            tqdm.write(epoch_line(event["row"], event["epochs"]), file=sys.stderr)
 
     say(f"training {label(args.model)} with the {recipe.name} recipe ({plural(recipe.epochs, 'epoch')}) into {out}",
         file=sys.stderr)

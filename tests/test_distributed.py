@@ -17,8 +17,9 @@ import pytest
 
 from cifarnets.data import sources
 from cifarnets.store import checkpoints
+from cifarnets.store.runfolder import STATE_FILE
 from cifarnets.training import recipes
-from cifarnets.training.fit import STATE_FILE, fit
+from cifarnets.training.fit import fit
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 

@@ -27,6 +27,7 @@ from cifarnets.data import sources
 from cifarnets.data.loader import batch
 from cifarnets.predict import prepare, probabilities
 from cifarnets.store import checkpoints as ckpt
+from cifarnets.store import runfolder
 from cifarnets.store.fileio import read_json
 from cifarnets.training import fit, recipes
 
@@ -55,7 +56,7 @@ def partial_run(tiny: Path, out: Path, epochs: int = 3, done: int = 1) -> None:
 
 
 def snapshot_files(out: Path) -> dict[str, bytes]:
-    return {f.name: f.read_bytes() for f in out.iterdir() if f.name != fit.STATUS_FILE}
+    return {f.name: f.read_bytes() for f in out.iterdir() if f.name != runfolder.STATUS_FILE}
 
 
 def check_run(out: Path, final_epochs: int | None = None) -> int:
@@ -64,7 +65,7 @@ def check_run(out: Path, final_epochs: int | None = None) -> int:
     Each epoch ends with model.safetensors, history.json, config.json, then train_state.pt, each
     written whole: so the public files may be one epoch ahead of the resume state, never behind.
     """
-    state = torch.load(out / fit.STATE_FILE, weights_only=True) if (out / fit.STATE_FILE).exists() else None
+    state = torch.load(out / runfolder.STATE_FILE, weights_only=True) if (out / runfolder.STATE_FILE).exists() else None
     if state is not None:
         assert [r["epoch"] for r in state["history"]] == list(range(1, state["epoch"] + 1))
     if not (out / ckpt.CONFIG_FILE).exists():  # killed before the first epoch's checkpoint was whole
@@ -95,7 +96,7 @@ def wait_for_training(proc, out: Path, timeout: float = 120) -> bool:
         if not proc.is_alive():
             return False
         try:
-            if read_json(out / fit.STATUS_FILE).get("pid") == proc.pid:
+            if read_json(out / runfolder.STATUS_FILE).get("pid") == proc.pid:
                 return True
         except (OSError, ValueError):
             pass
@@ -258,8 +259,8 @@ def test_non_finite_loss_names_epoch_and_step(tiny, tmp_path, capsys, restore_si
     m = re.search(r"error: the loss became non-finite at epoch (\d+), step (\d+) of (\d+); lower the learning", err)
     assert m, err
     assert int(m.group(1)) == 1 and 1 <= int(m.group(2)) <= int(m.group(3)) == 8
-    assert read_json(out / fit.STATUS_FILE)["state"] == "failed"
-    assert not (out / ckpt.MODEL_FILE).exists() and not (out / fit.LOCK_FILE).exists()
+    assert read_json(out / runfolder.STATUS_FILE)["state"] == "failed"
+    assert not (out / ckpt.MODEL_FILE).exists() and not (out / runfolder.LOCK_FILE).exists()
 
 
 # ---------------------------------------------------------------- the lock
@@ -269,17 +270,17 @@ def test_a_live_lock_refuses_and_a_stale_lock_is_taken_over(tiny, tmp_path, caps
     out.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / fit.LOCK_FILE).write_text(str(holder.pid))
+        (out / runfolder.LOCK_FILE).write_text(str(holder.pid))
         assert cli.main(train_args(tiny, out, epochs=1)) == 1
         assert f"another run (pid {holder.pid}) is writing to {out}" in capsys.readouterr().err
-        assert not (out / fit.STATE_FILE).exists()
+        assert not (out / runfolder.STATE_FILE).exists()
     finally:
         holder.kill()
         holder.wait()
     # the same pid, now dead (and reaped): the lock is stale, and the run takes it over
     assert cli.main(train_args(tiny, out, epochs=1)) == 0
     assert check_run(out) == 1
-    assert not (out / fit.LOCK_FILE).exists()
+    assert not (out / runfolder.LOCK_FILE).exists()
 
 
 def test_the_lock_never_holds_an_empty_pid(tmp_path, monkeypatch):
@@ -294,7 +295,7 @@ def test_the_lock_never_holds_an_empty_pid(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "link", link)
     with fit.RunLock(tmp_path):
-        assert (tmp_path / fit.LOCK_FILE).read_text() == str(os.getpid())
+        assert (tmp_path / runfolder.LOCK_FILE).read_text() == str(os.getpid())
     assert seen == [str(os.getpid())]
     assert not list(tmp_path.iterdir())
 
@@ -306,18 +307,18 @@ def test_the_lock_works_without_hard_links(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "link", no_links)
     with fit.RunLock(tmp_path):
-        assert (tmp_path / fit.LOCK_FILE).read_text() == str(os.getpid())
+        assert (tmp_path / runfolder.LOCK_FILE).read_text() == str(os.getpid())
         holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         try:
             other = tmp_path / "other"
             other.mkdir()
-            (other / fit.LOCK_FILE).write_text(str(holder.pid))
+            (other / runfolder.LOCK_FILE).write_text(str(holder.pid))
             with pytest.raises(fit.TrainingError, match=f"another run \\(pid {holder.pid}\\)"):
                 fit.RunLock(other).__enter__()
         finally:
             holder.kill()
             holder.wait()
-    assert not (tmp_path / fit.LOCK_FILE).exists()
+    assert not (tmp_path / runfolder.LOCK_FILE).exists()
 
 
 # ---------------------------------------------------------------- many threads, one set of models

@@ -452,13 +452,13 @@ def test_nothing_reaches_the_network_on_import():
 def test_how_a_checkpoint_was_trained_reads_in_one_line_whatever_its_config_holds():
     config = {"recipe": {"name": "modern"}, "epochs": 100, "wall_s": 9000.0, "device": "cpu (X, AVX2, 1 thread)",
               "teacher": {"model": "resnet", "test_acc": 0.9}}
-    assert ckpt.training_summary(config) == ("modern recipe, 100 epochs in 2.5 h on cpu (X, AVX2, 1 thread), "
+    assert ckpt.training_summary(config) == ("modern recipe, 100 epochs in 2h 30m on cpu (X, AVX2, 1 thread), "
                                              "distilled from the ResNet")
     ensemble = config | {"teacher": {"model": "resnet+se_resnet+resnet_plain", "targets": "fixed"}}
     assert ckpt.training_summary(ensemble).endswith("distilled from the ResNet, the SE-ResNet and the ResNet without "
                                                     "shortcuts (ours), their answers fixed before training")
     assert ckpt.training_summary({"recipe": {"name": "fast"}, "epochs": 5, "wall_s": 130}) == \
-        "fast recipe, 5 epochs in 2 min"
+        "fast recipe, 5 epochs in 2m 10s"
     for hostile in ({}, {"recipe": "x", "epochs": "y", "wall_s": True, "device": 3, "teacher": ["resnet"]},
                     {"recipe": None, "wall_s": -1, "teacher": {"model": "../x"}}):
         assert ckpt.training_summary(hostile).startswith(("an unrecorded recipe, ? epochs", "an unrecorded recipe"))

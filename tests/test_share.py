@@ -16,8 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from cifarnets.diagram.architecture import layer_table
 from cifarnets.models import build
-from cifarnets.store.checkpoints import REPORT_HISTORY_FILE
 from cifarnets.store.fileio import write_json
+from cifarnets.store.runfolder import REPORT_HISTORY_FILE
 
 TIMEOUT = 120  # a busy 2-core machine loading four networks
 RUN_FILES = ["model.safetensors", "config.json", "history.json", REPORT_HISTORY_FILE, "README.md"]

@@ -16,8 +16,9 @@ from cifarnets.answering import MIRRORED, VIEWS
 from cifarnets.data import sources
 from cifarnets.data.loader import DeviceLoader
 from cifarnets.store import checkpoints
+from cifarnets.store.runfolder import LOCK_FILE
 from cifarnets.training import recipes
-from cifarnets.training.fit import LOCK_FILE, TrainingError, evaluate, fit, read_state
+from cifarnets.training.fit import TrainingError, evaluate, fit, read_state
 
 
 def tiny_recipe(key="cnn", **kw):

@@ -22,8 +22,9 @@ from cifarnets.data.images import to_array
 from cifarnets.data.loader import batch
 from cifarnets.models import KEYS
 from cifarnets.predict import answers, predict_files, probabilities
-from cifarnets.store.checkpoints import CONFIG_FILE, MODEL_FILE, discover, write_weights
+from cifarnets.store.checkpoints import discover, write_weights
 from cifarnets.store.fileio import read_json, write_json
+from cifarnets.store.runfolder import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE
 from cifarnets.unfamiliar import calibration, findings, inputs, measure, scores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +198,7 @@ def test_a_calibration_that_does_not_fit_the_weights_is_not_used(calibrated, tmp
     write_weights(weights, model)
     assert "other weights" in predict.uncalibrated(discover(folder))["cnn"]
 
-    (folder / "resnet" / calibration.STATS_FILE).unlink()
+    (folder / "resnet" / UNFAMILIAR_FILE).unlink()
     assert "missing" in predict.uncalibrated(discover(folder))["resnet"]
 
     config = read_json(folder / "cnn" / CONFIG_FILE)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .. import CIFAR10_CLASSES
 from ..models import ALL_KEYS, build, label, spec
-from ..store.checkpoints import MODEL_FILE, CheckpointError, Entry, read_config, read_history
+from ..store.checkpoints import CheckpointError, Entry, read_config
+from ..store.runfolder import MODEL_FILE, read_history
 from ..training.recipes import recorded
 from . import store
 from .cost import checkpoint_bytes, static_cost

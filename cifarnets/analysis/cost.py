@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..models import count_params
 from ..models.common import eval_mode
-from ..store.checkpoints import MODEL_FILE
+from ..store.runfolder import MODEL_FILE
 
 
 def macs(model: nn.Module, image_size: int = 32) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..store.fileio import read_json, write_json
+from ..store.fileio import read_json_or, write_json
 
 ANALYSIS_FILE = "analysis.json"
 VERSION = 1
@@ -23,11 +23,8 @@ def read(path: str | Path) -> dict | None:
     """The stored results in a folder (or at a file path), or None when absent, unreadable or of another version."""
     path = Path(path)
     path = path / ANALYSIS_FILE if path.is_dir() else path
-    try:
-        record = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("version") == VERSION and _well_formed(record) else None
+    record = read_json_or(path, dict)
+    return record if record.get("version") == VERSION and _well_formed(record) else None
 
 
 def _numbers(d) -> bool:

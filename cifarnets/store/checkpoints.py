@@ -19,9 +19,9 @@ from .. import CIFAR10_CLASSES, __version__
 from ..errors import UserError
 from ..models import KEYS, MODELS, build, count_params, label
 from ..paths import checkpoints_dir
-from ..prose import listing, plural
+from ..prose import duration, listing, plural
 from .fileio import read_json, write_bytes, write_json
-from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, UNFAMILIAR_FILE, read_history  # noqa: F401
+from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, UNFAMILIAR_FILE
 
 MAX_CLASSES = 1000  # a config.json asking for a 10**9-way classifier would exhaust memory before failing
 # What a checkpoint is, file by file: `push` uploads exactly these, the Training curves page zips exactly
@@ -74,15 +74,14 @@ def make_config(key: str, model: torch.nn.Module, *, classes: list[str], recipe:
 
 
 def training_summary(config: dict) -> str:
-    """How a checkpoint was trained, in one line from its config.json: "modern recipe, 60 epochs in 7 min on
+    """How a checkpoint was trained, in one line from its config.json: "modern recipe, 60 epochs in 7m 02s on
     cpu (...)", naming a teacher it was distilled from. Whatever the config holds, a line comes back."""
     recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
     epochs, wall, device = config.get("epochs"), config.get("wall_s"), config.get("device")
     line = f"{recipe.get('name', 'an unrecorded')} recipe, " + (plural(epochs, "epoch") if isinstance(epochs, int)
                                                                   else "? epochs")
     if isinstance(wall, (int, float)) and not isinstance(wall, bool) and wall >= 0:
-        line += (f" in {wall / 3600:.1f} h" if wall >= 5400 else f" in {wall / 60:.0f} min" if wall >= 90
-                 else f" in {wall:.0f} s")
+        line += f" in {duration(wall)}"
     if isinstance(device, str) and device:
         line += f" on {device}"
     teacher = config.get("teacher")

@@ -1,4 +1,5 @@
-"""Training histories -> one long table (network, source, epoch, metric, split, value) that charts can facet.
+"""Training histories -> one long table (network, source, epoch, metric, split, value) that charts can facet,
+and one history row as a line of text (epoch_line: what `train` and `race` print after each epoch).
 
 Sources: each shipped checkpoint's own history, the report recipe's history where a checkpoint
 carries one (report_history.json), and the user's runs.
@@ -10,10 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..models import KEYS, label
-from .checkpoints import HISTORY_FILE, REPORT_HISTORY_FILE, CheckpointError, read_config, read_history
+from .checkpoints import CheckpointError, read_config
+from .runfolder import HISTORY_FILE, REPORT_HISTORY_FILE, read_history
 
 # metric -> (train column, test column) in a history row
 METRICS = {"loss": ("train_loss", "test_loss"), "accuracy": ("train_acc", "test_acc")}
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    """One history row as the shell prints it after each epoch."""
+    return (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%}  "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.2%}  lr {row['lr']:.4g}  "
+            f"{row['seconds']:.0f}s  {row['images_per_s']:.0f} img/s")
 
 
 @dataclass

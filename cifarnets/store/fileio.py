@@ -41,3 +41,13 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_json_or(path: str | os.PathLike, kind: type[dict] | type[list]) -> Any:
+    """The JSON in a file that may be missing, damaged or half-written by someone else: an empty `kind` (dict
+    or list) then, and also when it holds something other than a `kind`."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return kind()
+    return data if isinstance(data, kind) else kind()

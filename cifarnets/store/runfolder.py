@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from .fileio import read_json, write_json
+from .fileio import read_json_or, write_json
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -27,11 +27,7 @@ LOCK_FILE = ".lock"
 
 def read_history(folder: str | Path, name: str = HISTORY_FILE) -> list[dict]:
     """The per-epoch rows, or [] when the file is absent or unreadable."""
-    try:
-        rows = read_json(Path(folder) / name)
-    except (OSError, ValueError):
-        return []
-    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    return [r for r in read_json_or(Path(folder) / name, list) if isinstance(r, dict)]
 
 
 def process_alive(pid: int) -> bool:

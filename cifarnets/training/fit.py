@@ -26,9 +26,9 @@ from ..device import machine_name, pick
 from ..models import build
 from ..models.common import eval_mode
 from ..paths import checkpoints_dir
-from ..store.checkpoints import MODEL_FILE, CheckpointError, load_weights, make_config, save_checkpoint
+from ..store.checkpoints import CheckpointError, load_weights, make_config, save_checkpoint
 from ..store.fileio import atomic_path
-from ..store.runfolder import LOCK_FILE, STATE_FILE, STATUS_FILE, RunLock, Status, TrainingError  # noqa: F401
+from ..store.runfolder import MODEL_FILE, STATE_FILE, RunLock, Status, TrainingError
 from .distill import fixed_answers, load_teachers
 from .metrics import confusion_matrix, per_class_accuracy
 from .recipes import Recipe

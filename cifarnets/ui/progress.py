@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..prose import duration
 from ..runs import jobs
 
 
@@ -15,10 +16,3 @@ def progress_text(run: jobs.Run) -> str:
     if isinstance(s.get("eta_s"), (int, float)):
         parts.append(f"ETA {duration(s['eta_s'])}")
     return " · ".join(parts)
-
-
-def duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"

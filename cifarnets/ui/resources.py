@@ -14,7 +14,8 @@ from ..paths import app_device, checkpoints_dir, hub_spec
 from ..runs.jobs import Run
 from ..runs.visitor import Visitor
 from ..store import hub
-from ..store.checkpoints import CONFIG_FILE, MODEL_FILE, Entry, discover
+from ..store.checkpoints import Entry, discover
+from ..store.runfolder import CONFIG_FILE, MODEL_FILE
 
 
 @st.cache_resource(show_spinner=False)

@@ -16,12 +16,13 @@ import streamlit as st
 
 from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, PublicLimits, data_env
+from ..prose import duration
 from ..runs import jobs
 from ..runs.visitor import Refused, Visitor, tidy
 from ..training import estimate, recipes
 from . import adoption, race_view, resources
 from .charts import live_chart
-from .progress import duration, progress_text
+from .progress import progress_text
 
 LIVE = ("starting", "running")
 SHOWN = 6  # runs listed in the sidebar; the rest are on Training curves

@@ -22,12 +22,12 @@ from safetensors.torch import load_file, save
 
 from ..answering import VIEWS
 from ..paths import checkpoints_dir
-from ..store.checkpoints import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE, Entry
+from ..store.checkpoints import Entry
 from ..store.fileio import read_json, write_bytes, write_json
+from ..store.runfolder import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE
 from .scores import FITTED, METHODS, Gaussians, Views, score
 
 KEY = "unfamiliar"
-STATS_FILE = UNFAMILIAR_FILE
 RATE = 0.95  # the share of the test split's held-out images the threshold keeps under: 1 in 20 is flagged
 
 
@@ -108,8 +108,8 @@ def load_stats(path: Path) -> dict[str, Gaussians]:
 
 def write(folder: Path, record: dict, fitted: dict[str, Gaussians]) -> None:
     """Statistics first, then the record that names them: a config.json never points at missing statistics."""
-    save_stats(folder / STATS_FILE, fitted)
-    record = record | {"stats_sha256": sha256(folder / STATS_FILE)}
+    save_stats(folder / UNFAMILIAR_FILE, fitted)
+    record = record | {"stats_sha256": sha256(folder / UNFAMILIAR_FILE)}
     config = read_json(folder / CONFIG_FILE)
     config[KEY] = record
     write_json(folder / CONFIG_FILE, config)
@@ -150,11 +150,11 @@ def load(entry: Entry, views: int = VIEWS) -> Calibration | str:
             return f"calibrated on other weights than these (retrained?); redo it with `{redo}`"
         fitted = None
         if record["method"] in FITTED:
-            stats = entry.path / STATS_FILE
+            stats = entry.path / UNFAMILIAR_FILE
             if not stats.is_file():
-                return f"its calibration statistics ({STATS_FILE}) are missing; redo them with `{redo}`"
+                return f"its calibration statistics ({UNFAMILIAR_FILE}) are missing; redo them with `{redo}`"
             if record.get("stats_sha256") != sha256(stats):
-                return f"{STATS_FILE} does not match config.json; redo the calibration with `{redo}`"
+                return f"{UNFAMILIAR_FILE} does not match config.json; redo the calibration with `{redo}`"
             fitted = load_stats(stats)
     except (OSError, SafetensorError, ValueError, RuntimeError) as e:
         return f"its calibration cannot be read ({str(e)[:100]}); redo it with `{redo}`"
@@ -166,6 +166,6 @@ def verdicts(calibration: Calibration, v: Views) -> list[Verdict]:
     fitted = calibration.fitted
     if fitted is not None and (set(fitted) != set(v.layers) or
                                any(g.means.shape[1] != v.layers[k].shape[-1] for k, g in fitted.items())):
-        raise ValueError(f"{STATS_FILE} was fitted on another network's layers")
+        raise ValueError(f"{UNFAMILIAR_FILE} was fitted on another network's layers")
     return [Verdict(float(s), calibration.threshold, calibration.method, calibration.rate)
             for s in score(calibration.method, v, fitted)]

@@ -14,8 +14,9 @@ from PIL import Image
 from cifarnets import CIFAR10_CLASSES
 from cifarnets.models import KEYS, build
 from cifarnets.runs import jobs
-from cifarnets.store.checkpoints import REPORT_HISTORY_FILE, make_config, save_checkpoint
+from cifarnets.store.checkpoints import make_config, save_checkpoint
 from cifarnets.store.fileio import write_json
+from cifarnets.store.runfolder import REPORT_HISTORY_FILE
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGES = {"Architecture": "app_pages/1_Architecture.py", "Training curves": "app_pages/2_Training_curves.py",
