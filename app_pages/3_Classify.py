@@ -7,7 +7,7 @@ import streamlit as st
 from cifarnets.predict import classify, summary_rows, uncalibrated
 from cifarnets.prose import plural
 from cifarnets.store.export import rows_csv
-from cifarnets.ui import adoption, resources
+from cifarnets.ui import actions, resources
 from cifarnets.ui.classify_view import badges_line, compact_cards, gather_inputs, result_card, uncalibrated_note
 
 MAX_CARDS = 24  # past this, the summary table still lists every image
@@ -16,7 +16,7 @@ st.title("Classify")
 found = resources.entries()
 resources.notice_hub()
 resources.notice_missing(found)
-adoption.answering_notice(found)  # which networks answer from your own runs, and the way back
+actions.answering_notice(found)  # which networks answer from your own runs, and the way back
 files = gather_inputs()
 if not files:
     st.caption("Upload images, pick an example or take a picture: the middle of each is shrunk to the 32x32 input "

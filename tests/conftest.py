@@ -20,6 +20,21 @@ TINY_CLASSES = ("circle", "square", "stripes")
 FRESH_SEEDS = os.environ.get("FRESH_SEEDS") == "1"
 
 
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """A private runs folder (and no shipped checkpoints); any run a test leaves going is ended after it."""
+    from cifarnets.runs import jobs
+
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("CIFARNETS_RUNS", str(folder))
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
+    yield folder
+    for run in jobs.list_runs(folder):
+        if run.alive:
+            os.kill(run.pid, signal.SIGKILL)
+
+
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
     """Every test decodes into its own cache and never downloads: nothing reaches the network."""

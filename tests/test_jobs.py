@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,19 +20,6 @@ from cifarnets.training.fit import read_state
 
 TIMEOUT = 60
 RUN_LIMIT = 180  # seconds a tiny run may take on a busy 2-core machine, start-up of torch included
-
-
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    """A private runs folder (and no shipped checkpoints); any run a test leaves going is ended after it."""
-    folder = tmp_path / "runs"
-    monkeypatch.setenv("CIFARNETS_RUNS", str(folder))
-    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
-    monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
-    yield folder
-    for run in jobs.list_runs(folder):
-        if run.alive:
-            os.kill(run.pid, signal.SIGKILL)
 
 
 def request(data, **overrides) -> jobs.TrainRequest:

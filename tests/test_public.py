@@ -32,18 +32,11 @@ RUN_LIMIT = 180
 
 
 @pytest.fixture
-def runs(tmp_path, monkeypatch):
-    """A private runs folder; no shipped checkpoints unless a test makes them; stand-in trainers killed after."""
-    folder = tmp_path / "runs"
-    monkeypatch.setenv("CIFARNETS_RUNS", str(folder))
-    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
-    monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
-    sleepers: list[subprocess.Popen] = []
-    yield folder, sleepers
-    for run in jobs.list_runs(folder):
-        if run.alive:
-            os.kill(run.pid, signal.SIGKILL)
-    for proc in sleepers:
+def sleepers():
+    """Stand-ins for trainers (live_job), killed after the test."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for proc in procs:
         proc.kill()
         proc.wait()
 
@@ -92,7 +85,7 @@ def sidebar_text(at) -> str:
 
 
 def test_two_sessions_see_cancel_resume_and_adopt_only_their_own(public):
-    runs, _ = public
+    runs = public
     a, b = app(), app()
     assert "Public demo: your runs and your choices here are yours alone" in sidebar_text(a)
     a.number_input(key="epochs-cnn-fast").set_value(1)
@@ -132,8 +125,8 @@ def test_two_sessions_see_cancel_resume_and_adopt_only_their_own(public):
     assert "· your run" not in texts(b) and "Answering from your own run" not in texts(b)
 
 
-def test_the_trainer_cap_refuses_a_second_start_with_the_busy_line(public):
-    runs, sleepers = public
+def test_the_trainer_cap_refuses_a_second_start_with_the_busy_line(public, sleepers):
+    runs = public
     a = Visitor("a" * 20, {}, True, PublicLimits(trainers=1), runs)
     first = live_job(runs, sleepers, owner=a.token, eta_s=300)
     at = app()
@@ -179,7 +172,7 @@ def test_public_limits_come_from_their_variables(monkeypatch):
 
 
 def test_over_cap_epochs_batch_and_any_path_are_refused(public, tmp_path):
-    runs, _ = public
+    runs = public
     v = Visitor("t" * 20, {}, True, PublicLimits(epochs=3, batch_size=64), runs)
     ok = jobs.TrainRequest("cnn", "fast", 3, None, 64, os.environ["CIFARNETS_DATA"], "cpu")
     assert v.refusal(ok) == ""
@@ -199,8 +192,7 @@ def test_over_cap_epochs_batch_and_any_path_are_refused(public, tmp_path):
     assert at.number_input(key="epochs-cnn-fast").max == 10 and at.number_input(key="batch-cnn-fast").max == 256
 
 
-def test_tidy_deletes_expired_and_oldest_runs_but_never_a_live_one(runs):
-    runs, sleepers = runs
+def test_tidy_deletes_expired_and_oldest_runs_but_never_a_live_one(runs, sleepers):
     old = finished_run(runs, "cnn-fast-old", 0.5)
     new = finished_run(runs, "cnn-fast-new", 0.5)
     live = live_job(runs, sleepers)
@@ -232,7 +224,6 @@ def test_local_data_choice_opens_on_cifar10(runs):
 
 
 def test_a_weaker_run_asks_first_and_the_way_back_is_one_button(runs, tmp_path, monkeypatch):
-    runs, _ = runs
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(make_checkpoints(tmp_path / "shipped")))  # CNN: 50%
     weak = finished_run(runs, "cnn-fast-weak", 0.1)
     at = app()

@@ -16,7 +16,7 @@ from ..runs import jobs, racejobs
 from ..runs.visitor import Refused, Visitor
 from ..store.curves import Curve, long_rows
 from ..training import recipes
-from . import adoption, resources
+from . import actions, resources
 from .charts import network_scale
 from .progress import progress_text
 
@@ -123,17 +123,12 @@ def _buttons(race: racejobs.Race, state: str, members: dict[str, jobs.Run]) -> N
             st.toast(f"Stopping {race.name}: the network in training saves its state first")
         return
     finished = [run for run in members.values() if run.state == "finished" and run.has_checkpoint]
-    if state in ("stopped", "failed") and st.button("Resume the race", key=f"race-resume-{race.name}",
-                                                    help="finished networks stay; the stopped one continues"):
-        try:
-            visitor.resume(race)
-        except Refused as e:
-            st.error(str(e))
-        else:
-            st.rerun(scope="app")
+    if state in ("stopped", "failed"):
+        actions.resume_button(visitor, race, "Resume the race", f"race-resume-{race.name}",
+                              help="finished networks stay; the stopped one continues")
     adopted = visitor.adopted()
     if finished and any(adopted.get(run.model) != run.folder for run in finished):
-        adoption.adopt_buttons(visitor, finished, f"Use {'these' if len(finished) > 1 else 'it'} in Classify",
+        actions.adopt_buttons(visitor, finished, f"Use {'these' if len(finished) > 1 else 'it'} in Classify",
                                key=f"race-use-{race.name}")
 
 

@@ -20,7 +20,7 @@ from ..prose import duration
 from ..runs import jobs
 from ..runs.visitor import Refused, Visitor, tidy
 from ..training import estimate, recipes
-from . import adoption, race_view, resources
+from . import actions, race_view, resources
 from .charts import live_chart
 from .progress import progress_text
 
@@ -213,22 +213,12 @@ def _run_card(visitor: Visitor, run: jobs.Run) -> None:
             s = run.status
             where = f"after epoch {s.get('epoch', 0)}, step {s.get('step', 0)}" if s else "before it began"
             st.caption(f"Stopped {where}" + ("; it can continue where it stopped." if run.resumable else "."))
-            _resume_button(visitor, run)
+            actions.resume_button(visitor, run, "Resume" if run.resumable else "Start again", f"resume-{run.name}")
         elif state == "failed":
             st.error(run.error)
-            _resume_button(visitor, run)
+            actions.resume_button(visitor, run, "Resume" if run.resumable else "Start again", f"resume-{run.name}")
         else:
             _finished(visitor, run)
-
-
-def _resume_button(visitor: Visitor, run: jobs.Run) -> None:
-    if st.button("Resume" if run.resumable else "Start again", key=f"resume-{run.name}"):
-        try:
-            visitor.resume(run)
-        except Refused as e:
-            st.error(str(e))
-        else:
-            st.rerun(scope="app")
 
 
 def _finished(visitor: Visitor, run: jobs.Run) -> None:
@@ -237,9 +227,9 @@ def _finished(visitor: Visitor, run: jobs.Run) -> None:
         st.caption(f"Test accuracy {history[-1].get('test_acc', 0):.1%} after {len(history)} epoch(s).")
     if visitor.adopted().get(run.model) == run.folder:
         st.caption(f"{run.label} classifies with this run.")
-        adoption.back_button(visitor, run.model, key=f"back-{run.name}")
+        actions.back_button(visitor, run.model, key=f"back-{run.name}")
     elif run.has_checkpoint:
-        adoption.adopt_buttons(visitor, [run], f"Use for {run.label} in Classify", key=f"use-{run.name}")
+        actions.adopt_buttons(visitor, [run], f"Use for {run.label} in Classify", key=f"use-{run.name}")
 
 
 def _live_curve(run: jobs.Run) -> None:

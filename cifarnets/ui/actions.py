@@ -1,6 +1,6 @@
-"""Choosing which network answers in Classify: a run's "Use ... in Classify" (with a second step when the run
-scores below the network it replaces), and "Back to the shipped network". The sidebar's run cards, the race's
-card and the Classify page share these; the choice itself is the Visitor's (runs/visitor.py)."""
+"""The buttons that act on a run or a race, shared by the sidebar's run cards, the race's card and Classify:
+Resume, a run's "Use ... in Classify" (with a second step when the run scores below the network it
+replaces), and "Back to the shipped network". What they do is the Visitor's (runs/visitor.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,20 @@ import streamlit as st
 
 from ..models import label
 from ..runs import jobs
+from ..runs.process import Job
 from ..runs.visitor import Refused, Visitor
 from . import resources
+
+
+def resume_button(visitor: Visitor, job: Job, text: str, key: str, help: str | None = None) -> None:
+    """Continue a stopped or failed run or race; in public mode it may be refused (the trainer is busy)."""
+    if st.button(text, key=key, help=help):
+        try:
+            visitor.resume(job)
+        except Refused as e:
+            st.error(str(e))
+        else:
+            st.rerun(scope="app")
 
 
 def back_button(visitor: Visitor, model: str, key: str, text: str = "Back to the shipped network") -> None:
