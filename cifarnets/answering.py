@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .device import exact_fp32
 from .errors import UsageError
 
 # Answers are computed in fp32 on every machine, whatever autocast is open around the call: a CPU
@@ -79,6 +80,8 @@ def logits_of_views(model: torch.nn.Module, x: torch.Tensor, views: int = VIEWS,
                     intermediates: bool = False):
     """The model's output for views_of(x, views), in PRECISION whatever autocast is open around the call:
     the logits, or with `intermediates` everything forward_intermediates hands back."""
+    if x.device.type == "cuda":
+        exact_fp32()
     with torch.autocast(x.device.type, enabled=False):
         batch = views_of(x.float(), views)
         if intermediates:

@@ -83,6 +83,18 @@ def bf16_ok(device: torch.device) -> bool:
     return False
 
 
+def exact_fp32() -> None:
+    """fp32 on a GPU means fp32, as on a CPU: PyTorch lets cuDNN compute fp32 convolutions in TF32 by default
+    (a 10-bit mantissa: about 1e-3 relative error in each product), so a GPU's answers would differ from every
+    CPU's and from the accuracy a checkpoint claims. Set for the whole process, not around a call: a flag
+    flipped and restored by one thread would change another's answer midway (the app answers from many).
+    bf16 autocast, what training computes in, is untouched; TF32 exists only on GPUs that have bf16. The
+    legacy flags: they work on every PyTorch we meet, and mixing them with the newer fp32_precision ones is an
+    error."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def autocast(device: torch.device):
     if bf16_ok(device):
         return torch.autocast(device.type, dtype=torch.bfloat16)

@@ -28,9 +28,10 @@ WORKER = Path(__file__).parent / "helpers" / "ddp_worker.py"
 RECIPE = {"epochs": 2, "batch_size": 16, "lr": 0.05}
 
 
-def torchrun(key: str, folder: Path, out: Path, digests: Path, *extra: str, **env: str) -> subprocess.CompletedProcess:
+def torchrun(key: str, folder: Path, out: Path, digests: Path, *extra: str, nproc: int = 2,
+             **env: str) -> subprocess.CompletedProcess:
     digests.mkdir(exist_ok=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(WORKER),
            "train", "--model", key, "--recipe", "modern", "--data", str(folder), "--out", str(out), "--device", "cpu",
            "--epochs", str(RECIPE["epochs"]), "--batch-size", str(RECIPE["batch_size"]), "--lr", str(RECIPE["lr"]),
            *extra]
@@ -62,6 +63,15 @@ def test_two_ranks_end_identical_and_match_one_process(tiny_folder, tmp_path):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=0.01)
         assert a["test_loss"] == pytest.approx(b["test_loss"], rel=0.01)
         assert a["train_acc"] == pytest.approx(b["train_acc"], abs=0.05)
+
+
+def test_one_process_under_torchrun_still_trains_as_a_process_group(tiny_folder, tmp_path):
+    """torchrun --nproc_per_node=1 forms the group too, with DDP over it: gloo here, NCCL on a one-GPU
+    machine (tests/test_cuda.py), so one GPU runs the code that N would. The checkpoint says it."""
+    torchrun("cnn", tiny_folder, tmp_path / "one", tmp_path / "digests", nproc=1)
+    model, config = checkpoints.load_checkpoint(tmp_path / "one", expected_key="cnn")
+    assert config["device"].endswith(" x1") and config["epochs"] == 2
+    assert (tmp_path / "digests" / "rank0.txt").exists()
 
 
 def test_a_stop_reaching_one_rank_stops_both_and_resumes_to_the_same_weights(tiny_folder, tmp_path):

@@ -170,6 +170,6 @@ def measure(key: str, model: torch.nn.Module | None, config: dict | None, datase
 def joint(probs: dict[str, torch.Tensor], dataset: sources.Dataset, results: dict[str, dict]) -> dict:
     gallery = quality.disagreement(probs, dataset.test.y, GALLERY)
     for item in gallery:
-        item["png"] = store.png_b64(dataset.test.x[item["index"]].permute(1, 2, 0).numpy())
+        item["png"] = store.png_b64(dataset.test.x[item["index"]].cpu().permute(1, 2, 0).numpy())
     return {"classes": dataset.classes, "networks": {k: results[k]["checkpoint"] for k in probs},
             "n_test": len(dataset.test), "agreement": quality.agreement(probs, dataset.test.y), "disagreement": gallery}

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..cliargs import add_checkpoints_arg
+from ..cliargs import add_checkpoints_arg, add_device_arg
 from ..data.images import EXTENSIONS
 from ..errors import UsageError
 from ..store import hub
@@ -259,7 +259,8 @@ def measure(folders: list[Path], entries: dict, preparations=None, views=None) -
         for key, entry in loaded.items():
             for n in views:
                 with torch.no_grad():
-                    guess = answering.answer(entry.model, x, n)[1].argmax(1).numpy()
+                    on = x.to(next(entry.model.parameters()).device)
+                    guess = answering.answer(entry.model, on, n)[1].argmax(1).cpu().numpy()
                 right.setdefault(key, {}).setdefault(name, {})[n] = (guess == labels).astype(int).tolist()
     return {"names": names, "labels": labels.tolist(), "composite": [composite(n) for n in names], "right": right}
 
@@ -323,6 +324,7 @@ def add_parser(sub) -> None:
                    help="store the app's figure (its preparation and views) in each checkpoint's config.json")
     add_checkpoints_arg(p)
     hub.add_hub_arg(p)  # KEY=FOLDER takes a network from a run folder
+    add_device_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -330,6 +332,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from .. import answering
     from ..data import images
+    from ..device import pick
     from ..paths import photos_env
     from ..store.checkpoints import discover
     from ..store.fileio import read_json, write_json
@@ -345,7 +348,7 @@ def run(args) -> int:
     unknown = [p for p in args.preparations or () if p not in images.PREPARATIONS]
     if unknown:
         raise UsageError(f"unknown preparation {unknown[0]!r}; choose from: {', '.join(images.PREPARATIONS)}")
-    entries = discover(args.checkpoints, overrides=hub.cli_overrides(args.hub))
+    entries = discover(args.checkpoints, pick(args.device), overrides=hub.cli_overrides(args.hub))
     measured = measure(folders, entries, args.preparations, args.views)
     if args.write:
         if args.hub or images.PREPARATION not in measured["right"][next(iter(measured["right"]))] \

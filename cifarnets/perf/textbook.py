@@ -25,7 +25,7 @@ class PILDataset(torch.utils.data.Dataset):
     """Like torchvision.datasets.CIFAR10: HWC uint8 arrays in memory, one PIL image per item."""
 
     def __init__(self, split: Split, transform) -> None:
-        self.images = np.ascontiguousarray(split.x.permute(0, 2, 3, 1).numpy())
+        self.images = np.ascontiguousarray(split.x.cpu().permute(0, 2, 3, 1).numpy())
         self.targets = split.y.tolist()
         self.transform = transform
 

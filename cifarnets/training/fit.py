@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ..answering import MIRRORED, PRECISION, VIEWS, average, logits_of_views, split_batch
 from ..data.loader import DeviceLoader
 from ..data.sources import Dataset, Split
-from ..device import machine_name, pick
+from ..device import exact_fp32, machine_name, pick
 from ..models import build
 from ..models.common import eval_mode
 from ..paths import checkpoints_dir
@@ -98,9 +98,11 @@ def _write_state(folder: Path, state: dict) -> None:
 
 
 def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
-    """(rank, world size, this rank's device); starts the process group under torchrun."""
+    """(rank, world size, this rank's device); starts the process group under torchrun, also for a world
+    of one: `torchrun --nproc_per_node=1` on a one-GPU machine then runs DDP over NCCL as N GPUs would,
+    rather than quietly training as a lone process (tests/test_cuda.py)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
+    if not all(v in os.environ for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")):  # no torchrun
         return 0, 1, device
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -110,9 +112,9 @@ def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, device
 
 
-def _shared_state(out: Path, rank: int, world: int) -> dict | None:
+def _shared_state(out: Path, rank: int) -> dict | None:
     """Rank 0's resume state, on every rank, so all ranks resume alike even without a shared file system."""
-    if world == 1:
+    if not dist.is_initialized():
         return read_state(out)
     box: list = [None]
     if rank == 0:
@@ -159,7 +161,7 @@ def fit(key: str, recipe: Recipe, dataset: Dataset, out: str | Path, *, device: 
     except OSError as e:  # a full or read-only disk: every file is written whole or not at all
         raise TrainingError(f"cannot write to the run folder {out}: {e.strerror or e}; "
                             "its last complete checkpoint is intact") from None
-    if world > 1:
+    if dist.is_initialized():
         # Ranks leave together and take the group down: a rank still inside gloo when its peer
         # exits aborts ("terminate called without an active exception"), failing a clean run.
         # The run's DistributedDataParallel wrapper holds the group too, and outlives fit(): the frames
@@ -183,10 +185,10 @@ class _Tally:
     """Loss, right answers, images and seconds of the epoch so far. The per-step figures stay on the
     device and are read back every SYNC_EVERY steps (a sync on CUDA), summed over the ranks."""
 
-    def __init__(self, partial: dict, dev: torch.device, world: int) -> None:
+    def __init__(self, partial: dict, dev: torch.device) -> None:
         self.sums = {"loss": partial.get("loss", 0.0), "correct": partial.get("correct", 0),
                      "seen": partial.get("seen", 0), "seconds": partial.get("seconds", 0.0)}
-        self.dev, self.world = dev, world
+        self.dev = dev
         self.losses: list[torch.Tensor] = []
         self.correct = torch.zeros((), dtype=torch.int64, device=dev)
         self.seen = 0
@@ -200,7 +202,7 @@ class _Tally:
     def read_back(self, step: int, epoch: int, steps: int, lr: float) -> None:
         """Fold the pending steps (the last is `step`) into the sums; raises TrainingError on a non-finite loss."""
         losses = torch.stack(self.losses)
-        if self.world > 1:
+        if dist.is_initialized():
             counts = torch.stack([losses.sum(), self.correct.double(), torch.tensor(float(self.seen), device=self.dev)])
             dist.all_reduce(counts)
             loss, correct, seen = float(counts[0]), int(counts[1]), int(counts[2])
@@ -237,7 +239,7 @@ class _TrainingLoop:
     def __init__(self, key, recipe, dataset, out, dev, seed, resume, rank, world, probe) -> None:
         self.key, self.dataset, self.out, self.dev, self.rank, self.world = key, dataset, out, dev, rank, world
         self.main = rank == 0
-        self.state = state = _shared_state(out, rank, world)
+        self.state = state = _shared_state(out, rank)
         if state is not None and not resume:
             raise TrainingError(f"{out} already holds a run ({state['epoch']}/{state['recipe']['epochs']} epochs); "
                                 "pass --resume to continue it, or choose another --out")
@@ -275,7 +277,8 @@ class _TrainingLoop:
         self._teachers(state)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+            exact_fp32()  # what bf16 autocast leaves in fp32 stays fp32, as between epochs and in the app
+        self.net = torch.nn.parallel.DistributedDataParallel(self.model) if dist.is_initialized() else self.model
         loader = dict(rank=self.rank, world=self.world, channels_last=CHANNELS_LAST)
         self.train_loader = DeviceLoader.for_recipe(self.recipe, self.dataset.train, dev, soft=self.soft, **loader)
         self.test_loader = DeviceLoader(self.dataset.test, split_batch(dev), dev, train=False, **loader)
@@ -323,7 +326,7 @@ class _TrainingLoop:
                 return self._stopped(epoch, stopped_at)
             self.start = 0
             self._end_epoch(epoch, emit)
-            if _agree(should_stop(), self.world, self.dev) and epoch + 1 < recipe.epochs:
+            if _agree(should_stop(), self.dev) and epoch + 1 < recipe.epochs:
                 return self._stopped(epoch + 1, 0)
         self.status.update(True, state="finished", epoch=recipe.epochs, step=0)
         return {"state": "finished", "epoch": recipe.epochs, "step": 0, "history": self.history}
@@ -332,7 +335,7 @@ class _TrainingLoop:
         """Train one epoch from self.start; returns the step it stopped after when asked to stop mid-epoch."""
         recipe, steps = self.recipe, self.steps
         self.net.train()
-        self.tally = tally = _Tally(self.partial, self.dev, self.world)
+        self.tally = tally = _Tally(self.partial, self.dev)
         self.partial = {}
         global_step = epoch * steps + self.start
         for step, (xb, yb, *soft) in enumerate(self.train_loader.batches(epoch, self.seed, self.start),
@@ -342,7 +345,7 @@ class _TrainingLoop:
             if self.average:
                 self.average.update()
             global_step += 1
-            stop = _agree(should_stop(), self.world, self.dev)
+            stop = _agree(should_stop(), self.dev)
             last = step + 1 == steps
             if (step + 1) % SYNC_EVERY == 0 or last or stop:
                 try:
@@ -369,7 +372,7 @@ class _TrainingLoop:
 
     def _end_epoch(self, epoch: int, emit: Progress) -> None:
         """Evaluate, add the history row, write the checkpoint and then the resume state."""
-        if self.world > 1:  # BatchNorm statistics differ per rank: keep rank 0's, so every rank ends identical
+        if dist.is_initialized():  # BatchNorm statistics differ per rank: keep rank 0's, so every rank ends identical
             for buf in [*self.model.buffers(), *(self.average.model.buffers() if self.average else ())]:
                 dist.broadcast(buf, 0)
         tally, eval_tick = self.tally, time.perf_counter()
@@ -391,7 +394,7 @@ class _TrainingLoop:
         if self.main:
             config = make_config(self.key, self.answering, classes=self.dataset.classes, recipe=self.recipe.to_dict(),
                                  data=self.dataset.provenance() | {"classes": None}, metrics=metrics,
-                                 device=machine_name(self.dev) + (f" x{self.world}" if self.world > 1 else ""),
+                                 device=machine_name(self.dev) + (f" x{self.world}" if dist.is_initialized() else ""),
                                  epochs_done=epoch + 1, seed=self.seed)
             config["data"].pop("classes")
             # training and evaluation, all epochs, and the teachers' fixed answers
@@ -421,9 +424,9 @@ class _TrainingLoop:
         return {"state": "stopped", "epoch": epoch, "step": step, "history": self.history}
 
 
-def _agree(flag: bool, world: int, dev: torch.device) -> bool:
+def _agree(flag: bool, dev: torch.device) -> bool:
     """Under DDP a stop signal may reach one rank first: stop when any rank wants to."""
-    if world == 1:
+    if not dist.is_initialized():
         return flag
     t = torch.tensor(int(flag), device=dev)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)

@@ -130,7 +130,7 @@ def calibrate(networks: dict[str, Network], dataset: sources.Dataset, rate: floa
         v = {name: views_in_batches(model, normalize(x)) for name, (x, _) in p.items()}
         v |= {f"strange{seed}": views_in_batches(model, batch(list(pixels))) for seed, (pixels, _) in strange.items()}
         fitted = fit(v["fit"], p["fit"][1], v["scale"], len(config["classes"]))
-        measured[key] = (fitted, {m: {n: score(m, x, fitted).numpy() for n, x in v.items() if n not in
+        measured[key] = (fitted, {m: {n: score(m, x, fitted).cpu().numpy() for n, x in v.items() if n not in
                                              ("fit", "scale")} for m in METHODS})
         say(f"{label(key)}: scored in {time.perf_counter() - tick:.0f}s")
     choosing = {m: float(np.mean([auroc(s[m]["choose"], s[m]["strange0"]) for _, s in measured.values()]))
