@@ -29,10 +29,10 @@ from cifarnets.store import checkpoints
 from cifarnets.training import recipes
 from cifarnets.training.fit import STATE_FILE, fit, read_state
 from cifarnets.training.step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
-from cifarnets.unfamiliar import calibrate
+from cifarnets.unfamiliar import measure
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / checkpoints.DEFAULT_DIR
+SHIPPED = ROOT / "checkpoints"
 EXAMPLES = ROOT / "cifarnets" / "examples"
 NO_GPU = "PyTorch sees no CUDA GPU here (torch.cuda.is_available() is false); scripts/device-check.sh runs it on one"
 # Read at import, before conftest's private_cache takes the variable away from each test. The device machine
@@ -303,7 +303,7 @@ def test_photos_on_cuda(capsys, tmp_path):
         (photos / f.stem.removeprefix("cifar10-test-")).mkdir(parents=True)
         shutil.copy(f, photos / f.stem.removeprefix("cifar10-test-") / f.name)
     out = json.loads(run_cli(capsys, "photos", str(photos), "--checkpoints", str(shipped_copy(tmp_path)),
-                             "--views", "1", "10", "--device", "cuda", "--json"))
+                             "--views", "1", "10", "--device", "cuda", "--json"))["real"]
     assert set(out) == set(KEYS)
     assert all(r["n"] == 10 for by_prep in out.values() for by_views in by_prep.values() for r in by_views.values())
 
@@ -311,11 +311,11 @@ def test_photos_on_cuda(capsys, tmp_path):
 @gpu
 def test_calibrate_on_cuda_on_a_small_slice(tmp_path):
     folder = shipped_copy(tmp_path)
-    networks = {k: calibrate.Network(*checkpoints.load_checkpoint(folder / k, "cuda", expected_key=k), folder / k)
+    networks = {k: measure.Network(*checkpoints.load_checkpoint(folder / k, "cuda", expected_key=k), folder / k)
                 for k in ("cnn", "resnet")}
     data = cifar_slice(tmp_path / "data", n_train=20, n_test=12)
     counts = {"noise": 8, "plain colour": 4, "gradient": 4, "text": 4, "photo": 4, "face": 4}
-    results = calibrate.calibrate(networks, sources.load(data), sizes=calibrate.Sizes(120, 80, 60, 60),
+    results = measure.calibrate(networks, sources.load(data), sizes=measure.Sizes(120, 80, 60, 60),
                                   counts=counts)
     assert set(results) == {"cnn", "resnet"}
     assert all(r["machine"].startswith("cuda (") for r, _ in results.values())
