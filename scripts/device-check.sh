@@ -47,7 +47,7 @@ DEVICE=${DEVICE:-cuda}
 SMALL=${SMALL:-0}
 # The whole script's seconds; each step has its own cap inside them. A shared 2-core CPU, even on the small
 # slice, is far slower than the H200 the caps are sized for, so there every cap is SCALE times longer.
-if [ "$SMALL" = 1 ]; then BUDGET_S=${BUDGET_S:-1500}; SCALE=${SCALE:-4}; else BUDGET_S=${BUDGET_S:-420}; SCALE=${SCALE:-1}; fi
+if [ "$SMALL" = 1 ]; then BUDGET_S=${BUDGET_S:-2400}; SCALE=${SCALE:-6}; else BUDGET_S=${BUDGET_S:-420}; SCALE=${SCALE:-1}; fi
 ONLY=" ${ONLY:-pytest bench report floor} "
 FLOOR_S=${FLOOR_S:-$((180 * SCALE))}
 OUT=${OUT:-$(mktemp -d /tmp/device-check.XXXXXX)}
