@@ -85,7 +85,7 @@ def bf16_ok(device: torch.device) -> bool:
 
 def exact_fp32() -> None:
     """fp32 on a GPU means fp32, as on a CPU: PyTorch lets cuDNN compute fp32 convolutions in TF32 by default
-    (a 10-bit mantissa: about 1e-3 relative error in each product), so a GPU's answers would differ from every
+    (a 10-bit mantissa: up to 5e-4 relative error in each product), so a GPU's answers would differ from every
     CPU's and from the accuracy a checkpoint claims. Set for the whole process, not around a call: a flag
     flipped and restored by one thread would change another's answer midway (the app answers from many).
     bf16 autocast, what training computes in, is untouched; TF32 exists only on GPUs that have bf16. The
