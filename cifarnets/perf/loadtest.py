@@ -7,10 +7,10 @@ measures the first page render (navigation to the uploader on screen) and the la
 results; a session is held when its page loaded, its results arrived and no error element showed.
 Without --url it serves `streamlit run app.py` itself on a free 127.0.0.1 port and stops it after.
 
-With --train each session instead opens Home and presses the sidebar's Start training (with --epochs typed in
-first, if given), and waits for its answer: "Started training", or a refusal (public mode's busy line). The
-app then trains into a runs folder of its own, which the tool counts (how many trainers started) and empties
-after (every trainer stopped, and how many were left behind).
+With --train each session instead opens Home (and types --epochs, if given); once every session has its
+page, all press the sidebar's Start training together, and each waits for its answer: "Started training", or
+a refusal (public mode's busy line). The app then trains into a runs folder of its own, which the tool
+counts (how many trainers started) and empties after (every trainer stopped, and how many were left behind).
 """
 
 from __future__ import annotations
@@ -203,7 +203,8 @@ async def drive(url: str, sessions: int, images: list[Path], deadline: float, tr
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             if train_epochs >= 0:
-                return await asyncio.gather(*(bounded(browser, url, i, None, deadline, train_epochs)
+                together = asyncio.Barrier(sessions)  # every page up first, then every session presses Start
+                return await asyncio.gather(*(bounded(browser, url, i, None, deadline, train_epochs, together)
                                               for i in range(sessions)))
             return await asyncio.gather(*(bounded(browser, url, i, images[i % len(images)], deadline)
                                           for i in range(sessions)))
@@ -211,11 +212,13 @@ async def drive(url: str, sessions: int, images: list[Path], deadline: float, tr
             await browser.close()
 
 
-async def bounded(browser, url: str, i: int, image: Path | None, deadline: float, train_epochs: int = -1) -> dict:
+async def bounded(browser, url: str, i: int, image: Path | None, deadline: float, train_epochs: int = -1,
+                  together: asyncio.Barrier | None = None) -> dict:
     """One session, stopped at the deadline; any failure becomes a reason, never an exception."""
     outcome = {"session": i, "image": image.name if image else None, "held": False,
                "stage": "opening a browser context"}
-    work = session(browser, url, image, outcome) if image else train_session(browser, url, outcome, train_epochs)
+    work = (session(browser, url, image, outcome) if image
+            else train_session(browser, url, outcome, train_epochs, together))
     try:
         await asyncio.wait_for(work, max(0.0, deadline - time.monotonic()))
     except asyncio.TimeoutError:
@@ -253,8 +256,9 @@ async def session(browser, url: str, image: Path, outcome: dict) -> None:
         await context.close()
 
 
-async def train_session(browser, url: str, outcome: dict, epochs: int) -> None:
-    """Open Home, type the epochs (if any), press Start training, and wait for the app's answer."""
+async def train_session(browser, url: str, outcome: dict, epochs: int, together: asyncio.Barrier) -> None:
+    """Open Home, type the epochs (if any), wait for the other sessions, press Start training, and wait for
+    the app's answer."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1800})
     context.set_default_timeout(0)
     try:
@@ -271,6 +275,8 @@ async def train_session(browser, url: str, outcome: dict, epochs: int) -> None:
             await box.fill(str(epochs))
             await box.press("Enter")
             await page.get_by_text(f"{epochs} epochs ×").first.wait_for()  # the estimate says it: the run saw it
+        outcome["stage"] = "waiting for the other sessions' pages"
+        await together.wait()
         outcome["stage"] = "waiting for the answer to Start training"
         start = time.perf_counter()
         await button.click()
