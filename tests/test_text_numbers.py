@@ -23,6 +23,7 @@ from cifarnets.analysis.reuse import feature_reuse
 from cifarnets.analysis.stages import stage_maps
 from cifarnets.models import ALL_KEYS, KEYS, label
 from cifarnets.paths import project_root
+from cifarnets.prose import duration
 from cifarnets.store import checkpoints as ckpt
 from cifarnets.store.fileio import read_json
 
@@ -110,7 +111,7 @@ def test_home_cards_say_the_stored_accuracy_and_training(pages, stored):
     for key in KEYS:
         config = stored["config"][key]
         wall = config["wall_s"]
-        took = f"{wall / 3600:.1f} h" if wall >= 5400 else f"{wall / 60:.0f} min" if wall >= 90 else f"{wall:.0f} s"
+        took = duration(wall)  # the format is prose's; the number is the stored wall time
         line = f"{config['epochs']} epoch{'s' if config['epochs'] != 1 else ''} in {took} on {config['device']}"
         assert any(line in p for p in pages["Home"]), line
 

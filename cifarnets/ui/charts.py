@@ -92,8 +92,8 @@ def curves_chart(rows: list[dict], metric: str, side_by_side: bool, log_epochs: 
                alt.Tooltip("value:Q", title=metric, format=".2%" if is_acc else ".4f")]
     names, scale = _series_scale(data)
     shown = alt.selection_point(fields=["series"], bind="legend")
-    legend = (alt.Legend(orient="bottom", direction="vertical", labelLimit=400) if side_by_side
-              else alt.Legend(labelLimit=320))
+    # Below the plot, one entry a line: beside it, the legend squeezed the plot to a sliver at phone width.
+    legend = alt.Legend(orient="bottom", direction="vertical", labelLimit=400)
     base = alt.Chart().encode(
         x=alt.X("epoch:Q", title="epoch" + (" (log scale)" if log_epochs else ""),
                 axis=alt.Axis(tickMinStep=1, format="d"),
@@ -116,7 +116,8 @@ def curves_chart(rows: list[dict], metric: str, side_by_side: bool, log_epochs: 
         networks = [n for n in NETWORK_ORDER if any(r["network"] == n for r in data)]
         return chart.properties(width=200, height=220).facet(
             column=alt.Column("network:N", sort=networks, title=None)).resolve_scale(x="independent")
-    return chart.properties(height=320, width="container")
+    # Streamlit fits the whole chart, legend included, into the height: the legend's lines come on top.
+    return chart.properties(height=300 + 22 * len(names) + 30, width="container")
 
 
 def top5_chart(top5: list[tuple[str, float]], color: str) -> alt.Chart:
