@@ -340,6 +340,21 @@ def test_analyze_on_cuda(capsys, tmp_path):
 
 
 @gpu
+def test_race_on_cuda_with_the_modern_recipe_whose_densenet_distils(capsys, tmp_path, monkeypatch):
+    """The four one after another in one process; the DenseNet's modern recipe first answers the training split
+    with its teachers (the shipped ResNets) on the GPU, then learns from those answers."""
+    from cifarnets.runs.racejobs import ORDER, member_folder
+
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(shipped_copy(tmp_path)))
+    out = tmp_path / "race"
+    run_cli(capsys, "race", "--recipe", "modern", "--epochs", "1", "--batch-size", "16", "--data",
+            str(cifar_slice(tmp_path / "data", n_train=4, n_test=2)), "--out", str(out), "--device", "cuda")
+    for key in ORDER:
+        config = checkpoints.read_config(member_folder(out, key))
+        assert config["device"].startswith("cuda (") and config["epochs"] == 1, key
+
+
+@gpu
 def test_bench_and_speedrun_on_cuda(capsys, tmp_path):
     data = str(cifar_slice(tmp_path / "data", n_train=40, n_test=4))
     bench = json.loads(run_cli(capsys, "bench", "--model", "cnn", "--steps", "2", "--cold-starts", "1",
