@@ -26,6 +26,8 @@ from .prose import duration, plural
 from .runs import race
 from .store import checkpoints as ckpt
 from .store import hub
+from .stress import apply as stress
+from .stress import measure as stress_measure
 from .training import recipes
 from .unfamiliar import measure
 
@@ -91,6 +93,11 @@ def make_parser() -> argparse.ArgumentParser:
     add_checkpoints_arg(r)
     add_device_arg(r)
     r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.add_argument("--corrupt", metavar="NAME:SEVERITY",
+                   help="classify each image under a CIFAR-10-C corruption, e.g. gaussian_noise:3 (severity 0-5)")
+    r.add_argument("--attack", metavar="KIND:EPS",
+                   help="classify each image perturbed by fgsm or pgd (10 steps) within EPS/255, e.g. pgd:4")
+    r.add_argument("--against", choices=KEYS, help="the network --attack targets")
     hub.add_hub_arg(r)
     r.set_defaults(func=cmd_predict)
 
@@ -103,6 +110,7 @@ def make_parser() -> argparse.ArgumentParser:
     pagetime.add_parser(sub)
     analyze.add_parser(sub)
     measure.add_parser(sub)
+    stress_measure.add_parser(sub)
     return p
 
 
@@ -237,7 +245,7 @@ def cmd_predict(args) -> int:
     if not any(e.ok for e in entries.values()):
         raise ckpt.CheckpointError("no network could be loaded:\n  " +
                                    "\n  ".join(f"{e.label}: {e.reason}" for e in entries.values()))
-    results = predict_files(args.files, entries)
+    results = predict_files(args.files, entries, stress.change(args.corrupt, args.attack, args.against, entries))
     if args.json:
         print(json.dumps(results, indent=2))
     else:

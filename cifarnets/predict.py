@@ -8,6 +8,7 @@ part in the batch; every other image is classified in one batch, by every loaded
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,13 +126,16 @@ def top_k(probs: torch.Tensor, classes: list[str], k: int = 5) -> list[tuple[str
     return [(classes[j], round(float(q), 4)) for q, j in zip(p, i, strict=True)]
 
 
-def predict_files(paths: list[str], entries: dict[str, Entry]) -> list[dict]:
-    """One result per path, in order: predictions of every loaded network, or the reason it failed."""
+def predict_files(paths: list[str], entries: dict[str, Entry],
+                  change: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict]:
+    """One result per path, in order: predictions of every loaded network, or the reason it failed.
+    `change`, when given, turns each image's 32x32 pixels into what the networks see (a corruption, an attack)."""
     results: list[dict] = []
     ready: list[tuple[int, np.ndarray]] = []  # only the 32x32 pixels: many large files must not pile up
     for path in paths:
         try:
-            ready.append((len(results), to_array(decode_image(read_file(path), Path(path).name))))
+            pixels = to_array(decode_image(read_file(path), Path(path).name))
+            ready.append((len(results), change(pixels) if change else pixels))
             results.append({"file": path})
         except ImageError as e:
             results.append({"file": path, "error": str(e)})
