@@ -1,8 +1,9 @@
 """Views computed on the networks every session shares, from many threads at once, give what one thread gets.
 
 The app keeps one eval-mode copy of each network for all sessions. A view that put a hook on it, or
-switched its mode, would hand another session's activations to the wrong caller; here Grad-CAM, SE gates
-and stage outputs run in threads beside plain classification, on the same model objects.
+switched its mode, would hand another session's activations to the wrong caller; here Grad-CAM, SE gates,
+stage outputs and adversarial attacks (input gradients, PGD) run in threads beside plain classification,
+on the same model objects.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from cifarnets.analysis import gradcam, se
 from cifarnets.models import KEYS, build
 from cifarnets.predict import probabilities
 from cifarnets.store.checkpoints import Entry
+from cifarnets.stress import attacks
 
 ROUNDS = 6  # each job runs this many times in the pool, interleaved with every other job
 
@@ -32,6 +34,12 @@ def jobs(models: dict[str, torch.nn.Module], images: torch.Tensor) -> dict[tuple
             out["cam", key, i] = lambda m=model, x=x, i=i: gradcam.grad_cam(m, x, target=i % 10).heat
             out["stages", key, i] = lambda m=model, x=x: [t.detach()
                                                           for t in m.forward_intermediates(x).stages.values()]
+            # Attacks take gradients on the shared networks: with respect to the input only, in eval mode.
+            pixels = (x * 60 + 128).clamp(0, 255).to(torch.uint8)
+            out["gradient", key, i] = lambda m=model, p=pixels, i=i: attacks.input_gradient(
+                m, p.float(), torch.tensor([i % 10]), views=2)
+            out["pgd", key, i] = lambda m=model, p=pixels, i=i: attacks.pgd(m, p, torch.tensor([i % 10]), 4, steps=2,
+                                                                             views=2)
         out["gates", "se_resnet", i] = lambda x=x: list(se.gates(models["se_resnet"], x).values())
         out["classify", "all", i] = lambda x=x: list(probabilities(entries, x).values())
     return out
@@ -55,3 +63,4 @@ def test_views_under_concurrent_sessions_equal_a_single_thread():
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
     assert all(not m.training for m in models.values())  # no view switched a shared network's mode
     assert all(not m._forward_hooks and not m._forward_pre_hooks for net in models.values() for m in net.modules())
+    assert all(p.grad is None for net in models.values() for p in net.parameters())  # no gradient left behind

@@ -247,6 +247,10 @@ PARAMETERS: dict[str, tuple[Callable, list]] = {
     "jpeg_compression": (jpeg_compression, [80, 65, 58, 50, 40]),
 }
 NAMES = tuple(PARAMETERS)
+# Where the published parameters do not grow with severity, the change to an image does not either: elastic's
+# severity 1 moves the image by the largest affine jitter of the five, its later severities by smaller ones
+# with a finer warp; glass blur's severity 3 blurs more (sigma 0.4, one pass) than severity 4 (0.25, two).
+NOT_MONOTONE = ("elastic_transform", "glass_blur")
 
 
 def title(name: str) -> str:

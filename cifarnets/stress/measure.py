@@ -5,7 +5,8 @@ measures every network in --checkpoints, the four and our plain ResNet, under ea
 reimplementation of CIFAR-10-C at each severity; then, for the four, how often an FGSM perturbation
 made against one changes the answer of each (the transfer matrix) on --transfer-images images, and
 each network's accuracy under an attack made against itself (robust accuracy). It writes
-<checkpoints>/stress.json after each part, so a long run stopped half way keeps what it finished.
+<checkpoints>/stress.json after each corruption and after the transfer, so a long run stopped half way
+keeps what it finished (the page and its text say how many corruptions were measured).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from ..store import checkpoints as ckpt
 from . import attacks, corruptions, store
 
 CHUNK = 50  # images per forward: with 10 views each, more overflow a CPU's caches (answering.split_batch)
-IMAGES = 200  # default samples: what fits in about half an hour on 2 cores shared with five others
-TRANSFER_IMAGES = 500
+IMAGES = 100  # default samples: what fits in about half an hour on 2 cores shared with five others
+TRANSFER_IMAGES = 200
 
 
 def add_parser(sub) -> None:
@@ -121,11 +122,11 @@ def run(root: Path, dataset: sources.Dataset, device: torch.device, n_images: in
             for key, (model, _) in networks.items():
                 acc, _ = accuracy_of(model, batch, labels)
                 record["networks"][key]["corruptions"].setdefault(name, []).append(round(acc, 4))
+        record["seconds"]["corruptions"] = round(time.perf_counter() - tick, 1)
+        store.write(root, record)  # after each corruption: a run stopped half way keeps what it measured
         say(f"{corruptions.title(name)}: " + ", ".join(
             f"{label(k)} {mean(record['networks'][k]['corruptions'][name]):.1%}" for k in networks)
             + f" ({time.perf_counter() - tick:.0f}s)")
-    record["seconds"]["corruptions"] = round(time.perf_counter() - tick, 1)
-    store.write(root, record)
     four = {k: m for k, (m, _) in networks.items() if k in KEYS}
     if n_transfer and len(four) >= 2:
         tick = time.perf_counter()

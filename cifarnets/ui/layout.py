@@ -18,6 +18,7 @@ PAGES = [  # (script relative to app.py, title, address); the first is the defau
     ("app_pages/2_Training_curves.py", "Training curves", "Training_curves"),
     ("app_pages/3_Classify.py", "Classify", "Classify"),
     ("app_pages/4_Why_they_differ.py", "Why they differ", "Why_they_differ"),
+    ("app_pages/5_Stress_test.py", "Stress test", "Stress_test"),
 ]
 
 

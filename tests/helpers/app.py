@@ -20,7 +20,8 @@ from cifarnets.store.runfolder import REPORT_HISTORY_FILE
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGES = {"Architecture": "app_pages/1_Architecture.py", "Training curves": "app_pages/2_Training_curves.py",
-         "Classify": "app_pages/3_Classify.py", "Why they differ": "app_pages/4_Why_they_differ.py"}
+         "Classify": "app_pages/3_Classify.py", "Why they differ": "app_pages/4_Why_they_differ.py",
+         "Stress test": "app_pages/5_Stress_test.py"}
 LABELS = ("CNN", "ResNet", "DenseNet", "SE-ResNet")
 
 

@@ -1,0 +1,30 @@
+"""Stress test: break the four networks, side by side, with corruptions and adversarial examples."""
+
+import streamlit as st
+
+from cifarnets.stress import findings
+from cifarnets.ui import resources, share
+from cifarnets.ui.stress_view import attack_view, corruption_view, measured_view, pick_image, stored
+
+st.title("Stress test")
+st.markdown("The same picture, made harder: first by the corruptions of CIFAR-10-C (noise, blur, weather, digital "
+            "artefacts), then by adversarial perturbations searched for against each network. Watch where each "
+            "network gives way, and how differently.")
+share.check_unknown(["image", "corruption", "severity", "attack", "eps", "transfer_eps"])
+found = resources.entries()
+resources.notice_hub()
+resources.notice_missing(found)
+loaded = {k: e for k, e in found.items() if e.ok}
+image = pick_image()
+
+st.header("Corruptions")
+if image is not None and loaded:
+    corruption_view(image, loaded)
+
+st.header("Adversarial examples")
+if image is not None and loaded:
+    attack_view(image, loaded)
+st.markdown(f"**The lesson.** {findings.LESSON}")
+
+st.header("Measured on the test split")
+measured_view(stored(), found)

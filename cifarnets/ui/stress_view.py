@@ -1,0 +1,204 @@
+"""The Stress test page's pieces: one image under a corruption and under attack, and the stored measurements."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import altair as alt
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from ..data.images import EXTENSIONS, ImageError
+from ..examples import list_examples
+from ..models import label
+from ..paths import checkpoints_dir
+from ..predict import Prepared, prepare, read_file
+from ..store.checkpoints import Entry
+from ..stress import apply, attacks, corruptions, findings, store
+from . import share
+from .classify_view import verdict_line
+from .pictures import enlarge
+from .why.charts import color_by_network
+
+KINDS = {"PGD-10": "pgd", "FGSM": "fgsm"}
+SIDE = 128  # pixels a side for each 32x32 picture
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def pick_image() -> Prepared | None:
+    """An example (its choice is in the URL as `image`), an upload or the camera (neither in the URL)."""
+    examples = list_examples()
+    share.check("image", examples, "the example", format_func=lambda e: e.caption)
+    left, right = st.columns([2, 3])
+    default = next((i for i, e in enumerate(examples) if e.name == "cifar10-test-ship.jpg"), 0)
+    example = left.selectbox("Example image", examples, index=default, format_func=lambda e: e.caption,
+                             key="image", bind="query-params")
+    upload = right.file_uploader("Or your own image (a shared link keeps the example, not your image)",
+                                 type=EXTENSIONS, key="stress_upload")
+    camera = st.camera_input("Camera", key="stress_camera") if left.toggle("Use the camera", key="stress_cam") \
+        else None
+    try:
+        if camera is not None:
+            return prepare(camera.getvalue(), "camera.jpg")
+        if upload is not None:
+            return prepare(upload.getvalue(), upload.name)
+        return prepare(read_file(example.path), example.name) if example else None
+    except ImageError as e:
+        st.error(str(e))
+        return None
+
+
+def _digest(pixels: np.ndarray) -> str:
+    return hashlib.sha256(pixels.tobytes()).hexdigest()[:16]
+
+
+def _networks_stamp(entries: dict[str, Entry]) -> tuple:
+    """What keys a cached result to the networks that made it: each one's folder (a retrained one is another)."""
+    return tuple((k, str(e.path), e.config.get("date")) for k, e in entries.items() if e.ok)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _ladder(_entries, stamp: tuple, digest: str, _pixels: np.ndarray, name: str):
+    images = apply.ladder(_pixels, name)
+    return images, apply.seen(_entries, images)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _attacked(_entries, stamp: tuple, digest: str, _pixels: np.ndarray, kind: str, eps: int):
+    return apply.attack_every(_entries, _pixels, kind, eps)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _smallest(_entries, stamp: tuple, digest: str, _pixels: np.ndarray):
+    return apply.smallest_every(_entries, _pixels)
+
+
+def corruption_view(image: Prepared, entries: dict[str, Entry]) -> None:
+    names = list(corruptions.NAMES)
+    share.check("corruption", names, "the corruption", format_func=corruptions.title)
+    share.check("severity", range(corruptions.SEVERITIES + 1), "the severity")
+    left, right = st.columns([2, 3])
+    name = left.selectbox("Corruption", names, format_func=corruptions.title, key="corruption", bind="query-params")
+    severity = right.slider("Severity (0: the image itself)", 0, corruptions.SEVERITIES, 3, key="severity",
+                            bind="query-params")
+    images, seen = _ladder(entries, _networks_stamp(entries), _digest(image.pixels), image.pixels, name)
+    cols = st.columns([1.2] + [1] * len(seen))
+    cols[0].image(enlarge(images[severity], SIDE), caption=f"what the networks see: severity {severity}")
+    cols[0].download_button("Download (PNG, 32x32)", png(images[severity]), mime="image/png", on_click="ignore",
+                            file_name=f"{image.name.rsplit('.', 1)[0]}-{name}-{severity}.png", key="corrupted_png")
+    for col, (key, answers) in zip(cols[1:], seen.items(), strict=True):
+        a = answers[severity]
+        changed = apply.first_change(answers)
+        col.markdown(f"**{label(key)}**  \n**{a.label}** · {a.prob:.0%}")
+        badge, how = verdict_line(a.verdict)
+        col.markdown(badge, help=how)
+        col.caption(f"clean: {answers[0].label}; " + (f"first changes at **severity {changed}**" if changed
+                                                      else "keeps its answer through severity 5"))
+    st.caption("Every severity of " + corruptions.title(name).lower() + ", 0 to 5, as the networks see it; each "
+               "network's answer in turn:")
+    strip = st.columns(len(images))
+    for s, col in enumerate(strip):
+        col.image(enlarge(images[s], 64), caption=str(s))
+        col.caption("  \n".join(f"{label(k)[:8]}: {seen[k][s].label}" for k in seen))
+
+
+def attack_view(image: Prepared, entries: dict[str, Entry]) -> None:
+    share.check("attack", list(KINDS), "the attack")
+    share.check("eps", range(attacks.EPS_MAX + 1), "the budget")
+    left, right = st.columns([2, 3])
+    kind = left.segmented_control("Attack", list(KINDS), default="PGD-10", key="attack", bind="query-params",
+                                  required=True)
+    eps = right.slider("ε, the most any pixel may change, in 1/255", 0, attacks.EPS_MAX, 2, key="eps",
+                       bind="query-params")
+    found = _attacked(entries, _networks_stamp(entries), _digest(image.pixels), image.pixels, KINDS[kind], eps)
+    cols = st.columns(len(found))
+    for col, (key, a) in zip(cols, found.items(), strict=True):
+        flipped = a.after != a.before
+        col.markdown(f"**{label(key)}**  \n{a.before} → **{a.after}** · {a.prob:.0%}"
+                     + (" :red-badge[fooled]" if flipped else " :green-badge[holds]"))
+        col.image(enlarge(a.image, SIDE), caption=f"perturbed against {label(key)}")
+        col.image(enlarge(a.picture, SIDE), caption=f"the change, x{a.scale} around grey")
+        col.download_button("Download (PNG, 32x32)", png(a.image), mime="image/png", on_click="ignore",
+                            file_name=f"{image.name.rsplit('.', 1)[0]}-{KINDS[kind]}{eps}-{key}.png",
+                            key=f"adv_png_{key}")
+    st.markdown("**The smallest ε that changes each answer** (PGD-10, ε doubling then bisected, up to "
+                f"{attacks.EPS_MAX}/255):")
+    if st.button("Find it for all four", key="search"):
+        st.session_state["stress_searched"] = _digest(image.pixels)
+    if st.session_state.get("stress_searched") == _digest(image.pixels):
+        broken = _smallest(entries, _networks_stamp(entries), _digest(image.pixels), image.pixels)
+        cols = st.columns(len(broken))
+        for col, (key, b) in zip(cols, broken.items(), strict=True):
+            if b.eps is None:
+                col.markdown(f"**{label(key)}**: holds up to {attacks.EPS_MAX}/255")
+                continue
+            col.markdown(f"**{label(key)}**: ε = **{b.eps}/255** → {entries[key].classes[b.label]} · {b.prob:.0%}")
+            col.image(enlarge(b.image.permute(1, 2, 0).cpu().numpy(), SIDE))
+
+
+def stored() -> dict | None:
+    return store.read(checkpoints_dir())
+
+
+def measured_view(record: dict | None, entries: dict[str, Entry]) -> None:
+    if record is None:
+        st.info("Nothing measured on the test split yet. Run (about half an hour on 2 CPU cores):")
+        st.code("python -m cifarnets stress --data /path/to/cifar10", language="bash")
+        return
+    for key, e in entries.items():
+        if e.ok and store.stale(record, key, e.path):
+            st.caption(f":orange[{e.label} in use is not the checkpoint these numbers were measured on: rerun "
+                       "`python -m cifarnets stress` for its numbers.]")
+    nets = record["networks"]
+    st.markdown(f"Measured on {record['images']:,} of the {record['of']:,} test images ({record['sample']}), "
+                f"with our reimplementation of CIFAR-10-C: {len(corruptions.NAMES)} corruptions at 5 severities. "
+                + findings.left_out_text())
+    st.dataframe(findings.table(record), hide_index=True, column_config={
+        c: st.column_config.NumberColumn(c, format="percent") for c in
+        ("clean", "corrupted (mean)", "drop", "CIFAR-10-C error", "kept")})
+    rows = [{"network": label(k), "severity": s + 1, "corruption": corruptions.title(name), "accuracy": acc}
+            for k, n in nets.items() for name, accs in n["corruptions"].items() for s, acc in enumerate(accs)]
+    st.altair_chart(_severity_chart(rows), width="stretch")
+    st.markdown(findings.corruptions_text(record))
+    if "transfer" in record:
+        transfer_view(record["transfer"])
+
+
+def _severity_chart(rows: list[dict]) -> alt.Chart:
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("severity:O", title="severity"), color=color_by_network(sorted({r["network"] for r in rows})))
+    mean = base.mark_line(point=True).encode(y=alt.Y("mean(accuracy):Q", title="accuracy (mean over corruptions)",
+                                                      axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+                                             tooltip=["network:N", "severity:O",
+                                                      alt.Tooltip("mean(accuracy):Q", format=".1%")])
+    return mean.properties(height=260)
+
+
+def transfer_view(t: dict) -> None:
+    st.subheader("Transfer: a perturbation made against one network, handed to the others")
+    share.check("transfer_eps", [str(e) for e in t["eps"]], "the budget")
+    eps = st.segmented_control("ε (in 1/255)", [str(e) for e in t["eps"]], default=str(max(t["eps"])),
+                               key="transfer_eps", bind="query-params", required=True)
+    rows = [{"made against": label(src), "handed to": label(tgt), "answers changed": v}
+            for src, by_eps in t["fooled"].items() for tgt, v in by_eps[eps].items()]
+    order = [label(k) for k in t["fooled"]]
+    grid = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("handed to:N", sort=order), y=alt.Y("made against:N", sort=order))
+    heat = grid.mark_rect().encode(color=alt.Color("answers changed:Q", scale=alt.Scale(domain=[0, 1],
+                                                                                        scheme="oranges"),
+                                                   legend=alt.Legend(format="%")))
+    text = grid.mark_text().encode(text=alt.Text("answers changed:Q", format=".0%"))
+    left, right = st.columns([3, 2])
+    left.altair_chart((heat + text).properties(height=260), width="stretch")
+    right.markdown(f"**Robust accuracy** ({t['attack'].upper()} against the network itself, {t['images']:,} test "
+                   "images):")
+    right.dataframe([{"network": label(k), "clean": t["clean"][k]} | {f"ε={e}/255": r[str(e)] for e in t["eps"]}
+                     for k, r in t["robust"].items()], hide_index=True, column_config={
+        c: st.column_config.NumberColumn(c, format="percent") for c in ["clean"] + [f"ε={e}/255" for e in t["eps"]]})
