@@ -48,7 +48,7 @@ def test_corruption_keeps_shape_dtype_and_range_and_severity_0_is_the_image(name
 def test_corruption_grows_with_severity(name, cat):
     distance = [np.abs(corruptions.corrupt(cat, name, s).astype(int) - cat).mean()
                 for s in range(corruptions.SEVERITIES + 1)]
-    assert all(a <= b for a, b in zip(distance, distance[1:])), distance
+    assert all(a <= b for a, b in zip(distance, distance[1:], strict=False)), distance
 
 
 def test_frost_is_left_out_and_said_so():
@@ -185,7 +185,7 @@ def test_generated_text_matches_the_stored_numbers():
         mean = sum(rows) / len(rows)
         assert f"{label(key)} {mean:.1%} (clean {n['clean']:.1%}, a drop of {(n['clean'] - mean) * 100:.1f} points)" \
             in text
-    for key, base, what in findings.COMPARISONS:
+    for key, base, _what in findings.COMPARISONS:
         nets = record["networks"]
         kept = {k: np.mean([a for accs in nets[k]["corruptions"].values() for a in accs]) / nets[k]["clean"]
                 for k in (key, base)}

@@ -20,7 +20,7 @@ import torch
 
 from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
 from ..data import sources
-from ..device import describe, pick
+from ..device import machine_name, pick
 from ..models import ALL_KEYS, KEYS, label
 from ..store import checkpoints as ckpt
 from . import attacks, corruptions, store
@@ -110,7 +110,7 @@ def run(root: Path, dataset: sources.Dataset, device: torch.device, n_images: in
     idx = sample(n_images, len(test))
     images, labels = test.x[idx], test.y[idx]
     record = {"images": len(idx), "of": len(test), "sample": "the first N of a seed-0 shuffle of the test split",
-              "data": {k: v for k, v in dataset.describe().items() if k != "classes"}, "device": describe(device),
+              "data": {k: v for k, v in dataset.describe().items() if k != "classes"}, "device": machine_name(device),
               "left_out": corruptions.LEFT_OUT, "seconds": {}, "networks": {}}
     tick = time.perf_counter()
     for key, (model, fp) in networks.items():
