@@ -28,6 +28,7 @@ from . import attacks, corruptions, store
 CHUNK = 50  # images per forward: with 10 views each, more overflow a CPU's caches (answering.split_batch)
 IMAGES = 100  # default samples: what fits in about half an hour on 2 cores shared with five others
 TRANSFER_IMAGES = 200
+PARTS = ("corruptions", "transfer")
 
 
 def add_parser(sub) -> None:
@@ -41,6 +42,8 @@ def add_parser(sub) -> None:
     s.add_argument("--transfer-images", type=int, default=TRANSFER_IMAGES,
                    help=f"test images for the transfer matrix (default {TRANSFER_IMAGES}; 0 skips it)")
     s.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: the machine is shared)")
+    s.add_argument("--part", choices=PARTS, nargs="+", default=list(PARTS),
+                   help="measure only these parts (default both); a part not measured keeps what the file holds")
     s.set_defaults(func=cmd_stress)
 
 
@@ -52,7 +55,7 @@ def cmd_stress(args) -> int:
         torch.set_num_threads(args.threads)
     dataset = sources.load(args.data, verbose=True)
     record = run(Path(args.checkpoints), dataset, device, args.images, args.transfer_images,
-                 say=lambda m: print(m, file=sys.stderr))
+                 say=lambda m: print(m, file=sys.stderr), parts=tuple(args.part))
     print(f"{'network':<32} {'clean':>7} {'corrupted':>9} {'drop':>6}")
     for key, n in record["networks"].items():
         mean = mean_accuracy(n)
@@ -102,7 +105,7 @@ def load_networks(root: Path, device: torch.device, classes: list[str]) -> dict[
 
 
 def run(root: Path, dataset: sources.Dataset, device: torch.device, n_images: int, n_transfer: int,
-        say=lambda m: None) -> dict:
+        say=lambda m: None, parts: tuple[str, ...] = PARTS) -> dict:
     networks = load_networks(root, device, dataset.classes)
     if not networks:
         raise ckpt.CheckpointError(f"no checkpoint in {root} was trained on this data's classes")
@@ -110,13 +113,18 @@ def run(root: Path, dataset: sources.Dataset, device: torch.device, n_images: in
     idx = sample(n_images, len(test))
     images, labels = test.x[idx], test.y[idx]
     record = {"images": len(idx), "of": len(test), "sample": "the first N of a seed-0 shuffle of the test split",
-              "data": {k: v for k, v in dataset.describe().items() if k != "classes"}, "device": machine_name(device),
+              "data": {k: v for k, v in dataset.provenance().items() if k != "classes"}, "device": machine_name(device),
               "left_out": corruptions.LEFT_OUT, "seconds": {}, "networks": {}}
+    if "corruptions" not in parts:  # keep the corruptions the file holds, measure the rest
+        old = store.read(root)
+        record = (old or record) | {"seconds": (old or {}).get("seconds", {})}
     tick = time.perf_counter()
     for key, (model, fp) in networks.items():
+        if "corruptions" not in parts and key in record["networks"]:
+            continue
         clean, _ = accuracy_of(model, images, labels)
         record["networks"][key] = {"label": label(key), "checkpoint": fp, "clean": round(clean, 4), "corruptions": {}}
-    for name in corruptions.NAMES:
+    for name in corruptions.NAMES if "corruptions" in parts else ():
         for severity in range(1, corruptions.SEVERITIES + 1):
             batch = corrupted(images, idx, name, severity)
             for key, (model, _) in networks.items():
@@ -128,7 +136,7 @@ def run(root: Path, dataset: sources.Dataset, device: torch.device, n_images: in
             f"{label(k)} {mean(record['networks'][k]['corruptions'][name]):.1%}" for k in networks)
             + f" ({time.perf_counter() - tick:.0f}s)")
     four = {k: m for k, (m, _) in networks.items() if k in KEYS}
-    if n_transfer and len(four) >= 2:
+    if "transfer" in parts and n_transfer and len(four) >= 2:
         tick = time.perf_counter()
         t_idx = sample(n_transfer, len(test))
         record["transfer"] = transfer(four, test.x[t_idx], test.y[t_idx], say)
