@@ -21,7 +21,7 @@ from .data import loader, sources
 from .errors import UsageError, UserError
 from .models import ALL_KEYS, KEYS, label, recipe_key
 from .paths import runs_dir
-from .perf import bench, loadtest, pagetime, photos, speedrun
+from .perf import bench, loadtest, pagetime, photos, speedrun, stresstime
 from .prose import duration, plural
 from .runs import race
 from .store import checkpoints as ckpt
@@ -111,6 +111,7 @@ def make_parser() -> argparse.ArgumentParser:
     analyze.add_parser(sub)
     measure.add_parser(sub)
     stress_measure.add_parser(sub)
+    stresstime.add_parser(sub)
     return p
 
 

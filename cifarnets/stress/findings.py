@@ -29,9 +29,8 @@ def table(record: dict) -> list[dict]:
     rows = []
     for key, n in record["networks"].items():
         mean = mean_accuracy(n)
-        rows.append({"network": label(key), "clean": n["clean"], "corrupted (mean)": round(mean, 4),
-                     "drop": round(n["clean"] - mean, 4), "CIFAR-10-C error": round(1 - mean, 4),
-                     "kept": round(mean / n["clean"], 4) if n["clean"] else 0.0})
+        rows.append({"network": label(key), "clean": n["clean"], "corrupted (mean)": mean, "drop": n["clean"] - mean,
+                     "CIFAR-10-C error": 1 - mean, "kept": mean / n["clean"] if n["clean"] else 0.0})
     return rows
 
 

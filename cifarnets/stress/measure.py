@@ -42,6 +42,8 @@ def add_parser(sub) -> None:
     s.add_argument("--transfer-images", type=int, default=TRANSFER_IMAGES,
                    help=f"test images for the transfer matrix (default {TRANSFER_IMAGES}; 0 skips it)")
     s.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: the machine is shared)")
+    s.add_argument("--corruptions", nargs="+", choices=corruptions.NAMES, metavar="NAME",
+                   help="measure only these corruptions (default all 14): for splitting a long run across processes")
     s.add_argument("--part", choices=PARTS, nargs="+", default=list(PARTS),
                    help="measure only these parts (default both); a part not measured keeps what the file holds")
     s.set_defaults(func=cmd_stress)
@@ -55,7 +57,8 @@ def cmd_stress(args) -> int:
         torch.set_num_threads(args.threads)
     dataset = sources.load(args.data, verbose=True)
     record = run(Path(args.checkpoints), dataset, device, args.images, args.transfer_images,
-                 say=lambda m: print(m, file=sys.stderr), parts=tuple(args.part))
+                 say=lambda m: print(m, file=sys.stderr), parts=tuple(args.part),
+                 names=tuple(args.corruptions or corruptions.NAMES))
     print(f"{'network':<32} {'clean':>7} {'corrupted':>9} {'drop':>6}")
     for key, n in record["networks"].items():
         mean = mean_accuracy(n)
@@ -105,7 +108,7 @@ def load_networks(root: Path, device: torch.device, classes: list[str]) -> dict[
 
 
 def run(root: Path, dataset: sources.Dataset, device: torch.device, n_images: int, n_transfer: int,
-        say=lambda m: None, parts: tuple[str, ...] = PARTS) -> dict:
+        say=lambda m: None, parts: tuple[str, ...] = PARTS, names: tuple[str, ...] | None = None) -> dict:
     networks = load_networks(root, device, dataset.classes)
     if not networks:
         raise ckpt.CheckpointError(f"no checkpoint in {root} was trained on this data's classes")
@@ -124,7 +127,7 @@ def run(root: Path, dataset: sources.Dataset, device: torch.device, n_images: in
             continue
         clean, _ = accuracy_of(model, images, labels)
         record["networks"][key] = {"label": label(key), "checkpoint": fp, "clean": round(clean, 4), "corruptions": {}}
-    for name in corruptions.NAMES if "corruptions" in parts else ():
+    for name in (names or corruptions.NAMES) if "corruptions" in parts else ():
         for severity in range(1, corruptions.SEVERITIES + 1):
             batch = corrupted(images, idx, name, severity)
             for key, (model, _) in networks.items():

@@ -157,8 +157,9 @@ def measured_view(record: dict | None, entries: dict[str, Entry]) -> None:
             st.caption(f":orange[{e.label} in use is not the checkpoint these numbers were measured on: rerun "
                        "`python -m cifarnets stress` for its numbers.]")
     nets = record["networks"]
+    measured = len(next(iter(nets.values()))["corruptions"])
     st.markdown(f"Measured on {record['images']:,} of the {record['of']:,} test images ({record['sample']}), "
-                f"with our reimplementation of CIFAR-10-C: {len(corruptions.NAMES)} corruptions at 5 severities. "
+                f"with our reimplementation of CIFAR-10-C: {measured} of its corruptions at 5 severities. "
                 + findings.left_out_text())
     st.dataframe(findings.table(record), hide_index=True, column_config={
         c: st.column_config.NumberColumn(c, format="percent") for c in
