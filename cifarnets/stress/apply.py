@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from ..predict import answers, batch
 from ..store.checkpoints import Entry
 from ..unfamiliar.calibration import Verdict
@@ -29,18 +30,18 @@ def change(corrupt: str | None, attack: str | None, against: str | None,
     """What predict does to each image before the networks see it, from its flags; a one-line ValueError for
     flags that do not fit together."""
     if corrupt and attack:
-        raise ValueError("give --corrupt or --attack, not both")
+        raise UsageError("give --corrupt or --attack, not both")
     if against and not attack:
-        raise ValueError("--against names the network --attack targets: give --attack too")
+        raise UsageError("--against names the network --attack targets: give --attack too")
     if corrupt:
         name, severity = corruptions.parse(corrupt)
         return lambda p: corruptions.corrupt(p, name, severity)
     if attack:
         kind, eps = attacks.parse(attack)
         if not against:
-            raise ValueError("--attack needs --against KEY: the network the perturbation is made against")
+            raise UsageError("--attack needs --against KEY: the network the perturbation is made against")
         if not entries[against].ok:
-            raise ValueError(f"--against {against}: {entries[against].reason}")
+            raise UsageError(f"--against {against}: {entries[against].reason}")
         return lambda p: attack_pixels(entries[against].model, p, kind, eps)
     return None
 

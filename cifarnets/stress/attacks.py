@@ -22,6 +22,7 @@ import torch
 
 from ..answering import VIEWS, answer, logits_of_views
 from ..data.loader import normalize
+from ..errors import UsageError
 
 EPS_MAX = 16  # the largest budget the per-image search tries, in 1/255
 PGD_STEPS = 10
@@ -145,7 +146,7 @@ def parse(spec: str) -> tuple[str, int]:
     """'pgd:8' -> ('pgd', 8), for `predict --attack`; a one-line ValueError otherwise."""
     kind, _, level = spec.partition(":")
     if kind not in ("fgsm", "pgd") or not level.isdigit() or not 0 <= int(level) <= 255:
-        raise ValueError(f"--attack {spec!r}: give fgsm:EPS or pgd:EPS, EPS in 1/255 from 0 to 255")
+        raise UsageError(f"--attack {spec!r}: give fgsm:EPS or pgd:EPS, EPS in 1/255 from 0 to 255")
     return kind, int(level)
 
 

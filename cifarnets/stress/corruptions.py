@@ -27,6 +27,8 @@ from skimage.color import hsv2rgb, rgb2hsv
 from skimage.filters import gaussian
 from skimage.util import random_noise
 
+from ..errors import UsageError
+
 SEVERITIES = 5
 GROUPS = {"noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
           "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
@@ -266,12 +268,12 @@ def corrupt(pixels: np.ndarray, name: str, severity: int, seed: int = 0) -> np.n
     The random draws come from `seed`, so an image and seed give the same picture every time, at every
     severity the same noise pattern scaled."""
     if name not in PARAMETERS:
-        raise ValueError(f"unknown corruption {name!r}: one of {', '.join(NAMES)}")
+        raise UsageError(f"unknown corruption {name!r}: one of {', '.join(NAMES)}")
     if not 0 <= severity <= SEVERITIES:
-        raise ValueError(f"severity: 0 to {SEVERITIES}, not {severity}")
+        raise UsageError(f"severity: 0 to {SEVERITIES}, not {severity}")
     pixels = np.asarray(pixels)
     if pixels.shape != (32, 32, 3) or pixels.dtype != np.uint8:
-        raise ValueError(f"corruptions take 32x32x3 uint8 pixels, not {pixels.shape} {pixels.dtype}")
+        raise UsageError(f"corruptions take 32x32x3 uint8 pixels, not {pixels.shape} {pixels.dtype}")
     if severity == 0:
         return pixels.copy()
     fn, params = PARAMETERS[name]
@@ -282,7 +284,7 @@ def parse(spec: str) -> tuple[str, int]:
     """'gaussian_noise:3' -> ('gaussian_noise', 3), for `predict --corrupt`; a one-line ValueError otherwise."""
     name, _, level = spec.partition(":")
     if name not in PARAMETERS:
-        raise ValueError(f"--corrupt {spec!r}: the corruption is one of {', '.join(NAMES)}")
+        raise UsageError(f"--corrupt {spec!r}: the corruption is one of {', '.join(NAMES)}")
     if not level.isdigit() or not 0 <= int(level) <= SEVERITIES:
-        raise ValueError(f"--corrupt {spec!r}: give NAME:SEVERITY, the severity 0 to {SEVERITIES}")
+        raise UsageError(f"--corrupt {spec!r}: give NAME:SEVERITY, the severity 0 to {SEVERITIES}")
     return name, int(level)

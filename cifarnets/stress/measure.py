@@ -21,6 +21,7 @@ import torch
 from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
 from ..data import sources
 from ..device import machine_name, pick
+from ..errors import UsageError
 from ..models import ALL_KEYS, KEYS, label
 from ..store import checkpoints as ckpt
 from . import attacks, corruptions, store
@@ -51,7 +52,7 @@ def add_parser(sub) -> None:
 
 def cmd_stress(args) -> int:
     if args.images < 1 or args.transfer_images < 0:
-        raise ValueError("--images must be at least 1 and --transfer-images at least 0")
+        raise UsageError("--images must be at least 1 and --transfer-images at least 0")
     device = pick(args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
