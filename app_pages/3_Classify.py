@@ -17,11 +17,13 @@ found = resources.entries()
 resources.notice_hub()
 resources.notice_missing(found)
 actions.answering_notice(found)  # which networks answer from your own runs, and the way back
+st.caption("Photos are harder than CIFAR-10's own images: shrunk to 32x32 they differ in framing, blur, colour "
+           "and compression from the pictures the networks learnt from, so expect 10 to 20 points fewer right "
+           "than the test accuracy on Home (which shows both).")
 files = gather_inputs()
 if not files:
-    st.caption("Upload images, pick an example or take a picture: the middle of each is shrunk to the 32x32 input "
-               "the networks were trained on, framed about as tightly as CIFAR-10 frames its objects, and all four "
-               "networks say what they see.")
+    st.caption("Upload images, pick an example or take a picture: the centre square of each is shrunk to the 32x32 "
+               "input the networks were trained on, and all four networks say what they see.")
     st.stop()
 
 tick = time.perf_counter()

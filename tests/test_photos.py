@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from cifarnets.data import images, loader
 from cifarnets.perf import bootstrap, photos
@@ -179,6 +179,28 @@ def test_a_small_picture_is_taken_whole_not_blown_up_to_be_cropped():
     rng = np.random.default_rng(2)
     small = Image.fromarray(rng.integers(0, 256, (24, 30, 3), dtype=np.uint8))
     whole = images.PREPARATIONS["crop, lanczos"](small, 32)
-    assert (np.asarray(images.to_array(small)) == np.asarray(whole)).all()  # under 32 across: the whole square
+    closer = images.PREPARATIONS["crop 80%, lanczos"]
+    assert (np.asarray(closer(small, 32)) == np.asarray(whole)).all()  # under 32 across: the whole square
     photo = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
-    assert not (images.to_array(photo) == np.asarray(images.PREPARATIONS["crop, lanczos"](photo, 32))).all()
+    assert not (np.asarray(closer(photo, 32)) == np.asarray(images.PREPARATIONS["crop, lanczos"](photo, 32))).all()
+
+
+def test_the_app_predict_and_the_loader_prepare_a_photo_identically(tmp_path, monkeypatch):
+    from cifarnets import predict
+    from cifarnets.data import sources
+
+    rng = np.random.default_rng(4)
+    photo = Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)).filter(ImageFilter.SMOOTH)
+    for split in ("train", "test"):
+        for label in ("cat", "dog"):
+            (tmp_path / "data" / split / label).mkdir(parents=True)
+            photo.save(tmp_path / "data" / split / label / "photo.png")
+    (tmp_path / "photo.png").write_bytes((tmp_path / "data" / "test" / "cat" / "photo.png").read_bytes())
+    shipped = np.asarray(images.PREPARATIONS[images.PREPARATION](photo, 32))
+    app = predict.prepare((tmp_path / "photo.png").read_bytes(), "photo.png").pixels  # Classify's path
+    seen = []  # predict's path, where it reads files: the pixels it batches for the networks
+    monkeypatch.setattr(predict, "batch", lambda pixels: seen.extend(pixels) or torch.zeros(len(pixels), 3, 32, 32))
+    monkeypatch.setattr(predict, "answers", lambda entries, x: {})
+    predict.predict_files([str(tmp_path / "photo.png")], {})
+    loaded = sources.load(tmp_path / "data", verbose=False).test.x[0].permute(1, 2, 0).numpy()
+    assert (app == shipped).all() and (seen[0] == shipped).all() and (loaded == shipped).all()
