@@ -8,7 +8,7 @@ from cifarnets.predict import classify, summary_rows, uncalibrated
 from cifarnets.prose import plural
 from cifarnets.store.export import rows_csv
 from cifarnets.ui import actions, resources
-from cifarnets.ui.classify_view import badges_line, compact_cards, gather_inputs, result_card, uncalibrated_note
+from cifarnets.ui.classify_view import badges_line, gather_inputs, phone_layout, result_card, uncalibrated_note
 
 MAX_CARDS = 24  # past this, the summary table still lists every image
 
@@ -39,7 +39,7 @@ if readable and loaded:  # a timing only where something was classified
                f"{elapsed * 1000:.0f} ms on {resources.device_text()}.")
     badges_line(found)
 uncalibrated_note(uncalibrated(found), found)
-compact_cards()
+phone_layout()
 for result in readable[:MAX_CARDS]:
     result_card(result, found)
 if len(readable) > MAX_CARDS:

@@ -100,18 +100,25 @@ def uncalibrated_note(notes: dict[str, str], entries: dict[str, Entry]) -> None:
 
 # At phone width Streamlit stacks columns one under another, and a card was four screens tall: here they
 # wrap two by two instead (your image beside what the networks see, then the four answers as a 2x2 grid).
-COMPACT_CARDS = """<style>
+PHONE_LAYOUT = """<style>
 @media (max-width: 640px) {
   [class*="st-key-card-"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; row-gap: 0.75rem; }
   [class*="st-key-card-"] [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {
     flex: 1 1 calc(50% - 1rem) !important; min-width: calc(50% - 1rem) !important;
     max-width: calc(50% - 0.5rem); }
 }
+/* The examples picked wrap onto more lines instead of running under the clear button. */
+.st-key-examples [data-testid="stMultiSelectTagsContainer"] {
+  flex-wrap: wrap; height: auto !important; overflow: visible !important; }
+.st-key-examples [data-testid="stMultiSelect"] div:has(> [data-testid="stMultiSelectTagsContainer"]),
+.st-key-examples [data-testid="stMultiSelect"] div:has(> div > [data-testid="stMultiSelectTagsContainer"]) {
+  height: auto !important; max-height: none !important; }
 </style>"""
 
 
-def compact_cards() -> None:
-    st.html(COMPACT_CARDS)
+def phone_layout() -> None:
+    """Compact cards at phone width, and the examples picked wrapping instead of hiding."""
+    st.html(PHONE_LAYOUT)
 
 
 def result_card(result: Result, entries: dict[str, Entry]) -> None:
