@@ -28,6 +28,7 @@ LAYERS = (
     "unfamiliar",
     "predict",
     "analysis",
+    "stress",
     "runs",
     "examples",
     "perf",

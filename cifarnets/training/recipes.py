@@ -68,8 +68,9 @@ class Recipe:
     def __post_init__(self) -> None:
         """The one check of what a user may set (--epochs, --batch-size, --lr, --set, the sidebar): every
         recipe is made here or by replace(), so a bad value is refused before any data is loaded."""
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise UsageError(f"epochs and batch size must be at least 1 and the learning rate above 0, not "
+        # lr 0 is allowed: a run that only measures, or that carries weights over unchanged (--init)
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr >= 0:
+            raise UsageError(f"epochs and batch size must be at least 1 and the learning rate not below 0, not "
                              f"{self.epochs}, {self.batch_size} and {self.lr}")
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
