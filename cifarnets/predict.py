@@ -23,6 +23,7 @@ from .store.checkpoints import Entry
 from .unfamiliar import calibration
 from .unfamiliar.calibration import Verdict
 from .unfamiliar.scores import views
+from .unfamiliar.structure import structureless
 
 PREVIEW = 1024  # longest side of the picture kept for display; the full decode is dropped
 
@@ -99,6 +100,7 @@ def answers(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, Answer]:
     both shifted): a network that is sure of a picture but not of its mirror image has not recognised it.
     """
     out = {}
+    plain = structureless(x).tolist()  # no structure at all: unfamiliar to every network alike
     for key, entry in entries.items():
         if not entry.ok:
             continue
@@ -108,7 +110,7 @@ def answers(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, Answer]:
             out[key] = Answer(v.answer, None, found)
             continue
         try:
-            out[key] = Answer(v.answer, calibration.verdicts(found, v))
+            out[key] = Answer(v.answer, calibration.verdicts(found, v, plain))
         except ValueError as e:
             out[key] = Answer(v.answer, None, f"{e}; redo it with `{calibration.redo_command(entry.path)}`")
     return out

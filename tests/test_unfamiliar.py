@@ -393,3 +393,34 @@ def test_why_they_differ_shows_each_networks_auroc_and_says_what_it_shows(tmp_pa
     said = "\n".join(m.value for m in tab.markdown)
     assert findings.ranking(found) in said and findings.kinds(found) in said
     assert len(tab.get("vega_lite_chart")) == 2  # AUROC per method and network; what each flags
+
+
+def test_noise_blank_and_single_colour_pictures_are_flagged_by_all_four_at_any_size():
+    """The first things many users try. Noise larger than 32 pixels shrinks to a fine grain that the CNN and the
+    DenseNet score as texture; the structure check (unfamiliar/structure.py) flags it for every network."""
+    entries = shipped_entries()
+    rng = np.random.default_rng(5)
+    pictures = {}
+    for side in (32, 256, 1024):
+        pictures[f"noise {side}"] = Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
+        grey = rng.integers(0, 256, (side, side), dtype=np.uint8)
+        pictures[f"grey noise {side}"] = Image.fromarray(grey).convert("RGB")
+        pictures[f"blank {side}"] = Image.new("RGB", (side, side), (255, 255, 255))
+        pictures[f"black {side}"] = Image.new("RGB", (side, side // 2 + 1), (0, 0, 0))
+        pictures[f"colour {side}"] = Image.new("RGB", (side, side), (40, 120, 200))
+    found = answers(entries, batch([to_array(p) for p in pictures.values()]))
+    for key, a in found.items():
+        missed = [name for name, v in zip(pictures, a.verdicts, strict=True) if not v.unfamiliar]
+        assert not missed, f"{key} finds these familiar: {missed}"
+
+
+def test_the_structure_check_tells_noise_and_flat_colour_from_pictures():
+    from cifarnets.unfamiliar.structure import structureless
+
+    rng = np.random.default_rng(6)
+    noise = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    flat = np.full((1, 32, 32, 3), 90, np.uint8)
+    ramp = np.broadcast_to(np.arange(32, dtype=np.uint8)[None, None, :, None] * 8, (1, 32, 32, 3))
+    blobs = np.asarray(Image.fromarray(noise[0]).resize((4, 4)).resize((32, 32), Image.Resampling.BICUBIC))[None]
+    x = loader.normalize(torch.from_numpy(np.concatenate([noise, flat, ramp, blobs])).permute(0, 3, 1, 2))
+    assert structureless(x).tolist() == [True, True, True, False, False]

@@ -77,7 +77,9 @@ def verdict_line(verdict: Verdict | None) -> tuple[str, str | None]:
     if verdict is None:
         return ":gray-badge[no unfamiliarity check]", "This network is not calibrated: see the note above the cards."
     how = (f"{METHODS[verdict.method]}: {verdict.score:.3g}, against a threshold of {verdict.threshold:.3g} that "
-           f"{verdict.rate:.0%} of CIFAR-10 test images stay under.")
+           f"{verdict.rate:.0%} of CIFAR-10 test images stay under."
+           + (" The picture has no structure at all (one flat colour, or noise): unfamiliar to every network."
+              if verdict.plain else ""))
     return (UNFAMILIAR if verdict.unfamiliar else FAMILIAR), how
 
 

@@ -52,14 +52,15 @@ class Verdict:
     threshold: float
     method: str
     rate: float  # the share of CIFAR-10 test images under the threshold
+    plain: bool = False  # no structure at all (structure.py): one flat colour or noise, whatever the score
 
     @property
     def unfamiliar(self) -> bool:
-        return self.score > self.threshold
+        return self.plain or self.score > self.threshold
 
     def as_dict(self) -> dict:
         return {"flag": self.unfamiliar, "score": round(self.score, 6), "threshold": round(self.threshold, 6),
-                "method": self.method, "rate": self.rate}
+                "method": self.method, "rate": self.rate, "structureless": self.plain}
 
 
 def sha256(path: Path) -> str:
@@ -161,11 +162,14 @@ def load(entry: Entry, views: int = VIEWS) -> Calibration | str:
     return Calibration(record["method"], float(record["threshold"]), float(record["rate"]), fitted, record)
 
 
-def verdicts(calibration: Calibration, v: Views) -> list[Verdict]:
-    """One verdict per image of `v`. Raises ValueError when the statistics do not fit this network."""
+def verdicts(calibration: Calibration, v: Views, plain: list[bool] | None = None) -> list[Verdict]:
+    """One verdict per image of `v`; `plain`: which images have no structure (structure.structureless). Raises
+    ValueError when the statistics do not fit this network."""
     fitted = calibration.fitted
     if fitted is not None and (set(fitted) != set(v.layers) or
                                any(g.means.shape[1] != v.layers[k].shape[-1] for k, g in fitted.items())):
         raise ValueError(f"{UNFAMILIAR_FILE} was fitted on another network's layers")
-    return [Verdict(float(s), calibration.threshold, calibration.method, calibration.rate)
-            for s in score(calibration.method, v, fitted)]
+    scores = score(calibration.method, v, fitted)
+    plain = plain or [False] * len(scores)
+    return [Verdict(float(s), calibration.threshold, calibration.method, calibration.rate, p)
+            for s, p in zip(scores, plain, strict=True)]
