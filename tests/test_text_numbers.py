@@ -103,11 +103,11 @@ def pct(v: float, digits: int = 1) -> str:
 
 def test_home_cards_say_the_stored_accuracy_and_training(pages, stored):
     at = AppTest.from_file(str(APP), default_timeout=300).run()
-    metrics = {m.label + str(i // 2): m.value for i, m in enumerate(at.metric)}
-    for i, key in enumerate(KEYS):
-        config = stored["config"][key]
-        assert metrics[f"Test accuracy{i}"] == pct(config["metrics"]["test_acc"])
-        assert metrics[f"Parameters{i}"] == f"{config['params']:,}"
+    by_label: dict[str, list[str]] = {}  # each card's figures, in card order
+    for m in at.metric:
+        by_label.setdefault(m.label, []).append(m.value)
+    assert by_label["Test accuracy"] == [pct(stored["config"][k]["metrics"]["test_acc"]) for k in KEYS]
+    assert by_label["Parameters"] == [f"{stored['config'][k]['params']:,}" for k in KEYS]
     for key in KEYS:
         config = stored["config"][key]
         wall = config["wall_s"]
