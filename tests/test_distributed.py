@@ -17,7 +17,7 @@ import pytest
 
 from cifarnets.data import sources
 from cifarnets.store import checkpoints
-from cifarnets.store.runfolder import STATE_FILE
+from cifarnets.store.runfolder import STATE_FILE, read_history
 from cifarnets.training import recipes
 from cifarnets.training.fit import fit
 
@@ -54,7 +54,7 @@ def test_two_ranks_end_identical_and_match_one_process(tiny_folder, tmp_path):
 
     model, config = checkpoints.load_checkpoint(tmp_path / "ddp", expected_key="cnn")
     assert config["epochs"] == 2 and config["device"].endswith("x2")
-    ddp = checkpoints.read_history(tmp_path / "ddp")
+    ddp = read_history(tmp_path / "ddp")
 
     single = fit("cnn", recipes.get("modern", "cnn", **RECIPE), sources.load(tiny_folder), tmp_path / "one",
                  device="cpu")["history"]
@@ -80,9 +80,9 @@ def test_a_stop_reaching_one_rank_stops_both_and_resumes_to_the_same_weights(tin
                        STOP_AFTER_EPOCH="1")
     assert "torchrun --nproc_per_node=2 -m cifarnets train" in stopped.stderr and "--resume" in stopped.stderr
     assert (tmp_path / "stopped" / STATE_FILE).exists()
-    assert [r["epoch"] for r in checkpoints.read_history(tmp_path / "stopped")] == [1]
+    assert [r["epoch"] for r in read_history(tmp_path / "stopped")] == [1]
 
     torchrun("resnet", tiny_folder, tmp_path / "stopped", tmp_path / "digests", "--resume")
     resumed = rank_digests(tmp_path / "digests")
     assert resumed[0] == resumed[1] == rank_digests(tmp_path / "straight-digests")[0]
-    assert len(checkpoints.read_history(tmp_path / "stopped")) == 2
+    assert len(read_history(tmp_path / "stopped")) == 2

@@ -17,6 +17,7 @@ from cifarnets.data.loader import batch
 from cifarnets.models import KEYS, build
 from cifarnets.predict import prepare, probabilities
 from cifarnets.store import checkpoints as ckpt
+from cifarnets.store.runfolder import read_history
 
 VICTIM = "resnet"  # the network whose files each case breaks; the other three must not notice
 
@@ -139,7 +140,7 @@ def test_odd_but_loadable_metadata_cannot_break_a_page(checkpoints):
         (checkpoints / "cnn" / ckpt.CONFIG_FILE).write_text(json.dumps(config | {"metrics": metrics}))
         assert ckpt.discover(checkpoints)["cnn"].test_acc == expected
     (checkpoints / "cnn" / ckpt.HISTORY_FILE).write_text(json.dumps([{"epoch": 1}, 3, "two", None, [4]]))
-    assert ckpt.read_history(checkpoints / "cnn") == [{"epoch": 1}]
+    assert read_history(checkpoints / "cnn") == [{"epoch": 1}]
 
 
 def test_cli_predict_uses_the_networks_that_load(checkpoints, tmp_path, capsys):

@@ -16,7 +16,7 @@ from cifarnets.answering import MIRRORED, VIEWS
 from cifarnets.data import sources
 from cifarnets.data.loader import DeviceLoader
 from cifarnets.store import checkpoints
-from cifarnets.store.runfolder import LOCK_FILE
+from cifarnets.store.runfolder import LOCK_FILE, read_history
 from cifarnets.training import recipes
 from cifarnets.training.fit import TrainingError, evaluate, fit, read_state
 
@@ -42,7 +42,7 @@ def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_folder, 
     assert config["model"] == "resnet" and config["classes"] == ds.classes and config["epochs"] == 3
     assert config["metrics"]["n"] == len(ds.test) and len(config["metrics"]["confusion"]) == 3
     assert config["data"]["sha256"] == ds.fingerprint and "torch" in config["versions"]
-    assert checkpoints.read_history(tmp_path / "run") == history
+    assert read_history(tmp_path / "run") == history
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
 
 
@@ -62,7 +62,7 @@ def test_epochs_are_measured_on_the_mirror_pair_and_the_last_as_the_app_answers(
     # One pass gives every figure: the single view and the mirror pair are the first one and two views.
     for views, name in ((1, "single_view"), (MIRRORED, "mirrored")):
         assert config["metrics"][name]["test_acc"] == evaluate(model, loader, ds.classes, views)["test_acc"]
-    last = checkpoints.read_history(tmp_path / "run")[-1]
+    last = read_history(tmp_path / "run")[-1]
     assert last["test_acc_mirrored"] == config["metrics"]["mirrored"]["test_acc"]
 
 
@@ -89,7 +89,7 @@ def test_resume_after_a_stop_ends_with_the_same_weights(tiny_folder, tmp_path, s
     # Loss sums are added in another order after a resume. Approximate on one side only: two approx()
     # of a dict (the per-layer gradient norms) never compare equal.
     approx = [{k: pytest.approx(v) for k, v in r.items()} for r in timeless(second["history"])]
-    assert approx == timeless(checkpoints.read_history(tmp_path / "straight"))
+    assert approx == timeless(read_history(tmp_path / "straight"))
 
 
 def test_an_existing_run_is_not_overwritten_without_resume(tiny_folder, tmp_path):
