@@ -105,7 +105,7 @@ def attack_every(entries: dict[str, Entry], pixels: np.ndarray, kind: str, eps: 
         adv = (attacks.fgsm if kind == "fgsm" else attacks.pgd)(e.model, x.to(device), target, eps)[0].cpu()
         p = attacks.answers(e.model, adv.unsqueeze(0).to(device))[0].cpu()
         picture, scale = attacks.amplified(adv, x[0])
-        out[key] = Attacked(adv.permute(1, 2, 0).numpy(), picture.permute(1, 2, 0).numpy(), scale,
+        out[key] = Attacked(adv.cpu().permute(1, 2, 0).numpy(), picture.cpu().permute(1, 2, 0).numpy(), scale,
                             e.classes[int(target)], e.classes[int(p.argmax())], float(p.max()))
     return out
 

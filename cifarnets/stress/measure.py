@@ -84,7 +84,7 @@ def accuracy_of(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
 
 def corrupted(images: torch.Tensor, indices: torch.Tensor, name: str, severity: int) -> torch.Tensor:
     """Every image under one corruption; each image's random draws seeded by its place in the test split."""
-    pixels = images.permute(0, 2, 3, 1).numpy()
+    pixels = images.cpu().permute(0, 2, 3, 1).numpy()
     out = [corruptions.corrupt(p, name, severity, seed=int(i)) for p, i in zip(pixels, indices, strict=True)]
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
