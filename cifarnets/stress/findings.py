@@ -78,9 +78,9 @@ def corruptions_text(record: dict) -> str:
                  f"DenseNet and {_pct(ANCHOR['WideResNet-40-2'])} for a WideResNet, on the whole test split and all "
                  "15 corruptions.")
     parts += [s for key, base, what in COMPARISONS if (s := _comparison_sentence(record, key, base, what))]
-    parts.append(f"On {record['images']:,} images one image is {1 / record['images']:.1%} of the accuracy, so differences "
-                 "of a point or two in these shares are within the noise of the sample; `python -m cifarnets stress "
-                 "--images 10000` measures the whole split.")
+    parts.append(f"On {record['images']:,} images one image is {1 / record['images']:.1%} of the accuracy, so "
+                 "differences of a point or two in these shares are within the noise of the sample; "
+                 "`python -m cifarnets stress --images 10000` measures the whole split.")
     worst = hardest(record)
     if worst:
         name, severity, acc = worst
