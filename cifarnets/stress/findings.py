@@ -10,7 +10,8 @@ from .corruptions import LEFT_OUT, NAMES, title
 from .measure import mean_accuracy
 
 EQUAL_CLEAN = 0.02  # clean accuracies within 2 points count as "about equal"
-MARGIN = 0.01  # a share of clean accuracy kept under corruption must differ by a point to count as a difference
+MARGIN = 0.01  # a share of clean accuracy kept under corruption must differ by a point to count as a difference,
+SAMPLE_IMAGES = 2  # and by more than two images' worth of the sample it was measured on
 # The anchor: CIFAR-10-C error with standard training, AugMix (Hendrycks et al., ICLR 2020), Table 1.
 ANCHOR = {"DenseNet-BC": 0.307, "WideResNet-40-2": 0.269}
 COMPARISONS = (  # (network, its baseline, what the difference between them is)
@@ -43,10 +44,15 @@ def compare(record: dict, key: str, base: str) -> dict | None:
     out = {"clean": nets[key]["clean"], "base_clean": nets[base]["clean"],
            "mean": mean_accuracy(nets[key]), "base_mean": mean_accuracy(nets[base])}
     out["kept"], out["base_kept"] = out["mean"] / out["clean"], out["base_mean"] / out["base_clean"]
-    gap = out["kept"] - out["base_kept"]
-    out["verdict"] = "more" if gap > MARGIN else "less" if gap < -MARGIN else "as"
+    gap, out["margin"] = out["kept"] - out["base_kept"], margin(record)
+    out["verdict"] = "more" if gap > out["margin"] else "less" if gap < -out["margin"] else "as"
     out["equal_clean"] = abs(out["clean"] - out["base_clean"]) <= EQUAL_CLEAN
     return out
+
+
+def margin(record: dict) -> float:
+    """The least difference in shares kept that the text calls a difference, for this record's sample size."""
+    return max(MARGIN, SAMPLE_IMAGES / record["images"])
 
 
 def _comparison_sentence(record: dict, key: str, base: str, what: str) -> str:
@@ -59,7 +65,8 @@ def _comparison_sentence(record: dict, key: str, base: str, what: str) -> str:
                   "compare the share each keeps)")
     kept = f"{a} keeps {_pct(c['kept'])} of its clean accuracy under corruption, {b} {_pct(c['base_kept'])}"
     verdict = {"more": f"with {what}, the network is more robust here", "less": f"with {what}, the network is less "
-               "robust here", "as": f"{what} make no difference to robustness here (within a point)"}[c["verdict"]]
+               "robust here", "as": f"{what} make no difference to robustness that this sample resolves (within "
+               f"{c['margin']:.0%})"}[c["verdict"]]
     return f"{kept}, {clean}: {verdict}."
 
 
