@@ -26,6 +26,7 @@ from cifarnets.runs.visitor import Refused, Visitor, busy_line, live_trainers, t
 from cifarnets.store.checkpoints import make_config, save_checkpoint
 from cifarnets.store.fileio import write_json
 from cifarnets.ui.classify_view import bounded
+from cifarnets.unfamiliar.calibration import redo_command
 
 TIMEOUT = 60
 RUN_LIMIT = 180
@@ -206,6 +207,13 @@ def test_tidy_deletes_expired_and_oldest_runs_but_never_a_live_one(runs, sleeper
     finished_run(runs, "cnn-fast-newer", 0.5)
     assert tidy(runs, PublicLimits(runs_mb=1e-6)) == ["cnn-fast-new", "cnn-fast-newer"]
     assert live.folder.exists() and jobs.load_run(live.folder).alive
+
+
+def test_the_calibrate_hint_names_no_server_folder_in_public_mode(monkeypatch, tmp_path):
+    folder = tmp_path / "secret-runs" / "cnn-fast" / "cnn"
+    assert str(folder.parent) in redo_command(folder)  # locally the command is one to paste
+    monkeypatch.setenv("CIFARNETS_PUBLIC", "1")
+    assert "secret-runs" not in redo_command(folder) and "--checkpoints RUN_FOLDER" in redo_command(folder)
 
 
 def test_uploads_are_capped_in_size_and_number():

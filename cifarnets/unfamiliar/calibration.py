@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from ..answering import VIEWS
-from ..paths import checkpoints_dir
+from ..paths import checkpoints_dir, public
 from ..store.checkpoints import Entry
 from ..store.fileio import read_json, write_bytes, write_json
 from ..store.runfolder import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE
@@ -33,7 +33,8 @@ RATE = 0.95  # the share of the test split's held-out images the threshold keeps
 
 def redo_command(folder: Path | str | None = None) -> str:
     elsewhere = folder and Path(folder).parent.resolve() != checkpoints_dir().resolve()
-    where = f" --checkpoints {Path(folder).parent}" if elsewhere else ""
+    # A public deployment's visitors see this line: it never names a folder of the server.
+    where = (" --checkpoints RUN_FOLDER" if public() else f" --checkpoints {Path(folder).parent}") if elsewhere else ""
     return f"python -m cifarnets calibrate --write{where} --data PATH"
 
 
