@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    # From an empty folder: no ./data and no ./checkpoints, so generated images and fresh networks.
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+                        "CIFARNETS_CHECKPOINTS": str(tmp_path / "no-checkpoints")}
+    # From an empty folder, with an empty checkpoints folder: no ./data and no networks, so generated images and
+    # fresh networks.
     return subprocess.run([sys.executable, "-m", "cifarnets", "bench", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
 
