@@ -223,12 +223,17 @@ def test_uploads_are_capped_in_size_and_number():
     assert refused[0].startswith("big.png: 0.0 MB, over this demo's") and "the first 3 of 5" in refused[1]
 
 
-def test_local_data_choice_opens_on_cifar10(runs):
+def test_local_data_choice_opens_on_cifar10(runs, monkeypatch, tmp_path):
+    monkeypatch.delenv("CIFARNETS_DATA", raising=False)
     at = app()
     radio = at.radio(key="train_data")
     assert radio.value == "download" and radio.options[-1] == "a path on this machine"
     assert "CIFAR-10, downloaded into ./data (about 170 MB, once" in radio.options[0]
     assert not [t for t in at.text_input if t.key == "train_data_path"]
+    # a data set someone named in $CIFARNETS_DATA comes first: they chose it
+    monkeypatch.setenv("CIFARNETS_DATA", str(tmp_path / "shapes"))
+    radio = app().radio(key="train_data")
+    assert radio.value == "env" and radio.options[1].startswith("CIFAR-10")
 
 
 def test_a_weaker_run_asks_first_and_the_way_back_is_one_button(runs, tmp_path, monkeypatch):

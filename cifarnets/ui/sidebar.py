@@ -147,10 +147,11 @@ CIFAR10_DOWNLOAD = "about 170 MB"  # torchvision's cifar-10-python.tar.gz
 
 
 def _data_source() -> str | None:
-    """CIFAR-10 first (from ./data when it is there, else the download), then $CIFARNETS_DATA, then a path."""
+    """The data set $CIFARNETS_DATA names, when it is set (someone chose it); else CIFAR-10 itself (from ./data
+    when it is there, else the download); a path on this machine last."""
     env = data_env()
     here = (Path(DEFAULT_DATA) / "cifar-10-batches-py").is_dir()
-    options = ["download"] + (["env"] if env else []) + ["path"]
+    options = (["env"] if env else []) + ["download", "path"]
     names = {"download": "CIFAR-10, already in ./data" if here else
              f"CIFAR-10, downloaded into ./data ({CIFAR10_DOWNLOAD}, once; needs internet)",
              "env": f"$CIFARNETS_DATA ({env})", "path": "a path on this machine"}
