@@ -365,11 +365,9 @@ def test_classify_in_chromium_a_photo_familiar_beside_noise_unfamiliar(tmp_path)
             page.locator("input[type=file]").first.set_input_files([str(cat), str(noise)])
             page.get_by_text("Summary", exact=True).wait_for(timeout=wait)  # drawn after every card
             page.get_by_text("Every network finds this image unlike anything").first.wait_for(timeout=wait)
-            # A badge reads as its icon's name, then its words: "help unfamiliar input", "check familiar".
-            badges = [line.strip() for line in page.inner_text("body").splitlines() if line.strip().endswith("familiar")
-                      or line.strip().endswith("unfamiliar input")]
-            unfamiliar = sum(b.endswith("unfamiliar input") for b in badges)
-            familiar = sum(b.endswith(" familiar") for b in badges)
+            # A card's badge is a line of its own; the line above the cards names both inside a sentence.
+            lines = [line.strip() for line in page.inner_text("body").splitlines()]
+            unfamiliar, familiar = lines.count("unlike CIFAR-10"), lines.count("looks like CIFAR-10")
             notices = page.get_by_text("Every network finds this image unlike anything").count()
             page.screenshot(path=str(tmp_path / "classify-photo-and-noise.png"), full_page=True)
         finally:
