@@ -10,14 +10,12 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from ..data.images import EXTENSIONS, ImageError
-from ..examples import list_examples
 from ..models import label
 from ..paths import checkpoints_dir
-from ..predict import Prepared, prepare, read_file
+from ..predict import Prepared
 from ..store.checkpoints import Entry
 from ..stress import apply, attacks, corruptions, findings, store
-from . import share
+from . import pictures, share
 from .classify_view import verdict_line
 from .pictures import enlarge
 from .why.charts import color_by_network
@@ -33,26 +31,8 @@ def png(pixels: np.ndarray) -> bytes:
 
 
 def pick_image() -> Prepared | None:
-    """An example (its choice is in the URL as `image`), an upload or the camera (neither in the URL)."""
-    examples = list_examples()
-    share.check("image", examples, "the example", format_func=lambda e: e.caption)
-    left, right = st.columns([2, 3])
-    default = next((i for i, e in enumerate(examples) if e.name == "cifar10-test-ship.jpg"), 0)
-    example = left.selectbox("Example image", examples, index=default, format_func=lambda e: e.caption,
-                             key="image", bind="query-params")
-    upload = right.file_uploader("Or your own image (a shared link keeps the example, not your image)",
-                                 type=EXTENSIONS, key="stress_upload")
-    camera = st.camera_input("Camera", key="stress_camera") if left.toggle("Use the camera", key="stress_cam") \
-        else None
-    try:
-        if camera is not None:
-            return prepare(camera.getvalue(), "camera.jpg")
-        if upload is not None:
-            return prepare(upload.getvalue(), upload.name)
-        return prepare(read_file(example.path), example.name) if example else None
-    except ImageError as e:
-        st.error(str(e))
-        return None
+    """An example (its choice is in the URL as `image`), an upload or the camera."""
+    return pictures.pick_image("image", "stress_upload", "cifar10-test-ship.jpg", camera_key="stress_camera")
 
 
 def _digest(pixels: np.ndarray) -> str:

@@ -7,12 +7,10 @@ import streamlit as st
 
 from ...analysis import filters, findings, gradcam, render, se
 from ...analysis.collect import Network
-from ...data.images import EXTENSIONS, ImageError
 from ...data.loader import batch
-from ...examples import list_examples
-from ...predict import Prepared, prepare, probabilities, read_file
+from ...predict import Prepared, probabilities
 from ...store.checkpoints import Entry
-from .. import resources, share
+from .. import pictures, resources
 from ..pictures import enlarge
 from . import charts
 
@@ -22,21 +20,7 @@ OWN = "each network's own answer"
 
 def pick_image(key: str = "why") -> Prepared | None:
     """An example (its choice is in the URL, as `<key>_example`) or the user's own image (not in the URL)."""
-    examples = list_examples()
-    share.check(f"{key}_example", examples, "the example", format_func=lambda e: e.caption)
-    left, right = st.columns([2, 3])
-    default = next((i for i, e in enumerate(examples) if e.name == "cifar10-test-cat.jpg"), 0)
-    example = left.selectbox("Example image", examples, index=default, format_func=lambda e: e.caption,
-                             key=f"{key}_example", bind="query-params")
-    upload = right.file_uploader("Or your own image (a shared link keeps the example, not your image)",
-                                 type=EXTENSIONS, key=f"{key}_upload")
-    try:
-        if upload is not None:
-            return prepare(upload.getvalue(), upload.name)
-        return prepare(read_file(example.path), example.name) if example else None
-    except ImageError as e:
-        st.error(str(e))
-        return None
+    return pictures.pick_image(f"{key}_example", f"{key}_upload", "cifar10-test-cat.jpg")
 
 
 def render_view(entries: dict[str, Entry], nets: dict[str, Network]) -> None:
