@@ -26,6 +26,16 @@ def add_checkpoints_arg(p: argparse.ArgumentParser, help: str = "folder of check
                    help=f"{help} (default: $CIFARNETS_CHECKPOINTS, else {DEFAULT_CHECKPOINTS}/ beside app.py)")
 
 
+def measuring_command(sub, name: str, doc: str, help: str) -> argparse.ArgumentParser:
+    """A command that measures the networks in --checkpoints on --data, on --device, and writes what it found
+    beside them (analyze, calibrate, stress); its description is the second paragraph of its module's `doc`."""
+    p = sub.add_parser(name, help=help, description=doc.split("\n\n")[1].replace("\n", " "))
+    add_data_arg(p)
+    add_checkpoints_arg(p)
+    add_device_arg(p)
+    return p
+
+
 def stop_on_signals(say: Callable[..., None] = print) -> Callable[[], bool]:
     """From now on, Ctrl-C or SIGTERM asks the training in this process to stop after its current step
     (a second Ctrl-C stops at once); returns the question fit() asks after every step."""

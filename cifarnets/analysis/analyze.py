@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .. import CIFAR10_CLASSES
-from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
+from ..cliargs import measuring_command
 from ..data import sources
 from ..device import machine_name, pick
 from ..models import ALL_KEYS, KEYS, build, label
@@ -30,11 +30,8 @@ LATENCY_BUDGET_S = 2.0  # per network and batch size: enough for a stable median
 
 
 def add_parser(sub) -> None:
-    a = sub.add_parser("analyze", help="measure the networks on the test split for the Why they differ page",
-                       description=__doc__.split("\n\n")[1].replace("\n", " "))
-    add_data_arg(a)
-    add_checkpoints_arg(a)
-    add_device_arg(a)
+    a = measuring_command(sub, "analyze", __doc__,
+                          "measure the networks on the test split for the Why they differ page")
     a.add_argument("--only", nargs="+", choices=ALL_KEYS, metavar="KEY",
                    help="measure only these networks (the four's joint file needs all four)")
     a.add_argument("--latency-only", action="store_true",

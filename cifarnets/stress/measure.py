@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
+from ..cliargs import measuring_command
 from ..data import sources
 from ..device import machine_name, pick
 from ..errors import UsageError
@@ -33,11 +33,8 @@ PARTS = ("corruptions", "transfer")
 
 
 def add_parser(sub) -> None:
-    s = sub.add_parser("stress", help="measure the networks under corruptions and attacks for the Stress test page",
-                       description=__doc__.split("\n\n")[1].replace("\n", " "))
-    add_data_arg(s)
-    add_checkpoints_arg(s)
-    add_device_arg(s)
+    s = measuring_command(sub, "stress", __doc__,
+                          "measure the networks under corruptions and attacks for the Stress test page")
     s.add_argument("--images", type=int, default=IMAGES,
                    help=f"test images for the corruptions (default {IMAGES}; 10000: the whole split)")
     s.add_argument("--transfer-images", type=int, default=TRANSFER_IMAGES,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..answering import VIEWS, split_batch
-from ..cliargs import add_checkpoints_arg, add_data_arg, add_device_arg
+from ..cliargs import measuring_command
 from ..data import sources
 from ..data.loader import batch, normalize
 from ..device import machine_name, pick
@@ -47,11 +47,8 @@ SIZES = Sizes()
 
 
 def add_parser(sub) -> None:
-    c = sub.add_parser("calibrate", help="measure when each network meets something unfamiliar, and the threshold",
-                       description=__doc__.split("\n\n")[1].replace("\n", " "))
-    add_data_arg(c)
-    add_checkpoints_arg(c)
-    add_device_arg(c)
+    c = measuring_command(sub, "calibrate", __doc__,
+                          "measure when each network meets something unfamiliar, and the threshold")
     c.add_argument("--rate", type=float, default=calibration.RATE,
                    help=f"share of held-out test images to keep under the threshold (default {calibration.RATE})")
     c.add_argument("--write", action="store_true", help="store the result in each checkpoint folder")
