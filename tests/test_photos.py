@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from cifarnets.data import images, loader
+from cifarnets.errors import UsageError
 from cifarnets.perf import bootstrap, photos
 
 
@@ -119,6 +120,34 @@ def test_the_photo_like_augmentations_do_what_they_say():
     assert torch.allclose(grey[:, 0], grey[:, 1], atol=1e-3) and torch.allclose(grey[:, 1], grey[:, 2], atol=1e-3)
     darker = loader.colour_jitter(x, torch.tensor([[0.5, 1.0, 1.0]] * 4))
     assert float(darker.mean()) == pytest.approx(float(x.float().mean()) / 2, rel=0.01)
+
+
+def test_augmix_edits_every_image_the_same_way_for_the_same_seed():
+    x = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (40, 3, 32, 32), dtype=np.uint8))
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    mixed = loader.aug_mix(x, 3, seed=7)
+    assert torch.equal(torch.rand(3), before)  # the global generator the training step draws from is left alone
+    assert mixed.dtype == torch.uint8 and mixed.shape == x.shape
+    assert torch.equal(mixed, loader.aug_mix(x, 3, seed=7))  # a resumed run draws the same edits
+    assert not torch.equal(mixed, loader.aug_mix(x, 3, seed=8))
+    changed = (mixed.float() - x.float()).abs().flatten(1).mean(1)
+    assert (changed > 0).all()  # each image blended with its edits, groups of 16 included
+
+
+def test_a_recipe_with_augmix_trains_through_the_loader():
+    from cifarnets.data.sources import Split
+    from cifarnets.training import recipes
+
+    recipe = recipes.get("fast", "cnn", augmix=3, batch_size=8)
+    split = Split(torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8), torch.arange(32) % 10)
+    plain = recipes.get("fast", "cnn", batch_size=8)
+    a = [xb for xb, _ in loader.DeviceLoader.for_recipe(recipe, split, "cpu").batches(epoch=1)]
+    b = [xb for xb, _ in loader.DeviceLoader.for_recipe(plain, split, "cpu").batches(epoch=1)]
+    assert len(a) == len(b) == 4 and all(not torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    with pytest.raises(UsageError, match="AugMix"):
+        recipes.get("fast", "cnn", augmix=11)
 
 
 def test_photos_measures_real_photos_and_composites_apart(tmp_path):

@@ -23,7 +23,7 @@ from cifarnets.analysis.reuse import feature_reuse
 from cifarnets.analysis.stages import stage_maps
 from cifarnets.models import ALL_KEYS, KEYS, label
 from cifarnets.paths import project_root
-from cifarnets.prose import duration
+from cifarnets.prose import duration, one_in
 from cifarnets.store import checkpoints as ckpt
 from cifarnets.store.fileio import read_json
 
@@ -120,7 +120,11 @@ def test_the_badge_line_says_how_often_a_cifar_image_is_flagged(pages, stored):
     rates = [stored["config"][k]["unfamiliar"]["held_out_rate"] for k in KEYS]
     ns = sorted({round(1 / (1 - r)) for r in rates})
     line = the(pages["Classify"], "Under each answer")
-    accounted(line, [f"about 1 in {ns[0]} to {ns[-1]} real CIFAR-10 test images"])
+    phrases = [f"about 1 in {ns[0]} to {ns[-1]} real CIFAR-10 test images"]
+    photos = [stored["config"][k]["unfamiliar"].get("photos") for k in KEYS]
+    if all(photos):  # calibrated with real photos: how often one the threshold never saw is flagged
+        phrases.append(f"and {one_in([p['flagged_unseen'] for p in photos])} photos of its ten classes")
+    accounted(line, phrases)
 
 
 # ---------------------------------------------------------------- Why they differ
@@ -249,6 +253,22 @@ def test_unfamiliar_inputs_say_the_stored_rates(pages, stored):
                "at least 90% of the"]  # the share the text counts as "flags that kind": findings.kinds' own
     accounted(text, phrases)
     assert "in 20" not in text
+
+
+def test_unfamiliar_inputs_say_how_often_real_photos_are_flagged(pages, stored):
+    records = {label(k): stored["config"][k]["unfamiliar"] for k in KEYS}
+    found = {n: r["photos"] for n, r in records.items() if "photos" in r}
+    if not found:
+        pytest.skip("the shipped thresholds were set without real photos")
+    text = the(pages["Unfamiliar inputs"], "**On real photos of the ten classes**")
+
+    def span(key):
+        lo, hi = (f"{f(p[key] for p in found.values()):.0%}" for f in (min, max))
+        return lo if lo == hi else f"{lo} to {hi}"
+
+    first = next(iter(found.values()))
+    accounted(text, [f"({first['n']} of them)", f"flags {span('flagged_at_test_rate')}",
+                     f"at least {first['rate']:.0%} of the photos", f"half, {span('flagged_unseen')} of them"])
 
 
 def test_every_why_view_is_drawn_and_only_the_open_one(pages):

@@ -9,11 +9,12 @@ import io
 import struct
 import warnings
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import UserError
+from ..errors import UsageError, UserError
 
 MAX_PIXELS = 64_000_000  # ~8000x8000: refuse decompression bombs before decoding a single pixel
 SIZE = 32
@@ -205,3 +206,22 @@ def to_array(img: Image.Image, size: int = SIZE, preparation: str = PREPARATION)
     if img.size != (size, size):
         img = PREPARATIONS[preparation](img, size)
     return np.asarray(img, dtype=np.uint8)
+
+
+def read_labelled(folder: Path, classes: list[str], how: str = "") -> tuple[list[Image.Image], np.ndarray, list[str]]:
+    """Every picture under folder/<class>/, decoded as an upload is, with its label (the class's index in
+    `classes`) and name (<class>/<file>): a folder of real photos (`photos`, `calibrate --photos`). `how`:
+    what the user is told to give instead, when the folder holds none."""
+    tail = f"; {how}" if how else ""
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder of photos (FOLDER/<class>/<picture>){tail}")
+    pictures, labels, names = [], [], []
+    for i, c in enumerate(classes):
+        for f in sorted((folder / c).glob("*")):
+            if f.suffix.lower().lstrip(".") in EXTENSIONS:
+                pictures.append(decode_image(f.read_bytes(), f.name))
+                labels.append(i)
+                names.append(f"{c}/{f.name}")
+    if not pictures:
+        raise UsageError(f"no pictures under {folder}/<class>/{tail}")
+    return pictures, np.array(labels), names

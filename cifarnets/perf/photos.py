@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from ..cliargs import add_checkpoints_arg, add_device_arg
-from ..data.images import EXTENSIONS
+from ..data.images import read_labelled
 from ..errors import UsageError
 from ..store import hub
 from .bootstrap import LEVEL, balanced_accuracy, interval, paired_interval
@@ -208,24 +208,6 @@ def _open(root: Path, package: str, path: str) -> Image.Image:
     return img.convert("RGBA") if img.mode == "P" else img
 
 
-def load(folder: Path, classes: list[str]) -> tuple[list[Image.Image], np.ndarray, list[str]]:
-    """Every picture under folder/<class>/, decoded as an upload is, with its label and name (<class>/<file>)."""
-    from ..data.images import decode_image
-
-    if not folder.is_dir():
-        raise UsageError(f"{folder} is not a folder of photos (FOLDER/<class>/<picture>); {HOW}")
-    pictures, labels, names = [], [], []
-    for i, c in enumerate(classes):
-        for f in sorted((folder / c).glob("*")):
-            if f.suffix.lower().lstrip(".") in EXTENSIONS:
-                pictures.append(decode_image(f.read_bytes(), f.name))
-                labels.append(i)
-                names.append(f"{c}/{f.name}")
-    if not pictures:
-        raise UsageError(f"no pictures under {folder}/<class>/; {HOW}")
-    return pictures, np.array(labels), names
-
-
 def composite(name: str) -> bool:
     """A cut-out pasted onto a scene by `build` (named ...-50%.png): not a real photo."""
     return name.endswith("%.png")
@@ -248,7 +230,7 @@ def measure(folders: list[Path], entries: dict, preparations=None, views=None) -
     classes = next(iter(loaded.values())).classes
     pictures, labels, names = [], [], []
     for folder in folders:
-        p, y, n = load(Path(folder), classes)
+        p, y, n = read_labelled(Path(folder), classes, HOW)
         pictures += p
         labels += list(y)
         names += [f"{folder}/{name}" for name in n]

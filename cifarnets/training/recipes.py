@@ -49,6 +49,7 @@ class Recipe:
     crop_scale: float = 0.0  # random-resized crop: a random share of the image's area, from this to 1, enlarged back
     jitter: float = 0.0  # colour jitter: brightness, contrast and saturation each times a random 1 +- this
     blur: float = 0.0  # this share of images shrunk to 20-28 pixels and enlarged back (a soft photo)
+    augmix: int = 0  # > 0: AugMix at this severity (1-10; the paper's 3), each image blended with random edits
     # a checkpoint folder (or a shipped network's key) whose weights the run starts from: fine-tuning
     init: str = ""
     flip: str = "random"  # "random": each image mirrored with p 1/2 each epoch; "alternate": every other epoch
@@ -75,6 +76,8 @@ class Recipe:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise UsageError(f"unknown {name} {getattr(self, name)!r}: {' or '.join(allowed)}")
+        if not 0 <= self.augmix <= 10:
+            raise UsageError(f"augmix is AugMix's severity, 1 to 10 (0: off), not {self.augmix}")
         for key in self.teachers:
             spec(key)  # an unknown network's key is the user's mistake, said in one line
 

@@ -85,10 +85,13 @@ def verdict_line(verdict: Verdict | None) -> tuple[str, str | None]:
 
 def badges_line(entries: dict[str, Entry]) -> None:
     """What the two badges mean, in words, above the cards: a tooltip never shows on a phone."""
-    rates = [e.config["unfamiliar"]["held_out_rate"] for e in entries.values()
-             if e.ok and isinstance((e.config or {}).get("unfamiliar"), dict)
-             and isinstance(e.config["unfamiliar"].get("held_out_rate"), float)]
-    often = f" (so do about {one_in([1 - r for r in rates])} real CIFAR-10 test images)" if rates else ""
+    records = [e.config["unfamiliar"] for e in entries.values()
+               if e.ok and isinstance((e.config or {}).get("unfamiliar"), dict)]
+    rates = [r["held_out_rate"] for r in records if isinstance(r.get("held_out_rate"), float)]
+    photos = [r["photos"]["flagged_unseen"] for r in records if isinstance(r.get("photos"), dict)
+              and isinstance(r["photos"].get("flagged_unseen"), float)]
+    often = (f" (so do about {one_in([1 - r for r in rates])} real CIFAR-10 test images"
+             + (f" and {one_in(photos)} photos of its ten classes" if any(photos) else "") + ")") if rates else ""
     st.markdown(f"Under each answer, {FAMILIAR} means the image resembles the photos that network learned from: "
                 f"it does **not** mean the answer is right. {UNFAMILIAR} means it does not resemble them{often}, so "
                 "the answer is likely a guess.")

@@ -13,6 +13,13 @@ CLOSE = 0.02  # AUROCs nearer than this are called about the same
 
 
 
+def aim(records: dict[str, dict]) -> float:
+    """The share of the test split the thresholds were asked to keep under them (records before real photos
+    could raise a threshold stored only that, as "rate")."""
+    first = next(iter(records.values()))
+    return first.get("rate_asked", first["rate"])
+
+
 def ranking(records: dict[str, dict]) -> str:
     """Which network tells CIFAR-10 from the unfamiliar set best, with the chosen method, and by how much."""
     method = next(iter(records.values()))["method"]
@@ -85,8 +92,30 @@ def kinds(records: dict[str, dict]) -> str:
         parts.append(f"No network flags as much as a quarter of the {listing(missed)} inputs: to all of them these "
                      "look like CIFAR-10, so their answers there carry no warning.")
     rates = [r["held_out_rate"] for r in records.values()]
-    rate = next(iter(records.values()))["rate"]
+    rate = aim(records)
     parts.append(f"The threshold keeps {min(rates):.1%} to {max(rates):.1%} of held-out CIFAR-10 test images under it "
                  f"(the aim: {rate:.0%}), so about {one_in([1 - r for r in rates])} real CIFAR-10 images are "
                  "flagged too.")
     return " ".join(parts)
+
+
+def photos(records: dict[str, dict]) -> str:
+    """How often real photos of the ten classes are flagged, with the threshold set on the test split alone and as
+    stored (raised to keep calibrate's share of the photos under it), and on the photos that did not set it.
+    Empty for records calibrated without photos."""
+    found = {n: r["photos"] for n, r in records.items() if isinstance(r.get("photos"), dict)}
+    if not found:
+        return ""
+    first = next(iter(found.values()))
+
+    def span(key: str) -> str:
+        lo, hi = min(p[key] for p in found.values()), max(p[key] for p in found.values())
+        return f"{lo:.0%}" if f"{lo:.0%}" == f"{hi:.0%}" else f"{lo:.0%} to {hi:.0%}"
+
+    raised = [n for n, p in found.items() if p["flagged"] < p["flagged_at_test_rate"]]
+    text = (f"**On real photos of the ten classes** ({first['n']} of them), a threshold set on the test split alone "
+            f"flags {span('flagged_at_test_rate')}: an upload is a photo, and photos differ from CIFAR-10's own "
+            f"images. So each threshold also keeps at least {first['rate']:.0%} of the photos under it")
+    text += (f", which raised it for {listing(raised)}." if raised else "; none had to be raised.")
+    return text + (f" Set on half of the photos and counted on the other half, {span('flagged_unseen')} of them are "
+                   "flagged: what to expect of a new photo.")

@@ -4,7 +4,11 @@ For every network in --checkpoints, on fixed seeded parts of the data:
   training split: 5,000 images fit the class statistics, 2,000 others give each layer's scale;
   test split: 2,000 images set the threshold (the RATE quantile of their scores) and choose the
       method, 2,000 others are held out and judge it;
-  unfamiliar inputs (inputs.generate): seed 0 to choose the method, seed 1 to judge it.
+  unfamiliar inputs (inputs.generate): seed 0 to choose the method, seed 1 to judge it;
+  real photos of the ten classes (--photos, default $CIFARNETS_PHOTOS), when given: the threshold is
+      raised where needed so that at most 1 - PHOTO_RATE of them is flagged, since an upload is a photo,
+      not a CIFAR-10 image (docs/unfamiliar.md). Two folds of them, each threshold set on one and
+      counted on the other, estimate what that share is on photos the threshold has not seen.
 Every method is scored; the one with the highest mean AUROC over the networks on the choosing half is
 used for all of them, so their AUROCs compare like with like. --write stores each network's result in
 its checkpoint folder (calibration.py says what goes where); rerun it after retraining.
@@ -25,10 +29,12 @@ import torch
 from ..answering import VIEWS, split_batch
 from ..cliargs import measuring_command
 from ..data import sources
+from ..data.images import read_labelled, to_array
 from ..data.loader import batch, normalize
 from ..device import machine_name, pick
 from ..errors import UsageError
 from ..models import KEYS, label
+from ..paths import photos_env
 from ..store import checkpoints as ckpt
 from . import calibration, inputs
 from .scores import METHODS, Gaussians, Views, auroc, fit, score, views
@@ -51,14 +57,21 @@ def add_parser(sub) -> None:
                           "measure when each network meets something unfamiliar, and the threshold")
     c.add_argument("--rate", type=float, default=calibration.RATE,
                    help=f"share of held-out test images to keep under the threshold (default {calibration.RATE})")
+    c.add_argument("--photos", type=Path, default=None, metavar="FOLDER",
+                   help="real photos of the ten classes, FOLDER/<class>/<picture>, that the threshold keeps "
+                        "at --photo-rate (default: $CIFARNETS_PHOTOS; none: the test split alone)")
+    c.add_argument("--photo-rate", type=float, default=calibration.PHOTO_RATE,
+                   help=f"share of the real photos to keep under the threshold (default {calibration.PHOTO_RATE})")
     c.add_argument("--write", action="store_true", help="store the result in each checkpoint folder")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_calibrate)
 
 
 def cmd_calibrate(args) -> int:
-    if not 0.5 <= args.rate < 1:
-        raise UsageError("--rate is the share of familiar images kept under the threshold: between 0.5 and 1")
+    if not (0.5 <= args.rate < 1 and 0.5 <= args.photo_rate < 1):
+        raise UsageError("--rate and --photo-rate are shares of familiar images kept under the threshold: "
+                         "between 0.5 and 1")
+    photo_folder = args.photos or (Path(photos_env()) if photos_env() else None)
     say = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
     device = pick(args.device)
     dataset = sources.load(args.data, verbose=not args.json)
@@ -71,7 +84,12 @@ def cmd_calibrate(args) -> int:
             say(f"{label(key)}: {e}; skipped")
     if not found:
         raise ckpt.CheckpointError(f"no network could be loaded from {args.checkpoints}")
-    results = calibrate(found, dataset, args.rate, say)
+    photos = None
+    if photo_folder is not None:
+        pictures, labels, _ = read_labelled(photo_folder, dataset.classes)
+        photos = Photos(batch([to_array(p) for p in pictures]), labels, photo_folder.name, args.photo_rate)
+        say(f"{len(labels)} real photos from {photo_folder}")
+    results = calibrate(found, dataset, args.rate, say, photos=photos)
     if args.write:
         for key, (record, fitted) in results.items():
             calibration.write(Path(args.checkpoints) / key, record, fitted)
@@ -106,6 +124,22 @@ def views_in_batches(model: torch.nn.Module, x: torch.Tensor) -> Views:
     return Views.cat([views(model, x[i:i + size].to(device)) for i in range(0, len(x), size)])
 
 
+class Photos(NamedTuple):
+    """Real photos of the ten classes, prepared as uploads are, that the threshold must keep at `rate`."""
+    x: torch.Tensor  # normalised (N, 3, 32, 32)
+    labels: np.ndarray
+    name: str  # the folder's name: config.json never records a path of the machine
+    rate: float
+
+
+def folds(labels: np.ndarray) -> np.ndarray:
+    """0 or 1 for each photo, alternating within each class: two halves with every class in both."""
+    out = np.zeros(len(labels), int)
+    for c in np.unique(labels):
+        out[labels == c] = np.arange((labels == c).sum()) % 2
+    return out
+
+
 class Network(NamedTuple):
     model: torch.nn.Module
     config: dict
@@ -114,9 +148,10 @@ class Network(NamedTuple):
 
 def calibrate(networks: dict[str, Network], dataset: sources.Dataset, rate: float = calibration.RATE,
               say=lambda m: None, sizes: Sizes = SIZES,
-              counts: dict[str, int] | None = None) -> dict[str, tuple[dict, dict[str, Gaussians]]]:
+              counts: dict[str, int] | None = None,
+              photos: Photos | None = None) -> dict[str, tuple[dict, dict[str, Gaussians]]]:
     """{key: (record for config.json, fitted statistics)} for every network given; `counts`: how many unfamiliar
-    inputs of each kind (default inputs.COUNTS)."""
+    inputs of each kind (default inputs.COUNTS); `photos`: real photos the threshold must keep at their rate."""
     tick = time.perf_counter()
     p = parts(dataset, sizes)
     strange = {seed: inputs.generate(seed, counts) for seed in (0, 1)}
@@ -126,6 +161,8 @@ def calibrate(networks: dict[str, Network], dataset: sources.Dataset, rate: floa
         tick = time.perf_counter()
         v = {name: views_in_batches(model, normalize(x)) for name, (x, _) in p.items()}
         v |= {f"strange{seed}": views_in_batches(model, batch(list(pixels))) for seed, (pixels, _) in strange.items()}
+        if photos is not None:
+            v["photos"] = views_in_batches(model, photos.x)
         fitted = fit(v["fit"], p["fit"][1], v["scale"], len(config["classes"]))
         measured[key] = (fitted, {m: {n: score(m, x, fitted).cpu().numpy() for n, x in v.items() if n not in
                                              ("fit", "scale")} for m in METHODS})
@@ -137,20 +174,32 @@ def calibrate(networks: dict[str, Network], dataset: sources.Dataset, rate: floa
         + ", ".join(f"{m} {a:.3f}" for m, a in choosing.items()) + ")")
     machine = machine_name(next(next(iter(networks.values())).model.parameters()).device)
     return {key: (record(method, rate, s, strange[1][1], dataset, machine, sizes,
-                         calibration.sha256(networks[key].folder / ckpt.MODEL_FILE)), fitted)
+                         calibration.sha256(networks[key].folder / ckpt.MODEL_FILE), photos), fitted)
             for key, (fitted, s) in measured.items()}
 
 
 def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds: list[str], dataset: sources.Dataset,
-           machine: str, sizes: Sizes, weights_sha256: str) -> dict:
-    """What config.json keeps: the choice, the threshold, and what they were measured on."""
+           machine: str, sizes: Sizes, weights_sha256: str, photos: Photos | None = None) -> dict:
+    """What config.json keeps: the choice, the threshold, and what they were measured on. `rate` is what the
+    threshold keeps of the choosing half: the rate asked for, or more where the photos raised it."""
     chosen = s[method]
-    # The smallest threshold that keeps `rate` of the choosing half at or under it.
-    threshold = float(np.quantile(chosen["choose"], rate, method="higher"))
+    threshold = _threshold(chosen["choose"], rate, chosen.get("photos"), photos)
     kinds_ = np.array(kinds)
     over = chosen["strange1"] > threshold
-    return {
-        "method": method, "method_name": METHODS[method], "threshold": threshold, "rate": rate, "views": VIEWS,
+    found = {}
+    if photos is not None:
+        # Each fold's flags counted against the threshold set with the other fold's photos: an estimate for
+        # photos the threshold has not seen, which the share on the photos that set it (at most 1 - rate) is not.
+        fold, scores_ = folds(photos.labels), chosen["photos"]
+        unseen = sum(int((scores_[fold == k] > _threshold(chosen["choose"], rate, scores_[fold != k], photos)).sum())
+                     for k in (0, 1))
+        found["photos"] = {"folder": photos.name, "n": len(photos.labels), "rate": photos.rate,
+                           "flagged": float((scores_ > threshold).mean()),
+                           "flagged_unseen": unseen / len(photos.labels),
+                           "flagged_at_test_rate": float((scores_ > _threshold(chosen["choose"], rate)).mean())}
+    return found | {
+        "method": method, "method_name": METHODS[method], "threshold": threshold,
+        "rate": float((chosen["choose"] <= threshold).mean()), "rate_asked": rate, "views": VIEWS,
         "held_out_rate": float((chosen["held_out"] <= threshold).mean()),
         "auroc": {m: round(auroc(x["held_out"], x["strange1"]), 4) for m, x in s.items()},
         "auroc_choosing": {m: round(auroc(x["choose"], x["strange0"]), 4) for m, x in s.items()},
@@ -162,10 +211,20 @@ def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds:
     }
 
 
+def _threshold(choose: np.ndarray, rate: float, photo_scores: np.ndarray | None = None,
+               photos: Photos | None = None) -> float:
+    """The smallest threshold that keeps `rate` of the choosing half at or under it, and `photos.rate` of the
+    photos' scores given."""
+    threshold = float(np.quantile(choose, rate, method="higher"))
+    if photos is not None and photo_scores is not None and len(photo_scores):
+        threshold = max(threshold, float(np.quantile(photo_scores, photos.rate, method="higher")))
+    return threshold
+
+
 def table(records: dict[str, dict]) -> str:
     first = next(iter(records.values()))
     lines = [f"AUROC on held-out test images against fresh unfamiliar inputs (chosen: {first['method_name']}, "
-             f"threshold at {first['rate']:.0%} of the test split; {first['machine']})",
+             f"threshold at {first['rate_asked']:.0%} of the test split; {first['machine']})",
              f"{'network':<10} " + " ".join(f"{m:>12}" for m in METHODS) + f" {'threshold':>10} {'held out':>9}"]
     for key, r in records.items():
         lines.append(f"{label(key):<10} " + " ".join(f"{r['auroc'][m]:>12.3f}" for m in METHODS)
@@ -175,4 +234,13 @@ def table(records: dict[str, dict]) -> str:
               f"{'network':<10} " + " ".join(f"{k:>13}" for k in kinds)]
     for key, r in records.items():
         lines.append(f"{label(key):<10} " + " ".join(f"{r['flagged'][k]:>13.0%}" for k in kinds))
+    if "photos" in first:
+        p = first["photos"]
+        lines += ["", f"real photos of the ten classes flagged ({p['n']} in {p['folder']}/, threshold kept at "
+                      f"{p['rate']:.0%} of them where the test split's would flag more)",
+                  f"{'network':<10} {'test split only':>16} {'shipped':>9} {'unseen half':>12} {'test kept':>10}"]
+        for key, r in records.items():
+            p = r["photos"]
+            lines.append(f"{label(key):<10} {p['flagged_at_test_rate']:>16.1%} {p['flagged']:>9.1%} "
+                         f"{p['flagged_unseen']:>12.1%} {r['held_out_rate']:>10.1%}")
     return "\n".join(lines)

@@ -68,12 +68,12 @@ def flagged_chart(rows: list[dict]) -> alt.LayerChart:
 
 def render(entries: dict[str, Entry]) -> None:
     found, missing = records(entries)
-    rate = next(iter(found.values()))["rate"] if found else calibration.RATE
+    rate = findings.aim(found) if found else calibration.RATE
     st.markdown("Every upload gets one of the ten answers, because the probabilities always sum to one over the ten "
                 "classes: a picture of noise can be a frog at 90%. Each network also scores how unlike its training "
-                f"images an input is, and Classify flags inputs over a threshold that {rate:.0%} of CIFAR-10 test "
-                "images stay under. Here: how well each network tells held-out CIFAR-10 test images from unfamiliar "
-                "inputs made for the purpose (noise, plain colours, colour gradients, screenshots of text, "
+                f"images an input is, and Classify flags inputs over a threshold that at least {rate:.0%} of "
+                "CIFAR-10 test images stay under. Here: how well each network tells held-out CIFAR-10 test images from "
+                "unfamiliar inputs made for the purpose (noise, plain colours, colour gradients, screenshots of text, "
                 "photographs of other things, faces), as AUROC: the chance that an unfamiliar input scores higher "
                 "than a test image.")
     if missing:
@@ -86,6 +86,8 @@ def render(entries: dict[str, Entry]) -> None:
     st.markdown("**What each network flags**, at its threshold, of fresh unfamiliar inputs of each kind:")
     st.altair_chart(flagged_chart(flagged_rows(found)), width="stretch")
     st.markdown(findings.kinds(found))
+    if said := findings.photos(found):
+        st.markdown(said)
     first = next(iter(found.values()))
     n = first["n"]
     st.caption(f"Measured by `{calibration.redo_command()}` on {first['machine']}, {first['date'][:10]}: "
