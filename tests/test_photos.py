@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,6 +213,29 @@ def test_a_small_picture_is_taken_whole_not_blown_up_to_be_cropped():
     assert (np.asarray(closer(small, 32)) == np.asarray(whole)).all()  # under 32 across: the whole square
     photo = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
     assert not (np.asarray(closer(photo, 32)) == np.asarray(images.PREPARATIONS["crop, lanczos"](photo, 32))).all()
+
+
+def test_fine_detail_counts_the_high_half_of_the_spectrum():
+    checker = (np.indices((32, 32)).sum(0) % 2 * 255).astype(np.uint8)[..., None].repeat(3, -1)
+    stripes = np.tile((np.sin(np.arange(32) * 2 * np.pi / 16) * 100 + 128).astype(np.uint8), (32, 1))
+    flat = np.full((32, 32, 3), 90, np.uint8)
+    share = photos.fine_detail(np.stack([checker, stripes[..., None].repeat(3, -1), flat]))
+    assert share[0] == pytest.approx(1.0) and share[1] == pytest.approx(0.0, abs=1e-4)  # 1/16 of a cycle a pixel
+    assert share[2] == 0.0  # no variation at all: nothing to share, and no division by zero
+
+
+def test_the_softened_preparation_blurs_only_what_it_shrank():
+    rng = np.random.default_rng(5)
+    photo = Image.open(Path(images.__file__).parents[1] / "examples" / "photo-cat.jpg").convert("RGB")
+    sharp = np.asarray(images.PREPARATIONS["crop, lanczos"](photo, 32))
+    soft = np.asarray(images.PREPARATIONS["crop, lanczos, softened"](photo, 32))
+    assert photos.fine_detail(soft[None])[0] < 0.8 * photos.fine_detail(sharp[None])[0]
+    assert abs(float(soft.mean()) - float(sharp.mean())) < 1  # a blur, not a change of brightness
+    small = Image.fromarray(rng.integers(0, 256, (24, 30, 3), dtype=np.uint8))  # enlarged, not shrunk: left alone
+    assert (np.asarray(images.PREPARATIONS["crop, lanczos, softened"](small, 32))
+            == np.asarray(images.PREPARATIONS["crop, lanczos"](small, 32))).all()
+    cifar = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))  # CIFAR-10's own size: taken whole
+    assert (images.to_array(cifar) == np.asarray(cifar)).all()
 
 
 def test_the_app_predict_and_the_loader_prepare_a_photo_identically(tmp_path, monkeypatch):

@@ -235,16 +235,30 @@ def measure(folders: list[Path], entries: dict, preparations=None, views=None) -
         labels += list(y)
         names += [f"{folder}/{name}" for name in n]
     labels = np.array(labels)
-    right = {}
+    right, detail = {}, {}
     for name in preparations or images.PREPARATIONS:
-        x = batch([images.to_array(p, preparation=name) for p in pictures])
+        pixels = [images.to_array(p, preparation=name) for p in pictures]
+        detail[name] = float(np.median(fine_detail(np.stack(pixels))))
+        x = batch(pixels)
         for key, entry in loaded.items():
             for n in views:
                 with torch.no_grad():
                     on = x.to(next(entry.model.parameters()).device)
                     guess = answering.answer(entry.model, on, n)[1].argmax(1).cpu().numpy()
                 right.setdefault(key, {}).setdefault(name, {})[n] = (guess == labels).astype(int).tolist()
-    return {"names": names, "labels": labels.tolist(), "composite": [composite(n) for n in names], "right": right}
+    return {"names": names, "labels": labels.tolist(), "composite": [composite(n) for n in names], "right": right,
+            "detail": detail}
+
+
+def fine_detail(pixels: np.ndarray) -> np.ndarray:
+    """How much fine detail each (N, H, W, 3) uint8 picture holds: the share of its brightness spectrum's energy
+    (its mean removed) above half the highest frequency, across or down. Needs no labels, so a preparation can
+    be matched to CIFAR-10's own images on it without looking at any answer."""
+    grey = pixels.astype(np.float64).mean(-1)
+    power = np.abs(np.fft.fft2(grey - grey.mean((1, 2), keepdims=True))) ** 2
+    fy, fx = (np.abs(np.fft.fftfreq(n)) for n in grey.shape[1:])
+    high = np.maximum(fy[:, None], fx[None, :]) > 0.25
+    return power[:, high].sum(1) / np.maximum(power.sum((1, 2)), 1e-12)
 
 
 def summary(measured: dict, part: str = "real") -> dict:
@@ -302,6 +316,8 @@ def add_parser(sub) -> None:
                    help="ways of preparing a photo to try (default: all of images.PREPARATIONS)")
     p.add_argument("--views", type=int, nargs="+",
                    help="views per answer to try (default: 1, 2 and the app's number, answering.VIEWS)")
+    p.add_argument("--data", help="also the fine detail of this CIFAR-10's test split, which the preparations' "
+                                   "is compared with (image-folder tree or archive)")
     p.add_argument("--write", action="store_true",
                    help="store the app's figure (its preparation and views) in each checkpoint's config.json")
     add_checkpoints_arg(p)
@@ -346,6 +362,14 @@ def run(args) -> int:
         print(json.dumps({"pictures": measured, **parts}, indent=1))
         return 0
     labels = np.array(measured["labels"])
+    cifar = ""
+    if args.data:
+        from ..data import sources
+
+        test = sources.load(args.data, verbose=False).test.x.permute(0, 2, 3, 1).numpy()
+        cifar = f"; CIFAR-10's test split {np.median(fine_detail(test)):.1%}"
+    print("fine detail, the median share of the spectrum above half its highest frequency: "
+          + ", ".join(f"{prep} {share:.1%}" for prep, share in measured["detail"].items()) + cifar + "\n")
     for part, title in (("real", "real photos"),
                         ("composites", "composites (cut-outs pasted onto scenes; not real photos: a separate check)")):
         if not parts[part]:
