@@ -22,7 +22,7 @@ for col, entry in zip(st.columns(4), found.values(), strict=True):
             st.metric("Test accuracy", f"{entry.test_acc:.1%}" if entry.test_acc is not None else "n/a",
                       help=f"On the 10,000 test images, {answering.views_in_words(answering.VIEWS)}, as Classify does. "
                            "The training curves show each image alone, 1.5 to 3 points lower.")
-            photos = entry.config.get("photos")
+            photos = resources.photo_figure(entry)
             if photos:
                 lo, hi = photos["interval"]
                 st.metric("Real photos", f"{photos['accuracy']:.0%}",

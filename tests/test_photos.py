@@ -164,13 +164,13 @@ def test_photos_measures_real_photos_and_composites_apart(tmp_path):
     results = json.loads(out)
     assert results["pictures"]["composite"] == [True, False, True, False]  # cat/cutout-50%.png sorts before photo.jpg
     for part in ("real", "composites"):
-        assert set(results[part]) == {"cnn", "resnet", "densenet", "se_resnet"}
+        assert set(results[part]) == {"cnn", "resnet", "densenet", "se_resnet", photos.MEAN}
         for by_preparation in results[part].values():
             assert set(by_preparation) == {"crop, lanczos", images.PREPARATION}
             for by_views in by_preparation.values():
                 assert set(by_views) == {"1", "2"}
                 for r in by_views.values():
-                    assert r["n"] == 2 and 0 <= r["correct"] <= 2
+                    assert r["n"] == 2 and 0 <= r["correct"] <= 2  # the mean row: shares of the networks right
                     assert r["interval"][0] <= r["accuracy"] <= r["interval"][1]
 
 
@@ -181,6 +181,21 @@ def test_photos_reads_its_folder_from_the_setting_and_says_what_to_do_without_on
     run = subprocess.run([sys.executable, "-m", "cifarnets", "photos"], capture_output=True, text=True,
                          env=env | {"CIFARNETS_PHOTOS": str(tmp_path / "none")})
     assert run.returncode == 1 and "none is not a folder" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_mean_row_counts_each_picture_as_the_share_of_networks_right():
+    from cifarnets.answering import VIEWS
+
+    prep = images.PREPARATION
+    measured = {"names": ["a", "b", "c", "d"], "labels": [0, 0, 1, 1], "composite": [False] * 4,
+                "right": {"cnn": {prep: {VIEWS: [1, 0, 1, 1]}, "crop, lanczos": {VIEWS: [0, 0, 1, 1]}},
+                          "resnet": {prep: {VIEWS: [1, 1, 0, 1]}, "crop, lanczos": {VIEWS: [1, 0, 0, 1]}}}}
+    mean = photos.summary(measured)[photos.MEAN]
+    # per picture: 1, 0.5, 0.5, 1 -> class 0: 0.75, class 1: 0.75; the other way 0.5, 0, 0.5, 1 -> 0.25, 0.75
+    assert mean[prep][VIEWS]["accuracy"] == pytest.approx(0.75) and mean[prep][VIEWS]["correct"] == 3
+    assert mean["crop, lanczos"][VIEWS]["accuracy"] == pytest.approx(0.5)
+    lo, hi = mean["crop, lanczos"][VIEWS]["against_shipped"]
+    assert lo <= -0.25 <= hi <= 0
 
 
 def test_balanced_accuracy_counts_each_class_equally():
@@ -257,3 +272,16 @@ def test_the_app_predict_and_the_loader_prepare_a_photo_identically(tmp_path, mo
     predict.predict_files([str(tmp_path / "photo.png")], {})
     loaded = sources.load(tmp_path / "data", verbose=False).test.x[0].permute(1, 2, 0).numpy()
     assert (app == shipped).all() and (seen[0] == shipped).all() and (loaded == shipped).all()
+
+
+def test_home_shows_a_real_photo_figure_only_when_measured_as_classify_answers():
+    from types import SimpleNamespace
+
+    from cifarnets.answering import VIEWS
+    from cifarnets.ui.resources import photo_figure
+
+    current = {"accuracy": 0.7, "preparation": images.PREPARATION, "views": VIEWS}
+    assert photo_figure(SimpleNamespace(config={"photos": current})) == current
+    assert photo_figure(SimpleNamespace(config={"photos": current | {"preparation": "crop 80%, lanczos"}})) is None
+    assert photo_figure(SimpleNamespace(config={"photos": current | {"views": 2}})) is None
+    assert photo_figure(SimpleNamespace(config={})) is None and photo_figure(SimpleNamespace(config=None)) is None

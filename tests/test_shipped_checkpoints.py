@@ -77,3 +77,37 @@ def test_shipped_networks_were_trained_with_the_committed_recipe(key):
     assert json.dumps({k: ran[k] for k in committed if k != "note"}) == \
         json.dumps({k: v for k, v in committed.items() if k != "note"}), key
     assert config["epochs"] == committed["epochs"], key
+
+
+REAL_PHOTOS = ROOT.parent / "shared" / "data" / "photos-real"
+
+
+def test_the_real_photo_figure_is_for_the_shipped_preparation_and_views_and_in_the_readme():
+    """Home and the README show config.json's `photos` figure: it must be the app's own way of answering."""
+    from cifarnets.answering import VIEWS
+    from cifarnets.data.images import PREPARATION
+    from cifarnets.models import label
+
+    readme = (ROOT / "README.md").read_text()
+    for key in KEYS:
+        config = json.loads((SHIPPED / key / checkpoints.CONFIG_FILE).read_text())
+        photos = config["photos"]
+        assert (photos["preparation"], photos["views"]) == (PREPARATION, VIEWS), key
+        lo, hi = photos["interval"]
+        row = next(line for line in readme.splitlines() if line.startswith(f"| {label(key)} |"))
+        assert f"{photos['accuracy']:.0%} ({photos['correct']}/{photos['n']}; {lo * 100:.0f}-{hi:.0%})" in row, row
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_PHOTOS.is_dir(), reason=f"the real photos {REAL_PHOTOS} are not here")
+def test_the_real_photo_figure_is_what_photos_measures_now():
+    from cifarnets.answering import VIEWS
+    from cifarnets.data.images import PREPARATION
+    from cifarnets.perf import photos
+
+    entries = checkpoints.discover(SHIPPED)
+    measured = photos.measure([REAL_PHOTOS], entries, [PREPARATION], [VIEWS])
+    for key in KEYS:
+        stored = json.loads((SHIPPED / key / checkpoints.CONFIG_FILE).read_text())["photos"]
+        now = photos.figure(measured, key)
+        assert (now["correct"], now["n"], now["accuracy"]) == (stored["correct"], stored["n"], stored["accuracy"]), key

@@ -108,6 +108,7 @@ def test_home_cards_say_the_stored_accuracy_and_training(pages, stored):
         by_label.setdefault(m.label, []).append(m.value)
     assert by_label["Test accuracy"] == [pct(stored["config"][k]["metrics"]["test_acc"]) for k in KEYS]
     assert by_label["Parameters"] == [f"{stored['config'][k]['params']:,}" for k in KEYS]
+    assert by_label["Real photos"] == [f"{stored['config'][k]['photos']['accuracy']:.0%}" for k in KEYS]
     for key in KEYS:
         config = stored["config"][key]
         wall = config["wall_s"]

@@ -99,6 +99,8 @@ PHOTOS = [
     ("tux", "vehicles/emergency/firetruck.png", "truck"),
     ("tux", "vehicles/garbagetruck.png", "truck"),
 ]
+MEAN = "all (mean)"  # summary's row for the networks together: each picture counts the share of them right
+
 # A cut-out's larger side as a share of the scene's: how far the photographer stood off. Each cut-out is
 # pictured at every one of these, so the set holds close-ups and wider shots as uploads do.
 FRAMES = (0.5, 0.7, 0.9)
@@ -238,7 +240,8 @@ def measure(folders: list[Path], entries: dict, preparations=None, views=None) -
     right, detail = {}, {}
     for name in preparations or images.PREPARATIONS:
         pixels = [images.to_array(p, preparation=name) for p in pictures]
-        detail[name] = float(np.median(fine_detail(np.stack(pixels))))
+        real = [x for x, n in zip(pixels, names, strict=True) if not composite(n)]
+        detail[name] = float(np.median(fine_detail(np.stack(real)))) if real else None
         x = batch(pixels)
         for key, entry in loaded.items():
             for n in views:
@@ -271,7 +274,11 @@ def summary(measured: dict, part: str = "real") -> dict:
     keep = np.array(measured["composite"]) == (part == "composites")
     labels = np.array(measured["labels"])[keep]
     out = {}
-    for key, by_prep in measured["right"].items():
+    right_by_key = dict(measured["right"])
+    if len(right_by_key) > 1:  # per picture, the share of the networks right: how a choice does for them all
+        right_by_key[MEAN] = {prep: {n: np.mean([right_by_key[k][prep][n] for k in measured["right"]], axis=0)
+                                     for n in by_views} for prep, by_views in next(iter(right_by_key.values())).items()}
+    for key, by_prep in right_by_key.items():
         shipped = by_prep.get(images.PREPARATION, {}).get(answering.VIEWS)
         shipped = np.array(shipped)[keep] if shipped is not None else None
         for prep, by_views in by_prep.items():
@@ -280,7 +287,8 @@ def summary(measured: dict, part: str = "real") -> dict:
                 if not len(right):
                     continue
                 r = {"accuracy": balanced_accuracy(right, labels), "interval": interval(right, labels),
-                     "correct": int(right.sum()), "n": len(right)}
+                     "correct": int(right.sum()) if right.dtype.kind in "iub" else round(float(right.sum()), 2),
+                     "n": len(right)}
                 if shipped is not None and (prep, n) != (images.PREPARATION, answering.VIEWS):
                     r["against_shipped"] = paired_interval(right, shipped, labels)
                 out.setdefault(key, {}).setdefault(prep, {})[n] = r
@@ -368,8 +376,9 @@ def run(args) -> int:
 
         test = sources.load(args.data, verbose=False).test.x.permute(0, 2, 3, 1).numpy()
         cifar = f"; CIFAR-10's test split {np.median(fine_detail(test)):.1%}"
-    print("fine detail, the median share of the spectrum above half its highest frequency: "
-          + ", ".join(f"{prep} {share:.1%}" for prep, share in measured["detail"].items()) + cifar + "\n")
+    print("fine detail of the real photos, the median share of the spectrum above half its highest frequency: "
+          + ", ".join(f"{prep} {share:.1%}" for prep, share in measured["detail"].items() if share is not None)
+          + cifar + "\n")
     for part, title in (("real", "real photos"),
                         ("composites", "composites (cut-outs pasted onto scenes; not real photos: a separate check)")):
         if not parts[part]:

@@ -106,6 +106,17 @@ def _pct(acc: float | None) -> str:
     return f"{acc:.1%}" if acc is not None else "accuracy unknown"
 
 
+def photo_figure(entry: Entry) -> dict | None:
+    """The network's real-photo figure (`photos --write`), when it was measured the way Classify answers now:
+    a figure for another preparation or view count would not be this app's."""
+    from ..answering import VIEWS
+    from ..data.images import PREPARATION
+
+    photos = (entry.config or {}).get("photos")
+    current = isinstance(photos, dict) and (photos.get("preparation"), photos.get("views")) == (PREPARATION, VIEWS)
+    return photos if current else None
+
+
 def answering(entry: Entry) -> str:
     """A network's name where its answer or figure appears: "CNN", or "CNN · your run, 10.0%" when one of the
     user's runs answers for it instead of the shipped network."""
