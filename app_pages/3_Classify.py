@@ -8,7 +8,14 @@ from cifarnets.predict import classify, summary_rows, uncalibrated
 from cifarnets.prose import plural
 from cifarnets.store.export import rows_csv
 from cifarnets.ui import actions, resources
-from cifarnets.ui.classify_view import badges_line, gather_inputs, phone_layout, result_card, uncalibrated_note
+from cifarnets.ui.classify_view import (
+    badges_line,
+    gather_inputs,
+    phone_layout,
+    photos_line,
+    result_card,
+    uncalibrated_note,
+)
 
 MAX_CARDS = 24  # past this, the summary table still lists every image
 
@@ -17,9 +24,7 @@ found = resources.entries()
 resources.notice_hub()
 resources.notice_missing(found)
 actions.answering_notice(found)  # which networks answer from your own runs, and the way back
-st.caption("Photos are harder than CIFAR-10's own images: shrunk to 32x32 they differ in framing, blur, colour "
-           "and compression from the pictures the networks learnt from, so expect 10 to 20 points fewer right "
-           "than the test accuracy on Home (which shows both).")
+photos_line(found)
 files = gather_inputs()
 if not files:
     st.caption("Upload images, pick an example or take a picture: the centre square of each is shrunk to the 32x32 "

@@ -117,6 +117,13 @@ def test_home_cards_say_the_stored_accuracy_and_training(pages, stored):
         assert any(line in p for p in pages["Home"]), line
 
 
+def test_classify_says_how_much_harder_photos_are_from_the_stored_figures(pages, stored):
+    gaps = [100 * (stored["config"][k]["metrics"]["test_acc"] - stored["config"][k]["photos"]["accuracy"])
+            for k in KEYS]
+    line = the(pages["Classify"], "Photos are harder")
+    accounted(line, [f"here {round(min(gaps))} to {round(max(gaps))} points fewer right", "shrunk to 32x32"])
+
+
 def test_the_badge_line_says_how_often_a_cifar_image_is_flagged(pages, stored):
     rates = [stored["config"][k]["unfamiliar"]["held_out_rate"] for k in KEYS]
     ns = sorted({round(1 / (1 - r)) for r in rates})
