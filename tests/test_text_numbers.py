@@ -131,7 +131,7 @@ def test_the_badge_line_says_how_often_a_cifar_image_is_flagged(pages, stored):
     phrases = [f"about 1 in {ns[0]} to {ns[-1]} real CIFAR-10 test images"]
     photos = [stored["config"][k]["unfamiliar"].get("photos") for k in KEYS]
     if all(photos):  # calibrated with real photos: how often one the threshold never saw is flagged
-        phrases.append(f"and {one_in([p['flagged_unseen'] for p in photos])} photos of its ten classes")
+        phrases.append(f"and {one_in([p['flagged_unseen'] for p in photos])} real photos of the ten classes")
     accounted(line, phrases)
 
 

@@ -101,7 +101,7 @@ def badges_line(entries: dict[str, Entry]) -> None:
     photos = [r["photos"]["flagged_unseen"] for r in records if isinstance(r.get("photos"), dict)
               and isinstance(r["photos"].get("flagged_unseen"), float)]
     often = (f" (so do about {one_in([1 - r for r in rates])} real CIFAR-10 test images"
-             + (f" and {one_in(photos)} photos of its ten classes" if any(photos) else "") + ")") if rates else ""
+             + (f" and {one_in(photos)} real photos of the ten classes" if any(photos) else "") + ")") if rates else ""
     st.markdown(f"Under each answer, {FAMILIAR} means the image resembles the photos that network learned from: "
                 f"it does **not** mean the answer is right. {UNFAMILIAR} means it does not resemble them{often}, so "
                 "the answer is likely a guess.")

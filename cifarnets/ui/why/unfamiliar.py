@@ -90,7 +90,10 @@ def render(entries: dict[str, Entry]) -> None:
         st.markdown(said)
     first = next(iter(found.values()))
     n = first["n"]
-    st.caption(f"Measured by `{calibration.redo_command()}` on {first['machine']}, {first['date'][:10]}: "
+    photos = first.get("photos")
+    command = calibration.redo_command() + (" --photos FOLDER" if photos else "")
+    also = f", and kept at least {photos['rate']:.0%} of {photos['n']} real photos under it" if photos else ""
+    st.caption(f"Measured by `{command}` on {first['machine']}, {first['date'][:10]}: "
                f"statistics from {n['fit']:,} training images; method and threshold chosen on {n['choose']:,} test "
-               f"images, AUROC and flags measured on {n['held_out']:,} others and {n['unfamiliar']:,} fresh "
-               "unfamiliar inputs. Faded bars: methods compared but not used.")
+               f"images{also}; AUROC and flags measured on {n['held_out']:,} other test images and "
+               f"{n['unfamiliar']:,} fresh unfamiliar inputs. Faded bars: methods compared but not used.")
