@@ -207,9 +207,9 @@ PREPARATIONS = {
 # edges). Both chosen on real photos (docs/photos.md). On 218 held-out ImageNet photos of the ten classes every
 # network got 6 to 11 more right from the whole centre square than from its centre 80% (our choice before, made
 # on composites). On the 72 real photos we have (`photos`: the 60 of them we keep, and the package set's 12
-# whole photos), area averaging got every network 1 or 2 more right than Lanczos, and over the four networks
-# its paired 90% interval was +1.2 to +5.2 points; softening Lanczos to CIFAR-10's fine detail (SOFTEN) was
-# -1.5 to +3.2. CIFAR-10's own 32x32 images are taken whole.
+# whole photos), area averaging got every network 1 or 2 more right than Lanczos; over the four networks the
+# paired 90% interval of Lanczos against it was -5.2 to -1.2 points, and of Lanczos softened to CIFAR-10's fine
+# detail (SOFTEN) -4.5 to -0.1. CIFAR-10's own 32x32 images are taken whole.
 PREPARATION = "crop, box"
 
 
