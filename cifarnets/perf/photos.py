@@ -374,7 +374,7 @@ def run(args) -> int:
     if args.data:
         from ..data import sources
 
-        test = sources.load(args.data, verbose=False).test.x.permute(0, 2, 3, 1).numpy()
+        test = sources.load(args.data, verbose=False).test.x.permute(0, 2, 3, 1).cpu().numpy()
         cifar = f"; CIFAR-10's test split {np.median(fine_detail(test)):.1%}"
     print("fine detail of the real photos, the median share of the spectrum above half its highest frequency: "
           + ", ".join(f"{prep} {share:.1%}" for prep, share in measured["detail"].items() if share is not None)
