@@ -7,6 +7,8 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from ..answering import VIEWS
+from ..data.images import PREPARATION
 from ..device import machine_name, pick
 from ..diagram import architecture
 from ..models import KEYS, build
@@ -109,9 +111,6 @@ def _pct(acc: float | None) -> str:
 def photo_figure(entry: Entry) -> dict | None:
     """The network's real-photo figure (`photos --write`), when it was measured the way Classify answers now:
     a figure for another preparation or view count would not be this app's."""
-    from ..answering import VIEWS
-    from ..data.images import PREPARATION
-
     photos = (entry.config or {}).get("photos")
     current = isinstance(photos, dict) and (photos.get("preparation"), photos.get("views")) == (PREPARATION, VIEWS)
     return photos if current else None
