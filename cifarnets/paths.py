@@ -55,9 +55,10 @@ def data_env() -> str:
     return os.environ.get("CIFARNETS_DATA", "")
 
 
-def photos_env() -> str:
-    """$CIFARNETS_PHOTOS, or "" when unset."""
-    return os.environ.get("CIFARNETS_PHOTOS", "")
+def photos_folder() -> Path | None:
+    """The folder of real photos named by $CIFARNETS_PHOTOS (`photos`, `calibrate`), or None when unset."""
+    folder = os.environ.get("CIFARNETS_PHOTOS", "")
+    return Path(folder) if folder else None
 
 
 def cache_dir() -> Path:

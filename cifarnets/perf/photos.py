@@ -339,11 +339,11 @@ def run(args) -> int:
     from .. import answering
     from ..data import images
     from ..device import pick
-    from ..paths import photos_env
+    from ..paths import photos_folder
     from ..store.checkpoints import discover
     from ..store.fileio import read_json, write_json
 
-    folders = list(args.folders) or ([Path(photos_env())] if photos_env() else [])
+    folders = list(args.folders) or [f for f in [photos_folder()] if f]
     if args.build:
         if args.build.exists():
             shutil.rmtree(args.build)

@@ -87,8 +87,8 @@ def photos_line(entries: dict[str, Entry]) -> None:
     """Why photos are answered worse than Home's test accuracy, and by how much, from the stored figures."""
     gaps = [100 * (e.test_acc - f["accuracy"]) for e in entries.values()
             if e.ok and e.test_acc is not None and (f := resources.photo_figure(e))]
-    lo, hi = (round(min(gaps)), round(max(gaps))) if gaps else (0, 0)
-    by = f": here {lo} to {hi} points fewer right than the test accuracy on Home, which shows both" if gaps else ""
+    by = (f": here {round(min(gaps))} to {round(max(gaps))} points fewer right than the test accuracy on Home, "
+          "which shows both") if gaps else ""
     st.caption("Photos are harder than CIFAR-10's own images: shrunk to 32x32 they differ in framing, blur, colour "
                f"and compression from the pictures the networks learnt from{by}.")
 

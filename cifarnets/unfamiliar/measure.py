@@ -34,7 +34,7 @@ from ..data.loader import batch, normalize
 from ..device import machine_name, pick
 from ..errors import UsageError
 from ..models import KEYS, label
-from ..paths import photos_env
+from ..paths import photos_folder
 from ..store import checkpoints as ckpt
 from . import calibration, inputs
 from .scores import METHODS, Gaussians, Views, auroc, fit, score, views
@@ -71,7 +71,7 @@ def cmd_calibrate(args) -> int:
     if not (0.5 <= args.rate < 1 and 0.5 <= args.photo_rate < 1):
         raise UsageError("--rate and --photo-rate are shares of familiar images kept under the threshold: "
                          "between 0.5 and 1")
-    photo_folder = args.photos or (Path(photos_env()) if photos_env() else None)
+    photo_folder = args.photos or photos_folder()
     say = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
     device = pick(args.device)
     dataset = sources.load(args.data, verbose=not args.json)
@@ -183,7 +183,9 @@ def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds:
     """What config.json keeps: the choice, the threshold, and what they were measured on. `rate` is what the
     threshold keeps of the choosing half: the rate asked for, or more where the photos raised it."""
     chosen = s[method]
-    threshold = _threshold(chosen["choose"], rate, chosen.get("photos"), photos)
+    # The smallest threshold that keeps `rate` of the choosing half at or under it.
+    test_only = float(np.quantile(chosen["choose"], rate, method="higher"))
+    threshold = test_only if photos is None else _raised(test_only, chosen["photos"], photos.rate)
     kinds_ = np.array(kinds)
     over = chosen["strange1"] > threshold
     found = {}
@@ -191,12 +193,12 @@ def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds:
         # Each fold's flags counted against the threshold set with the other fold's photos: an estimate for
         # photos the threshold has not seen, which the share on the photos that set it (at most 1 - rate) is not.
         fold, scores_ = folds(photos.labels), chosen["photos"]
-        unseen = sum(int((scores_[fold == k] > _threshold(chosen["choose"], rate, scores_[fold != k], photos)).sum())
+        unseen = sum(int((scores_[fold == k] > _raised(test_only, scores_[fold != k], photos.rate)).sum())
                      for k in (0, 1))
         found["photos"] = {"folder": photos.name, "n": len(photos.labels), "rate": photos.rate,
                            "flagged": float((scores_ > threshold).mean()),
                            "flagged_unseen": unseen / len(photos.labels),
-                           "flagged_at_test_rate": float((scores_ > _threshold(chosen["choose"], rate)).mean())}
+                           "flagged_at_test_rate": float((scores_ > test_only).mean())}
     return found | {
         "method": method, "method_name": METHODS[method], "threshold": threshold,
         "rate": float((chosen["choose"] <= threshold).mean()), "rate_asked": rate, "views": VIEWS,
@@ -211,14 +213,10 @@ def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds:
     }
 
 
-def _threshold(choose: np.ndarray, rate: float, photo_scores: np.ndarray | None = None,
-               photos: Photos | None = None) -> float:
-    """The smallest threshold that keeps `rate` of the choosing half at or under it, and `photos.rate` of the
-    photos' scores given."""
-    threshold = float(np.quantile(choose, rate, method="higher"))
-    if photos is not None and photo_scores is not None and len(photo_scores):
-        threshold = max(threshold, float(np.quantile(photo_scores, photos.rate, method="higher")))
-    return threshold
+def _raised(threshold: float, photo_scores: np.ndarray, rate: float) -> float:
+    """`threshold`, raised where needed to keep `rate` of the photos' scores at or under it; never lowered (nor
+    by an empty half of a folder of one photo)."""
+    return max(threshold, float(np.quantile(photo_scores, rate, method="higher"))) if len(photo_scores) else threshold
 
 
 def table(records: dict[str, dict]) -> str:
