@@ -197,7 +197,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .answering import split_batch
     from .device import machine_name, pick
-    from .training.fit import evaluate
+    from .training.evaluation import evaluate
 
     device = pick(args.device)
     if args.write and (args.hub or str(args.checkpoint or "").startswith("hf://")):

@@ -15,7 +15,8 @@ from cifarnets.data import sources
 from cifarnets.models import build
 from cifarnets.store import checkpoints
 from cifarnets.training import distill, recipes, step
-from cifarnets.training.fit import evaluate, fit, read_state
+from cifarnets.training.evaluation import evaluate
+from cifarnets.training.fit import fit, read_state
 
 
 def numbered_split(n: int = 40) -> sources.Split:

@@ -12,7 +12,7 @@ from cifarnets.models import ALL_KEYS, KEYS, recipe_key, spec
 from cifarnets.paths import DEFAULT_CHECKPOINTS
 from cifarnets.store import checkpoints
 from cifarnets.training import recipes
-from cifarnets.training.fit import evaluate
+from cifarnets.training.evaluation import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"

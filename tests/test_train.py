@@ -18,7 +18,8 @@ from cifarnets.data.loader import DeviceLoader
 from cifarnets.store import checkpoints
 from cifarnets.store.runfolder import LOCK_FILE, read_history
 from cifarnets.training import recipes
-from cifarnets.training.fit import TrainingError, evaluate, fit, read_state
+from cifarnets.training.evaluation import evaluate
+from cifarnets.training.fit import TrainingError, fit, read_state
 
 
 def tiny_recipe(key="cnn", **kw):

@@ -1,7 +1,7 @@
 """What tests/test_distributed.py starts under torchrun: `python -m cifarnets`, plus two test hooks.
 
-fit() evaluates every rank's model after each epoch, so wrapping `fit.evaluate` sees what each
-rank holds without any test code in the library:
+fit() evaluates every rank's model after each epoch through the `evaluate` it imports, so wrapping
+`fit.evaluate` sees what each rank holds without any test code in the library:
   * $DIGEST_DIR/rank<R>.txt: a hash of rank R's weights and buffers after its latest epoch;
   * $STOP_RANK, $STOP_AFTER_EPOCH: that rank alone sends itself SIGTERM after that epoch, as a
     user's Ctrl-C would reach one process; the ranks must then agree to stop together.
