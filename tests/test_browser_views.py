@@ -96,3 +96,34 @@ def test_pagetime_times_home_and_a_switch_to_every_why_tab(app_url):
     assert len(result["why_first_warm_s"]) == 1
     assert list(result["why_tab_s"]) == pagetime.WHY_TABS and all(len(v) == 1 for v in result["why_tab_s"].values())
     assert "switch to Unfamiliar inputs" in pagetime.table(result)
+
+
+PHONE = {"width": 390, "height": 6000}  # a phone's width; tall, since Streamlit scrolls inside the page
+CHART_TABS = ("Gradient flow", "Cost", "Quality", "What they look at", "Feature reuse", "Unfamiliar inputs")
+
+
+def test_why_charts_fit_a_phone_screen(tmp_path):
+    """Every chart of the Why they differ page within a 390-pixel screen: faceted charts of fixed-width panels ran
+    off its side, hiding the trained networks' gradients and two of DenseNet's three blocks. The shipped
+    networks, whose stored measurements draw every chart (the tiny test checkpoints have none)."""
+    from playwright.sync_api import sync_playwright
+
+    from cifarnets.perf.loadtest import serve
+
+    env = {k: v for k, v in os.environ.items() if k != "CIFARNETS_CHECKPOINTS"}
+    env |= {"CIFARNETS_RUNS": str(tmp_path / "runs"), "CIFARNETS_DEVICE": "cpu"}
+    with serve(env=env, log=tmp_path / "streamlit.log") as app_url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_context(viewport=PHONE).new_page()
+            for tab in CHART_TABS:
+                page.goto(f"{app_url}/Why_they_differ?tab={tab.replace(' ', '+')}")
+                charts = page.locator("[data-testid*=VegaLiteChart]")
+                charts.first.wait_for(timeout=WAIT_MS)
+                page.wait_for_timeout(1500)  # Vega lays a chart out after the element appears
+                boxes = [charts.nth(i).bounding_box() for i in range(charts.count())]
+                shoot(page, tmp_path, f"phone-{tab.replace(' ', '-').lower()}")
+                wide = [round(b["x"] + b["width"]) for b in boxes if b and b["x"] + b["width"] > PHONE["width"]]
+                assert not wide, f"{tab}: charts reach {wide} px on a {PHONE['width']} px screen"
+        finally:
+            browser.close()

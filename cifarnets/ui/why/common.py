@@ -47,3 +47,14 @@ def status(nets: dict[str, Network]) -> None:
         st.info(f"No current test-split measurements for {', '.join(missing)}{why}. Compute them once (a few minutes "
                 f"on a CPU){data_hint()}:")
         st.code(analyze_command(), language="bash")
+
+
+def side_by_side(panels: list, per_row: int = 3) -> None:
+    """Charts in columns, at most `per_row` to a row, each as wide as its column. Streamlit stacks columns on a
+    phone, so every panel keeps the screen's width there, where one faceted chart of fixed-width panels ran off
+    the side of a 390-pixel screen."""
+    per_row = min(per_row, len(panels))
+    for start in range(0, len(panels), per_row):
+        # strict=False: a last row with fewer panels leaves its other columns empty, so every panel has one width
+        for column, chart in zip(st.columns(per_row), panels[start:start + per_row], strict=False):
+            column.altair_chart(chart, width="stretch")

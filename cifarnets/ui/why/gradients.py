@@ -8,7 +8,7 @@ from ...analysis import findings
 from ...analysis.collect import Network, epoch_gradient_rows, gradient_rows
 from ...models import label
 from . import charts
-from .common import analyze_command, data_hint, train_plain_command
+from .common import analyze_command, data_hint, side_by_side, train_plain_command
 
 PLAIN = "resnet_plain"
 
@@ -30,7 +30,7 @@ def render(nets: dict[str, Network]) -> None:
         st.code(analyze_command(), language="bash")
     else:
         ends = {id(r) for pair in findings.compared_layers(rows).values() for r in pair}
-        st.altair_chart(charts.gradients([dict(r, compared=id(r) in ends) for r in rows], choice), width="content")
+        side_by_side(charts.gradients([dict(r, compared=id(r) in ends) for r in rows], choice))
         st.markdown(findings.gradients(rows, choice))
     _plain(nets)
     _epochs(nets, choice)
@@ -64,7 +64,7 @@ def _epochs(nets: dict[str, Network], metric: str) -> None:
     rows = [r for n in nets.values() for r in epoch_gradient_rows(n)]
     st.markdown("**During training.** Every layer's gradient, epoch by epoch, as the trainer recorded it.")
     if rows:
-        st.altair_chart(charts.epochs(rows, metric), width="content")
+        side_by_side(charts.epochs(rows, metric))
     else:
         st.caption("None of these checkpoints has gradients in its history: they were trained before the trainer "
                    "recorded them. A run trained now (sidebar or `python -m cifarnets train`) records them after "

@@ -13,6 +13,7 @@ from ...store.checkpoints import Entry
 from .. import pictures, resources
 from ..pictures import enlarge
 from . import charts
+from .common import side_by_side
 
 SIZE = 150  # pixels a side for each picture
 OWN = "each network's own answer"
@@ -83,7 +84,7 @@ def _se(x, entry: Entry, net: Network) -> None:
                 "residual branch, for this image.")
     weights = se.gates(entry.model, x)
     rows = [{"block": b, "channel": i, "weight": float(v)} for b, w in weights.items() for i, v in enumerate(w)]
-    st.altair_chart(charts.channels(rows, "weight", "SE block"), width="content")
+    side_by_side(charts.channels(rows, "weight", "SE block"), per_row=2)
     means = (net.fresh_record or {}).get("se_class_means")
     if not means:
         st.caption("How the weights differ between classes needs the per-class means from the analyze command.")
@@ -96,5 +97,5 @@ def _se(x, entry: Entry, net: Network) -> None:
     rows = [{"block": blk, "channel": i, "difference": float(v)} for blk, d in gap.items() for i, v in enumerate(d)]
     st.markdown(f"Mean weight over the test images of **{a}** minus that of **{b}**, per channel "
                 f"(largest gap: {max(float(np.abs(d).max()) for d in gap.values()):.3f}).")
-    st.altair_chart(charts.channels(rows, "difference", "SE block", diverging=True), width="content")
+    side_by_side(charts.channels(rows, "difference", "SE block", diverging=True), per_row=2)
     st.markdown(findings.se_classes(se.class_spread(means)))

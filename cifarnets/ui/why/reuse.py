@@ -8,6 +8,7 @@ from ...analysis import findings
 from ...analysis.reuse import feature_reuse
 from ...store.checkpoints import Entry
 from . import charts
+from .common import side_by_side
 
 
 def render(entries: dict[str, Entry]) -> None:
@@ -21,6 +22,6 @@ def render(entries: dict[str, Entry]) -> None:
         st.info(f"No DenseNet checkpoint is loaded: {entry.reason if entry else 'unknown network'}")
         return
     rows = feature_reuse(entry.model)
-    st.altair_chart(charts.reuse(rows), width="content")
+    side_by_side(charts.reuse(rows))
     st.markdown(findings.reuse(rows))
     st.caption("Raw weights: the BatchNorm before each convolution rescales its input channels and is not folded in.")

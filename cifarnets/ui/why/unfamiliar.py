@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import textwrap
+
 import altair as alt
 import streamlit as st
 
@@ -10,7 +13,7 @@ from ...store.checkpoints import Entry
 from ...unfamiliar import calibration, findings
 from ...unfamiliar.inputs import COUNTS
 from ...unfamiliar.scores import METHODS
-from .charts import ORDER, color_by_network
+from .charts import FIT_WIDTH, ORDER, color_by_network
 
 
 def records(entries: dict[str, Entry]) -> tuple[dict[str, dict], dict[str, str]]:
@@ -38,32 +41,46 @@ def flagged_rows(found: dict[str, dict]) -> list[dict]:
 
 
 def auroc_chart(rows: list[dict]) -> alt.LayerChart:
-    """AUROC per method (rows) and network (bars within a row), with the coin toss marked."""
+    """AUROC per method (rows) and network (bars within a row), with the coin toss marked. The methods' names
+    wrap onto lines, so that on a phone they leave the bars room."""
     present = [n for n in ORDER if any(r["network"] == n for r in rows)]
     bars = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
-        y=alt.Y("method:N", sort=list(METHODS.values()), title=None, axis=alt.Axis(labelLimit=320)),
+        y=alt.Y("method:N", sort=list(METHODS.values()), title=None,
+                axis=alt.Axis(labelExpr=wrapped(METHODS.values()), labelLimit=0)),
         yOffset=alt.YOffset("network:N", sort=present),
-        x=alt.X("auroc:Q", title="AUROC (0.5: a coin toss; 1: every unfamiliar input above every test image)",
+        x=alt.X("auroc:Q", title=["AUROC (0.5: a coin toss;", "1: every unfamiliar input", "above every test image)"],
                 scale=alt.Scale(domain=[0, 1])),
-        color=color_by_network(present, legend=alt.Legend(orient="bottom")),
+        color=color_by_network(present, legend=alt.Legend(orient="bottom", columns=2)),
         opacity=alt.condition("datum.chosen", alt.value(1.0), alt.value(0.45)),
         tooltip=["network:N", "method:N", alt.Tooltip("auroc:Q", format=".3f")])
     chance = alt.Chart(alt.Data(values=[{"x": 0.5}])).mark_rule(strokeDash=[4, 3], color="gray").encode(x="x:Q")
-    return (bars + chance).properties(height=alt.Step(14))
+    return (bars + chance).properties(height=alt.Step(14), autosize=FIT_WIDTH)
+
+
+def wrapped(labels, width: int = 18) -> str:
+    """A Vega label expression that breaks each of `labels` into lines of about `width` characters."""
+    expr = "datum.label"
+    for label in labels:
+        lines = textwrap.wrap(label, width)
+        if len(lines) > 1:
+            expr = f"datum.label === {json.dumps(label)} ? {json.dumps(lines)} : ({expr})"
+    return expr
 
 
 def flagged_chart(rows: list[dict]) -> alt.LayerChart:
-    """Share of each kind of unfamiliar input over the threshold, network by kind."""
+    """Share of each kind of unfamiliar input over the threshold, kind (rows) by network: four short names across,
+    so that on a phone every column keeps its label."""
     kinds = [k for k in COUNTS if any(r["kind"] == k for r in rows)]
     base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("kind:N", sort=kinds, title="unfamiliar input", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("network:N", sort=ORDER, title=None))
+        x=alt.X("network:N", sort=ORDER, title=None, axis=alt.Axis(labelAngle=0, orient="top")),
+        y=alt.Y("kind:N", sort=kinds, title="unfamiliar input"))
+    legend = alt.Legend(format=".0%", orient="bottom", gradientLength=150)
     cells = base.mark_rect().encode(color=alt.Color("flagged:Q", scale=alt.Scale(domain=[0, 1], scheme="oranges"),
-                                                    title="flagged", legend=alt.Legend(format=".0%")),
+                                                    title="flagged", legend=legend),
                                     tooltip=["network:N", "kind:N", alt.Tooltip("flagged:Q", format=".0%")])
     text = base.mark_text().encode(text=alt.Text("flagged:Q", format=".0%"),
                                    color=alt.condition("datum.flagged > 0.6", alt.value("white"), alt.value("black")))
-    return (cells + text).properties(height=alt.Step(34))
+    return (cells + text).properties(height=alt.Step(30), autosize=FIT_WIDTH)
 
 
 def render(entries: dict[str, Entry]) -> None:
