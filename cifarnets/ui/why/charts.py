@@ -17,10 +17,12 @@ METRICS = {"rms": "gradient per weight (RMS)", "norm": "gradient norm"}
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
-def legend_below(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
-    """A chart as wide as the page with its legend under the plot, one entry a line: beside it, a legend of long
-    names ("ResNet without shortcuts (ours)") squeezed the plot to a sliver on a phone."""
-    return chart.properties(autosize=FIT_WIDTH).configure_legend(orient="bottom", columns=1)
+def legend_below(chart: alt.TopLevelMixin, columns: int = 1) -> alt.TopLevelMixin:
+    """A chart as wide as its place with its legends under the plot, one entry a line unless `columns` says more:
+    beside it, a legend of long names ("ResNet without shortcuts (ours)") squeezed the plot to a sliver on a
+    phone. A colour bar is kept short enough for a phone's column."""
+    return chart.properties(autosize=FIT_WIDTH).configure_legend(orient="bottom", columns=columns,
+                                                                  gradientLength=150)
 
 
 def color_by_network(present: list[str] | None = None, **legend) -> alt.Color:
@@ -82,7 +84,6 @@ def epochs(rows: list[dict], metric: str) -> list[alt.Chart]:
     last_epoch = max(r["epoch"] for r in rows) + 1
     panels = []
     for name in present:
-        last = name == present[-1]
         chart = alt.Chart(table([r for r in rows if r["network"] == name])).transform_calculate(
             epoch_end="datum.epoch + 1").mark_rect().encode(
             x=alt.X("depth:O", title="depth", axis=alt.Axis(labelAngle=0)),
@@ -92,10 +93,10 @@ def epochs(rows: list[dict], metric: str) -> list[alt.Chart]:
             y2="epoch_end:Q",
             color=alt.Color(f"{metric}:Q", title=METRICS[metric],
                             scale=alt.Scale(type="log", scheme="viridis", domain=[min(positive), max(positive)]),
-                            legend=alt.Legend(orient="bottom", gradientLength=220) if last else None),
+                            legend=alt.Legend(format=".0e", labelOverlap="greedy") if name == present[-1] else None),
             tooltip=["network:N", "epoch:O", "layer:N", alt.Tooltip(f"{metric}:Q", format=".3e")],
-        ).properties(title=name, width="container", height=EPOCHS_HEIGHT, autosize=FIT_WIDTH)
-        panels.append(chart)
+        ).properties(title=name, width="container", height=EPOCHS_HEIGHT)
+        panels.append(legend_below(chart))
     return panels
 
 
@@ -192,16 +193,16 @@ def reuse(rows: list[dict]) -> list[alt.Chart]:
     blocks = list(dict.fromkeys(r["block"] for r in rows))
     panels = []
     for block in blocks:
-        last = block == blocks[-1]
-        panels.append(alt.Chart(alt.Data(values=[r for r in rows if r["block"] == block])).mark_rect().encode(
+        chart = alt.Chart(alt.Data(values=[r for r in rows if r["block"] == block])).mark_rect().encode(
             x=alt.X("source:N", sort=["block input", "layer 1", "layer 2", "layer 3"], title="source",
                     axis=alt.Axis(labelAngle=-30)),
             y=alt.Y("consumer:N", sort=["layer 1", "layer 2", "layer 3", "transition", "classifier"],
                     title="used by"),
             color=alt.Color("relative:Q", scale=alt.Scale(scheme="inferno", domain=[0, 1]),
                             title="share of the row's strongest",
-                            legend=alt.Legend(format=".0%", orient="bottom", gradientLength=150) if last else None),
+                            legend=alt.Legend(format=".0%") if block == blocks[-1] else None),
             tooltip=["block:O", "consumer:N", "source:N", alt.Tooltip("mean_abs_weight:Q", format=".4f"),
                      alt.Tooltip("relative:Q", format=".0%")],
-        ).properties(title=f"dense block {block}", width="container", height=170, autosize=FIT_WIDTH))
+        ).properties(title=f"dense block {block}", width="container", height=170)
+        panels.append(legend_below(chart))
     return panels

@@ -13,7 +13,7 @@ from ...store.checkpoints import Entry
 from ...unfamiliar import calibration, findings
 from ...unfamiliar.inputs import COUNTS
 from ...unfamiliar.scores import METHODS
-from .charts import FIT_WIDTH, ORDER, color_by_network
+from .charts import ORDER, color_by_network, legend_below
 
 
 def records(entries: dict[str, Entry]) -> tuple[dict[str, dict], dict[str, str]]:
@@ -50,11 +50,11 @@ def auroc_chart(rows: list[dict]) -> alt.LayerChart:
         yOffset=alt.YOffset("network:N", sort=present),
         x=alt.X("auroc:Q", title=["AUROC (0.5: a coin toss;", "1: every unfamiliar input", "above every test image)"],
                 scale=alt.Scale(domain=[0, 1])),
-        color=color_by_network(present, legend=alt.Legend(orient="bottom", columns=2)),
+        color=color_by_network(present),
         opacity=alt.condition("datum.chosen", alt.value(1.0), alt.value(0.45)),
         tooltip=["network:N", "method:N", alt.Tooltip("auroc:Q", format=".3f")])
     chance = alt.Chart(alt.Data(values=[{"x": 0.5}])).mark_rule(strokeDash=[4, 3], color="gray").encode(x="x:Q")
-    return (bars + chance).properties(height=alt.Step(14), autosize=FIT_WIDTH)
+    return legend_below((bars + chance).properties(height=alt.Step(14)), columns=2)
 
 
 def wrapped(labels, width: int = 18) -> str:
@@ -74,13 +74,12 @@ def flagged_chart(rows: list[dict]) -> alt.LayerChart:
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("network:N", sort=ORDER, title=None, axis=alt.Axis(labelAngle=0, orient="top")),
         y=alt.Y("kind:N", sort=kinds, title="unfamiliar input"))
-    legend = alt.Legend(format=".0%", orient="bottom", gradientLength=150)
     cells = base.mark_rect().encode(color=alt.Color("flagged:Q", scale=alt.Scale(domain=[0, 1], scheme="oranges"),
-                                                    title="flagged", legend=legend),
+                                                    title="flagged", legend=alt.Legend(format=".0%")),
                                     tooltip=["network:N", "kind:N", alt.Tooltip("flagged:Q", format=".0%")])
     text = base.mark_text().encode(text=alt.Text("flagged:Q", format=".0%"),
                                    color=alt.condition("datum.flagged > 0.6", alt.value("white"), alt.value("black")))
-    return (cells + text).properties(height=alt.Step(30), autosize=FIT_WIDTH)
+    return legend_below((cells + text).properties(height=alt.Step(30)))
 
 
 def render(entries: dict[str, Entry]) -> None:
