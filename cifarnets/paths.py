@@ -19,6 +19,7 @@ CIFARNETS_PUBLIC=1     public mode, for a deployment anyone can open (docs/deplo
   CIFARNETS_RUNS_MB        the runs folder's size past which the oldest runs go (default 200)
   CIFARNETS_UPLOAD_MB      the largest image Classify takes (default 10)
   CIFARNETS_MAX_IMAGES     images Classify takes at once (default 20)
+  CIFARNETS_MAX_MEGAPIXELS the largest picture decoded, in millions of pixels as decoded (default 16)
 """
 
 from __future__ import annotations
@@ -89,11 +90,13 @@ class PublicLimits:
     runs_mb: float = 200.0
     upload_mb: float = 10.0
     images: int = 20
+    megapixels: float = 16.0
 
 
 _LIMIT_VARS = {"trainers": "CIFARNETS_MAX_TRAINERS", "epochs": "CIFARNETS_MAX_EPOCHS",
                "batch_size": "CIFARNETS_MAX_BATCH", "run_hours": "CIFARNETS_RUN_HOURS",
-               "runs_mb": "CIFARNETS_RUNS_MB", "upload_mb": "CIFARNETS_UPLOAD_MB", "images": "CIFARNETS_MAX_IMAGES"}
+               "runs_mb": "CIFARNETS_RUNS_MB", "upload_mb": "CIFARNETS_UPLOAD_MB", "images": "CIFARNETS_MAX_IMAGES",
+               "megapixels": "CIFARNETS_MAX_MEGAPIXELS"}
 
 
 def public_limits() -> PublicLimits:
