@@ -5,8 +5,11 @@ Everything that can go wrong with an image ends in ImageError with one line a pe
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
 import struct
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -15,12 +18,23 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from ..errors import UsageError, UserError
+from ..paths import public, public_limits
 
-MAX_PIXELS = 64_000_000  # ~8000x8000: refuse decompression bombs before decoding a single pixel
+MAX_PIXELS = 64_000_000  # ~8000x8000 as decoded: refuse decompression bombs before decoding a single pixel
 SIZE = 32
 # JPEGs are decoded at a reduced DCT scale while at least this size remains: a 48-megapixel photo
 # then costs a quarter of the time and memory, and 32x32 (or a preview) cannot tell the difference.
 DRAFT = 1024
+# Pillow holds a decoded picture at up to 4 bytes a pixel (RGB as RGBX), and a PNG cannot be decoded at a
+# reduced scale, so a 267 KB PNG of 8000x8000 pixels costs 256 MB once decoded. Past this many pixels the
+# picture is shrunk by whole factors, down to DRAFT on its shorter side as a JPEG is, before any colour
+# conversion or rotation copies it; at or below it nothing changes (every camera JPEG, once drafted, is
+# far below). Converting and rotating then keep at most two copies of what remains.
+REDUCE_ABOVE = 16_000_000
+# Decodes of more than this many pixels take turns, server-wide (Streamlit's sessions are threads of one
+# process): two visitors' large pictures never cost twice the memory at once. Smaller ones never wait.
+LARGE = 4_000_000
+_LARGE_DECODES = threading.BoundedSemaphore(1)
 # Only these decoders ever see user bytes. Pillow can open many more (EPS even runs Ghostscript);
 # each is attack surface that no user of a CIFAR-10 demo needs. MPO (camera JPEGs) opens as JPEG.
 # The one list of what we read: Pillow's format name -> the file endings the uploader accepts for it.
@@ -29,7 +43,7 @@ FORMATS = {"PNG": ("png",), "JPEG": ("jpg", "jpeg"), "WEBP": ("webp",), "GIF": (
 EXTENSIONS = [ext for exts in FORMATS.values() for ext in exts]
 # The largest file we take, in MB, as Streamlit counts them (2**20 bytes). The app's uploader has the same
 # cap (.streamlit/config.toml's server.maxUploadSize; a test keeps the two equal), so the app and
-# `predict` refuse the same files.
+# `predict` refuse the same files. Public mode takes less: its own CIFARNETS_UPLOAD_MB (upload_mb()).
 MAX_UPLOAD_MB = 200
 
 
@@ -40,38 +54,51 @@ class ImageError(UserError, ValueError):
 MAX_BYTES = MAX_UPLOAD_MB * 2**20
 
 
+def upload_mb() -> int:
+    """The largest file taken, in MB of 2**20 bytes: public mode's cap, else MAX_UPLOAD_MB."""
+    return math.ceil(public_limits().upload_mb) if public() else MAX_UPLOAD_MB
+
+
+def pixel_cap() -> int:
+    """The most pixels a picture may have as decoded: public mode's cap, else MAX_PIXELS."""
+    return int(public_limits().megapixels * 1_000_000) if public() else MAX_PIXELS
+
+
 def decode_image(raw: bytes, name: str = "image", *, max_bytes: int | None = None,
-                 max_pixels: int = MAX_PIXELS) -> Image.Image:
+                 max_pixels: int | None = None) -> Image.Image:
     """Decode bytes into an upright RGB image (first frame; transparency over white).
 
-    Raises ImageError, and nothing else, whatever the bytes are. `max_bytes` defaults to the app's
-    upload cap, MAX_BYTES, read at call time.
+    Raises ImageError, and nothing else, whatever the bytes are. `max_bytes` and `max_pixels` default to
+    the caps in force (public mode's, else MAX_BYTES and MAX_PIXELS), read at call time.
     """
-    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
+    if max_bytes is None:
+        max_bytes = int(public_limits().upload_mb * 2**20) if public() else MAX_BYTES
+    max_pixels = pixel_cap() if max_pixels is None else max_pixels
     if not raw:
         raise ImageError(f"{name} is empty (0 bytes)")
     if len(raw) > max_bytes:
-        raise ImageError(f"{name} is {len(raw) / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+        raise ImageError(f"{name} is {len(raw) / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB limit")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "corrupt EXIF" and the like: we cope, quietly
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(raw), formats=_formats())
+            if img.size[0] < 1 or img.size[1] < 1:
+                raise ImageError(f"{name} has no pixels ({img.size[0]}x{img.size[1]})")
+            img.seek(0)  # animated GIF/WebP/PNG/TIFF: the first frame
+            if img.format == "JPEG":
+                img.draft("RGB", (DRAFT, DRAFT))  # the size below is then the size decoded
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageError(f"{name} is {w}x{h} = {w * h:,} pixels, over the {max_pixels:,} pixel limit "
                                  "(refused before decoding)")
-            if w < 1 or h < 1:
-                raise ImageError(f"{name} has no pixels ({w}x{h})")
-            img.seek(0)  # animated GIF/WebP/PNG/TIFF: the first frame
-            if img.format == "JPEG":
-                img.draft("RGB", (DRAFT, DRAFT))
-            img.load()
-            try:
-                img = ImageOps.exif_transpose(img) or img
-            except Exception:  # a broken EXIF block does not make the pixels unusable
-                pass
-            return _to_rgb(img)
+            with _LARGE_DECODES if w * h > LARGE else contextlib.nullcontext():
+                img.load()
+                orientation = _orientation(img)
+                if w * h > REDUCE_ABOVE:
+                    img = _reduce(img, max(1, min(w, h) // DRAFT))
+                img = _to_rgb(img)
+                return _upright(img, orientation)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -131,23 +158,73 @@ def _sniff(raw: bytes) -> str:
     return "a text file, not an image" if all(c.isprintable() or c.isspace() for c in text) else ""
 
 
+# Modes whose pixels cannot be averaged as they are (palette indices, bits, 16-bit integers Pillow's reduce
+# refuses), and the mode each is averaged in instead.
+_AVERAGED_AS = {"P": "RGBA", "PA": "RGBA", "1": "L", "I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I"}
+_STRIP = 64  # rows of the shrunk picture made at a time: each strip converted is a few MB at most
+
+
+def _reduce(img: Image.Image, factor: int) -> Image.Image:
+    """`img` shrunk by a whole factor, each pixel the mean of a factor x factor block (Image.reduce), a strip at
+    a time, so that a mode that must be converted first is never converted whole."""
+    if factor < 2:
+        return img
+    mode = _AVERAGED_AS.get(img.mode, img.mode)
+    if img.mode == "P" and "transparency" not in img.info:
+        mode = "RGB"
+    w, h = img.size[0] // factor, img.size[1] // factor
+    out = Image.new(mode, (w, h))
+    for top in range(0, h, _STRIP):
+        rows = min(_STRIP, h - top)
+        strip = img.crop((0, top * factor, w * factor, (top + rows) * factor))
+        out.paste(strip.convert(mode).reduce(factor), (0, top))
+    return out
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB, transparency over white, each step dropping the picture before: at most two copies at once."""
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         # 16-bit and float greyscale: scale to 8 bits by the range actually used, not by clipping.
         a = np.array(img, dtype=np.float32)  # a copy we may write to; float32: 64 megapixels stay at 256 MB
-        if img.mode == "F":  # NaN and infinities (float TIFFs) count as black instead of poisoning the range
+        del img
+        if not np.isfinite(a).all():  # NaN and infinities (float TIFFs) count as black instead of poisoning the range
             np.nan_to_num(a, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         lo, hi = float(a.min()), float(a.max())
         with np.errstate(all="ignore"):  # float32 overflow near +-3e38 saturates, then clips
-            a = np.clip((a - lo) * (255 / (hi - lo)), 0, 255) if hi > lo else np.zeros_like(a)
+            if hi > lo:
+                a -= lo
+                a *= 255 / (hi - lo)
+                np.clip(a, 0, 255, out=a)
+            else:
+                a[...] = 0
         img = Image.fromarray(a.astype(np.uint8), "L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
+        del img
+        out = Image.new("RGB", rgba.size, (255, 255, 255))
+        out.paste(rgba, mask=rgba.getchannel("A"))  # the same pixels as alpha_composite over white, one copy less
+        return out
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+ORIENTATION = 0x0112  # the EXIF tag a camera writes for how it was held
+
+
+def _orientation(img: Image.Image) -> int | None:
+    try:
+        return img.getexif().get(ORIENTATION)
+    except Exception:  # a broken EXIF block does not make the pixels unusable
+        return None
+
+
+def _upright(img: Image.Image, orientation: int | None) -> Image.Image:
+    """`img` turned as its EXIF orientation says (read before the picture was shrunk and converted)."""
+    turn = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}.get(orientation)
+    return img.transpose(turn) if turn is not None else img
 
 
 def _square(img: Image.Image, crop: float, size: int) -> Image.Image:

@@ -25,6 +25,7 @@ from ..paths import data_env
 from ..training import recipes
 from ..training.step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
 from ..training.threads import training_threads
+from . import memory
 from .compute import cpu_seconds, gflop_per_image, peak_gflop_s
 from .latency import cold_start_s, inference_ms, networks, split_ms, views_ms
 from .textbook import Textbook
@@ -52,11 +53,18 @@ def add_parser(sub) -> None:
     add_checkpoints_arg(b, "trained networks for the latency figures (fresh ones where missing)")
     b.add_argument("--cold-starts", type=int, default=3, help="fresh processes timed for the cold start; "
                                                                "the median counts (default 3)")
+    b.add_argument("--memory", action="store_true",
+                   help="only the decoder's memory: predict's peak on small files of 64 million pixels, against "
+                        "64x64 ones, locally and in public mode (perf/memory.py)")
     b.add_argument("--json", action="store_true", help="machine-readable output")
     b.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
+    if args.memory:
+        result = memory.measure()
+        print(json.dumps(result, indent=2) if args.json else memory.table(result))
+        return 0
     if min(args.steps, args.batch_size or 1, args.threads or 1, args.cold_starts) < 1:
         raise UsageError("--steps, --batch-size, --threads and --cold-starts must be at least 1")
     dev = pick(args.device)
