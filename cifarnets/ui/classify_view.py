@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 
 import streamlit as st
+from PIL import Image, ImageDraw
 
 from ..data.images import EXTENSIONS, ImageError, formats_text
 from ..examples import list_examples
 from ..paths import PublicLimits
-from ..predict import Result, read_file, unique_names
+from ..predict import HALF, Prepared, Result, read_file, unique_names
 from ..prose import one_in
 from ..store.checkpoints import Entry
 from ..unfamiliar.calibration import Verdict
@@ -64,10 +65,6 @@ def bounded(files: list[tuple[str, bytes]], limits: PublicLimits) -> tuple[list[
     return kept, refused
 
 
-GUESSING = ("Every network finds this image unlike anything it was trained on: the answers below are guesses, "
-            "however sure the bars look.")
-
-
 FAMILIAR = ":gray-badge[looks like CIFAR-10]"  # neutral: it says nothing about whether the answer is right
 UNFAMILIAR = ":orange-badge[unlike CIFAR-10]"
 
@@ -78,8 +75,8 @@ def verdict_line(verdict: Verdict | None) -> tuple[str, str | None]:
         return ":gray-badge[no unfamiliarity check]", "This network is not calibrated: see the note above the cards."
     how = (f"{METHODS[verdict.method]}: {verdict.score:.3g}, against a threshold of {verdict.threshold:.3g} that "
            f"{verdict.rate:.0%} of CIFAR-10 test images stay under."
-           + (" The picture has no structure at all (one flat colour, or noise): unfamiliar to every network."
-              if verdict.plain else ""))
+           + (" The picture has no structure at all (one flat colour, or noise), or is smaller than 32x32: "
+              "unfamiliar to every network." if verdict.plain else ""))
     return (UNFAMILIAR if verdict.unfamiliar else FAMILIAR), how
 
 
@@ -136,17 +133,49 @@ def phone_layout() -> None:
     st.html(PHONE_LAYOUT)
 
 
+def _scaled_box(prepared: Prepared) -> tuple[int, int, int, int]:
+    """The crop box in the preview's pixels (the preview is the picture shrunk)."""
+    f = prepared.image.size[0] / prepared.size[0]
+    return tuple(round(v * f) for v in prepared.box)
+
+
+def marked(prepared: Prepared) -> Image.Image:
+    """The preview with what the networks do not see dimmed, and the square they see outlined; the picture
+    itself where they see all of it."""
+    if prepared.seen_share >= 1:
+        return prepared.image
+    box = _scaled_box(prepared)
+    out = Image.blend(prepared.image, Image.new("RGB", prepared.image.size, (255, 255, 255)), 0.6)
+    out.paste(prepared.image.crop(box), box[:2])
+    ImageDraw.Draw(out).rectangle(box, outline=(255, 75, 75), width=max(2, round(max(out.size) / 150)))
+    return out
+
+
+def seen_caption(prepared: Prepared) -> str:
+    if prepared.seen_share >= 1:
+        return "your image: the networks see all of it"
+    return f"your image: the networks see only the square marked, {prepared.seen_share:.0%} of it"
+
+
 def result_card(result: Result, entries: dict[str, Entry]) -> None:
     """A readable image, the 32x32 input the networks see, and each network's top-1, verdict and top-5."""
     # Keyed, so the phone layout below finds the card; the name's hash, since a key becomes a CSS class.
     with st.container(border=True, key=f"card-{hashlib.sha1(result.name.encode()).hexdigest()[:12]}"):
         flag = " :orange-badge[networks disagree]" if result.disagree else ""
         st.markdown(f"**{result.name}**{flag}")
-        if result.guessing:
-            st.warning(GUESSING, icon=":material/help:")
+        # Before any answer: where the networks are known to be unreliable, in words.
+        for caution in result.cautions({k: e.label for k, e in entries.items()}):
+            st.warning(caution, icon=":material/help:")
+        prepared = result.prepared
+        if prepared.seen_share < HALF:  # a strip in a narrow column says nothing: the whole width, crop marked
+            st.image(preview(marked(prepared), 1400), caption=seen_caption(prepared), width="stretch")
         # A fixed grid (image, input, then every network in its place) so cards line up under each other.
         cols = st.columns([1, 1] + [1.4] * len(entries))
-        cols[0].image(preview(result.prepared.image), caption="your image", width="stretch")
+        if prepared.seen_share < HALF:
+            cols[0].image(preview(prepared.image.crop(_scaled_box(prepared))), caption="the part they see",
+                          width="stretch")
+        else:
+            cols[0].image(preview(marked(prepared)), caption=seen_caption(prepared), width="stretch")
         cols[1].image(enlarge(result.prepared.pixels), caption="what the networks see (32x32)", width="stretch")
         for col, (key, entry) in zip(cols[2:], entries.items(), strict=True):
             top = result.top5.get(key)
