@@ -44,10 +44,11 @@ def adopt_buttons(visitor: Visitor, runs: list[jobs.Run], text: str, key: str) -
     if asked:
         st.warning(resources.worse_than_now(runs) or "Nothing to compare any more.")
         left, right = st.columns(2)
-        if left.button("Use anyway", key=f"{key}-yes", type="primary"):
+        if left.button("Use my run anyway" if len(runs) == 1 else "Use my runs anyway", key=f"{key}-yes",
+                       type="primary"):
             st.session_state.pop("_confirm", None)
             _adopt(visitor, runs)
-        if right.button("Keep", key=f"{key}-no", help="keep the network that answers now"):
+        if right.button(resources.kept_text(runs), key=f"{key}-no", help="Classify goes on answering as it does now"):
             st.session_state.pop("_confirm", None)
             st.rerun(scope="app")
 

@@ -116,6 +116,15 @@ def photo_figure(entry: Entry) -> dict | None:
     return photos if current else None
 
 
+ACCURACY = "test accuracy as Classify answers"  # the one accuracy a run or network is quoted with
+
+
+def accuracy_text(acc: float | None) -> str:
+    """'Test accuracy as Classify answers: 51.2%': the checkpoint's figure (config.json), from the views
+    Classify averages; not the curves' last point, which is of each test image alone."""
+    return f"{ACCURACY.capitalize()}: {_pct(acc)}"
+
+
 def answering(entry: Entry) -> str:
     """A network's name where its answer or figure appears: "CNN", or "CNN · your run, 10.0%" when one of the
     user's runs answers for it instead of the shipped network."""
@@ -143,7 +152,19 @@ def worse_than_now(runs: list[Run]) -> str:
         if now is not None and now.ok and now.test_acc is not None and (run.test_acc or 0.0) < now.test_acc:
             where = "your run" if run.model in visitor().adopted() else "the shipped network"
             worse.append(f"{run.label}: {_pct(run.test_acc)}, against {_pct(now.test_acc)} for {where} now")
-    return ("Below the network it would replace in Classify: " + "; ".join(worse) + ".") if worse else ""
+    return (f"Below the network it would replace in Classify ({ACCURACY}): " + "; ".join(worse) + ".") if worse else ""
+
+
+def kept_text(runs: list[Run]) -> str:
+    """What "Keep" keeps: the networks that answer now in place of `runs`, with their accuracy."""
+    found = entries()
+    kept = []
+    for run in runs:
+        now = found.get(run.model)
+        if now is not None and now.ok:
+            which = "your run" if run.model in visitor().adopted() else "the shipped"
+            kept.append(f"{which} {now.label} ({_pct(now.test_acc)})")
+    return "Keep " + " and ".join(kept) if kept else "Keep the networks that answer now"
 
 
 @st.cache_data(show_spinner=False)

@@ -108,11 +108,12 @@ def runs_table(runs: list[jobs.Run]) -> None:
         history = r.history()
         rows.append({"run": r.name, "network": r.label, "recipe": r.recipe, "state": r.state,
                      "epochs": f"{len(history)}/{r.status.get('epochs', '?')}",
-                     "test accuracy": history[-1].get("test_acc") if history else None,
+                     # the checkpoint's figure, as the sidebar's card and Classify quote it (not the curve's)
+                     resources.ACCURACY: r.test_acc if r.has_checkpoint else None,
                      "started": dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M"),
                      "error": r.error})
     st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+                 column_config={resources.ACCURACY: st.column_config.NumberColumn(format="percent")})
 
 
 def _choose(key: str, picker: str, runs_by_name: dict[str, jobs.Run]) -> None:

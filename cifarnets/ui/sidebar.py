@@ -10,13 +10,14 @@ reruns the page around it, and a page reload sees the same runs.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
 from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, PublicLimits, data_env
-from ..prose import duration
+from ..prose import duration, plural
 from ..runs import jobs
 from ..runs.visitor import Refused, Visitor, tidy
 from ..training import estimate, recipes
@@ -33,7 +34,7 @@ STATE_BADGES = {"starting": ("starting", "blue"), "running": ("running", "blue")
 
 
 def render() -> None:
-    visitor = resources.visitor()
+    visitor = replace(resources.visitor(), step_times=_step_times)  # a Start judges the estimate shown, cached
     with st.sidebar:
         if visitor.public:
             _tidy(visitor)
@@ -50,8 +51,8 @@ def public_line(limits: PublicLimits) -> str:
     """What public mode allows, in one line."""
     trainers = "one run at a time on this server" if limits.trainers == 1 else f"{limits.trainers} runs at once"
     return (f"Public demo: your runs and your choices here are yours alone (this tab); {trainers}, up to "
-            f"{limits.epochs} epochs and batches of {limits.batch_size}, on CIFAR-10; finished runs are deleted "
-            f"after {limits.run_hours:g} h.")
+            f"{limits.epochs} epochs, batches of {limits.min_batch} to {limits.batch_size} and {limits.run_min:g} min "
+            f"by the estimate, on CIFAR-10; finished runs are deleted after {limits.run_hours:g} h.")
 
 
 @st.cache_resource(show_spinner=False)
@@ -80,19 +81,22 @@ def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
         st.caption(recipe.note)
     # Keys carry the network and recipe, so each pair starts from its own recipe's values.
     most_epochs, most_batch = (visitor.limits.epochs, visitor.limits.batch_size) if visitor.public else (1000, 8192)
+    least_batch = visitor.limits.min_batch if visitor.public else 1
     left, right = st.columns(2)
     epochs = left.number_input("Epochs", 1, most_epochs, min(recipe.epochs, most_epochs),
                                key=f"epochs-{key}-{recipe_name}")
-    batch_size = right.number_input("Batch size", 1, most_batch, min(recipe.batch_size, most_batch),
+    batch_size = right.number_input("Batch size", least_batch, most_batch,
+                                    min(max(recipe.batch_size, least_batch), most_batch),
                                     key=f"batch-{key}-{recipe_name}")
     lr = st.number_input("Learning rate", 1e-5, 10.0, float(recipe.lr), step=0.001, format="%.4f",
                          key=f"lr-{key}-{recipe_name}")
     data = _public_data() if visitor.public else _data_source()
     device = st.selectbox("Device", jobs.device_choices(), key="train_device",
                           help="auto: the GPU when there is one (CUDA, then Apple MPS), else the CPU")
-    _expected_time(key, recipe_name, int(epochs), int(batch_size), device, data)
+    seconds = _expected_time(key, recipe_name, int(epochs), int(batch_size), device, data)
     request = jobs.TrainRequest(key, recipe_name, int(epochs), float(lr), int(batch_size), data, device)
-    refused = jobs.distillation_problem(request)  # said before Start, not only after it
+    # said before Start, not only after it
+    refused = jobs.distillation_problem(request) or (visitor.over_time(seconds) if seconds is not None else "")
     if refused:
         st.warning(refused)
     busy = visitor.busy()
@@ -111,8 +115,8 @@ def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
 # Timing runs a few training steps in this process: once per choice, shared by every session, and again
 # after a while, since what else the machine is doing (another run, say) changes the answer.
 @st.cache_data(ttl=600, max_entries=64, show_spinner="Timing a few training steps to estimate the time...")
-def _step_times(key: str, recipe_name: str, batch_size: int, device: str) -> estimate.StepTimes:
-    return estimate.time_steps(key, recipes.get(recipe_name, key, batch_size=batch_size), device)
+def _step_times(key: str, recipe_name: str, batch_size: int | None, device: str) -> estimate.StepTimes:
+    return estimate.timed(key, recipe_name, batch_size, device)
 
 
 @st.cache_data(ttl=60, max_entries=16, show_spinner=False)
@@ -120,18 +124,20 @@ def _data_size(data: str | None) -> estimate.DataSize:
     return estimate.data_size(data)
 
 
-def _expected_time(key: str, recipe_name: str, epochs: int, batch_size: int, device: str, data: str | None) -> None:
+def _expected_time(key: str, recipe_name: str, epochs: int, batch_size: int, device: str,
+                   data: str | None) -> float | None:
+    """Says how long the run would take here; returns that in seconds, or None where there is no estimate."""
     try:
         times = _step_times(key, recipe_name, batch_size, device)
     except (estimate.EstimateError, ValueError, RuntimeError) as e:
         st.caption(f"No time estimate: {str(e).splitlines()[0][:200]}")
-        return
+        return None
     size = _data_size(data)
     est = estimate.total(times, epochs, size)
     if est.steps_per_epoch == 0:
         st.caption(f":orange[The data holds {size.train:,} training images, fewer than one batch of {batch_size}: "
                    "lower the batch size.]")
-        return
+        return None
     scaled = f", timed at batch {times.timed_batch} and scaled" if times.timed_batch != times.batch_size else ""
     expected = f"about {duration(est.seconds)}" if est.seconds >= 1 else "under a second"
     st.caption(f"Expected time here: **{expected}**, {epochs} epoch{'s' if epochs != 1 else ''} × "
@@ -141,6 +147,7 @@ def _expected_time(key: str, recipe_name: str, epochs: int, batch_size: int, dev
                "loading the data comes on top.",
                help="Measured with the trainer's own step on random images of CIFAR's size. Other work on the "
                     "machine (another run, say) slows training and the estimate alike.")
+    return est.seconds
 
 
 CIFAR10_DOWNLOAD = "about 170 MB"  # torchvision's cifar-10-python.tar.gz
@@ -213,7 +220,8 @@ def _run_card(visitor: Visitor, run: jobs.Run) -> None:
         elif state == "stopped":
             s = run.status
             where = f"after epoch {s.get('epoch', 0)}, step {s.get('step', 0)}" if s else "before it began"
-            st.caption(f"Stopped {where}" + ("; it can continue where it stopped." if run.resumable else "."))
+            why = f": {run.stopped_why}," if run.stopped_why else ""
+            st.caption(f"Stopped{why} {where}" + ("; it can continue where it stopped." if run.resumable else "."))
             actions.resume_button(visitor, run, "Resume" if run.resumable else "Start again", f"resume-{run.name}")
         elif state == "failed":
             st.error(run.error)
@@ -225,7 +233,9 @@ def _run_card(visitor: Visitor, run: jobs.Run) -> None:
 def _finished(visitor: Visitor, run: jobs.Run) -> None:
     history = run.history()
     if history:
-        st.caption(f"Test accuracy {history[-1].get('test_acc', 0):.1%} after {len(history)} epoch(s).")
+        # The checkpoint's own figure, the one Classify and the buttons below quote: the history's last row is
+        # of each test image alone (the curves'), a point or two lower, and a second figure for one run misleads.
+        st.caption(f"{resources.accuracy_text(run.test_acc)} after {plural(len(history), 'epoch')}.")
     if visitor.adopted().get(run.model) == run.folder:
         st.caption(f"{run.label} classifies with this run.")
         actions.back_button(visitor, run.model, key=f"back-{run.name}")
