@@ -4,7 +4,7 @@ import streamlit as st
 
 from cifarnets.stress import findings
 from cifarnets.ui import resources, share
-from cifarnets.ui.stress_view import attack_view, corruption_view, measured_view, pick_image, stored
+from cifarnets.ui.stress_view import attack_view, corruption_view, measured_view, pick_image, stored, truth
 
 st.title("Stress test")
 st.markdown("The same picture, made harder: first by the corruptions of CIFAR-10-C (noise, blur, weather, digital "
@@ -16,14 +16,15 @@ resources.notice_hub()
 resources.notice_missing(found)
 loaded = {k: e for k, e in found.items() if e.ok}
 image = pick_image()
+shown = truth(image, next(iter(loaded.values())).classes) if image is not None and loaded else None
 
 st.header("Corruptions")
 if image is not None and loaded:
-    corruption_view(image, loaded)
+    corruption_view(image, loaded, shown)
 
 st.header("Adversarial examples")
 if image is not None and loaded:
-    attack_view(image, loaded)
+    attack_view(image, loaded, shown)
 st.markdown(f"**The lesson.** {findings.LESSON}")
 
 st.header("Measured on the test split")

@@ -34,3 +34,10 @@ def list_examples(folder: Path = FOLDER) -> list[Example]:
     files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
     files.sort(key=lambda p: (not p.name.startswith("photo-"), p.name))
     return [Example(p, caption(p)) for p in files]
+
+
+def subject(name: str) -> str | None:
+    """What a bundled example shows, from its file name ('frog' for cifar10-test-frog.jpg, 'cat' for
+    photo-cat.jpg); None for any other name (an upload, the camera)."""
+    example = next((e for e in list_examples() if e.name == name), None)
+    return example.caption.split(" (")[0] if example else None

@@ -115,3 +115,14 @@ def smallest_every(entries: dict[str, Entry], pixels: np.ndarray) -> dict[str, a
     x = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)
     return {key: attacks.smallest_eps(e.model, x.to(next(e.model.parameters()).device))
             for key, e in entries.items() if e.ok}
+
+
+def which_way(before: str, after: str, truth: str | None) -> str:
+    """Which way an answer went under a corruption or an attack: "holds", "now right", "now wrong", "changed, still
+    wrong", or, when nobody said what the picture shows, "changed". Never "fooled": an attack can fix an answer
+    (the CNN's deer on the frog example becomes frog at ε = 2/255)."""
+    if after == before:
+        return "holds"
+    if truth is None:
+        return "changed"
+    return "now right" if after == truth else "now wrong" if before == truth else "changed, still wrong"

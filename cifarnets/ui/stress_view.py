@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from ..examples import subject
 from ..models import label
 from ..paths import checkpoints_dir
 from ..predict import Prepared
@@ -21,6 +22,8 @@ from .pictures import enlarge
 from .why.charts import color_by_network
 
 KINDS = {"PGD-10": "pgd", "FGSM": "fgsm"}
+WAY_COLOURS = {"holds": "green", "now right": "blue", "now wrong": "red", "changed, still wrong": "orange",
+               "changed": "orange"}  # apply.which_way's words
 SIDE = 128  # pixels a side for each 32x32 picture
 
 
@@ -31,8 +34,35 @@ def png(pixels: np.ndarray) -> bytes:
 
 
 def pick_image() -> Prepared | None:
-    """An example (its choice is in the URL as `image`), an upload or the camera."""
-    return pictures.pick_image("image", "stress_upload", "cifar10-test-ship.jpg", camera_key="stress_camera")
+    """An example (its choice is in the URL as `image`), an upload or the camera; which one is in use, said."""
+    image = pictures.pick_image("image", "stress_upload", "cifar10-test-ship.jpg", camera_key="stress_camera")
+    if image is not None and not _is_example(image):
+        st.info(f"In use: your own image, **{image.name}**. The example picked above is set aside while it is there.",
+                icon=":material/image:")
+    return image
+
+
+def _is_example(image: Prepared) -> bool:
+    example = st.session_state.get("image")
+    own = st.session_state.get("stress_upload") is not None or st.session_state.get("stress_camera_on")
+    return not own and example is not None and example.name == image.name
+
+
+def truth(image: Prepared, classes: list[str]) -> str | None:
+    """What the picture shows, so that a changed answer can be called right or wrong: known for a bundled example,
+    else the user's say (not said at first); None when unknown."""
+    known = subject(image.name) if _is_example(image) else None
+    if known in classes:
+        st.caption(f"The picture shows a **{known}**: an answer that changes below is called now right or now wrong.")
+        return known
+    return st.selectbox("What does the picture show? (so that a changed answer can be called right or wrong)",
+                        [None, *classes], format_func=lambda c: "not said" if c is None else c,
+                        key=f"truth-{_digest(image.pixels)}")
+
+
+def _way(before: str, after: str, shown: str | None) -> str:
+    way = apply.which_way(before, after, shown)
+    return f":{WAY_COLOURS[way]}-badge[{way}]"
 
 
 def _digest(pixels: np.ndarray) -> str:
@@ -60,7 +90,7 @@ def _smallest(_entries, stamp: tuple, digest: str, _pixels: np.ndarray):
     return apply.smallest_every(_entries, _pixels)
 
 
-def corruption_view(image: Prepared, entries: dict[str, Entry]) -> None:
+def corruption_view(image: Prepared, entries: dict[str, Entry], shown: str | None) -> None:
     names = list(corruptions.NAMES)
     share.check("corruption", names, "the corruption", format_func=corruptions.title)
     share.check("severity", range(corruptions.SEVERITIES + 1), "the severity")
@@ -79,8 +109,10 @@ def corruption_view(image: Prepared, entries: dict[str, Entry]) -> None:
         col.markdown(f"**{label(key)}**  \n**{a.label}** · {a.prob:.0%}")
         badge, how = verdict_line(a.verdict)
         col.markdown(badge, help=how)
-        col.caption(f"clean: {answers[0].label}; " + (f"first changes at **severity {changed}**" if changed
-                                                      else "keeps its answer through severity 5"))
+        col.markdown(f"clean: {answers[0].label}; " + (
+            f"first changes at **severity {changed}**, to {answers[changed].label} "
+            + _way(answers[0].label, answers[changed].label, shown) if changed
+            else "keeps its answer through severity 5"))
     st.caption("Every severity of " + corruptions.title(name).lower() + ", 0 to 5, as the networks see it; each "
                "network's answer in turn:")
     strip = st.columns(len(images))
@@ -89,7 +121,7 @@ def corruption_view(image: Prepared, entries: dict[str, Entry]) -> None:
         col.caption("  \n".join(f"{label(k)[:8]}: {seen[k][s].label}" for k in seen))
 
 
-def attack_view(image: Prepared, entries: dict[str, Entry]) -> None:
+def attack_view(image: Prepared, entries: dict[str, Entry], shown: str | None) -> None:
     share.check("attack", list(KINDS), "the attack")
     share.check("eps", range(attacks.EPS_MAX + 1), "the budget")
     left, right = st.columns([2, 3])
@@ -100,9 +132,7 @@ def attack_view(image: Prepared, entries: dict[str, Entry]) -> None:
     found = _attacked(entries, _networks_stamp(entries), _digest(image.pixels), image.pixels, KINDS[kind], eps)
     cols = st.columns(len(found))
     for col, (key, a) in zip(cols, found.items(), strict=True):
-        flipped = a.after != a.before
-        col.markdown(f"**{label(key)}**  \n{a.before} → **{a.after}** · {a.prob:.0%}"
-                     + (" :red-badge[fooled]" if flipped else " :green-badge[holds]"))
+        col.markdown(f"**{label(key)}**  \n{a.before} → **{a.after}** · {a.prob:.0%} {_way(a.before, a.after, shown)}")
         col.image(enlarge(a.image, SIDE), caption=f"perturbed against {label(key)}")
         col.image(enlarge(a.picture, SIDE), caption=f"the change, x{a.scale} around grey")
         col.download_button("Download (PNG, 32x32)", png(a.image), mime="image/png", on_click="ignore",
@@ -119,7 +149,9 @@ def attack_view(image: Prepared, entries: dict[str, Entry]) -> None:
             if b.eps is None:
                 col.markdown(f"**{label(key)}**: holds up to {attacks.EPS_MAX}/255")
                 continue
-            col.markdown(f"**{label(key)}**: ε = **{b.eps}/255** → {entries[key].classes[b.label]} · {b.prob:.0%}")
+            after = entries[key].classes[b.label]
+            before = apply.seen({key: entries[key]}, image.pixels[None])[key][0].label
+            col.markdown(f"**{label(key)}**: ε = **{b.eps}/255** → {after} · {b.prob:.0%} {_way(before, after, shown)}")
             col.image(enlarge(b.image.permute(1, 2, 0).cpu().numpy(), SIDE))
 
 
