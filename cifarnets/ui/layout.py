@@ -38,7 +38,31 @@ def favicon() -> Image.Image:
     return img
 
 
+# Once opened, Streamlit keeps the sidebar open (in localStorage) across page links and reloads; on a phone it
+# then covers three quarters of every page a student opens. At phone width this closes it when a page is opened
+# or reloaded, and never on a rerun of the same page (a click inside the sidebar must not shut it). The page's
+# title is in the element: Streamlit keeps an unchanged element between pages, and its script would not run again.
+PHONE_SIDEBAR = """<script data-page="{title}">
+(() => {
+  if (window.innerWidth > 768 || window.__cifarnetsPage === location.pathname) return;
+  window.__cifarnetsPage = location.pathname;
+  for (const key of Object.keys(localStorage)) {
+    if (key.startsWith("stSidebarCollapsed-")) localStorage.setItem(key, "true");
+  }
+  let tries = 20;
+  const close = () => {
+    const bar = document.querySelector("[data-testid=stSidebar]");
+    const button = document.querySelector("[data-testid=stSidebarCollapseButton] button");
+    if (bar && button && bar.getAttribute("data-collapsed") === "false") button.click();
+    else if (tries-- > 0) setTimeout(close, 100);
+  };
+  close();
+})();
+</script>"""
+
+
 def setup(title: str) -> None:
     st.set_page_config(page_title=f"{title} · cifarnets" if title != "Home" else "cifarnets",
                        page_icon=favicon(), layout="wide")
+    st.html(PHONE_SIDEBAR.replace("{title}", title), unsafe_allow_javascript=True)
     sidebar.render()
