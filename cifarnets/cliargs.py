@@ -1,14 +1,15 @@
 """What several commands share: the --data, --device and --checkpoints arguments, and how a training
-process is asked to stop (Ctrl-C or SIGTERM: after the current step, with its state saved)."""
+process is asked to stop (Ctrl-C, SIGTERM or the app's deadline: after the current step, with its state saved)."""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
+import time
 from collections.abc import Callable
 
-from .paths import DEFAULT_CHECKPOINTS, DEFAULT_DATA, checkpoints_dir
+from .paths import DEFAULT_CHECKPOINTS, DEFAULT_DATA, checkpoints_dir, run_deadline
 
 
 def add_data_arg(p: argparse.ArgumentParser) -> None:
@@ -38,8 +39,11 @@ def measuring_command(sub, name: str, doc: str, help: str) -> argparse.ArgumentP
 
 def stop_on_signals(say: Callable[..., None] = print) -> Callable[[], bool]:
     """From now on, Ctrl-C or SIGTERM asks the training in this process to stop after its current step
-    (a second Ctrl-C stops at once); returns the question fit() asks after every step."""
+    (a second Ctrl-C stops at once); returns the question fit() asks after every step. So does the deadline
+    the app gives a public run's process ($CIFARNETS_DEADLINE, runs/process.py): past it, the run stops as
+    Cancel stops it, whether or not anyone watches."""
     asked = {"stop": False}
+    deadline = run_deadline()
 
     def ask(signum, frame) -> None:
         if asked["stop"]:
@@ -47,6 +51,12 @@ def stop_on_signals(say: Callable[..., None] = print) -> Callable[[], bool]:
         asked["stop"] = True
         say("\nstopping after this step; saving...", file=sys.stderr)
 
+    def should_stop() -> bool:
+        if deadline is not None and not asked["stop"] and time.time() > deadline:
+            asked["stop"] = True
+            say("\npast this server's time limit for the run: stopping after this step; saving...", file=sys.stderr)
+        return asked["stop"]
+
     signal.signal(signal.SIGINT, ask)
     signal.signal(signal.SIGTERM, ask)
-    return lambda: asked["stop"]
+    return should_stop

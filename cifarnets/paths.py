@@ -11,10 +11,15 @@ CIFARNETS_PHOTOS       real photos, FOLDER/<class>/<picture>, for `python -m cif
 CIFARNETS_CACHE        decoded data sets (default ~/.cache/cifarnets)
 CIFARNETS_HUB          networks the app loads from the Hugging Face Hub (docs/hub.md)
 CIFARNETS_BF16=0       train in fp32 even where the hardware has bf16
+CIFARNETS_DEADLINE     set by the app, not by people: when (Unix time) a public run's trainer stops itself
 CIFARNETS_PUBLIC=1     public mode, for a deployment anyone can open (docs/deploy.md); its limits:
   CIFARNETS_MAX_TRAINERS   training processes at once, server-wide (default 1; 0: no training)
   CIFARNETS_MAX_EPOCHS     epochs a visitor may ask for (default 10)
   CIFARNETS_MAX_BATCH      the largest batch size (default 256)
+  CIFARNETS_MIN_BATCH      the smallest batch size (default 32, or the largest if that is smaller)
+  CIFARNETS_MAX_RUN_MIN    the longest run or race a visitor may start, in minutes by the app's estimate (default 30)
+  CIFARNETS_OVERRUN        a run or race is stopped once it has run this many times its estimate, or 10 min if
+                           that is longer (default 3)
   CIFARNETS_RUN_HOURS      hours a finished or stopped run is kept (default 2)
   CIFARNETS_RUNS_MB        the runs folder's size past which the oldest runs go (default 200)
   CIFARNETS_UPLOAD_MB      the largest image Classify takes (default 10)
@@ -86,6 +91,9 @@ class PublicLimits:
     trainers: int = 1
     epochs: int = 10
     batch_size: int = 256
+    min_batch: int = 32  # below it a step's fixed cost dominates: per image, batch 1 costs 4x to 15x batch 32 on a CPU
+    run_min: float = 30.0
+    overrun: float = 3.0
     run_hours: float = 2.0
     runs_mb: float = 200.0
     upload_mb: float = 10.0
@@ -94,14 +102,15 @@ class PublicLimits:
 
 
 _LIMIT_VARS = {"trainers": "CIFARNETS_MAX_TRAINERS", "epochs": "CIFARNETS_MAX_EPOCHS",
-               "batch_size": "CIFARNETS_MAX_BATCH", "run_hours": "CIFARNETS_RUN_HOURS",
+               "batch_size": "CIFARNETS_MAX_BATCH", "min_batch": "CIFARNETS_MIN_BATCH",
+               "run_min": "CIFARNETS_MAX_RUN_MIN", "overrun": "CIFARNETS_OVERRUN", "run_hours": "CIFARNETS_RUN_HOURS",
                "runs_mb": "CIFARNETS_RUNS_MB", "upload_mb": "CIFARNETS_UPLOAD_MB", "images": "CIFARNETS_MAX_IMAGES",
                "megapixels": "CIFARNETS_MAX_MEGAPIXELS"}
 
 
 def public_limits() -> PublicLimits:
-    """The public mode's limits, each from its variable or its default; a value that is not a positive number
-    raises ValueError naming the variable."""
+    """The public mode's limits, each from its variable or its default; a value that is not a positive number,
+    or a smallest batch above the largest, raises ValueError naming the variable."""
     given = {}
     for name, var in _LIMIT_VARS.items():
         text = os.environ.get(var, "").strip()
@@ -117,4 +126,17 @@ def public_limits() -> PublicLimits:
             raise ValueError(f"{var} must be a {'whole ' if kind is int else ''}number "
                              f"{'of 0 or more' if least == 0 else 'above 0'}, not {text!r}")
         given[name] = value
+    largest = given.get("batch_size", PublicLimits.batch_size)
+    if given.get("min_batch", 0) > largest:
+        raise ValueError(f"CIFARNETS_MIN_BATCH must not be above CIFARNETS_MAX_BATCH ({largest}), not "
+                         f"{given['min_batch']}")
+    given.setdefault("min_batch", min(PublicLimits.min_batch, largest))  # an operator's small largest batch wins
     return PublicLimits(**given)
+
+
+def run_deadline() -> float | None:
+    """$CIFARNETS_DEADLINE as a time (seconds since the epoch), or None when unset or not a number."""
+    try:
+        return float(os.environ["CIFARNETS_DEADLINE"])
+    except (KeyError, ValueError):
+        return None

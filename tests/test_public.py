@@ -21,10 +21,12 @@ from cifarnets.paths import PublicLimits, public_limits
 from cifarnets.perf import loadtest
 from cifarnets.perf.loadtest import CHROMIUM
 from cifarnets.runs import jobs, racejobs
+from cifarnets.runs import visitor as visitors
 from cifarnets.runs.process import JOB_FILE
 from cifarnets.runs.visitor import Refused, Visitor, busy_line, live_trainers, tidy
 from cifarnets.store.checkpoints import make_config, save_checkpoint
 from cifarnets.store.fileio import write_json
+from cifarnets.training import estimate, recipes
 from cifarnets.ui.classify_view import bounded
 from cifarnets.unfamiliar.calibration import redo_command
 
@@ -40,6 +42,7 @@ def sleepers():
     for proc in procs:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
 
 
 @pytest.fixture
@@ -50,14 +53,20 @@ def public(runs, monkeypatch, tmp_path):
     return runs
 
 
-def live_job(runs: Path, sleepers: list, owner: str = "", name: str = "cnn-fast-live", **status) -> jobs.Run:
-    """A run folder whose process lives: a sleeping child stands in for the trainer."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+SLEEPER = "import time; time.sleep(120)"
+# A trainer stuck where SIGTERM cannot reach it: it says "ready" once it ignores the signal.
+DEAF = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(120)"
+
+
+def live_job(runs: Path, sleepers: list, owner: str = "", name: str = "cnn-fast-live", script: str = SLEEPER,
+             job: dict | None = None, **status) -> jobs.Run:
+    """A run folder whose process lives: a sleeping child stands in for the trainer; `job` adds to its job.json."""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     sleepers.append(proc)
     folder = runs / name
     folder.mkdir(parents=True)
     write_json(folder / JOB_FILE, {"request": {"model": "cnn", "recipe": "fast"}, "pid": proc.pid,
-                                   "started": time.time()} | ({"owner": owner} if owner else {}))
+                                   "started": time.time()} | ({"owner": owner} if owner else {}) | (job or {}))
     write_json(folder / jobs.STATUS_FILE, {"state": "running", "model": "cnn", "recipe": "fast"} | status)
     return jobs.load_run(folder)
 
@@ -90,7 +99,7 @@ def test_two_sessions_see_cancel_resume_and_adopt_only_their_own(public):
     a, b = app(), app()
     assert "Public demo: your runs and your choices here are yours alone" in sidebar_text(a)
     a.number_input(key="epochs-cnn-fast").set_value(1)
-    a.number_input(key="batch-cnn-fast").set_value(16)
+    a.number_input(key="batch-cnn-fast").set_value(32)  # the smallest public mode allows: 2 steps an epoch
     a.selectbox(key="train_device").set_value("cpu")
     a.button(key="train_start").click().run()
     assert not a.exception and not a.sidebar.error, [e.value for e in a.sidebar.error]
@@ -139,7 +148,7 @@ def test_the_trainer_cap_refuses_a_second_start_with_the_busy_line(public, sleep
     assert [r.name for r in jobs.list_runs(runs)] == [first.name]  # nothing started
     b = Visitor("b" * 20, {}, True, PublicLimits(trainers=1), runs)
     with pytest.raises(Refused, match="^Busy"):
-        b.start(racejobs.RaceRequest("fast", 1, 16, device="cpu"))  # a race is a trainer too
+        b.start(racejobs.RaceRequest("fast", 1, 32, device="cpu"))  # a race is a trainer too
 
     os.kill(first.pid, signal.SIGKILL)  # the first run ends: the next start goes ahead
     sleepers[0].wait()
@@ -164,12 +173,23 @@ def test_public_limits_come_from_their_variables(monkeypatch):
     monkeypatch.setenv("CIFARNETS_MAX_TRAINERS", "0")
     monkeypatch.setenv("CIFARNETS_MAX_EPOCHS", "3")
     monkeypatch.setenv("CIFARNETS_RUN_HOURS", "0.5")
-    assert public_limits() == PublicLimits(trainers=0, epochs=3, run_hours=0.5)
-    for var, bad in (("CIFARNETS_MAX_EPOCHS", "0"), ("CIFARNETS_MAX_BATCH", "many"), ("CIFARNETS_RUNS_MB", "-1")):
+    monkeypatch.setenv("CIFARNETS_MIN_BATCH", "64")
+    monkeypatch.setenv("CIFARNETS_MAX_RUN_MIN", "20")
+    monkeypatch.setenv("CIFARNETS_OVERRUN", "2.5")
+    assert public_limits() == PublicLimits(trainers=0, epochs=3, run_hours=0.5, min_batch=64, run_min=20, overrun=2.5)
+    for var, bad in (("CIFARNETS_MAX_EPOCHS", "0"), ("CIFARNETS_MAX_BATCH", "many"), ("CIFARNETS_RUNS_MB", "-1"),
+                     ("CIFARNETS_MIN_BATCH", "0"), ("CIFARNETS_MAX_RUN_MIN", "0"), ("CIFARNETS_OVERRUN", "no")):
         monkeypatch.setenv(var, bad)
         with pytest.raises(ValueError, match=f"^{var} must be a"):
             public_limits()
         monkeypatch.delenv(var)
+    # The smallest batch never above the largest: an operator's small CIFARNETS_MAX_BATCH lowers the default
+    # smallest with it, and one set above the largest is a mistake to name.
+    monkeypatch.setenv("CIFARNETS_MAX_BATCH", "4")
+    assert public_limits().min_batch == 4
+    monkeypatch.setenv("CIFARNETS_MIN_BATCH", "8")
+    with pytest.raises(ValueError, match="^CIFARNETS_MIN_BATCH .* above CIFARNETS_MAX_BATCH"):
+        public_limits()
 
 
 def test_over_cap_epochs_batch_and_any_path_are_refused(public, tmp_path):
@@ -191,6 +211,116 @@ def test_over_cap_epochs_batch_and_any_path_are_refused(public, tmp_path):
     assert not [r for r in at.radio if r.key == "train_data"]
     assert not [t for t in at.text_input if t.key == "train_data_path"]
     assert at.number_input(key="epochs-cnn-fast").max == 10 and at.number_input(key="batch-cnn-fast").max == 256
+
+
+# ---------------------------------------------------------------- attack 4: one visitor holding the trainer for hours
+
+def step_times(step_s: float):
+    """An estimate's timer that times nothing: each training step takes `step_s`, the test pass nothing. The
+    tests of the time limits then hold on any machine, however fast."""
+    def timer(key: str, recipe_name: str, batch_size: int | None, device: str) -> estimate.StepTimes:
+        batch = batch_size or recipes.get(recipe_name, key).batch_size
+        return estimate.StepTimes(step_s, 0.0, batch, batch, 3, "a test's clock")
+    return timer
+
+
+def test_a_batch_below_the_smallest_is_refused_and_not_offered(public):
+    # Issue 42, attack 4: batch size 1 was accepted, and ten epochs of a race at batch 1 take about 3 h by the
+    # app's own estimate (per image, a step at batch 1 costs 4x to 15x one at 32 on this machine's CPU).
+    runs = public
+    v = Visitor("t" * 20, {}, True, PublicLimits(), runs)
+    line = "public mode allows batches of at least 32"
+    assert v.refusal(jobs.TrainRequest("cnn", batch_size=1)) == line
+    assert v.refusal(racejobs.RaceRequest("fast", 10, 1)) == line
+    with pytest.raises(Refused, match=f"^{line}$"):
+        v.start(racejobs.RaceRequest("fast", 10, 1, os.environ["CIFARNETS_DATA"], "cpu"))
+    assert racejobs.list_races(runs) == [] and jobs.list_runs(runs) == []
+    assert Visitor(runs=runs).refusal(jobs.TrainRequest("cnn", batch_size=1)) == ""  # locally, as before
+
+    at = app()  # neither batch input offers what would be refused; the public line says the range
+    assert at.number_input(key="batch-cnn-fast").min == 32 and at.number_input(key="race-batch-fast").min == 32
+    assert "batches of 32 to 256" in sidebar_text(at)
+
+
+def test_a_run_or_race_estimated_past_the_limit_is_refused_with_its_estimate(public, monkeypatch):
+    runs, data = public, os.environ["CIFARNETS_DATA"]
+    v = Visitor("t" * 20, {}, True, PublicLimits(), runs, step_times=step_times(30.0))
+    # 72 training images: 2 steps of 32 an epoch, 60 s by this clock; a race trains four networks, 40 min in all
+    race = racejobs.RaceRequest("fast", 10, 32, data, "cpu")
+    one = estimate.total(step_times(30.0)("cnn", "fast", 32, "cpu"), 10, estimate.data_size(data)).seconds
+    assert one == 600  # the sidebar's own arithmetic (estimate.total), which the refusal uses
+    line = ("This race would take about 40m 00s here by this server's estimate, over its limit of 30 min: "
+            "lower the epochs, or use a larger batch.")
+    assert v.refusal(race) == line
+    with pytest.raises(Refused, match="^This race would take about 40m 00s"):
+        v.start(race)
+    assert racejobs.list_races(runs) == []
+    run = jobs.TrainRequest("cnn", "fast", 10, None, 32, data, "cpu")
+    assert v.refusal(run) == ""  # one network, a quarter of it, is within the limit
+    strict = Visitor("t" * 20, {}, True, PublicLimits(run_min=5), runs, step_times=step_times(30.0))
+    assert strict.refusal(run).startswith("This run would take about 10m 00s here by this server's estimate, over "
+                                          "its limit of 5 min")
+    assert Visitor(runs=runs, step_times=step_times(30.0)).refusal(race) == ""  # locally, as before
+
+    # The sidebar says it before Start, from the estimate it shows, and offers no Start.
+    monkeypatch.setenv("CIFARNETS_MAX_RUN_MIN", "1e-9")  # any real step is longer
+    at = app()
+    at.number_input(key="batch-cnn-fast").set_value(32).run()  # a batch the 72 images fill
+    assert any("over its limit of" in w.value for w in at.sidebar.warning), sidebar_text(at)
+    assert at.button(key="train_start").disabled
+
+
+def test_a_run_or_race_past_its_deadline_stops_itself_and_says_why(public, monkeypatch):
+    # The deadline is the estimate times CIFARNETS_OVERRUN, at least LEAST_ALLOWANCE_S; here both are 0, so the
+    # trainer is past it at its first step, and stops there as Cancel stops it, with no browser watching.
+    runs, data = public, os.environ["CIFARNETS_DATA"]
+    assert visitors.allowance_s(100, PublicLimits()) == visitors.LEAST_ALLOWANCE_S == 600
+    assert visitors.allowance_s(1000, PublicLimits()) == 3000
+    assert visitors.allowance_s(1000, PublicLimits(overrun=2)) == 2000
+    monkeypatch.setattr(visitors, "LEAST_ALLOWANCE_S", 0.0)
+    at = app()
+    v = Visitor(at.session_state["_owner"], {}, True, PublicLimits(), runs, step_times=step_times(0.0))
+    run = v.start(jobs.TrainRequest("cnn", "fast", 3, None, 32, data, "cpu"))
+    assert run.job["deadline"] == run.started and run.job["limit_s"] == 0
+    run = wait_for_state(jobs.load_run, run.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
+    assert run.state == "stopped" and run.overran and run.resumable, run.error
+    assert (run.status["epoch"], run.status["step"]) == (0, 1)  # after its first step, its state saved
+    at.run()
+    assert "Stopped: ran past this server's time limit, after epoch 0, step 1" in sidebar_text(at)
+
+    run = v.resume(run)  # a resume is given the allowance again, from its own start
+    assert run.job["deadline"] == run.job["resumed"] and not run.overran
+    run = wait_for_state(jobs.load_run, run.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
+    assert run.state == "stopped" and run.overran  # one step further: the epoch's last, its test pass, then stopped
+    assert (run.status["epoch"], run.status["step"]) == (1, 0)
+
+    race = v.start(racejobs.RaceRequest("fast", 3, 32, data, "cpu"))  # a race stops alike, and starts no next network
+    race = wait_for_state(racejobs.load_race, race.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
+    assert race.state == "stopped" and race.overran and list(race.members()) == [racejobs.ORDER[0]]
+    at.run()  # the race's card says so too
+    assert sum("Stopped: ran past this server's time limit" in str(c.value) for c in at.sidebar.caption) == 2
+
+
+def test_tidying_stops_a_trainer_long_past_its_deadline(runs, sleepers):
+    # The gate's backstop, for a trainer that did not stop itself (stuck, or deaf to SIGTERM): every start and
+    # every page drawn once a minute tidy the runs folder, which first stops it as Cancel does, then kills it.
+    hour_ago = time.time() - 3600
+    late = live_job(runs, sleepers, name="cnn-fast-late", job={"deadline": hour_ago, "limit_s": 600})
+    deaf = live_job(runs, sleepers, name="cnn-fast-deaf", script=DEAF, job={"deadline": hour_ago, "limit_s": 600})
+    later = time.time() + 3 * 3600
+    on_time = live_job(runs, sleepers, name="cnn-fast-on-time", job={"deadline": later, "limit_s": 600})
+    assert sleepers[1].stdout.readline() == "ready\n"
+    tidy(runs, PublicLimits())
+    sleepers[0].wait(timeout=10)
+    late = jobs.load_run(late.folder)
+    assert late.state == "stopped" and late.overran
+    deaf = jobs.load_run(deaf.folder)
+    assert deaf.alive and deaf.job["cancelled"]  # asked, and deaf to it
+    tidy(runs, PublicLimits(), now=time.time() + 3600)  # still there a grace period later: killed
+    sleepers[1].wait(timeout=10)
+    deaf = jobs.load_run(deaf.folder)
+    assert deaf.state == "stopped" and deaf.overran
+    assert jobs.load_run(on_time.folder).alive  # within its time: left alone, then as later
 
 
 def test_tidy_deletes_expired_and_oldest_runs_but_never_a_live_one(runs, sleepers):

@@ -193,11 +193,11 @@ def distillation_problem(request: TrainRequest) -> str:
 cancel, resume, wait = process.cancel, process.resume, process.wait
 
 
-def start(request: TrainRequest, runs: Path | None = None, owner: str = "") -> Run:
-    """Create a fresh run folder and start training into it."""
+def start(request: TrainRequest, runs: Path | None = None, owner: str = "", limit_s: float | None = None) -> Run:
+    """Create a fresh run folder and start training into it (for at most `limit_s` seconds, when given)."""
     if request.model not in KEYS:
         raise ValueError(f"unknown network {request.model!r}")
-    return begin(Run, request, f"{request.model}-{request.recipe}", runs, owner)
+    return begin(Run, request, f"{request.model}-{request.recipe}", runs, owner, limit_s=limit_s)
 
 
 def load_run(folder: Path) -> Run:

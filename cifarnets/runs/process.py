@@ -3,8 +3,9 @@ in its own folder under runs/, watched through the files it writes there.
 
 A Streamlit script reruns on every click and every browser session runs its own copy, so nothing about
 a job lives in memory: the folder is the truth. job.json says how the app started it (its request, its
-process id, in public mode the visitor's owner token), a status file is written by the child (a run's
-status.json, a race's race.json), and train.log holds its output (the place to look for an error).
+process id; in public mode the visitor's owner token and its time allowance and deadline, which the child
+is given too and stops itself at), a status file is written by the child (a run's status.json, a race's
+race.json), and train.log holds its output (the place to look for an error).
 jobs.Run and racejobs.Race are the two kinds; everything they share is here.
 """
 
@@ -27,6 +28,7 @@ from ..store.runfolder import process_alive as alive  # the run lock's own test 
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"
 RACE_FILE = "race.json"  # in a race's folder: the race's state, its order, the network it is on
+TIME_LIMIT = "time limit"  # job.json's stopped_by when the server's time limit stopped a job from outside
 
 # Popen objects of the children this process started: polled so finished ones are reaped, not left
 # as zombies for as long as the app runs. Jobs started by another app process are watched by pid.
@@ -99,6 +101,27 @@ class Job:
     def started(self) -> float:
         return float(self.job.get("started") or self.folder.stat().st_mtime)
 
+    @property
+    def deadline(self) -> float | None:
+        """When the child must stop (public mode: its start, or its resume, plus its allowance); None locally."""
+        deadline = self.job.get("deadline")
+        return float(deadline) if _number(deadline) else None
+
+    @property
+    def overran(self) -> bool:
+        """Whether the server's time limit stopped it: the child itself, at its deadline (it was not cancelled,
+        and it last wrote its status past the deadline), or tidying from outside (runs/visitor.py, stopped_by)."""
+        if self.state != "stopped" or self.deadline is None:
+            return False
+        updated = self.status.get("updated")
+        return (self.job.get("stopped_by") == TIME_LIMIT
+                or not self.job.get("cancelled") and _number(updated) and updated >= self.deadline)
+
+    @property
+    def stopped_why(self) -> str:
+        """Why a stopped job stopped, in words for its card, when it was not its visitor's Cancel; else ""."""
+        return "ran past this server's time limit" if self.overran else ""
+
     def progress(self) -> float:
         raise NotImplementedError
 
@@ -130,6 +153,10 @@ def error_from_log(path: Path, limit: int = 300) -> str:
     return "the training process ended before writing anything (see its train.log)"
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def read_object(path: Path) -> dict:
     """A JSON object from a file that may be missing or bad: {} then."""
     try:
@@ -141,10 +168,14 @@ def read_object(path: Path) -> dict:
 
 # ---------------------------------------------------------------- starting and stopping
 
-def _spawn(folder: Path, argv: list[str]) -> int:
+def _spawn(folder: Path, argv: list[str], deadline: float | None = None) -> int:
     """Start the child detached from this process: its own session, so a Ctrl-C in the terminal that
-    runs Streamlit, or Streamlit stopping, does not kill the job; a log file for what it prints."""
+    runs Streamlit, or Streamlit stopping, does not kill the job; a log file for what it prints. A `deadline`
+    reaches the child as $CIFARNETS_DEADLINE (cliargs.stop_on_signals), and only one it is given."""
     env = dict(os.environ)
+    env.pop("CIFARNETS_DEADLINE", None)
+    if deadline is not None:
+        env["CIFARNETS_DEADLINE"] = repr(deadline)
     root = str(Path(__file__).resolve().parents[2])  # the package's parent: `-m cifarnets` finds this copy
     env["PYTHONPATH"] = root + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else root
     env["PYTHONUNBUFFERED"] = "1"
@@ -173,45 +204,64 @@ def absolute_data(data: str | None) -> str | None:
 
 def launch(folder: Path, job: dict, argv: list[str]) -> None:
     write_json(folder / JOB_FILE, job)  # before the process: a watcher must never see a folder it cannot read
-    job["pid"] = _spawn(folder, argv)
+    job["pid"] = _spawn(folder, argv, job.get("deadline"))
     write_json(folder / JOB_FILE, job)
 
 
-def begin(kind: type[Job], request, stem: str, runs: Path | None = None, owner: str = "", before=None) -> Job:
+def begin(kind: type[Job], request, stem: str, runs: Path | None = None, owner: str = "", before=None,
+          limit_s: float | None = None) -> Job:
     """Create a fresh folder for `request` and start its child into it; `before(folder, request)` prepares the
-    folder first (a race writes its race.json, so every watcher knows it for a race at once)."""
+    folder first (a race writes its race.json, so every watcher knows it for a race at once). With `limit_s`
+    (public mode) the child stops itself that many seconds after it starts."""
     request = replace(request, data=absolute_data(request.data))
     folder = new_folder(runs, stem)
     if before is not None:
         before(folder, request)
-    job = {"request": asdict(request), "started": time.time()} | ({"owner": owner} if owner else {})
+    started = time.time()
+    job = ({"request": asdict(request), "started": started} | ({"owner": owner} if owner else {})
+           | ({"limit_s": limit_s, "deadline": started + limit_s} if limit_s is not None else {}))
     launch(folder, job, request.argv(folder))
     return kind.load(folder)
 
 
 def resume(job: Job) -> Job:
-    """Continue a stopped (or failed) run or race in its own folder, where its resumable state is."""
+    """Continue a stopped (or failed) run or race in its own folder, where its resumable state is; one with a
+    time allowance is given it again, from now."""
     if job.in_race:
         raise ValueError(f"{job.name} trains in the race {job.in_race}: continue the race")
     if job.alive:
         return job
-    launch(job.folder, dict(job.job, cancelled=False, resumed=time.time()), job.request.argv(job.folder, resume=True))
+    now = time.time()
+    again = {k: v for k, v in job.job.items() if k not in ("stopped_by", "stop_asked")}
+    if _number(job.job.get("limit_s")):
+        again["deadline"] = now + job.job["limit_s"]
+    launch(job.folder, again | {"cancelled": False, "resumed": now}, job.request.argv(job.folder, resume=True))
     return type(job).load(job.folder)
 
 
-def cancel(job: Job) -> bool:
+def cancel(job: Job, note: dict | None = None) -> bool:
     """Ask the child to stop: SIGTERM makes the trainer finish the current step, save its state and exit 0;
-    a race stops the network it is training the same way, and starts no further one."""
+    a race stops the network it is training the same way, and starts no further one. `note` goes into
+    job.json with it (why, when the server's time limit asks)."""
     if job.in_race:
         raise ValueError(f"{job.name} trains in the race {job.in_race}: stop the race")
     if not job.alive:
         return False
-    write_json(job.folder / JOB_FILE, dict(job.job, cancelled=True))
+    write_json(job.folder / JOB_FILE, dict(job.job, cancelled=True) | (note or {}))
     try:
         os.kill(job.pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
     return True
+
+
+def kill(job: Job) -> None:
+    """End the child at once (SIGKILL), for one that did not stop when asked: it resumes from its last epoch."""
+    if job.alive:
+        try:
+            os.kill(job.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def wait(job: Job, timeout: float) -> Job:

@@ -81,9 +81,10 @@ def check_race(request: RaceRequest) -> str:
     return next((p for p in problems if p), "")
 
 
-def start_race(request: RaceRequest, runs: Path | None = None, owner: str = "") -> Race:
-    """Create a race folder and start `python -m cifarnets race` into it."""
-    return begin(Race, request, f"{PREFIX}{request.recipe}", runs, owner, before=_announce)
+def start_race(request: RaceRequest, runs: Path | None = None, owner: str = "", limit_s: float | None = None) -> Race:
+    """Create a race folder and start `python -m cifarnets race` into it (for at most `limit_s` seconds, when
+    given: the whole race, not each network)."""
+    return begin(Race, request, f"{PREFIX}{request.recipe}", runs, owner, before=_announce, limit_s=limit_s)
 
 
 def _announce(folder: Path, request: RaceRequest) -> None:

@@ -6,8 +6,11 @@ chosen for the whole server (runs/active.json, kept across reloads). In public m
 their session's owner token (written into job.json): only that session lists, cancels, resumes, downloads
 or adopts them, and an adoption lives in that session alone. The work is bounded: at most N training
 processes at once on the server (a lock makes the count and the start one step, however many sessions
-press Start together), capped epochs and batch size, no data but the operator's, and finished runs
-deleted after a while and when the runs folder grows past its cap (tidy()).
+press Start together), capped epochs, batch sizes between a smallest and a largest, no run or race whose
+estimated time (the sidebar's own estimate) is over a limit, each one stopped once it has run a few times
+its estimate (the trainer stops itself at the deadline in its job.json, and tidy() stops one that did not),
+no data but the operator's, and finished runs deleted after a while and when the runs folder grows past
+its cap (tidy()).
 """
 
 from __future__ import annotations
@@ -20,15 +23,27 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..errors import UserError
 from ..models import KEYS
 from ..paths import DEFAULT_DATA, PublicLimits, data_env, public, public_limits, runs_dir
-from . import jobs, racejobs
+from ..prose import duration
+from . import jobs, process, racejobs
 from .jobs import Run
-from .process import Job, is_race
+from .process import TIME_LIMIT, Job, is_race
+
+if TYPE_CHECKING:
+    from ..training.estimate import StepTimer
 
 GATE_FILE = ".start.lock"  # held while the live trainers are counted and one more starts
 OWNER_KEY, CHOICES_KEY = "_owner", "_adopted"  # where a session keeps its token and its adoptions
+# A run or race may take limits.overrun times its estimate, and at least this: the estimate leaves out loading
+# the data, and a first CIFAR-10 download and decode take minutes.
+LEAST_ALLOWANCE_S = 600.0
+# Past its deadline a trainer stops itself within a step or a test pass; one still going this long after it is
+# asked to stop as Cancel asks, and killed if it is still going this long after that.
+OVERDUE_GRACE_S = 120.0
 
 
 class Refused(ValueError):
@@ -44,6 +59,9 @@ class Visitor:
     public: bool = False
     limits: PublicLimits = field(default_factory=PublicLimits)
     runs: Path | None = None
+    # Times a few training steps for the estimate (training/estimate.py's timed()); the sidebar passes its
+    # cached copy, so the time it shows is the time the limit judges, and a Start times nothing again.
+    step_times: StepTimer | None = None
 
     @classmethod
     def of_session(cls, session: MutableMapping, runs: Path | None = None) -> Visitor:
@@ -77,7 +95,8 @@ class Visitor:
         return jobs.cancel(job)
 
     def resume(self, job: Job) -> Job:
-        """Continue a stopped run or race: in public mode a trainer like any other, so it waits its turn."""
+        """Continue a stopped run or race: in public mode a trainer like any other, so it waits its turn, and it
+        is given its time allowance again (process.resume)."""
         self._own(job)
         with self._gate():
             return jobs.resume(job)
@@ -85,27 +104,62 @@ class Visitor:
     # ------------------------------------------------------------ starting, within bounds
 
     def refusal(self, request) -> str:
-        """Why this visitor may not start `request` (a TrainRequest or a RaceRequest), in one line; "" if it may."""
+        """Why this visitor may not start `request` (a TrainRequest or a RaceRequest), in one line; "" if it may.
+        In public mode, once the cheaper checks pass, this times a few steps of each network it would train."""
+        return self._vet(request)[0]
+
+    def _vet(self, request) -> tuple[str, float | None]:
+        """(why not, or ""; in public mode the estimated seconds, for the deadline, once it got that far)."""
         race = isinstance(request, racejobs.RaceRequest)
         if self.public:
             if request.data not in (None, DEFAULT_DATA, data_env()):
                 # The same words for any path, there or not: nothing here tells a visitor what the server holds.
-                return "public mode trains only on the data this server provides: no paths"
+                return "public mode trains only on the data this server provides: no paths", None
             if request.epochs is not None and request.epochs > self.limits.epochs:
-                return f"public mode allows at most {self.limits.epochs} epochs"
+                return f"public mode allows at most {self.limits.epochs} epochs", None
             if request.batch_size is not None and request.batch_size > self.limits.batch_size:
-                return f"public mode allows batches of at most {self.limits.batch_size}"
-        return racejobs.check_race(request) if race else jobs.check(request)
+                return f"public mode allows batches of at most {self.limits.batch_size}", None
+            if request.batch_size is not None and request.batch_size < self.limits.min_batch:
+                return f"public mode allows batches of at least {self.limits.min_batch}", None
+        problem = racejobs.check_race(request) if race else jobs.check(request)
+        if problem or not self.public:
+            return problem, None
+        busy = self.busy()  # said before timing anything; the gate counts again as it starts
+        if busy:
+            return busy, None
+        try:
+            seconds = self.estimate_s(request)
+        except (UserError, ValueError, RuntimeError) as e:  # a batch that does not fit, say: nothing to bound it by
+            return f"no time estimate, so no start on this server: {str(e).splitlines()[0][:200]}", None
+        return self.over_time(seconds, race), seconds
+
+    def estimate_s(self, request) -> float:
+        """Seconds `request` would take here by the sidebar's own estimate; a race's four networks one after
+        another."""
+        from ..training import estimate  # here, not above: importing the job runner must not load torch
+
+        keys = racejobs.ORDER if isinstance(request, racejobs.RaceRequest) else [request.model]
+        return estimate.planned(keys, request.recipe, request.epochs, request.batch_size, request.device,
+                                request.data, self.step_times or estimate.timed)
+
+    def over_time(self, seconds: float, race: bool = False) -> str:
+        """The refusal of a run (or race) estimated at `seconds`, in one line, when that is over the limit; else ""."""
+        if not self.public or seconds <= self.limits.run_min * 60:
+            return ""
+        return (f"This {'race' if race else 'run'} would take about {duration(seconds)} here by this server's "
+                f"estimate, over its limit of {self.limits.run_min:g} min: lower the epochs, or use a larger batch.")
 
     def start(self, request) -> Job:
-        """Start a training run (TrainRequest) or a race (RaceRequest) for this visitor, or raise Refused."""
-        problem = self.refusal(request)
+        """Start a training run (TrainRequest) or a race (RaceRequest) for this visitor, or raise Refused. In
+        public mode it is given allowance_s() of its estimate, and stops itself once that is spent."""
+        problem, seconds = self._vet(request)
         if problem:
             raise Refused(problem)
+        limit_s = allowance_s(seconds, self.limits) if seconds is not None else None
         with self._gate():
             if isinstance(request, racejobs.RaceRequest):
-                return racejobs.start_race(request, self.folder, self.token)
-            return jobs.start(request, self.folder, self.token)
+                return racejobs.start_race(request, self.folder, self.token, limit_s)
+            return jobs.start(request, self.folder, self.token, limit_s)
 
     @contextmanager
     def _gate(self) -> Iterator[None]:
@@ -159,7 +213,24 @@ class Visitor:
         self.choices.pop(key, None)
 
 
-# ---------------------------------------------------------------- the trainer's capacity
+# ---------------------------------------------------------------- the trainer's capacity and time
+
+def allowance_s(estimate_s: float, limits: PublicLimits) -> float:
+    """How long a run or race estimated at `estimate_s` seconds may go on before it is stopped."""
+    return max(limits.overrun * estimate_s, LEAST_ALLOWANCE_S)
+
+
+def stop_overdue(job: Job, now: float) -> None:
+    """A live job OVERDUE_GRACE_S past its deadline, which its trainer should have stopped at: asked to stop as
+    Cancel asks (job.json notes why), then killed if it is still going OVERDUE_GRACE_S later."""
+    if job.deadline is None or now < job.deadline + OVERDUE_GRACE_S:
+        return
+    asked = job.job.get("stop_asked")
+    if not isinstance(asked, (int, float)):
+        process.cancel(job, {"stopped_by": TIME_LIMIT, "stop_asked": now})
+    elif now >= asked + OVERDUE_GRACE_S:
+        process.kill(job)
+
 
 def live_trainers(runs: Path) -> list[Job]:
     """The training processes going now, server-wide: each live run and each live race is one."""
@@ -207,8 +278,10 @@ def _size(folder: Path) -> int:
 
 
 def tidy(runs: Path, limits: PublicLimits, now: float | None = None) -> list[str]:
-    """Delete the finished (or stopped, or failed) jobs older than limits.run_hours, then the oldest others while
-    the folder is past limits.runs_mb. A live run or race is never deleted. Returns the names deleted."""
+    """Stop the live jobs long past their deadline (stop_overdue: the gate's backstop, since every start and
+    every page drawn once a minute tidy). Delete the finished (or stopped, or failed) jobs older than
+    limits.run_hours, then the oldest others while the folder is past limits.runs_mb. A live run or race is
+    never deleted. Returns the names deleted."""
     runs = Path(runs)
     if not runs.is_dir():
         return []
@@ -218,7 +291,10 @@ def tidy(runs: Path, limits: PublicLimits, now: float | None = None) -> list[str
         if not folder.is_dir():
             continue
         job = racejobs.load_race(folder) if is_race(folder) else jobs.load_run(folder)
-        if job.alive or not (is_race(folder) or jobs.is_run(folder)):
+        if job.alive:
+            stop_overdue(job, now)
+            continue
+        if not (is_race(folder) or jobs.is_run(folder)):
             continue
         done.append((_ended(folder), _size(folder), folder))
     deleted, total = [], sum(_size(p) for p in runs.iterdir() if p.is_dir())

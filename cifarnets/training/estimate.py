@@ -22,6 +22,7 @@ import os
 import statistics
 import time
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from ..device import machine_name, pick
 from ..errors import UsageError, UserError
 from ..models import build
 from ..models.common import eval_mode
+from . import recipes
 from .recipes import Recipe
 from .step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
 from .threads import training_threads
@@ -180,6 +182,25 @@ def total(times: StepTimes, epochs: int, size: DataSize) -> Estimate:
 def estimate(key: str, recipe: Recipe, device: str = "auto", data_source: str | None = None) -> Estimate:
     """Time a few steps, then scale to the recipe's epochs on the data source's size."""
     return total(time_steps(key, recipe, device), recipe.epochs, data_size(data_source))
+
+
+# (network, recipe name, batch size or None for the recipe's own, device) -> the step times: timed() below, or
+# the sidebar's cached copy of it, so the time the sidebar shows is the time public mode's limits judge.
+StepTimer = Callable[[str, str, int | None, str], StepTimes]
+
+
+def timed(key: str, recipe_name: str, batch_size: int | None, device: str) -> StepTimes:
+    """time_steps() for `key` with the recipe called `recipe_name`, at `batch_size` (None: the recipe's own)."""
+    return time_steps(key, recipes.get(recipe_name, key, batch_size=batch_size), device)
+
+
+def planned(keys: Iterable[str], recipe_name: str, epochs: int | None, batch_size: int | None, device: str,
+            data_source: str | None, timer: StepTimer = timed) -> float:
+    """Seconds to train `keys` one after another here (a run: one network; a race: all four), each with its
+    entry of the recipe and these overrides (None: the recipe's own), each by total()."""
+    size = data_size(data_source)
+    return sum(total(timer(key, recipe_name, batch_size, device), recipes.get(recipe_name, key, epochs=epochs).epochs,
+                     size).seconds for key in keys)
 
 
 def _random_split(n: int) -> Split:

@@ -35,7 +35,8 @@ def render(visitor: Visitor, recipe_name: str, data: str | None, device: str) ->
     most_epochs, most_batch = (visitor.limits.epochs, visitor.limits.batch_size) if visitor.public else (1000, 8192)
     epochs = left.number_input("Epochs (each)", 1, most_epochs, min(shared.epochs, most_epochs),
                                key=f"race-epochs-{recipe_name}")
-    batch_size = right.number_input("Batch size", 1, most_batch, value=None, key=f"race-batch-{recipe_name}",
+    least_batch = visitor.limits.min_batch if visitor.public else 1
+    batch_size = right.number_input("Batch size", least_batch, most_batch, value=None, key=f"race-batch-{recipe_name}",
                                     placeholder="recipe's", help="empty: each network's own in the recipe")
     races = visitor.list_races()
     live = bool(races) and races[0].state in LIVE
@@ -83,6 +84,8 @@ def race_card(race: racejobs.Race) -> None:
         st.caption("  \n".join(standings(race, members)))
         if state == "failed":
             st.error(race.error)
+        elif race.stopped_why:
+            st.caption(f"Stopped: {race.stopped_why}.")
         _buttons(race, state, members)
 
 
