@@ -7,11 +7,12 @@ that folder for its older page list, and AppTest would then open a page without 
 
 import streamlit as st
 
-from cifarnets.ui import layout
+from cifarnets.ui import guard, layout
 
 # Streamlit runs this file as __main__; multiprocessing's spawn and forkserver children re-run the main
 # file of the process that started them as __mp_main__, and must not build the app there.
 if __name__ == "__main__":
+    guard.protect_server()
     page = st.navigation(layout.pages())
     layout.setup(page.title)
     page.run()

@@ -109,3 +109,91 @@ def test_large_decodes_take_turns_and_small_ones_do_not_wait(monkeypatch):
     for t in threads:
         t.join()
     assert most[0] == 1
+
+
+# ---------------------------------------------------------------- 8. a server path in a download
+
+def test_a_runs_download_names_its_data_set_never_a_server_path(tiny_folder, tmp_path):
+    """A run's zip says which data set it learnt from by name and hash; where the server keeps it, never."""
+    import zipfile
+
+    from cifarnets.data import sources
+    from cifarnets.store.export import checkpoint_zip
+    from cifarnets.training import recipes
+    from cifarnets.training.fit import fit
+
+    secret = tmp_path / "srv-secret-place"
+    tiny_folder.rename(secret)
+    data = sources.load(str(secret))
+    fit("cnn", recipes.get("modern", "cnn", epochs=1, batch_size=16), data, tmp_path / "run", device="cpu")
+    with zipfile.ZipFile(io.BytesIO(checkpoint_zip(tmp_path / "run"))) as z:
+        texts = {name: z.read(name).decode("utf-8", "replace") for name in z.namelist()}
+    assert '"source": "srv-secret-place"' in texts["run/config.json"] and data.fingerprint in texts["run/config.json"]
+    leaked = [name for name, text in texts.items() if str(tmp_path) in text]
+    assert not leaked, leaked
+
+
+# ---------------------------------------------------------------- 2 and 3. caps before the bytes, on every page
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory):
+    from helpers.app import make_checkpoints
+
+    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture
+def public_app(tiny_checkpoints, tmp_path, monkeypatch):
+    """A page of the app under AppTest, in public mode with the default caps (10 MB, 20 images)."""
+    from helpers.app import APP, PAGES
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CIFARNETS_PUBLIC", "1")
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tiny_checkpoints))
+    monkeypatch.setenv("CIFARNETS_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
+
+    def open_page(name: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=120).run()
+        at.switch_page(PAGES[name]).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+    return open_page
+
+
+def test_within_caps_judges_sizes_alone_and_refuses_past_the_count():
+    from types import SimpleNamespace
+
+    from cifarnets.paths import PublicLimits
+    from cifarnets.ui.pictures import within_caps
+
+    def unread(name, size):  # a file whose bytes must not be touched
+        return SimpleNamespace(name=name, size=size, getvalue=lambda: pytest.fail("read"))
+
+    limits = PublicLimits(upload_mb=1, images=3)
+    files = [unread(f"{i}.png", 1000) for i in range(2)] + [unread("big.png", 2**20 + 1)]
+    kept, refused = within_caps(files, limits)
+    assert [f.name for f in kept] == ["0.png", "1.png"] and refused == [
+        "big.png: 1.0 MB, over this demo's limit of 1 MB per image"]
+    kept, refused = within_caps(files + [unread("3.png", 10)], limits)
+    assert kept == [] and refused == ["This demo takes at most 3 images at once, and 4 came: none was read. "
+                                      "Choose fewer."]
+
+
+def test_more_uploads_than_the_cap_are_refused_unread_and_the_uploader_empties(public_app):
+    at = public_app("Classify")
+    at.file_uploader(key="uploads").set_value([(f"{i}.png", b"\x89PNG" + bytes(i), "image/png")
+                                               for i in range(21)]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == ["This demo takes at most 20 images at once, and 21 came: none was read. "
+                                           "Choose fewer."]
+    assert at.file_uploader(key="uploads__1").value in (None, [])  # a fresh, empty uploader
+
+
+@pytest.mark.parametrize("page,key", [("Stress test", "stress_upload"), ("Classify", "uploads")])
+def test_every_page_refuses_a_file_over_the_public_cap_before_decoding_it(public_app, page, key):
+    at = public_app(page)
+    big = b"\x89PNG\r\n\x1a\n" + bytes(11 * 2**20)
+    at.file_uploader(key=key).set_value(("big.png", big, "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == ["big.png: 11.5 MB, over this demo's limit of 10 MB per image"]

@@ -27,7 +27,6 @@ from cifarnets.runs.visitor import Refused, Visitor, busy_line, live_trainers, t
 from cifarnets.store.checkpoints import make_config, save_checkpoint
 from cifarnets.store.fileio import write_json
 from cifarnets.training import estimate, recipes
-from cifarnets.ui.classify_view import bounded
 from cifarnets.unfamiliar.calibration import redo_command
 
 TIMEOUT = 60
@@ -344,13 +343,6 @@ def test_the_calibrate_hint_names_no_server_folder_in_public_mode(monkeypatch, t
     assert str(folder.parent) in redo_command(folder)  # locally the command is one to paste
     monkeypatch.setenv("CIFARNETS_PUBLIC", "1")
     assert "secret-runs" not in redo_command(folder) and "--checkpoints RUN_FOLDER" in redo_command(folder)
-
-
-def test_uploads_are_capped_in_size_and_number():
-    files = [(f"{i}.png", b"x" * 1000) for i in range(5)] + [("big.png", b"x" * 3000)]
-    kept, refused = bounded(files, PublicLimits(upload_mb=2000 / 2**20, images=3))
-    assert [n for n, _ in kept] == ["0.png", "1.png", "2.png"]
-    assert refused[0].startswith("big.png: 0.0 MB, over this demo's") and "the first 3 of 5" in refused[1]
 
 
 def test_local_data_choice_opens_on_cifar10(runs, monkeypatch, tmp_path):

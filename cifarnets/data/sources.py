@@ -56,8 +56,9 @@ class Dataset:
     fingerprint: str  # sha256 of the source's content (archives, torchvision) or of its file listing (folders)
 
     def provenance(self) -> dict:
-        """Where the data came from and what it held, for a config.json or a measurement's record."""
-        return {"source": self.source, "sha256": self.fingerprint,
+        """What the data was, for a config.json or a measurement's record: the data set's name (its file or
+        folder name, never the path: a run's zip travels to whoever downloads it) and its content's hash."""
+        return {"source": Path(self.source).name or self.source, "sha256": self.fingerprint,
                 "n_train": len(self.train), "n_test": len(self.test), "classes": self.classes}
 
 

@@ -7,9 +7,8 @@ import hashlib
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from ..data.images import EXTENSIONS, ImageError, formats_text
+from ..data.images import ImageError, formats_text
 from ..examples import list_examples
-from ..paths import PublicLimits
 from ..predict import HALF, Prepared, Result, read_file, unique_names
 from ..prose import one_in
 from ..store.checkpoints import Entry
@@ -17,52 +16,29 @@ from ..unfamiliar.calibration import Verdict
 from ..unfamiliar.scores import METHODS
 from . import resources, share
 from .charts import network_color, top5_chart
-from .pictures import enlarge, preview
+from .pictures import camera, enlarge, preview, uploader
 
 
 def gather_inputs() -> list[tuple[str, bytes]]:
-    """(unique name, bytes) of every image the user gave: uploads, then examples, then the camera."""
+    """(unique name, bytes) of every image the user gave: uploads, then examples, then the camera. In public
+    mode the uploads and the camera are within the caps (pictures.uploader); the examples are the app's own."""
     # The examples chosen are in the URL: a shared link shows the same images (uploads are not in it).
     share.check("examples", list_examples(), "the example", format_func=lambda e: e.caption, multi=True)
     left, right = st.columns([3, 2])
-    uploads = left.file_uploader(f"Upload images ({formats_text()})", type=EXTENSIONS,
-                                 accept_multiple_files=True, key="uploads")
+    files = uploader(left, f"Upload images ({formats_text()})", "uploads", multiple=True)
     examples = right.multiselect("Or pick bundled examples", list_examples(), format_func=lambda e: e.caption,
                                  key="examples", placeholder="CIFAR-10 test images and real photos",
                                  bind="query-params")
-    camera = None
-    if right.toggle("Take a picture with the camera", key="camera_on"):
-        camera = st.camera_input("Camera", key="camera")
-    files = [(f.name, f.getvalue()) for f in uploads or []]
+    taking_pictures = right.toggle("Take a picture with the camera", key="camera_on")
     for example in examples:
         try:
             files.append((example.name, read_file(example.path)))
         except ImageError as e:
             st.error(str(e))
-    if camera is not None:
-        files.append(("camera.jpg", camera.getvalue()))
+    if taking_pictures:
+        files += [("camera.jpg", raw) for _, raw in camera(st, "camera")]
     names = unique_names([name for name, _ in files])
-    files = [(name, raw) for name, (_, raw) in zip(names, files, strict=True)]
-    visitor = resources.visitor()
-    if visitor.public:
-        files, refused = bounded(files, visitor.limits)
-        for line in refused:
-            st.error(line)
-    return files
-
-
-def bounded(files: list[tuple[str, bytes]], limits: PublicLimits) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """Public mode's own upload checks: each image under limits.upload_mb, at most limits.images at once.
-    Returns (the files kept, one line per refusal)."""
-    cap = int(limits.upload_mb * 2**20)
-    kept = [(n, raw) for n, raw in files if len(raw) <= cap]
-    refused = [f"{n}: {len(raw) / 2**20:.1f} MB, over this demo's {limits.upload_mb:g} MB per image"
-               for n, raw in files if len(raw) > cap]
-    if len(kept) > limits.images:
-        refused.append(f"This demo classifies {limits.images} images at once: the first {limits.images} of "
-                       f"{len(kept)} are shown.")
-        kept = kept[:limits.images]
-    return kept, refused
+    return [(name, raw) for name, (_, raw) in zip(names, files, strict=True)]
 
 
 FAMILIAR = ":gray-badge[looks like CIFAR-10]"  # neutral: it says nothing about whether the answer is right
