@@ -365,8 +365,8 @@ def test_a_weaker_run_asks_first_and_the_way_back_is_one_button(runs, tmp_path, 
     at.button(key=f"use-{weak.name}").click().run()
     assert jobs.active(runs) == {}  # not yet: it scores below the network it replaces
     [warning] = [w.value for w in at.sidebar.warning]
-    assert warning == "Below the network it would replace in Classify: CNN: 10.0%, against 50.0% for the shipped " \
-                      "network now."
+    assert warning == ("Below the network it would replace in Classify (test accuracy as Classify answers): CNN: "
+                       "10.0%, against 50.0% for the shipped network now.")
     at.button(key=f"use-{weak.name}-no").click().run()
     assert jobs.active(runs) == {} and not at.sidebar.warning
     at.button(key=f"use-{weak.name}").click().run()
