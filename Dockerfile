@@ -25,5 +25,5 @@ EXPOSE 8501
 ENV CIFARNETS_PUBLIC=1
 # Spaces show the app in an iframe on another domain, where browsers withhold Streamlit's XSRF cookie
 # and uploads fail with 403 (huggingface.co/docs/hub/spaces-cookie-limitations): hence the XSRF flag.
-# Uploads stop at 10 MB, as public mode's own check (CIFARNETS_UPLOAD_MB) does.
-CMD ["streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.enableXsrfProtection=false", "--server.maxUploadSize=10"]
+# Streamlit's upload cap needs no flag: in public mode the app sets it to CIFARNETS_UPLOAD_MB (ui/guard.py).
+CMD ["streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.enableXsrfProtection=false"]

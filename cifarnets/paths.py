@@ -22,9 +22,9 @@ CIFARNETS_PUBLIC=1     public mode, for a deployment anyone can open (docs/deplo
                            that is longer (default 3)
   CIFARNETS_RUN_HOURS      hours a finished or stopped run is kept (default 2)
   CIFARNETS_RUNS_MB        the runs folder's size past which the oldest runs go (default 200)
-  CIFARNETS_UPLOAD_MB      the largest image Classify takes (default 10)
-  CIFARNETS_MAX_IMAGES     images Classify takes at once (default 20)
-  CIFARNETS_MAX_MEGAPIXELS the largest picture decoded, in millions of pixels as decoded (default 16)
+  CIFARNETS_UPLOAD_MB      the largest file a visitor uploads, on any page (default 10)
+  CIFARNETS_MAX_IMAGES     files a visitor uploads at once (default 20)
+  CIFARNETS_MAX_MEGAPIXELS the largest picture, in millions of pixels as decoded (default 16)
 """
 
 from __future__ import annotations
