@@ -77,7 +77,7 @@ def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
     assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
 
     [run] = jobs.list_runs(runs)
-    assert run.model == "cnn" and run.state in ("starting", "running", "finished")
+    assert run.model == "cnn" and run.state in ("starting", "running", "testing", "finished")
     run = wait_for(run, ("finished", "failed"))
     assert run.state == "finished", run.error
     history = run.history()
@@ -110,8 +110,8 @@ def test_cancel_leaves_a_resumable_state_and_resume_continues_it(runs, tmp_path)
     # Batches of one and many epochs: the run cannot end on its own before the test cancels it.
     data = make_image_folder(tmp_path / "data", n_train=40, n_test=4)
     run = jobs.start(request(data, batch_size=1, epochs=50))
-    run = wait_for(run, ("running", "finished", "failed"))
-    assert run.state == "running", run.error
+    run = wait_for(run, ("running", "testing", "finished", "failed"))
+    assert run.state in ("running", "testing"), run.error
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # the sidebar shows it going...
     assert any("epoch" in bar.proto.text for bar in at.sidebar.get("progress"))
     at.button(key=f"cancel-{run.name}").click().run()  # ...and its Cancel button stops it
@@ -124,8 +124,8 @@ def test_cancel_leaves_a_resumable_state_and_resume_continues_it(runs, tmp_path)
     at.run()  # the sidebar offers to continue
     assert at.button(key=f"resume-{run.name}").label == "Resume"
     at.button(key=f"resume-{run.name}").click().run()
-    run = wait_for(jobs.load_run(run.folder), ("running", "failed", "finished"))
-    assert run.state == "running", run.error
+    run = wait_for(jobs.load_run(run.folder), ("running", "testing", "failed", "finished"))
+    assert run.state in ("running", "testing"), run.error
     assert jobs.cancel(run)
     run = wait_for(run, ("stopped", "failed", "finished"))
     assert run.state == "stopped", run.error
@@ -229,3 +229,40 @@ def test_sidebar_starts_a_race_and_draws_the_four_on_one_chart(runs, tmp_path):
     assert all(f"{name}: **" in standings for name in LABELS) and standings.count("%") == 4
     at.button(key=f"race-use-{race.name}").click().run()
     assert jobs.active(runs) == {key: run.folder for key, run in race.members().items()}
+
+
+def test_the_test_pass_reads_testing_never_starting(runs, tiny_folder, tmp_path, monkeypatch):
+    """While the trainer measures an epoch on the test split its status says "testing" (the card said "starting ·
+    loading the data..." with a full bar, for a ResNet's minutes-long last pass), then "finished"."""
+    from cifarnets.data import sources
+    from cifarnets.runs.process import run_state
+    from cifarnets.training import fit as fitting
+
+    seen = []
+    real = fitting.evaluate
+
+    def watching(*args, **kwargs):
+        seen.append(json.loads((tmp_path / "run" / "status.json").read_text()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "evaluate", watching)
+    fitting.fit("cnn", recipes.get("modern", "cnn", epochs=2, batch_size=16), sources.load(str(tiny_folder)),
+                tmp_path / "run", device="cpu")
+    assert [(s["state"], s["epoch"], s["step"] == s["steps"]) for s in seen] == [("testing", 1, True),
+                                                                               ("testing", 2, True)]
+    assert run_state(True, "testing", False) == "testing"
+    assert run_state(True, "finished", False) == "testing"  # the process is writing its last files
+    assert run_state(False, "finished", False) == "finished"
+
+    # The card, for a run in its last test pass (a sleeper stands in for its trainer; the fixture ends it).
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    folder = runs / "cnn-fast-testing"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps({"request": {"model": "cnn", "recipe": "fast"}, "pid": trainer.pid}))
+    (folder / "status.json").write_text(json.dumps({"state": "testing", "epoch": 3, "epochs": 3, "step": 390,
+                                                    "steps": 390, "pid": trainer.pid}))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    bars = [bar.proto.text for bar in at.sidebar.get("progress")]
+    assert bars == ["epoch 3/3 trained · testing it on the test split, as Classify answers (a few minutes for the "
+                    "larger networks on a CPU)"], bars
+    assert ":violet-badge[testing]" in texts(at)

@@ -65,7 +65,7 @@ class TrainRequest:
 
 @dataclass
 class Run(Job):
-    """One run folder, read from disk. `state`: starting | running | stopped | finished | failed."""
+    """One run folder, read from disk. `state`: starting | running | testing | stopped | finished | failed."""
 
     race: str = ""  # the race folder's name, for a network trained in a race
 
@@ -143,7 +143,7 @@ class Run(Job):
         if not epochs or not steps:
             return 0.0
         # status "epoch" counts epochs begun (1-based) while running, epochs done once stopped
-        done = (s.get("epoch", 0) - (1 if s.get("state") == "running" and s.get("step") else 0)) * steps
+        done = (s.get("epoch", 0) - (1 if s.get("state") in ("running", "testing") and s.get("step") else 0)) * steps
         return max(0.0, min(1.0, (done + (s.get("step") or 0)) / (epochs * steps)))
 
 

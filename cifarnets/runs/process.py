@@ -29,6 +29,7 @@ JOB_FILE = "job.json"
 LOG_FILE = "train.log"
 RACE_FILE = "race.json"  # in a race's folder: the race's state, its order, the network it is on
 TIME_LIMIT = "time limit"  # job.json's stopped_by when the server's time limit stopped a job from outside
+LIVE = ("starting", "running", "testing")  # the states of a job whose process is still writing its folder
 
 # Popen objects of the children this process started: polled so finished ones are reaped, not left
 # as zombies for as long as the app runs. Jobs started by another app process are watched by pid.
@@ -37,7 +38,7 @@ _children: dict[int, subprocess.Popen] = {}
 
 @dataclass
 class Job:
-    """A job folder, read from disk. `state`: starting | running | stopped | finished | failed."""
+    """A job folder, read from disk. `state`: one of LIVE while its process runs, else stopped | finished | failed."""
 
     folder: Path
     job: dict = field(default_factory=dict)
@@ -127,10 +128,15 @@ class Job:
 
 
 def run_state(process_alive: bool, written: str | None, cancelled: bool) -> str:
-    """starting | running | stopped | finished | failed, of a run or a race, from its files and its process."""
+    """starting | running | testing | stopped | finished | failed, of a run or a race, from its files and its
+    process. "testing": the trainer is measuring an epoch on the test split (the last one as the app answers,
+    minutes for a ResNet on a CPU), or writing its last files."""
     if process_alive:
-        # A resumed run keeps the old "stopped" status until the trainer has loaded its data.
-        return "running" if written == "running" else "starting"
+        if written in ("running", "testing"):
+            return written
+        # A resumed run keeps the old "stopped" status until the trainer has loaded its data; a finished one
+        # is still writing its last files.
+        return "testing" if written == "finished" else "starting"
     if written in ("finished", "failed", "stopped"):
         return written
     if cancelled:

@@ -339,6 +339,7 @@ class _TrainingLoop:
             for buf in [*self.model.buffers(), *(self.average.model.buffers() if self.average else ())]:
                 dist.broadcast(buf, 0)
         tally, eval_tick = self.tally, time.perf_counter()
+        self.status.update(True, state="testing", epoch=epoch + 1, step=self.steps, eta_s=None)
         # Between epochs the mirror pair alone: a fifth of the app's views' cost (a ResNet epoch on one CPU
         # core: 15 s against about 70 s, beside 44 s of training), and all the curves need. The last epoch, whose
         # checkpoint is the run's result, is measured as the app answers; an earlier one's config says its views.

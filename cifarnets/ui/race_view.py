@@ -13,16 +13,13 @@ import streamlit as st
 
 from ..models import label
 from ..runs import jobs, racejobs
+from ..runs.process import LIVE
 from ..runs.visitor import Refused, Visitor
 from ..store.curves import Curve, long_rows
 from ..training import recipes
 from . import actions, resources
 from .charts import network_scale
-from .progress import progress_text
-
-LIVE = ("starting", "running")
-BADGES = {"starting": ("starting", "blue"), "running": ("running", "blue"), "stopped": ("stopped", "orange"),
-          "finished": ("finished", "green"), "failed": ("failed", "red")}
+from .progress import STATE_BADGES, progress_text
 
 
 def render(visitor: Visitor, recipe_name: str, data: str | None, device: str) -> None:
@@ -71,7 +68,7 @@ def _latest() -> None:
 
 def race_card(race: racejobs.Race) -> None:
     state = race.state
-    text, color = BADGES[state]
+    text, color = STATE_BADGES[state]
     members = race.members()
     with st.container(border=True):
         st.markdown(f"**{race.request.recipe} race** :{color}-badge[{text}]")
@@ -95,7 +92,7 @@ def _where(race: racejobs.Race, members: dict[str, jobs.Run]) -> str:
     if current is None:
         return "loading the data..."
     n = race.order.index(current.model) + 1 if current.model in race.order else "?"
-    doing = progress_text(current) if current.state == "running" else "loading..."
+    doing = progress_text(current) if current.state != "starting" else "loading..."
     return f"{current.label} ({n}/{len(race.order)}): {doing}"
 
 

@@ -19,18 +19,16 @@ from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, PublicLimits, data_env
 from ..prose import duration, plural
 from ..runs import jobs
+from ..runs.process import LIVE
 from ..runs.visitor import Refused, Visitor, tidy
 from ..training import estimate, recipes
 from . import actions, race_view, resources
 from .charts import live_chart
-from .progress import progress_text
+from .progress import STATE_BADGES, progress_text
 
-LIVE = ("starting", "running")
 SHOWN = 6  # runs listed in the sidebar; the rest are on Training curves
 RECIPE_NAMES = {"fast": "fast (ours, a few epochs)", "modern": "modern (ours, long)",
                 "report": "report (as the report trained)"}
-STATE_BADGES = {"starting": ("starting", "blue"), "running": ("running", "blue"), "stopped": ("stopped", "orange"),
-                "finished": ("finished", "green"), "failed": ("failed", "red")}
 
 
 def render() -> None:
@@ -212,7 +210,7 @@ def _run_card(visitor: Visitor, run: jobs.Run) -> None:
         st.markdown(f"**{run.label}** · {run.recipe} :{color}-badge[{text}]")
         st.caption(f"`{run.name}`")
         if state in LIVE:
-            st.progress(run.progress(), text=progress_text(run) if state == "running" else "loading the data...")
+            st.progress(run.progress(), text=progress_text(run) if state != "starting" else "loading the data...")
             _live_curve(run)
             if st.button("Cancel", key=f"cancel-{run.name}", help="stop after this step, keeping a resumable state"):
                 visitor.cancel(run)
