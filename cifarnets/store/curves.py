@@ -30,14 +30,20 @@ class Curve:
     key: str  # network
     source: str  # where the history comes from, as a person reads it
     rows: list[dict]
+    # The checkpoint's test accuracy as Classify answers (all views), where the curve is a checkpoint's: the rows'
+    # test_acc is of each image alone, a point or two lower, and must not pass for the run's accuracy.
+    answered: float | None = None
 
 
-def _recipe_name(folder: Path) -> str:
+def _recipe_and_accuracy(folder: Path) -> tuple[str, float | None]:
     try:
-        recipe = read_config(folder).get("recipe")
+        config = read_config(folder)
     except CheckpointError:
-        return ""
-    return recipe.get("name", "") if isinstance(recipe, dict) else ""
+        return "", None
+    recipe, metrics = config.get("recipe"), config.get("metrics")
+    acc = metrics.get("test_acc") if isinstance(metrics, dict) else None
+    return (recipe.get("name", "") if isinstance(recipe, dict) else "",
+            float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None)
 
 
 def shipped_curves(checkpoints: Path) -> list[Curve]:
@@ -47,8 +53,8 @@ def shipped_curves(checkpoints: Path) -> list[Curve]:
         folder = Path(checkpoints) / key
         rows = read_history(folder, HISTORY_FILE)
         if rows:
-            recipe = _recipe_name(folder)
-            curves.append(Curve(key, f"shipped ({recipe} recipe)" if recipe else "shipped", rows))
+            recipe, acc = _recipe_and_accuracy(folder)
+            curves.append(Curve(key, f"shipped ({recipe} recipe)" if recipe else "shipped", rows, acc))
         report = read_history(folder, REPORT_HISTORY_FILE)
         if report:
             curves.append(Curve(key, "shipped (report recipe)", report))

@@ -43,12 +43,13 @@ def adopt_buttons(visitor: Visitor, runs: list[jobs.Run], text: str, key: str) -
         st.rerun(scope="app")
     if asked:
         st.warning(resources.worse_than_now(runs) or "Nothing to compare any more.")
-        left, right = st.columns(2)
-        if left.button("Use my run anyway" if len(runs) == 1 else "Use my runs anyway", key=f"{key}-yes",
-                       type="primary"):
+        # One above the other: side by side in the sidebar, each label was cut to "Use my r..." and "Keep the ..."
+        if st.button("Use my run anyway" if len(runs) == 1 else "Use my runs anyway", key=f"{key}-yes",
+                     type="primary", width="stretch"):
             st.session_state.pop("_confirm", None)
             _adopt(visitor, runs)
-        if right.button(resources.kept_text(runs), key=f"{key}-no", help="Classify goes on answering as it does now"):
+        if st.button(resources.kept_text(runs), key=f"{key}-no", help="Classify goes on answering as it does now",
+                     width="stretch"):
             st.session_state.pop("_confirm", None)
             st.rerun(scope="app")
 

@@ -92,11 +92,13 @@ def curve_summary(chosen: list[curves.Curve]) -> None:
         top = curves.best(c.rows)
         last = c.rows[-1] if c.rows else {}
         rows.append({"network": label(c.key), "source": c.source, "epochs": len(c.rows),
-                     "best test accuracy": top["test_acc"] if top else None,
-                     "at epoch": top["epoch"] if top else None, "final test accuracy": last.get("test_acc")})
+                     resources.ACCURACY: c.answered,
+                     "curve's best (each image alone)": top["test_acc"] if top else None,
+                     "at epoch": top["epoch"] if top else None,
+                     "curve's last (each image alone)": last.get("test_acc")})
     pct = st.column_config.NumberColumn(format="percent")
-    st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={"best test accuracy": pct, "final test accuracy": pct})
+    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+        resources.ACCURACY: pct, "curve's best (each image alone)": pct, "curve's last (each image alone)": pct})
 
 
 def runs_table(runs: list[jobs.Run]) -> None:
