@@ -88,10 +88,12 @@ def uncalibrated_note(notes: dict[str, str], entries: dict[str, Entry]) -> None:
 
 # At phone width Streamlit stacks columns one under another, and a card was four screens tall: here they
 # wrap two by two instead (your image beside what the networks see, then the four answers as a 2x2 grid).
+# The Stress test page's rows of four answers (containers keyed grid-...) wrap the same way.
 PHONE_LAYOUT = """<style>
 @media (max-width: 640px) {
-  [class*="st-key-card-"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; row-gap: 0.75rem; }
-  [class*="st-key-card-"] [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {
+  :is([class*="st-key-card-"], [class*="st-key-grid-"]) [data-testid="stHorizontalBlock"] {
+    flex-wrap: wrap; row-gap: 0.75rem; }
+  :is([class*="st-key-card-"], [class*="st-key-grid-"]) [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {
     flex: 1 1 calc(50% - 1rem) !important; min-width: calc(50% - 1rem) !important;
     max-width: calc(50% - 0.5rem); }
 }
@@ -117,7 +119,10 @@ def _scaled_box(prepared: Prepared) -> tuple[int, int, int, int]:
 
 def marked(prepared: Prepared) -> Image.Image:
     """The preview with what the networks do not see dimmed, and the square they see outlined; the picture
-    itself where they see all of it."""
+    itself where they see all of it (a tiny one blown up in blocks)."""
+    if prepared.too_small:  # shown in blocks, as the networks get it, not smoothed by the browser
+        w, h = prepared.image.size
+        return prepared.image.resize((w * (k := -(-128 // min(w, h))), h * k), Image.Resampling.NEAREST)
     if prepared.seen_share >= 1:
         return prepared.image
     box = _scaled_box(prepared)

@@ -17,7 +17,7 @@ from ..predict import Prepared
 from ..store.checkpoints import Entry
 from ..stress import apply, attacks, corruptions, findings, store
 from . import pictures, share
-from .classify_view import verdict_line
+from .classify_view import phone_layout, verdict_line
 from .pictures import enlarge
 from .why.charts import color_by_network
 
@@ -99,7 +99,8 @@ def corruption_view(image: Prepared, entries: dict[str, Entry], shown: str | Non
     severity = right.slider("Severity (0: the image itself)", 0, corruptions.SEVERITIES, 3, key="severity",
                             bind="query-params")
     images, seen = _ladder(entries, _networks_stamp(entries), _digest(image.pixels), image.pixels, name)
-    cols = st.columns([1.2] + [1] * len(seen))
+    phone_layout()  # the rows below wrap two by two on a phone instead of stacking one under another
+    cols = st.container(key="grid-corrupted").columns([1.2] + [1] * len(seen))
     cols[0].image(enlarge(images[severity], SIDE), caption=f"what the networks see: severity {severity}")
     cols[0].download_button("Download (PNG, 32x32)", png(images[severity]), mime="image/png", on_click="ignore",
                             file_name=f"{image.name.rsplit('.', 1)[0]}-{name}-{severity}.png", key="corrupted_png")
@@ -115,10 +116,10 @@ def corruption_view(image: Prepared, entries: dict[str, Entry], shown: str | Non
             else "keeps its answer through severity 5"))
     st.caption("Every severity of " + corruptions.title(name).lower() + ", 0 to 5, as the networks see it; each "
                "network's answer in turn:")
-    strip = st.columns(len(images))
+    strip = st.container(key="grid-severities").columns(len(images))
     for s, col in enumerate(strip):
         col.image(enlarge(images[s], 64), caption=str(s))
-        col.caption("  \n".join(f"{label(k)[:8]}: {seen[k][s].label}" for k in seen))
+        col.caption("  \n".join(f"{label(k)}: {seen[k][s].label}" for k in seen))  # whole names: "SE-ResNe" was cut
 
 
 def attack_view(image: Prepared, entries: dict[str, Entry], shown: str | None) -> None:
@@ -130,7 +131,7 @@ def attack_view(image: Prepared, entries: dict[str, Entry], shown: str | None) -
     eps = right.slider("ε, the most any pixel may change, in 1/255", 0, attacks.EPS_MAX, 2, key="eps",
                        bind="query-params")
     found = _attacked(entries, _networks_stamp(entries), _digest(image.pixels), image.pixels, KINDS[kind], eps)
-    cols = st.columns(len(found))
+    cols = st.container(key="grid-attacked").columns(len(found))
     for col, (key, a) in zip(cols, found.items(), strict=True):
         col.markdown(f"**{label(key)}**  \n{a.before} → **{a.after}** · {a.prob:.0%} {_way(a.before, a.after, shown)}")
         col.image(enlarge(a.image, SIDE), caption=f"perturbed against {label(key)}")
@@ -144,7 +145,7 @@ def attack_view(image: Prepared, entries: dict[str, Entry], shown: str | None) -
         st.session_state["stress_searched"] = _digest(image.pixels)
     if st.session_state.get("stress_searched") == _digest(image.pixels):
         broken = _smallest(entries, _networks_stamp(entries), _digest(image.pixels), image.pixels)
-        cols = st.columns(len(broken))
+        cols = st.container(key="grid-smallest").columns(len(broken))
         for col, (key, b) in zip(cols, broken.items(), strict=True):
             if b.eps is None:
                 col.markdown(f"**{label(key)}**: holds up to {attacks.EPS_MAX}/255")

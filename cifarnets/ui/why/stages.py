@@ -22,7 +22,9 @@ def _ranges(widest: int, per_page: int) -> list[str]:
 
 def _controls(image: Prepared, widest: int) -> tuple[int, int, str]:
     """The input as the networks see it, and (first rank shown, channels per stage, colour scale)."""
-    picture, left, middle, right = st.columns([1, 2, 4, 2])
+    # The two toggles share a column: in a column of its own the colour scale's "each channel" ran past its
+    # edge at 700 to 1100 px wide (a phone held sideways, a tablet).
+    picture, left, middle = st.columns([1, 3, 4])
     picture.image(enlarge(image.pixels, 96), caption="the 32x32 input", width=96)
     per_page = left.segmented_control("Channels per stage", PER_PAGE, default=PER_PAGE[0], key="stages_per_page",
                                       required=True)
@@ -31,10 +33,10 @@ def _controls(image: Prepared, widest: int) -> tuple[int, int, str]:
     # whose ranges it lists.
     shown = middle.select_slider("Channels ranked (1 is the most active)", ranges, value=ranges[0],
                                  key=f"stages_ranks_{per_page}")
-    scale = right.segmented_control("Colour scale", SCALES, default=SCALES[0], key="stages_scale", required=True,
-                                    help="each stage: one scale for all of a stage's channels, so weak channels "
-                                         "look weak; each channel: every map stretched on its own, so its "
-                                         "pattern shows however faint")
+    scale = left.segmented_control("Colour scale", SCALES, default=SCALES[0], key="stages_scale", required=True,
+                                   help="each stage: one scale for all of a stage's channels, so weak channels "
+                                        "look weak; each channel: every map stretched on its own, so its "
+                                        "pattern shows however faint")
     return ranges.index(shown) * per_page, per_page, scale
 
 
