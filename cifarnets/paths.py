@@ -7,7 +7,9 @@ CIFARNETS_CHECKPOINTS  the shipped checkpoints (default checkpoints/)
 CIFARNETS_RUNS         the app's training runs (default runs/)
 CIFARNETS_DEVICE       the device the app classifies on (default auto: CUDA, then MPS, then the CPU)
 CIFARNETS_DATA         the training data when --data is not given (default ./data)
-CIFARNETS_PHOTOS       real photos, FOLDER/<class>/<picture>, for `python -m cifarnets photos` (no default)
+CIFARNETS_PHOTOS       real photos of the ten classes, FOLDER/<class>/<picture>, for `photos` and `calibrate`;
+                       several folders separated by os.pathsep (default: the development set, photos-real and
+                       photos-more in ../shared/data/ beside the project, where they are)
 CIFARNETS_CACHE        decoded data sets (default ~/.cache/cifarnets)
 CIFARNETS_HUB          networks the app loads from the Hugging Face Hub (docs/hub.md)
 CIFARNETS_BF16=0       train in fp32 even where the hardware has bf16
@@ -61,10 +63,28 @@ def data_env() -> str:
     return os.environ.get("CIFARNETS_DATA", "")
 
 
-def photos_folder() -> Path | None:
-    """The folder of real photos named by $CIFARNETS_PHOTOS (`photos`, `calibrate`), or None when unset."""
-    folder = os.environ.get("CIFARNETS_PHOTOS", "")
-    return Path(folder) if folder else None
+# The development set (docs/photos.md): 783 real photos of the ten classes, in the shared data folder beside the
+# project; every choice made on photos is made on them. PHOTOS_OTHER: photos of none of the ten classes.
+PHOTO_FOLDERS = ("photos-real", "photos-more")
+PHOTOS_OTHER = "photos-other"
+
+
+def shared_data() -> Path:
+    """../shared/data beside the project: the data sets no checkout carries (never committed)."""
+    return project_root().parent / "shared" / "data"
+
+
+def photos_folders() -> list[Path]:
+    """The folders of real photos of the ten classes (`photos`, `calibrate`): those $CIFARNETS_PHOTOS names
+    (several separated by os.pathsep), else those of the development set that are there; [] when neither."""
+    named = [Path(f) for f in os.environ.get("CIFARNETS_PHOTOS", "").split(os.pathsep) if f]
+    return named or [f for f in (shared_data() / name for name in PHOTO_FOLDERS) if f.is_dir()]
+
+
+def other_photos_folder() -> Path | None:
+    """The photos of none of the ten classes the unfamiliar-input check must flag, where they are."""
+    folder = shared_data() / PHOTOS_OTHER
+    return folder if folder.is_dir() else None
 
 
 def cache_dir() -> Path:

@@ -16,7 +16,7 @@ from PIL import Image, ImageFilter
 
 from cifarnets.data import images, loader
 from cifarnets.errors import UsageError
-from cifarnets.perf import bootstrap, photos
+from cifarnets.perf import bootstrap, packageset, photos
 
 
 def qt_bundle(files: dict[str, bytes], compress: set[str]) -> bytes:
@@ -47,20 +47,20 @@ def test_files_come_out_of_a_qt_bundle_compressed_or_not(tmp_path):
     files = {"res/a.webp": b"plain bytes", "res/b.png": b"squeezed " * 50}
     bundle = tmp_path / "x.rcc"
     bundle.write_bytes(qt_bundle(files, compress={"res/b.png"}))
-    assert photos.read_rcc(bundle, "res/a.webp") == files["res/a.webp"]
-    assert photos.read_rcc(bundle, "res/b.png") == files["res/b.png"]
+    assert packageset.read_rcc(bundle, "res/a.webp") == files["res/a.webp"]
+    assert packageset.read_rcc(bundle, "res/b.png") == files["res/b.png"]
     with pytest.raises(FileNotFoundError, match="res/c.png"):
-        photos.read_rcc(bundle, "res/c.png")
+        packageset.read_rcc(bundle, "res/c.png")
     (tmp_path / "y.rcc").write_bytes(b"PK\x03\x04 not a bundle")
     with pytest.raises(ValueError, match="not a Qt resource bundle"):
-        photos.read_rcc(tmp_path / "y.rcc", "res/a.webp")
+        packageset.read_rcc(tmp_path / "y.rcc", "res/a.webp")
 
 
 def test_a_cut_out_is_centred_in_its_scene_at_the_framing_asked():
     cutout = Image.new("RGBA", (100, 60), (0, 0, 0, 0))
     cutout.paste((255, 0, 0, 255), (20, 10, 80, 40))  # a 60x30 red object inside transparent margins
     scene = Image.new("RGB", (480, 360), (0, 128, 0))
-    picture = np.asarray(photos.compose(cutout, scene, 0.5))
+    picture = np.asarray(packageset.compose(cutout, scene, 0.5))
     red = np.argwhere((picture[..., 0] > 200) & (picture[..., 1] < 50))
     (top, left), (bottom, right) = red.min(0), red.max(0)
     assert right - left + 1 == pytest.approx(0.5 * 480 * 0.5 * 2, abs=2)  # 60 wide -> half of 480
@@ -174,13 +174,56 @@ def test_photos_measures_real_photos_and_composites_apart(tmp_path):
                     assert r["interval"][0] <= r["accuracy"] <= r["interval"][1]
 
 
-def test_photos_reads_its_folder_from_the_setting_and_says_what_to_do_without_one(tmp_path):
+def test_photos_reads_its_folders_from_the_setting_or_the_development_set_and_says_what_to_do_without(
+        tmp_path, monkeypatch):
+    from cifarnets import paths
+
     env = {k: v for k, v in os.environ.items() if k != "CIFARNETS_PHOTOS"}
-    run = subprocess.run([sys.executable, "-m", "cifarnets", "photos"], capture_output=True, text=True, env=env)
-    assert run.returncode == 1 and "CIFARNETS_PHOTOS" in run.stderr and "Traceback" not in run.stderr
     run = subprocess.run([sys.executable, "-m", "cifarnets", "photos"], capture_output=True, text=True,
                          env=env | {"CIFARNETS_PHOTOS": str(tmp_path / "none")})
     assert run.returncode == 1 and "none is not a folder" in run.stderr and "Traceback" not in run.stderr
+    # several folders, separated as PATH is
+    monkeypatch.setenv("CIFARNETS_PHOTOS", os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")]))
+    assert paths.photos_folders() == [tmp_path / "a", tmp_path / "b"]
+    # unset: the development set beside the project, those of its folders that are there
+    monkeypatch.delenv("CIFARNETS_PHOTOS")
+    monkeypatch.setattr(paths, "project_root", lambda: tmp_path / "project")
+    assert paths.photos_folders() == []
+    (tmp_path / "shared" / "data" / "photos-more").mkdir(parents=True)
+    assert paths.photos_folders() == [tmp_path / "shared" / "data" / "photos-more"]
+    (tmp_path / "shared" / "data" / "photos-more").rmdir()
+    with pytest.raises(UsageError, match="CIFARNETS_PHOTOS") as said:
+        photos.run(photos_args([]))
+    assert "\n" not in str(said.value)  # one line
+
+
+def photos_args(folders: list[Path]):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    photos.add_parser(parser.add_subparsers())
+    return parser.parse_args(["photos", *map(str, folders)])
+
+
+def test_photos_reports_per_class_and_per_source(tmp_path):
+    """A source is the folder, and within it what a file's name starts with (photos-more's <source>__<name>)."""
+    from cifarnets.answering import VIEWS
+
+    prep = images.PREPARATION
+    names = ["photos-real/cat/a.jpg", "photos-more/cat/c101__b.jpg", "photos-more/ship/c101__c.jpg",
+             "photos-more/ship/pacs__d.jpg"]
+    assert [photos.source(n) for n in names] == ["photos-real", "photos-more: c101", "photos-more: c101",
+                                                 "photos-more: pacs"]
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    measured = {"names": names, "labels": [3, 3, 8, 8], "classes": classes, "composite": [False] * 4,
+                "right": {"cnn": {prep: {VIEWS: [1, 0, 1, 1]}}, "resnet": {prep: {VIEWS: [0, 0, 1, 0]}}}}
+    per_class = photos.by_group(measured, "cnn", "class")
+    assert per_class == {"cat": {"accuracy": 0.5, "correct": 1, "n": 2, "classes": 1},
+                         "ship": {"accuracy": 1.0, "correct": 2, "n": 2, "classes": 1}}
+    per_source = photos.by_group(measured, "cnn", "source")
+    assert per_source["photos-more"] == {"accuracy": 0.5, "correct": 2, "n": 3, "classes": 2}  # cat 0/1, ship 2/2
+    assert per_source["photos-more: c101"]["accuracy"] == 0.5 and per_source["photos-real"]["n"] == 1
+    assert photos.by_group(measured, photos.MEAN, "class")["ship"]["accuracy"] == 0.75
 
 
 def test_the_mean_row_counts_each_picture_as_the_share_of_networks_right():
@@ -268,7 +311,7 @@ def test_the_app_predict_and_the_loader_prepare_a_photo_identically(tmp_path, mo
     app = predict.prepare((tmp_path / "photo.png").read_bytes(), "photo.png").pixels  # Classify's path
     seen = []  # predict's path, where it reads files: the pixels it batches for the networks
     monkeypatch.setattr(predict, "batch", lambda pixels: seen.extend(pixels) or torch.zeros(len(pixels), 3, 32, 32))
-    monkeypatch.setattr(predict, "answers", lambda entries, x: {})
+    monkeypatch.setattr(predict, "answers", lambda entries, x, small=None: {})
     predict.predict_files([str(tmp_path / "photo.png")], {})
     loaded = sources.load(tmp_path / "data", verbose=False).test.x[0].permute(1, 2, 0).numpy()
     assert (app == shipped).all() and (seen[0] == shipped).all() and (loaded == shipped).all()

@@ -28,7 +28,7 @@ from .. import CIFAR10_CLASSES
 from ..errors import UserError
 from ..paths import DEFAULT_DATA, cache_dir, data_env
 from ..store.fileio import atomic_path
-from .images import ImageError, decode_image, to_array
+from .images import PREPARATION, ImageError, decode_image, to_array
 
 SPLITS = ("train", "test")
 CACHE_VERSION = 1  # bump when the decoded layout changes, so old caches are ignored
@@ -73,7 +73,10 @@ def load(data: str | os.PathLike | None = None, *, download: bool = True, verbos
     path = Path(source).expanduser().resolve()
     kind, root = _identify(path, source, download)
     fingerprint = _fingerprint(kind, root)
-    cached = cache_dir() / f"{fingerprint[:32]}-v{CACHE_VERSION}.npz"
+    # A folder's full-size pictures are cached as prepared (to_array): a new preparation is a new cache, never the
+    # old one's pixels. The preparation's name goes in as a hash, as the fingerprint does.
+    prepared = hashlib.sha256(PREPARATION.encode()).hexdigest()[:8]
+    cached = cache_dir() / f"{fingerprint[:32]}-v{CACHE_VERSION}-{prepared}.npz"
     if cached.exists():
         try:
             return _from_cache(cached, str(path), fingerprint)

@@ -29,12 +29,12 @@ import torch
 from ..answering import VIEWS, split_batch
 from ..cliargs import measuring_command
 from ..data import sources
-from ..data.images import read_labelled, to_array
+from ..data.images import read_photos, to_array
 from ..data.loader import batch, normalize
 from ..device import machine_name, pick
 from ..errors import UsageError
 from ..models import KEYS, label
-from ..paths import photos_folder
+from ..paths import photos_folders
 from ..store import checkpoints as ckpt
 from . import calibration, inputs
 from .scores import METHODS, Gaussians, Views, auroc, fit, score, views
@@ -57,9 +57,10 @@ def add_parser(sub) -> None:
                           "measure when each network meets something unfamiliar, and the threshold")
     c.add_argument("--rate", type=float, default=calibration.RATE,
                    help=f"share of held-out test images to keep under the threshold (default {calibration.RATE})")
-    c.add_argument("--photos", type=Path, default=None, metavar="FOLDER",
+    c.add_argument("--photos", type=Path, nargs="+", default=None, metavar="FOLDER",
                    help="real photos of the ten classes, FOLDER/<class>/<picture>, that the threshold keeps "
-                        "at --photo-rate (default: $CIFARNETS_PHOTOS; none: the test split alone)")
+                        "at --photo-rate (default: $CIFARNETS_PHOTOS, else the development set where it is "
+                        "there; none: the test split alone)")
     c.add_argument("--photo-rate", type=float, default=calibration.PHOTO_RATE,
                    help=f"share of the real photos to keep under the threshold (default {calibration.PHOTO_RATE})")
     c.add_argument("--write", action="store_true", help="store the result in each checkpoint folder")
@@ -71,7 +72,7 @@ def cmd_calibrate(args) -> int:
     if not (0.5 <= args.rate < 1 and 0.5 <= args.photo_rate < 1):
         raise UsageError("--rate and --photo-rate are shares of familiar images kept under the threshold: "
                          "between 0.5 and 1")
-    photo_folder = args.photos or photos_folder()
+    photo_folders = args.photos or photos_folders()
     say = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
     device = pick(args.device)
     dataset = sources.load(args.data, verbose=not args.json)
@@ -85,10 +86,11 @@ def cmd_calibrate(args) -> int:
     if not found:
         raise ckpt.CheckpointError(f"no network could be loaded from {args.checkpoints}")
     photos = None
-    if photo_folder is not None:
-        pictures, labels, _ = read_labelled(photo_folder, dataset.classes)
-        photos = Photos(batch([to_array(p) for p in pictures]), labels, photo_folder.name, args.photo_rate)
-        say(f"{len(labels)} real photos from {photo_folder}")
+    if photo_folders:
+        pictures, labels, _ = read_photos(photo_folders, dataset.classes)
+        photos = Photos(batch([to_array(p) for p in pictures]), labels, "+".join(f.name for f in photo_folders),
+                        args.photo_rate)
+        say(f"{len(labels)} real photos from {', '.join(map(str, photo_folders))}")
     results = calibrate(found, dataset, args.rate, say, photos=photos)
     if args.write:
         for key, (record, fitted) in results.items():
