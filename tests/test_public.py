@@ -118,7 +118,7 @@ def test_two_sessions_see_cancel_resume_and_adopt_only_their_own(public):
     visitor_b = Visitor(b.session_state["_owner"], {}, True, PublicLimits(), runs)
     assert visitor_b.list_runs() == []
     for act in (visitor_b.cancel, visitor_b.resume, visitor_b.adopt):
-        with pytest.raises(Refused, match="not one of this session's runs"):
+        with pytest.raises(Refused, match="not one of your runs"):
             act(run)
 
     # A adopts it: A's Classify answers with it and says so; B's still uses the shipped network.
@@ -154,6 +154,31 @@ def test_the_trainer_cap_refuses_a_second_start_with_the_busy_line(public, sleep
     at.button(key="train_start").click().run()
     assert not at.sidebar.error, [e.value for e in at.sidebar.error]
     assert len(jobs.list_runs(runs)) == 2 and len(live_trainers(runs)) <= 1
+
+
+def test_a_browser_is_one_visitor_across_sessions_and_a_stranger_is_not(public, tmp_path):
+    """Two sessions with the browser's cookie (a reload, a new tab) are one visitor, its runs and its adoptions;
+    a session without it (another browser, a shared link) is another. The server keeps only a hash."""
+    first = {}
+    me = Visitor.of_session(first, public)
+    secret = first[visitors.SECRET_KEY]
+    assert len(secret) == 22 and me.token == visitors.owner_id(secret) and secret not in me.token
+    run = finished_run(public, "cnn-fast-mine", 0.5, owner=me.token)
+    me.adopt(run)
+    again = Visitor.of_session({}, public, cookie=secret)  # the reload
+    assert again.token == me.token and [r.name for r in again.list_runs()] == ["cnn-fast-mine"]
+    assert again.adopted() == {"cnn": run.folder}
+    assert secret not in (run.folder / JOB_FILE).read_text()
+    for cookie in (None, "", "x" * 21, "x" * 22 + "'", visitors.owner_id(secret), "../../" + "a" * 16):
+        stranger = Visitor.of_session({}, public, cookie=cookie)
+        assert stranger.token != me.token and stranger.list_runs() == [] and stranger.adopted() == {}, cookie
+        with pytest.raises(Refused, match="not one of your runs"):
+            stranger.cancel(run)
+    again.drop("cnn")
+    assert me.adopted() == {}
+    me.adopt(run)
+    tidy(public, PublicLimits(run_hours=1), now=time.time() + 2 * 3600)  # the run and then its adoption go
+    assert not (public / "cnn-fast-mine").exists() and not list((public / visitors.VISITORS).glob("*.json"))
 
 
 def test_busy_line_says_roughly_until_when(tmp_path):

@@ -1,21 +1,28 @@
 """Who acts on the runs: the one trusted user of a local app, or, in public mode (CIFARNETS_PUBLIC=1), one
-browser session among strangers'.
+browser among strangers'.
 
 Locally the app trusts its user: every run is theirs, and the network each run replaces in Classify is
-chosen for the whole server (runs/active.json, kept across reloads). In public mode a visitor's runs carry
-their session's owner token (written into job.json): only that session lists, cancels, resumes, downloads
-or adopts them, and an adoption lives in that session alone. The work is bounded: at most N training
-processes at once on the server (a lock makes the count and the start one step, however many sessions
-press Start together), capped epochs, batch sizes between a smallest and a largest, no run or race whose
-estimated time (the sidebar's own estimate) is over a limit, each one stopped once it has run a few times
-its estimate (the trainer stops itself at the deadline in its job.json, and tidy() stops one that did not),
-no data but the operator's, and finished runs deleted after a while and when the runs folder grows past
-its cap (tidy()).
+chosen for the whole server (runs/active.json, kept across reloads). In public mode a visitor is a browser:
+a secret made on its first visit lives in a cookie (set by the page: ui/resources.remember_visitor), so a
+reload or a new tab of the same browser is the same visitor, and a shared link, which carries no cookie, is
+someone else. The visitor's runs carry a hash of that secret as their owner (written into job.json; the
+secret itself stays in the browser and the session): only that visitor lists, cancels, resumes, downloads or
+adopts them, and its adoptions are kept under the same hash (runs/.visitors/), across reloads too.
+
+The work is bounded: at most N training processes at once on the server (a lock makes the count and the start
+one step, however many sessions press Start together), capped epochs, batch sizes between a smallest and a
+largest, no run or race whose estimated time (the sidebar's own estimate) is over a limit, each one stopped
+once it has run a few times its estimate (the trainer stops itself at the deadline in its job.json, and tidy()
+stops one that did not), no data but the operator's, and finished runs deleted after a while and when the runs
+folder grows past its cap (tidy()).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
+import re
 import secrets
 import shutil
 import time
@@ -29,6 +36,7 @@ from ..errors import UserError
 from ..models import KEYS
 from ..paths import DEFAULT_DATA, PublicLimits, data_env, public, public_limits, runs_dir
 from ..prose import duration
+from ..store.fileio import write_json
 from . import jobs, process, racejobs
 from .jobs import Run
 from .process import TIME_LIMIT, Job, is_race
@@ -37,7 +45,10 @@ if TYPE_CHECKING:
     from ..training.estimate import StepTimer
 
 GATE_FILE = ".start.lock"  # held while the live trainers are counted and one more starts
-OWNER_KEY, CHOICES_KEY = "_owner", "_adopted"  # where a session keeps its token and its adoptions
+OWNER_KEY, SECRET_KEY = "_owner", "_visitor"  # where a session keeps its owner id and its browser's secret
+COOKIE = "cifarnets_visitor"  # the browser's secret: token_urlsafe(16), 128 random bits
+_SECRET = re.compile(r"[A-Za-z0-9_-]{22}")
+VISITORS = ".visitors"  # in the runs folder: one file of adoptions per visitor, named by its owner id
 # A run or race may take limits.overrun times its estimate, and at least this: the estimate leaves out loading
 # the data, and a first CIFAR-10 download and decode take minutes.
 LEAST_ALLOWANCE_S = 600.0
@@ -54,8 +65,8 @@ class Refused(ValueError):
 class Visitor:
     """One browser session (public mode) or the local user; `runs` None is the configured runs folder."""
 
-    token: str = ""
-    choices: MutableMapping | None = None  # public mode: this session's {network: run folder name}
+    token: str = ""  # public mode: the owner id, a hash of the browser's secret
+    choices: MutableMapping | None = None  # public mode: this visitor's {network: run folder name}
     public: bool = False
     limits: PublicLimits = field(default_factory=PublicLimits)
     runs: Path | None = None
@@ -64,12 +75,17 @@ class Visitor:
     step_times: StepTimer | None = None
 
     @classmethod
-    def of_session(cls, session: MutableMapping, runs: Path | None = None) -> Visitor:
-        """The visitor a session is, under the settings: in public mode with a token made once per session."""
+    def of_session(cls, session: MutableMapping, runs: Path | None = None, cookie: str | None = None) -> Visitor:
+        """The visitor a session is, under the settings. In public mode its browser's: the secret in `cookie`
+        (the browser's COOKIE) when it is one, else a new one, kept in the session for the page to set."""
         if not public():
             return cls(runs=runs)
-        token = session.setdefault(OWNER_KEY, secrets.token_urlsafe(16))
-        return cls(token, session.setdefault(CHOICES_KEY, {}), True, public_limits(), runs)
+        if SECRET_KEY not in session:
+            known = isinstance(cookie, str) and _SECRET.fullmatch(cookie)  # AppTest hands a mock: no cookie
+            session[SECRET_KEY] = cookie if known else secrets.token_urlsafe(16)
+        token = session[OWNER_KEY] = owner_id(session[SECRET_KEY])
+        folder = Path(runs or runs_dir())
+        return cls(token, Adoptions(folder / VISITORS / f"{token}.json"), True, public_limits(), runs)
 
     @property
     def folder(self) -> Path:
@@ -88,7 +104,7 @@ class Visitor:
 
     def _own(self, job: Job) -> None:
         if not self.sees(job):
-            raise Refused(f"{job.name} is not one of this session's runs")
+            raise Refused(f"{job.name} is not one of your runs")
 
     def cancel(self, job: Job) -> bool:
         self._own(job)
@@ -198,7 +214,7 @@ class Visitor:
         return chosen
 
     def adopt(self, run: Run) -> None:
-        """Make `run` the one its network answers with: for the whole app locally, for this session in public."""
+        """Make `run` the one its network answers with: for the whole app locally, for this visitor in public."""
         self._own(run)
         if not self.public:
             return jobs.set_active(run, self.folder)
@@ -211,6 +227,47 @@ class Visitor:
         if not self.public:
             return jobs.clear_active(key, self.folder)
         self.choices.pop(key, None)
+
+
+def owner_id(secret: str) -> str:
+    """What the server keeps of a browser's secret: enough to match it, nothing to act as it."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
+
+
+class Adoptions(MutableMapping):
+    """A public visitor's {network: run folder name}, in a file of its own (written whole), so a reload or a new
+    tab of the same browser finds them; any file that is not such an object counts as none."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+
+    def _write(self, data: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.path, data)
+
+    def __getitem__(self, key):
+        return self._read()[key]
+
+    def __setitem__(self, key, value) -> None:
+        self._write(self._read() | {key: value})
+
+    def __delitem__(self, key) -> None:
+        data = self._read()
+        del data[key]
+        self._write(data)
+
+    def __iter__(self):
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
 
 
 # ---------------------------------------------------------------- the trainer's capacity and time
@@ -303,4 +360,8 @@ def tidy(runs: Path, limits: PublicLimits, now: float | None = None) -> list[str
             shutil.rmtree(folder, ignore_errors=True)
             deleted.append(folder.name)
             total -= size
+    # A visitor's adoptions name runs kept at most run_hours after they ended: a file untouched longer names none.
+    for adoptions in (runs / VISITORS).glob("*.json"):
+        if now - adoptions.stat().st_mtime > limits.run_hours * 3600:
+            adoptions.unlink(missing_ok=True)
     return deleted

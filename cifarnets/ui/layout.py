@@ -10,7 +10,7 @@ import streamlit as st
 from PIL import Image
 
 from ..models import KEYS, spec
-from . import sidebar
+from . import resources, sidebar
 
 PAGES = [  # (script relative to app.py, title, address); the first is the default page
     ("app_pages/0_Home.py", "Home", ""),
@@ -50,10 +50,11 @@ PHONE_SIDEBAR = """<script data-page="{title}">
     if (key.startsWith("stSidebarCollapsed-")) localStorage.setItem(key, "true");
   }
   let tries = 20;
-  const close = () => {
+  const close = () => {  // once: a sidebar opened after this must stay open
     const bar = document.querySelector("[data-testid=stSidebar]");
     const button = document.querySelector("[data-testid=stSidebarCollapseButton] button");
-    if (bar && button && bar.getAttribute("data-collapsed") === "false") button.click();
+    if (bar && bar.getAttribute("data-collapsed") !== "false") return;
+    if (bar && button) button.click();
     else if (tries-- > 0) setTimeout(close, 100);
   };
   close();
@@ -65,4 +66,5 @@ def setup(title: str) -> None:
     st.set_page_config(page_title=f"{title} · cifarnets" if title != "Home" else "cifarnets",
                        page_icon=favicon(), layout="wide")
     st.html(PHONE_SIDEBAR.replace("{title}", title), unsafe_allow_javascript=True)
+    resources.remember_visitor()
     sidebar.render()

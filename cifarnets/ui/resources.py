@@ -14,7 +14,7 @@ from ..diagram import architecture
 from ..models import KEYS, build
 from ..paths import app_device, checkpoints_dir, hub_spec
 from ..runs.jobs import Run
-from ..runs.visitor import Visitor
+from ..runs.visitor import COOKIE, SECRET_KEY, Visitor
 from ..store import hub
 from ..store.checkpoints import Entry, discover
 from ..store.runfolder import CONFIG_FILE, MODEL_FILE
@@ -58,8 +58,22 @@ def hub_sources() -> dict[str, hub.Source]:
 
 
 def visitor() -> Visitor:
-    """This browser session as the runs see it: the local user, or in public mode one visitor among many."""
-    return Visitor.of_session(st.session_state)
+    """This browser session as the runs see it: the local user, or in public mode one visitor among many, the
+    same one across reloads and tabs of the same browser (its cookie, which remember_visitor sets)."""
+    return Visitor.of_session(st.session_state, cookie=st.context.cookies.get(COOKIE))
+
+
+def remember_visitor() -> None:
+    """In public mode, once per session: the browser keeps this visitor's secret in a cookie, unless it sent it.
+    Only this site's own pages send it (SameSite=Strict), and never a link: sharing a view shares no control."""
+    if not visitor().public or st.session_state.get("_cookie_set"):
+        return
+    secret = st.session_state[SECRET_KEY]
+    if st.context.cookies.get(COOKIE) != secret:  # (a mock, never equal, under AppTest: the script is harmless)
+        days = 30 * 24 * 3600
+        st.html(f"""<script>document.cookie = "{COOKIE}={secret}; Path=/; Max-Age={days}; SameSite=Strict"
+                + (location.protocol === "https:" ? "; Secure" : "");</script>""", unsafe_allow_javascript=True)
+    st.session_state["_cookie_set"] = True
 
 
 # Keyed by the overrides: in public mode each visitor's adoptions are their own set of networks.

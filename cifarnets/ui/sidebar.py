@@ -48,7 +48,7 @@ def render() -> None:
 def public_line(limits: PublicLimits) -> str:
     """What public mode allows, in one line."""
     trainers = "one run at a time on this server" if limits.trainers == 1 else f"{limits.trainers} runs at once"
-    return (f"Public demo: your runs and your choices here are yours alone (this tab); {trainers}, up to "
+    return (f"Public demo: your runs and your choices here are yours alone (in this browser); {trainers}, up to "
             f"{limits.epochs} epochs, batches of {limits.min_batch} to {limits.batch_size} and {limits.run_min:g} min "
             f"by the estimate, on CIFAR-10; finished runs are deleted after {limits.run_hours:g} h.")
 
