@@ -15,7 +15,7 @@ with_history = [r for r in runs if r.history()]
 
 arrangement, splits, picked = runs_view.controls(with_history)  # in the URL: a link restores the view
 runs_view.missing_shipped(shipped)
-chosen = shipped + [curves.Curve(r.model, f"run {r.name}", r.history(), r.test_acc) for r in picked]
+chosen = shipped + [curves.Curve(r.model, f"your run {r.name}", r.history(), r.test_acc) for r in picked]
 rows = [r for r in curves.long_rows(chosen) if r["split"] in splits]
 if not rows:
     st.info("Nothing to draw: no history is selected (pick a split to show, or train a run from the sidebar).")

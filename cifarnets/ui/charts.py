@@ -86,7 +86,8 @@ def curves_chart(rows: list[dict], metric: str, side_by_side: bool, log_epochs: 
     lengths: dict[str, int] = {}
     for r in data:
         lengths[r["series"]] = max(lengths.get(r["series"], 0), r["epoch"])
-    data = [dict(r, short=lengths[r["series"]] <= SHORT) for r in data]
+    # A user's run is what they came to see: among nine shipped series, a 1-epoch run was one pale dot.
+    data = [dict(r, short=lengths[r["series"]] <= SHORT, mine=not r["source"].startswith("shipped")) for r in data]
     is_acc = metric == "accuracy"
     tooltip = [alt.Tooltip("network:N"), alt.Tooltip("source:N"), alt.Tooltip("split:N"), alt.Tooltip("epoch:Q"),
                alt.Tooltip("value:Q", title=metric, format=".2%" if is_acc else ".4f")]
@@ -106,12 +107,15 @@ def curves_chart(rows: list[dict], metric: str, side_by_side: bool, log_epochs: 
         opacity=alt.condition(shown, alt.value(1.0), alt.value(0.08)),
     )
     # Streamlit's theme draws this legend's dash symbols invisibly: the page says it in words instead.
-    lines = base.mark_line().encode(strokeDash=alt.StrokeDash("split:N", scale=SPLIT_DASH, legend=None)
+    lines = base.mark_line().encode(strokeDash=alt.StrokeDash("split:N", scale=SPLIT_DASH, legend=None),
+                                    strokeWidth=alt.condition("datum.mine", alt.value(3.5), alt.value(1.5))
                                     ).add_params(shown)
-    markers = base.mark_point(size=22, filled=True).transform_filter("datum.short")
+    markers = base.mark_point(size=22, filled=True).transform_filter("datum.short && !datum.mine")
+    runs = base.mark_point(size=150, shape="diamond", filled=True, stroke="#262730", strokeWidth=1
+                           ).transform_filter("datum.mine")
     # Invisible, but under the pointer: every epoch of every series answers a hover with its value.
     hover = base.mark_point(size=80, opacity=0).encode(opacity=alt.value(0), tooltip=tooltip)
-    chart = alt.layer(lines, markers, hover, data=table(data))
+    chart = alt.layer(lines, markers, runs, hover, data=table(data))
     if side_by_side:
         networks = [n for n in NETWORK_ORDER if any(r["network"] == n for r in data)]
         return chart.properties(width=200, height=220).facet(
