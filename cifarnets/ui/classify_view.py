@@ -81,9 +81,18 @@ def badges_line(entries: dict[str, Entry]) -> None:
 
 
 def uncalibrated_note(notes: dict[str, str], entries: dict[str, Entry]) -> None:
-    """One line for the networks that cannot say whether an input is unfamiliar, and why."""
-    if notes:
-        st.caption("Unfamiliarity check off for " + "; ".join(f"{entries[k].label}: {why}" for k, why in notes.items()))
+    """One line for the networks that cannot say whether an input is unfamiliar, and why. A student's own run is
+    told in words: the command that calibrates it names a folder of the server, which a student cannot run."""
+    mine = resources.visitor().adopted()
+    runs = [entries[k].label for k in notes if k in mine]
+    if runs:
+        st.caption(f"Your run{'s' if len(runs) > 1 else ''} ({', '.join(runs)}) cannot say whether an image is "
+                   "unlike CIFAR-10: that check is measured once for each network, on the test split and real "
+                   "photos, and a run trained here has not been: its badge reads \"no unfamiliarity check\".")
+    others = {k: why for k, why in notes.items() if k not in mine}
+    if others:
+        st.caption("Unfamiliarity check off for " + "; ".join(f"{entries[k].label}: {why}"
+                                                              for k, why in others.items()))
 
 
 # At phone width Streamlit stacks columns one under another, and a card was four screens tall: here they
