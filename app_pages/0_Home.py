@@ -49,4 +49,7 @@ st.caption("Upload images, take a picture or pick an example, and see all four n
 st.page_link("app_pages/4_Why_they_differ.py", label="Why they differ", icon=":material/query_stats:")
 st.caption("The report's claims measured: gradient flow with depth, cost, calibration and mistakes, "
            "what each network looks at, and how DenseNet reuses its features.")
+st.page_link("app_pages/5_Stress_test.py", label="Stress test", icon=":material/bolt:")
+st.caption("Break the four side by side: one image under CIFAR-10-C's corruptions and under adversarial attacks, "
+           "where each answer gives way, and their robustness measured on the test split.")
 st.caption("The sidebar, on every page, trains any network while you watch it learn.")
