@@ -37,8 +37,8 @@ def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def too_small(size: tuple[int, int]) -> bool:
-    """Narrower than CIFAR-10's own 32 pixels on a side: blown up into blocks of equal pixels, which no training
-    image has, so every network's answer to it is unfounded (an 8x8 noise picture got "truck" at up to 88%)."""
+    """Narrower than CIFAR-10's own 32 pixels on a side: blown up into a smear of a few big pixels, like no training
+    image, so every network's answer to it is unfounded (an 8x8 noise picture got "truck" at up to 88%)."""
     return min(size) < SIZE
 
 
@@ -226,11 +226,12 @@ class Result:
         `labels`: network key -> its name."""
         out = []
         checked = [v for v in self.verdicts.values() if v is not None]
+        meaningless = self.prepared.too_small or any(v.plain for v in checked)
         if self.prepared.too_small:
             w, h = self.prepared.size
-            out.append(f"This picture is only {w}x{h} pixels. Blown up to the 32x32 the networks take, it becomes "
-                       "blocks of equal pixels, unlike any picture they learnt from: every answer below is "
-                       "meaningless, however sure it looks.")
+            out.append(f"This picture is only {w}x{h} pixels. Blown up {SIZE / min(w, h):.0f} times to the 32x32 the "
+                       "networks take, it is a smear of a few big pixels, unlike any picture they learnt from: every "
+                       "answer below is meaningless, however sure it looks.")
         elif any(v.plain for v in checked):
             out.append("This picture has no structure (noise, or one flat colour): there is nothing in it to "
                        "recognise, and every answer below is meaningless, however sure it looks.")
@@ -244,7 +245,7 @@ class Result:
                        "marked on it: they answer for that part alone. Crop the picture to what you mean, and upload "
                        "that.")
         sure = {key: top for key, top in ((k, self.top1(k)) for k in self.top5) if top and top[1] >= CONFIDENT}
-        if len({top[0] for top in sure.values()}) > 1:
+        if len({top[0] for top in sure.values()}) > 1 and not meaningless:  # of a meaningless input, said already
             said = ", ".join(f"{labels.get(k, k)} {top[0]} ({top[1]:.0%})" for k, top in sure.items())
             out.append(f"The networks disagree, each of them sure: {said}. At least one confident answer is wrong "
                        "here, so a high probability does not mean a right answer.")

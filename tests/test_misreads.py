@@ -50,6 +50,7 @@ def test_shipped_networks_call_a_tiny_noise_picture_unfamiliar_and_say_why_first
     assert all(v is not None and v.plain for v in result.verdicts.values())
     cautions = result.cautions(LABELS)
     assert cautions and "only 8x8 pixels" in cautions[0] and "meaningless" in cautions[0]
+    assert len(cautions) == 1  # no disagreement caution on top: the answers mean nothing anyway
 
 
 def test_predict_files_flags_a_tiny_picture_too(tmp_path):
