@@ -107,7 +107,8 @@ def test_a_run_is_quoted_with_one_accuracy_everywhere(app_url, tmp_path):
             sidebar = page.locator("[data-testid=stSidebar]")
             card = sidebar.get_by_text("cnn-fast-run").first
             card.wait_for(timeout=WAIT_MS)
-            sidebar.get_by_text("Test accuracy as Classify answers: 45.6% after 1 epoch.").wait_for(timeout=WAIT_MS)
+            card_line = sidebar.get_by_text("Test accuracy as Classify answers: 45.6% after 1 epoch.", exact=True)
+            card_line.wait_for(timeout=WAIT_MS)
             assert "43.1%" not in sidebar.inner_text()
             sidebar.get_by_role("button", name="Use for CNN in Classify").click()
             sidebar.get_by_text("CNN: 45.6%, against 50.0% for the shipped network now").wait_for(timeout=WAIT_MS)

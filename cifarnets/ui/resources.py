@@ -136,7 +136,7 @@ ACCURACY = "test accuracy as Classify answers"  # the one accuracy a run or netw
 def accuracy_text(acc: float | None) -> str:
     """'Test accuracy as Classify answers: 51.2%': the checkpoint's figure (config.json), from the views
     Classify averages; not the curves' last point, which is of each test image alone."""
-    return f"{ACCURACY.capitalize()}: {_pct(acc)}"
+    return f"{ACCURACY[0].upper()}{ACCURACY[1:]}: {_pct(acc)}"
 
 
 def answering(entry: Entry) -> str:
