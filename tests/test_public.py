@@ -181,6 +181,20 @@ def test_a_browser_is_one_visitor_across_sessions_and_a_stranger_is_not(public, 
     assert not (public / "cnn-fast-mine").exists() and not list((public / visitors.VISITORS).glob("*.json"))
 
 
+def test_without_the_operators_data_the_sidebar_says_so_and_offers_no_start(runs, monkeypatch, tmp_path):
+    """Public mode never downloads on a visitor's Start: with no data here it says so in words for the page (it
+    said "...pass --data PATH (or set CIFARNETS_DATA=PATH)..." after a failed download, cut mid-word)."""
+    monkeypatch.setenv("CIFARNETS_PUBLIC", "1")
+    monkeypatch.setenv("CIFARNETS_DATA", str(tmp_path / "not-provided-yet"))
+    at = app()
+    assert not at.exception, [e.value for e in at.exception]
+    assert visitors.NO_DATA in [w.value for w in at.sidebar.warning]
+    assert at.button(key="train_start").disabled and "--data" not in sidebar_text(at)
+    assert Visitor.of_session({}, runs).refusal(jobs.TrainRequest("cnn", batch_size=64)) == visitors.NO_DATA
+    monkeypatch.setenv("CIFARNETS_DATA", str(make_image_folder(tmp_path / "operator-data")))
+    assert Visitor.of_session({}, runs).has_data()
+
+
 def test_busy_line_says_roughly_until_when(tmp_path):
     run = jobs.Run(tmp_path, {"pid": 1, "started": 1000.0}, {"state": "running", "epochs": 4, "steps": 10,
                                                             "epoch": 2, "step": 5})

@@ -111,6 +111,17 @@ def _identify(path: Path, given: str, download: bool) -> tuple[str, Path]:
     raise DataError(_missing_data_message(given))
 
 
+def present(data: str | os.PathLike | None = None) -> bool:
+    """Whether `data` (resolved as load() resolves it) can be loaded here without a download: a look at the
+    file or folder, nothing decoded."""
+    source = resolve_source(data)
+    try:
+        _identify(Path(source).expanduser().resolve(), source, download=False)
+    except DataError:
+        return False
+    return True
+
+
 def _missing_data_message(given: str) -> str:
     return (f"no CIFAR-10 data in {given}: put an image-folder tree there (train/<class>/*, test/<class>/*) "
             f"or an archive of one and pass --data PATH (or set CIFARNETS_DATA=PATH), or run once online "

@@ -57,6 +57,9 @@ LEAST_ALLOWANCE_S = 600.0
 OVERDUE_GRACE_S = 120.0
 
 
+NO_DATA = "Training is off here for now: this server has no training data yet."
+
+
 class Refused(ValueError):
     """A start, resume or adoption this visitor may not make; the message is one line for the page."""
 
@@ -137,6 +140,8 @@ class Visitor:
                 return f"public mode allows batches of at most {self.limits.batch_size}", None
             if request.batch_size is not None and request.batch_size < self.limits.min_batch:
                 return f"public mode allows batches of at least {self.limits.min_batch}", None
+            if not self.has_data():
+                return NO_DATA, None
         problem = racejobs.check_race(request) if race else jobs.check(request)
         if problem or not self.public:
             return problem, None
@@ -148,6 +153,12 @@ class Visitor:
         except (UserError, ValueError, RuntimeError) as e:  # a batch that does not fit, say: nothing to bound it by
             return f"no time estimate, so no start on this server: {str(e).splitlines()[0][:200]}", None
         return self.over_time(seconds, race), seconds
+
+    def has_data(self) -> bool:
+        """Public mode: whether the operator's data is here (a visitor's Start never downloads anything)."""
+        from ..data import sources  # here, not above: importing the job runner must not load torch
+
+        return sources.present(data_env() or DEFAULT_DATA)
 
     def estimate_s(self, request) -> float:
         """Seconds `request` would take here by the sidebar's own estimate; a race's four networks one after

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from ..data import sources
 from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, PublicLimits, data_env
 from ..prose import duration, plural
 from ..runs import jobs
 from ..runs.process import LIVE
-from ..runs.visitor import Refused, Visitor, tidy
+from ..runs.visitor import NO_DATA, Refused, Visitor, tidy
 from ..training import estimate, recipes
 from . import actions, race_view, resources
 from .charts import live_chart
@@ -88,13 +89,14 @@ def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
                                     key=f"batch-{key}-{recipe_name}")
     lr = st.number_input("Learning rate", 1e-5, 10.0, float(recipe.lr), step=0.001, format="%.4f",
                          key=f"lr-{key}-{recipe_name}")
-    data = _public_data() if visitor.public else _data_source()
+    data = _public_data(visitor) if visitor.public else _data_source()
     device = st.selectbox("Device", jobs.device_choices(), key="train_device",
                           help="auto: the GPU when there is one (CUDA, then Apple MPS), else the CPU")
     seconds = _expected_time(key, recipe_name, int(epochs), int(batch_size), device, data)
     request = jobs.TrainRequest(key, recipe_name, int(epochs), float(lr), int(batch_size), data, device)
     # said before Start, not only after it
-    refused = jobs.distillation_problem(request) or (visitor.over_time(seconds) if seconds is not None else "")
+    refused = ((NO_DATA if not _has_data(visitor) else "") or jobs.distillation_problem(request)
+               or (visitor.over_time(seconds) if seconds is not None else ""))
     if refused:
         st.warning(refused)
     busy = visitor.busy()
@@ -170,11 +172,22 @@ def _data_source() -> str | None:
                          help="train/<class>/* and test/<class>/*, e.g. the CIFAR-10 JPEG archive").strip()
 
 
-def _public_data() -> str:
-    """In public mode the data is the operator's ($CIFARNETS_DATA) or CIFAR-10: no choice, no path box."""
-    env = data_env()
-    st.caption("Data: " + ("the CIFAR-10 training set this server provides." if env else "CIFAR-10."))
-    return env or DEFAULT_DATA
+def _public_data(visitor: Visitor) -> str:
+    """In public mode the data is the operator's ($CIFARNETS_DATA, else CIFAR-10 in ./data): no choice, no path
+    box, and never a download on a visitor's Start (docs/deploy.md: the operator provides it)."""
+    data = data_env() or DEFAULT_DATA
+    if _has_data(visitor):
+        st.caption(f"Data: the training set this server provides ({Path(data).name}).")
+    return data
+
+
+def _has_data(visitor: Visitor) -> bool:
+    return _data_here(data_env() or DEFAULT_DATA) if visitor.public else True
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _data_here(data: str) -> bool:  # keyed by the data set: the operator may add it while the app runs
+    return sources.present(data)
 
 
 def _short(seconds: float) -> str:
