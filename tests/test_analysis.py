@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import make_image_folder
 from helpers.app import APP, WHY_VIEWS, history, make_checkpoints, open_view, texts
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
@@ -17,7 +19,7 @@ from cifarnets import CIFAR10_CLASSES, cli
 from cifarnets.analysis import analyze, cost, findings, gradcam, quality, reuse, se, store
 from cifarnets.analysis.gradients import GradientProbe
 from cifarnets.analysis.layers import weight_layers
-from cifarnets.data import loader, sources
+from cifarnets.data import images, loader, sources
 from cifarnets.data.sources import Split
 from cifarnets.models import ALL_KEYS, KEYS, build, count_params, recipe_key
 from cifarnets.store.fileio import write_json
@@ -234,8 +236,19 @@ def measured(tmp_path_factory):
         rows[0]["grad_norms_init"] = rows[0]["grad_norms"] = rows[1]["grad_norms"] = probe(build("cnn"))
         write_json(checkpoints / "cnn" / "history.json", rows)
         mp.setattr(analyze, "LATENCY_BUDGET_S", 0.0)
-        results = analyze.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1, 2))
+        results = analyze.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1, 2),
+                                  photos=analyze.photo_split([photo_folder(root / "photos")], list(CIFAR10_CLASSES)))
     return checkpoints, results
+
+
+def photo_folder(folder: Path) -> Path:
+    """Six full-size 'photos' of three classes (2, 3 and 1 a class), as the development set is laid out."""
+    rng = np.random.default_rng(3)
+    for c, n in (("cat", 2), ("ship", 3), ("truck", 1)):
+        (folder / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(folder / c / f"{i}.png")
+    return folder
 
 
 def test_analyze_writes_a_small_json_beside_each_checkpoint(measured):
@@ -250,6 +263,12 @@ def test_analyze_writes_a_small_json_beside_each_checkpoint(measured):
     assert "quality" not in results["resnet_plain"] and "trained" not in results["resnet_plain"]["gradients"]
     assert results["cnn"]["quality"]["n"] == 20 and len(results["cnn"]["quality"]["confusion"]) == 10
     assert "se_class_means" in results["se_resnet"]
+    photos = results["cnn"]["quality_photos"]  # the real photos beside the test split, stored, not computed later
+    assert photos["n"] == 6 and photos["per_class_n"] == [0, 0, 0, 2, 0, 0, 0, 0, 3, 1]
+    assert photos["folders"] == ["photos"] and photos["preparation"] == images.PREPARATION
+    present = [a for a, n in zip(photos["per_class"], photos["per_class_n"], strict=True) if n]
+    assert photos["balanced"] == pytest.approx(sum(present) / 3, abs=1e-4)
+    assert sum(map(sum, photos["confusion"])) == 6 and store.read(checkpoints / "cnn")["quality_photos"] == photos
     joint = store.read(checkpoints)
     assert joint["networks"].keys() == set(KEYS) and joint["disagreement"]
     assert (checkpoints / store.ANALYSIS_FILE).stat().st_size < 200_000
@@ -294,6 +313,7 @@ def test_page_with_the_precomputed_files_shows_all_five_views(measured, monkeypa
     assert "ResNet without shortcuts (ours)** is not trained yet" in text
     assert "--model resnet_plain" in "\n".join(c.value for c in at.code)
     assert "Test accuracy: CNN" in text and "Expected calibration error" in text and "give the same answer" in text
+    assert "the same measures on 6 real photos" in text and "The confusion photos add most" in text
     assert "Every dense layer puts at least" in text and "Most alike" in text
     assert "No current test-split measurements" not in text
     at.segmented_control(key="why_grad_metric").set_value("norm").run()
@@ -319,6 +339,33 @@ def test_page_without_any_checkpoint_still_renders(monkeypatch, tmp_path):
     for view in WHY_VIEWS:
         assert not open_view(at, view).exception, view
     assert "No DenseNet checkpoint is loaded" in texts(open_view(at, "Feature reuse"))
+
+
+def test_photos_only_measures_the_real_photos_again_and_leaves_the_rest(measured, tmp_path):
+    checkpoints, _ = measured
+    before = store.read(checkpoints / "resnet")
+    folder = tmp_path / "more"
+    (folder / "horse").mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8) + 120).save(folder / "horse" / "a.png")
+    found = analyze.remeasure_photos(checkpoints, torch.device("cpu"), analyze.photo_split([folder], list(
+        CIFAR10_CLASSES)), keys=("resnet",))
+    after = store.read(checkpoints / "resnet")
+    assert set(found) == {"resnet"} and after["quality_photos"]["n"] == 1 and after["quality_photos"]["folders"] == [
+        "more"]
+    assert {k: v for k, v in after.items() if k != "quality_photos"} == \
+        {k: v for k, v in before.items() if k != "quality_photos"}
+    store.write(checkpoints / "resnet", before)  # as the fixture left it, for the page's tests
+
+
+def test_the_photo_finding_names_the_confusion_photos_add():
+    classes = ["car", "truck", "bird"]
+    test = {"A": {"per_class": [0.9, 0.9, 0.8], "confusion": [[90, 10, 0], [10, 90, 0], [0, 20, 80]]}}
+    photos = {"A": {"per_class": [0.5, 0.9, 0.8], "confusion": [[5, 5, 0], [1, 9, 0], [0, 2, 8]],
+                    "per_class_n": [10, 10, 10]}}
+    text = findings.photo_gaps(test, photos, classes)
+    assert "car loses most: 40 points below" in text and "A car as truck (50% of its car photos, 10% of" in text
+    assert "Few photos of car (10)" not in text and "Few photos of" in findings.photo_gaps(
+        test, {"A": photos["A"] | {"per_class_n": [3, 10, 10]}}, classes)
 
 
 def test_analyze_only_measures_the_networks_named(tmp_path, monkeypatch):

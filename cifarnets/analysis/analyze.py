@@ -2,7 +2,8 @@
 
 For each of the four networks in --checkpoints, and for our plain ResNet (measured from its
 architecture alone until it is trained), it writes <checkpoints>/<key>/analysis.json: cost, gradient
-norms at initialisation and on the trained weights, and quality on the test split; then
+norms at initialisation and on the trained weights, and quality on the test split and on real photos (the
+development set, or --photos: per class and the confusions, prepared as uploads are); then
 <checkpoints>/analysis.json with the test images the four disagree on most. The page reads these
 files, so it opens fast and offline; everything about one image it computes on demand.
 """
@@ -12,14 +13,17 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from .. import CIFAR10_CLASSES
 from ..cliargs import measuring_command
-from ..data import sources
+from ..data import images, sources
 from ..device import machine_name, pick
 from ..models import ALL_KEYS, KEYS, build, label
+from ..paths import photos_folders
 from ..store import checkpoints as ckpt
 from . import cost, quality, se, store
 from .gradients import GradientProbe
@@ -37,6 +41,11 @@ def add_parser(sub) -> None:
     a.add_argument("--latency-only", action="store_true",
                    help="time the networks again, together, and update only the latency their files hold "
                         "(no data needed)")
+    a.add_argument("--photos", type=Path, nargs="+", metavar="FOLDER",
+                   help="real photos of the ten classes, FOLDER/<class>/<picture> (default: $CIFARNETS_PHOTOS, "
+                        "else the development set where it is there)")
+    a.add_argument("--photos-only", action="store_true",
+                   help="measure only the real photos again and update that part of the files (no data needed)")
     a.set_defaults(func=cmd_analyze)
 
 
@@ -51,9 +60,18 @@ def cmd_analyze(args) -> int:
         for key, ms in found.items():
             print(f"{label(key):<32} " + "  ".join(f"{ms[str(b)] * 1e3:8.2f} ms @{b}" for b in LATENCY_BATCHES))
         return 0
+    photos = photo_split(args.photos or photos_folders(), list(CIFAR10_CLASSES))
+    if args.photos_only:
+        if photos is None:
+            print("error: no real photos: give --photos FOLDER or set CIFARNETS_PHOTOS", file=sys.stderr)
+            return 1
+        found = remeasure_photos(Path(args.checkpoints), device, photos, keys=tuple(args.only or KEYS))
+        for key, q in found.items():
+            print(f"{label(key):<32} real photos {q['balanced']:.1%} class-balanced ({q['n']} photos)")
+        return 0 if found else 1
     dataset = sources.load(args.data, verbose=True)
     results = analyze(Path(args.checkpoints), dataset, device, say=lambda m: print(m, file=sys.stderr),
-                      keys=tuple(args.only or ALL_KEYS))
+                      keys=tuple(args.only or ALL_KEYS), photos=photos)
     print(f"{'network':<32} {'test acc':>8} {'ECE':>6} {'MACs':>12} {'ms @1':>7} {'ms @256':>8}")
     for key, r in results.items():
         q, c = r.get("quality") or {}, r["cost"]
@@ -78,7 +96,7 @@ def _load(folder: Path, key: str, device: torch.device,
 
 def analyze(root: Path, dataset: sources.Dataset, device: torch.device, say=lambda m: None,
             latency_batches: tuple[int, ...] = LATENCY_BATCHES,
-            keys: tuple[str, ...] = ALL_KEYS) -> dict[str, dict]:
+            keys: tuple[str, ...] = ALL_KEYS, photos: PhotoSplit | None = None) -> dict[str, dict]:
     """Measure the networks `keys`, write their analysis files, and return {key: record}."""
     probe = GradientProbe(dataset.train, device)
     results, probs, timed = {}, {}, {}
@@ -94,7 +112,7 @@ def analyze(root: Path, dataset: sources.Dataset, device: torch.device, say=lamb
         except ckpt.CheckpointError as e:
             say(f"{label(key)}: {e}; skipped")
             continue
-        record, p, timed[key] = measure(key, model, config, dataset, device, probe)
+        record, p, timed[key] = measure(key, model, config, dataset, device, probe, photos)
         record["cost"]["checkpoint_bytes"] = cost.checkpoint_bytes(folder)
         results[key] = record
         if p is not None and key in KEYS:
@@ -143,7 +161,8 @@ def remeasure_latency(root: Path, device: torch.device, keys: tuple[str, ...] = 
 
 
 def measure(key: str, model: torch.nn.Module | None, config: dict | None, dataset: sources.Dataset,
-            device: torch.device, probe: GradientProbe) -> tuple[dict, torch.Tensor | None, torch.nn.Module]:
+            device: torch.device, probe: GradientProbe,
+            photos: PhotoSplit | None = None) -> tuple[dict, torch.Tensor | None, torch.nn.Module]:
     """One network's record without its latency, its test-split probabilities when it is trained, and the
     model to time (the trained one, else the fresh one: latency depends on the architecture alone)."""
     # The initial weights of the run itself: fit() seeds, then builds, exactly so.
@@ -159,9 +178,53 @@ def measure(key: str, model: torch.nn.Module | None, config: dict | None, datase
     record["gradients"]["trained"] = probe(model)
     p = quality.test_probs(model, dataset.test)
     record["quality"] = quality.measure(p, dataset.test.y)
+    if photos is not None:
+        record["quality_photos"] = photo_quality(model, photos)
     if se.has_se(model):
         record["se_class_means"] = se.class_means(model, dataset.test, len(dataset.classes))
     return record, p, shape_model
+
+
+class PhotoSplit(NamedTuple):
+    """Real photos prepared as uploads are (images.to_array), as a split the quality measures take."""
+    split: sources.Split
+    folders: list[str]  # the folders' names: a stored file never records a path of the machine
+
+
+def photo_split(folders: list[Path], classes: list[str]) -> PhotoSplit | None:
+    if not folders:
+        return None
+    pictures, labels, _ = images.read_photos(folders, classes)
+    x = torch.from_numpy(np.stack([images.to_array(p) for p in pictures])).permute(0, 3, 1, 2).contiguous()
+    return PhotoSplit(sources.Split(x, torch.from_numpy(labels)), [Path(f).name for f in folders])
+
+
+def photo_quality(model: torch.nn.Module, photos: PhotoSplit) -> dict:
+    """quality.measure on the photos, with each class's count and the class-balanced accuracy (the classes are
+    uneven: 3 deer, 108 cars), and how they were prepared."""
+    q = quality.measure(quality.test_probs(model, photos.split), photos.split.y)
+    counts = torch.bincount(photos.split.y, minlength=len(q["per_class"])).tolist()
+    present = [a for a, n in zip(q["per_class"], counts, strict=True) if n]
+    return q | {"per_class_n": counts, "balanced": round(sum(present) / len(present), 4),
+                "folders": photos.folders, "preparation": images.PREPARATION}
+
+
+def remeasure_photos(root: Path, device: torch.device, photos: PhotoSplit,
+                     keys: tuple[str, ...] = KEYS) -> dict[str, dict]:
+    """Measure the real photos again for every network of `keys` whose analysis file exists and is of the
+    checkpoint now in its folder, and update only that part of the file."""
+    found = {}
+    for key in keys:
+        record = store.read(root / key)
+        try:
+            model, config = _load(root / key, key, device, list(CIFAR10_CLASSES))
+        except ckpt.CheckpointError:
+            continue  # a checkpoint that no longer loads keeps its old record; the page says it is stale
+        if not record or model is None or store.is_stale(record, config):
+            continue
+        record["quality_photos"] = found[key] = photo_quality(model, photos)
+        store.write(root / key, record)
+    return found
 
 
 def joint(probs: dict[str, torch.Tensor], dataset: sources.Dataset, results: dict[str, dict]) -> dict:

@@ -134,6 +134,15 @@ def quality_records(networks: dict[str, Network]) -> dict[str, dict]:
             if net.fresh_record and "quality" in net.fresh_record}
 
 
+def photo_records(networks: dict[str, Network]) -> dict[str, dict]:
+    """{network label: quality summary on real photos} (analyze's `quality_photos`), for the networks with
+    current measurements made the way Classify prepares a photo now."""
+    from ..data.images import PREPARATION
+
+    return {net.label: net.fresh_record["quality_photos"] for net in networks.values()
+            if net.fresh_record and net.fresh_record.get("quality_photos", {}).get("preparation") == PREPARATION}
+
+
 def recipes(networks: dict[str, Network]) -> dict[str, dict]:
     """{label: the recipe its config.json records} for the trained networks that record one."""
     return {net.label: recorded(net.config["recipe"]) for net in networks.values()

@@ -180,6 +180,33 @@ def per_class(records: dict[str, dict], classes: list[str]) -> str:
     return text + " The most frequent mistakes: " + listing(confusions) + "."
 
 
+def photo_gaps(test: dict[str, dict], photos: dict[str, dict], classes: list[str]) -> str:
+    """What real photos change against the test split, from both quality summaries ({network label: summary}):
+    the class that loses most, and per network the confusion photos add most (in points of its true class)."""
+    both = [n for n in photos if n in test]
+    if not both:
+        return ""
+    counts = photos[both[0]].get("per_class_n") or [1] * len(classes)
+    present = [c for c, n in enumerate(counts) if n]
+    drop = np.mean([[test[n]["per_class"][c] - photos[n]["per_class"][c] for c in present] for n in both], 0)
+    worst = present[int(drop.argmax())]
+    added = []
+    for n in both:
+        share = lambda m: m / np.maximum(m.sum(1, keepdims=True), 1)  # noqa: E731
+        on_photos = share(np.array(photos[n]["confusion"], float))
+        on_test = share(np.array(test[n]["confusion"], float))
+        gain = on_photos - on_test
+        np.fill_diagonal(gain, -1)
+        gain[[c for c, k in enumerate(counts) if not k]] = -1
+        t, p = np.unravel_index(int(gain.argmax()), gain.shape)
+        added.append(f"{n} {classes[t]} as {classes[p]} ({on_photos[t, p]:.0%} of its {classes[t]} photos, "
+                     f"{on_test[t, p]:.0%} of the test split's)")
+    few = [f"{classes[c]} ({counts[c]})" for c in present if counts[c] < 10]
+    return (f"On real photos {classes[worst]} loses most: {100 * drop.max():.0f} points below the test split, "
+            f"averaged over the networks. The confusion photos add most, against the test split: {listing(added)}."
+            + (f" Few photos of {listing(few)}: their figures are rough." if few else ""))
+
+
 def versus_report(records: dict[str, dict], recipes: dict[str, dict] | None = None) -> str:
     """The report's accuracy claims, against the measured test accuracy. `recipes` ({label: the recipe its
     config.json records}) lets the SE-ResNet-against-ResNet sentence say when they were not trained alike."""

@@ -1,6 +1,7 @@
 """Where the `analyze` command's results live: analysis.json beside each checkpoint, and one joint file.
 
-checkpoints/<key>/analysis.json  one network: cost, gradient norms, quality on the test split, SE means
+checkpoints/<key>/analysis.json  one network: cost, gradient norms, quality on the test split and on real
+                                 photos, SE means
 checkpoints/analysis.json         what needs all four at once: the images they disagree on (as small PNGs)
 """
 
@@ -37,8 +38,7 @@ def _well_formed(record: dict) -> bool:
         grads = record.get("gradients", {})
         checks = [isinstance(grads, dict), all(_numbers(grads[m]) for m in ("init", "trained") if m in grads),
                   _numbers(record.get("cost", {}).get("latency_s", {}))]
-        if "quality" in record:
-            q = record["quality"]
+        for q in (record[k] for k in ("quality", "quality_photos") if k in record):
             checks += [isinstance(q["accuracy"], (int, float)), isinstance(q["ece"], (int, float)),
                        isinstance(q["overconfidence"], (int, float)),
                        all(isinstance(v, (int, float)) for v in q["per_class"]),

@@ -25,15 +25,19 @@ def render(nets: dict[str, collect.Network], joint: dict | None) -> None:
     classes = collect.classes_of(nets)
     st.markdown(findings.versus_report(records, collect.recipes(nets)))
 
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Accuracy per class**")
-        st.altair_chart(charts.per_class(collect.per_class_rows(records, classes)), width="stretch")
-    with right:
-        name = st.segmented_control("Confusion matrix of", list(records), default=list(records)[0],
-                                    key="why_confusion", required=True)
-        st.altair_chart(charts.confusion(collect.confusion_rows(records[name]["confusion"], classes)),
-                        width="stretch")
+    photos = collect.photo_records(nets)
+    if photos:
+        _beside_photos(records, photos, classes)
+    else:
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Accuracy per class**")
+            st.altair_chart(charts.per_class(collect.per_class_rows(records, classes)), width="stretch")
+        with right:
+            name = st.segmented_control("Confusion matrix of", list(records), default=list(records)[0],
+                                        key="why_confusion", required=True)
+            st.altair_chart(charts.confusion(collect.confusion_rows(records[name]["confusion"], classes)),
+                            width="stretch")
     st.markdown(findings.per_class(records, classes))
 
     st.markdown("**Calibration.** Test images grouped by the network's confidence (its top probability), against "
@@ -42,6 +46,37 @@ def render(nets: dict[str, collect.Network], joint: dict | None) -> None:
     st.altair_chart(charts.reliability(collect.reliability_rows(records)), width="stretch")
     st.markdown(findings.calibration(records, collect.label_smoothing(nets)))
     _gallery(joint, classes)
+
+
+def _beside_photos(records: dict[str, dict], photos: dict[str, dict], classes: list[str]) -> None:
+    """Per-class accuracy and the confusions on the test split beside those on real photos (analyze's)."""
+    first = next(iter(photos.values()))
+    n = sum(first["per_class_n"])
+    st.markdown(f"Beside the test split, the same measures on {n} real photos of the ten classes (prepared as "
+                f"Classify prepares an upload; uneven: {min(c for c in first['per_class_n'] if c)} to "
+                f"{max(first['per_class_n'])} a class, so the photos' per-class figures are each class's own share).")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Accuracy per class: test split**")
+        st.altair_chart(charts.per_class(collect.per_class_rows(records, classes)), width="stretch")
+    with right:
+        st.markdown(f"**Accuracy per class: {n} real photos**")
+        st.altair_chart(charts.per_class(collect.per_class_rows(photos, classes)), width="stretch")
+    name = st.segmented_control("Confusion matrices of", list(records), default=list(records)[0],
+                                key="why_confusion", required=True)
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Test split**")
+        st.altair_chart(charts.confusion(collect.confusion_rows(records[name]["confusion"], classes)),
+                        width="stretch")
+    with right:
+        st.markdown("**Real photos**")
+        if name in photos:
+            st.altair_chart(charts.confusion(collect.confusion_rows(photos[name]["confusion"], classes)),
+                            width="stretch")
+        else:
+            st.caption(f"{name} has no current measurement on real photos.")
+    st.markdown(findings.photo_gaps(records, photos, classes))
 
 
 def _gallery(joint: dict | None, classes: list[str]) -> None:
