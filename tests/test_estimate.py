@@ -59,9 +59,20 @@ def test_a_large_cpu_batch_is_timed_smaller_and_scaled(monkeypatch):
     assert (times.batch_size, times.timed_batch) == (32, 8) and times.step_s > 0
 
 
-def test_a_distilling_recipe_times_its_teacher_too():
+def test_a_distilling_recipe_times_its_teacher_too(monkeypatch):
+    """The teacher answers inside the timed step, as it does in training (which its cost is part of)."""
+    answered, real = [], estimate.build
+
+    def counted(key, **kwargs):
+        model = real(key, **kwargs)
+        if key == "resnet":
+            model.register_forward_hook(lambda *_: answered.append(key))
+        return model
+
+    monkeypatch.setattr(estimate, "build", counted)
     recipe = replace(recipes.get("fast", "cnn", batch_size=8), teacher="resnet", distill_weight=0.5)
-    assert estimate.time_steps("cnn", recipe, "cpu", warmup=0, timed=1).step_s > 0
+    times = estimate.time_steps("cnn", recipe, "cpu", warmup=0, timed=1)
+    assert times.step_s > 0 and times.steps_timed == 1 and answered == ["resnet"]
 
 
 def test_fixed_targets_time_the_teachers_once_not_every_step():
