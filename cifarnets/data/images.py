@@ -77,7 +77,7 @@ def decode_image(raw: bytes, name: str = "image", *, max_bytes: int | None = Non
     if not raw:
         raise ImageError(f"{name} is empty (0 bytes)")
     if len(raw) > max_bytes:
-        raise ImageError(f"{name} is {len(raw) / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB limit")
+        raise ImageError(f"{name} is {len(raw) / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "corrupt EXIF" and the like: we cope, quietly
