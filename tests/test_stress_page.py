@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from helpers.app import APP, LABELS, PAGES, make_checkpoints, texts
+from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 
 from cifarnets.paths import project_root
@@ -66,3 +66,10 @@ def test_a_broken_upload_is_one_line_and_nothing_else_breaks(app_env):
     at.file_uploader(key="stress_upload").set_value(("broken.png", b"\x89PNG not really", "image/png")).run()
     assert not at.exception and len(at.error) == 1 and "broken.png" in at.error[0].value
     assert "Measured on" in texts(at)
+
+
+def test_the_example_box_is_greyed_out_while_an_upload_is_in_use(app_env):
+    at = open_stress()
+    assert not at.selectbox(key="image").disabled
+    at.file_uploader(key="stress_upload").set_value(("mine.png", image_bytes(), "image/png")).run()
+    assert not at.exception and at.selectbox(key="image").disabled

@@ -102,9 +102,11 @@ def pick_image(example_key: str, upload_key: str, default: str, camera_key: str 
     share.check(example_key, examples, "the example", format_func=lambda e: e.caption)
     left, right = st.columns([2, 3])
     index = next((i for i, e in enumerate(examples) if e.name == default), 0)
-    example = left.selectbox("Example image", examples, index=index, format_func=lambda e: e.caption,
-                             key=example_key, bind="query-params")
     own = uploader(right, "Or your own image (a shared link keeps the example, not your image)", upload_key)
+    camera_on = bool(camera_key) and bool(st.session_state.get(f"{camera_key}_on"))
+    # Greyed out while the visitor's own picture is the one in use: a box still reading "ship" misled.
+    example = left.selectbox("Example image", examples, index=index, format_func=lambda e: e.caption,
+                             key=example_key, bind="query-params", disabled=bool(own) or camera_on)
     if camera_key and left.toggle("Use the camera", key=f"{camera_key}_on"):
         own = [("camera.jpg", raw) for _, raw in camera(st, camera_key)] or own
     try:
