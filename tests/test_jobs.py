@@ -101,7 +101,7 @@ def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
     at.switch_page(PAGES["Training curves"]).run()
     assert not at.exception
     assert run.name in list(at.dataframe[1].value["run"])  # the runs table
-    assert f"run {run.name}" in set(at.dataframe[0].value["source"])  # and its curves
+    assert f"your run {run.name}" in set(at.dataframe[0].value["source"])  # and its curves
     at.selectbox(key=f"active-cnn-{run.name}").set_value("shipped checkpoint").run()  # back to the shipped one
     assert jobs.active(runs) == {}
 

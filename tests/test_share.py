@@ -77,7 +77,8 @@ def open_tab(at: AppTest, key: str) -> str:
 
 
 def notices(at: AppTest) -> list[str]:
-    return [c.value for c in at.caption if "The link" in c.value]
+    """The link notices as a person reads them: share.plain's escapes and word joiners taken out."""
+    return [re.sub(r"\\(.)", r"\1", c.value).replace("\u2060", "") for c in at.caption if "The link" in c.value]
 
 
 def finished_run(runs, name="resnet-run", key="resnet"):
