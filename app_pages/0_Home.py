@@ -28,7 +28,7 @@ for col, entry in zip(st.columns(4), found.values(), strict=True):
                 st.metric("Real photos", f"{photos['accuracy']:.0%}",
                           help=f"{photos['correct']} of {photos['n']} full-size photos of the ten classes right "
                                f"({photos['classes']} classes, each counting equally; 90% interval {lo:.0%} to "
-                               f"{hi:.0%}: a small check), prepared as Classify prepares an upload. Photos are "
+                               f"{hi:.0%}), prepared as Classify prepares an upload. Photos are "
                                "harder than CIFAR-10's own test images (docs/photos.md).")
                 st.caption(f"{photos['correct']} of {photos['n']} photos; 90% interval {lo:.0%} to {hi:.0%}")
             st.caption(f"From {resources.source_text(entry)}: {training_summary(entry.config)}.",

@@ -121,7 +121,11 @@ def test_classify_says_how_much_harder_photos_are_from_the_stored_figures(pages,
     gaps = [100 * (stored["config"][k]["metrics"]["test_acc"] - stored["config"][k]["photos"]["accuracy"])
             for k in KEYS]
     line = the(pages["Classify"], "Photos are harder")
-    accounted(line, [f"here {round(min(gaps))} to {round(max(gaps))} points fewer right", "shrunk to 32x32"])
+    figures = [stored["config"][k]["photos"] for k in KEYS]
+    each = [f"{label(k)} {f['accuracy']:.0%} ({f['interval'][0]:.0%} to {f['interval'][1]:.0%})"
+            for k, f in zip(KEYS, figures, strict=True)]
+    accounted(line, [f"here {round(min(gaps))} to {round(max(gaps))} points fewer right", "shrunk to 32x32",
+                     f"Of {figures[0]['n']} real photos", "90% intervals", *each])
 
 
 def test_the_badge_line_says_how_often_a_cifar_image_is_flagged(pages, stored):
@@ -132,6 +136,9 @@ def test_the_badge_line_says_how_often_a_cifar_image_is_flagged(pages, stored):
     photos = [stored["config"][k]["unfamiliar"].get("photos") for k in KEYS]
     if all(photos):  # calibrated with real photos: how often one the threshold never saw is flagged
         phrases.append(f"and {one_in([p['flagged_unseen'] for p in photos])} real photos of the ten classes")
+    if all(p and "other_flagged_unseen" in p for p in photos):  # and photos of other things it lets pass
+        lo, hi = (f"{f(p['other_flagged_unseen'] for p in photos):.0%}" for f in (min, max))
+        phrases.append(f"only {lo if lo == hi else f'{lo} to {hi}'} of photos of other things")
     accounted(line, phrases)
 
 

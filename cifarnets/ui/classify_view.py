@@ -57,27 +57,44 @@ def verdict_line(verdict: Verdict | None) -> tuple[str, str | None]:
 
 
 def photos_line(entries: dict[str, Entry]) -> None:
-    """Why photos are answered worse than Home's test accuracy, and by how much, from the stored figures."""
-    gaps = [100 * (e.test_acc - f["accuracy"]) for e in entries.values()
-            if e.ok and e.test_acc is not None and (f := resources.photo_figure(e))]
+    """Why photos are answered worse than Home's test accuracy, and by how much, from the stored figures: the real-photo
+    check's over the development set, each with its interval (`photos --write`)."""
+    figures = [(e, f) for e in entries.values() if e.ok and e.test_acc is not None and (f := resources.photo_figure(e))]
+    gaps = [100 * (e.test_acc - f["accuracy"]) for e, f in figures]
     by = (f": here {round(min(gaps))} to {round(max(gaps))} points fewer right than the test accuracy on Home, "
           "which shows both") if gaps else ""
+    on = ""
+    if figures:
+        each = [f"{e.label} {f['accuracy']:.0%} ({f['interval'][0]:.0%} to {f['interval'][1]:.0%})" for e, f in figures]
+        on = (f" Of {figures[0][1]['n']} real photos of the ten classes, class-balanced with 90% intervals: "
+              + ", ".join(each) + ".")
     st.caption("Photos are harder than CIFAR-10's own images: shrunk to 32x32 they differ in framing, blur, colour "
-               f"and compression from the pictures the networks learnt from{by}.")
+               f"and compression from the pictures the networks learnt from{by}.{on}")
 
 
 def badges_line(entries: dict[str, Entry]) -> None:
-    """What the two badges mean, in words, above the cards: a tooltip never shows on a phone."""
+    """What the two badges mean, in words, above the cards: a tooltip never shows on a phone. With how often they
+    are wrong, from the stored calibration: CIFAR-10 test images and real photos of the ten classes flagged, and
+    photos of other things that pass (each counted on photos that did not set the threshold)."""
     records = [e.config["unfamiliar"] for e in entries.values()
                if e.ok and isinstance((e.config or {}).get("unfamiliar"), dict)]
     rates = [r["held_out_rate"] for r in records if isinstance(r.get("held_out_rate"), float)]
-    photos = [r["photos"]["flagged_unseen"] for r in records if isinstance(r.get("photos"), dict)
-              and isinstance(r["photos"].get("flagged_unseen"), float)]
+    found = [r["photos"] for r in records if isinstance(r.get("photos"), dict)]
+    photos = [p["flagged_unseen"] for p in found if isinstance(p.get("flagged_unseen"), float)]
+    other = [p["other_flagged_unseen"] for p in found if isinstance(p.get("other_flagged_unseen"), float)]
     often = (f" (so do about {one_in([1 - r for r in rates])} real CIFAR-10 test images"
              + (f" and {one_in(photos)} real photos of the ten classes" if any(photos) else "") + ")") if rates else ""
+    missed = (f" It catches only {span(other)} of photos of other things (objects, food, scenes, people): a photo "
+              "of something else often looks like CIFAR-10 to them.") if other else ""
     st.markdown(f"Under each answer, {FAMILIAR} means the image resembles the photos that network learned from: "
                 f"it does **not** mean the answer is right. {UNFAMILIAR} means it does not resemble them{often}, so "
-                "the answer is likely a guess.")
+                f"the answer is likely a guess.{missed}")
+
+
+def span(shares: list[float]) -> str:
+    """"41%" or "29% to 42%"."""
+    lo, hi = f"{min(shares):.0%}", f"{max(shares):.0%}"
+    return lo if lo == hi else f"{lo} to {hi}"
 
 
 def uncalibrated_note(notes: dict[str, str], entries: dict[str, Entry]) -> None:
