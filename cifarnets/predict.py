@@ -131,16 +131,18 @@ def answers(entries: dict[str, Entry], x: torch.Tensor, small: list[bool] | None
     plain = structureless(x).tolist()  # no structure at all: unfamiliar to every network alike
     if small:
         plain = [p or s for p, s in zip(plain, small, strict=True)]
-    for key, entry in entries.items():
-        if not entry.ok:
-            continue
-        v = views(entry.model, x.to(next(entry.model.parameters()).device))
+    seen = {key: views(entry.model, x.to(next(entry.model.parameters()).device))
+            for key, entry in entries.items() if entry.ok}
+    # The networks answering together, averaged: what the calibrated "together" score reads (scores.TOGETHER)
+    together = torch.stack([v.answer for v in seen.values()]).mean(0) if seen else None
+    for key, v in seen.items():
+        entry = entries[key]
         found = calibration.load(entry)
         if isinstance(found, str):
             out[key] = Answer(v.answer, None, found)
             continue
         try:
-            out[key] = Answer(v.answer, calibration.verdicts(found, v, plain))
+            out[key] = Answer(v.answer, calibration.verdicts(found, v, plain, together))
         except ValueError as e:
             out[key] = Answer(v.answer, None, f"{e}; redo it with `{calibration.redo_command(entry.path)}`")
     return out

@@ -129,7 +129,8 @@ def well_formed(record) -> bool:
     try:
         return (record["method"] in METHODS and _number(record["threshold"]) and 0 < record["rate"] <= 1
                 and _number(record["held_out_rate"]) and isinstance(record["views"], int)
-                and all(_number(record["auroc"][m]) for m in METHODS)
+                and record["method"] in record["auroc"]  # a record from before a method was added still works
+                and all(m in METHODS and _number(a) for m, a in record["auroc"].items())
                 and isinstance(record["flagged"], dict) and all(_number(v) for v in record["flagged"].values())
                 and all(isinstance(record["n"][k], int) for k in ("fit", "choose", "held_out", "unfamiliar"))
                 and all(isinstance(record[k], str) for k in ("machine", "date")))
@@ -166,14 +167,16 @@ def load(entry: Entry, views: int = VIEWS) -> Calibration | str:
     return Calibration(record["method"], float(record["threshold"]), float(record["rate"]), fitted, record)
 
 
-def verdicts(calibration: Calibration, v: Views, plain: list[bool] | None = None) -> list[Verdict]:
-    """One verdict per image of `v`; `plain`: which images have no structure (structure.structureless). Raises
-    ValueError when the statistics do not fit this network."""
+def verdicts(calibration: Calibration, v: Views, plain: list[bool] | None = None,
+             together: torch.Tensor | None = None) -> list[Verdict]:
+    """One verdict per image of `v`; `plain`: which images have no structure (structure.structureless);
+    `together`: the answers of the networks answering together, averaged (scores.TOGETHER). Raises ValueError
+    when the statistics do not fit this network."""
     fitted = calibration.fitted
     if fitted is not None and (set(fitted) != set(v.layers) or
                                any(g.means.shape[1] != v.layers[k].shape[-1] for k, g in fitted.items())):
         raise ValueError(f"{UNFAMILIAR_FILE} was fitted on another network's layers")
-    scores = score(calibration.method, v, fitted)
+    scores = score(calibration.method, v, fitted, together)
     plain = plain or [False] * len(scores)
     return [Verdict(float(s), calibration.threshold, calibration.method, calibration.rate, p)
             for s, p in zip(scores, plain, strict=True)]

@@ -5,12 +5,15 @@ For every network in --checkpoints, on fixed seeded parts of the data:
   test split: 2,000 images set the threshold (the RATE quantile of their scores) and choose the
       method, 2,000 others are held out and judge it;
   unfamiliar inputs (inputs.generate): seed 0 to choose the method, seed 1 to judge it;
-  real photos of the ten classes (--photos, default $CIFARNETS_PHOTOS), when given: the threshold is
-      raised where needed so that at most 1 - PHOTO_RATE of them is flagged, since an upload is a photo,
-      not a CIFAR-10 image (docs/unfamiliar.md). Two folds of them, each threshold set on one and
-      counted on the other, estimate what that share is on photos the threshold has not seen.
-Every method is scored; the one with the highest mean AUROC over the networks on the choosing half is
-used for all of them, so their AUROCs compare like with like. --write stores each network's result in
+  real photos of the ten classes (--photos, default $CIFARNETS_PHOTOS, else the development set), when given:
+      the threshold is raised where needed so that at most 1 - PHOTO_RATE of them is flagged, since an upload
+      is a photo, not a CIFAR-10 image (docs/unfamiliar.md). Two folds of them, each threshold set on one and
+      counted on the other, estimate what that share is on photos the threshold has not seen;
+  photos of none of the ten classes (--other, default ../shared/data/photos-other), with those: every method
+      is judged photo against photo (onphotos.py), and the share of them flagged counted the same way.
+Every method is scored; the one with the highest mean AUROC over the networks is used for all of them, so their
+AUROCs compare like with like: photo against photo where both kinds of photo are given, else the test split's
+choosing half against made-up unfamiliar inputs. --write stores each network's result in
 its checkpoint folder (calibration.py says what goes where); rerun it after retraining.
 """
 
@@ -34,9 +37,9 @@ from ..data.loader import batch, normalize
 from ..device import machine_name, pick
 from ..errors import UsageError
 from ..models import KEYS, label
-from ..paths import photos_folders
+from ..paths import other_photos_folder, photos_folders
 from ..store import checkpoints as ckpt
-from . import calibration, inputs
+from . import calibration, inputs, onphotos
 from .scores import METHODS, Gaussians, Views, auroc, fit, score, views
 
 SEED = 0
@@ -61,6 +64,10 @@ def add_parser(sub) -> None:
                    help="real photos of the ten classes, FOLDER/<class>/<picture>, that the threshold keeps "
                         "at --photo-rate (default: $CIFARNETS_PHOTOS, else the development set where it is "
                         "there; none: the test split alone)")
+    c.add_argument("--other", type=Path, default=None, metavar="FOLDER",
+                   help="photos of none of the ten classes, all in FOLDER, that the check should flag: the methods "
+                        "are judged and chosen photo against photo (default: ../shared/data/photos-other where it "
+                        "is there)")
     c.add_argument("--photo-rate", type=float, default=calibration.PHOTO_RATE,
                    help=f"share of the real photos to keep under the threshold (default {calibration.PHOTO_RATE})")
     c.add_argument("--write", action="store_true", help="store the result in each checkpoint folder")
@@ -88,9 +95,12 @@ def cmd_calibrate(args) -> int:
     photos = None
     if photo_folders:
         pictures, labels, _ = read_photos(photo_folders, dataset.classes)
+        other_folder = args.other or other_photos_folder()
+        other = batch([to_array(p) for p in onphotos.read_other(other_folder)]) if other_folder else None
         photos = Photos(batch([to_array(p) for p in pictures]), labels, "+".join(f.name for f in photo_folders),
-                        args.photo_rate)
-        say(f"{len(labels)} real photos from {', '.join(map(str, photo_folders))}")
+                        args.photo_rate, other, other_folder.name if other_folder else None)
+        say(f"{len(labels)} real photos from {', '.join(map(str, photo_folders))}"
+            + (f"; {len(other)} of other things from {other_folder}" if other_folder else ""))
     results = calibrate(found, dataset, args.rate, say, photos=photos)
     if args.write:
         for key, (record, fitted) in results.items():
@@ -130,8 +140,10 @@ class Photos(NamedTuple):
     """Real photos of the ten classes, prepared as uploads are, that the threshold must keep at `rate`."""
     x: torch.Tensor  # normalised (N, 3, 32, 32)
     labels: np.ndarray
-    name: str  # the folder's name: config.json never records a path of the machine
+    name: str  # the folders' names: config.json never records a path of the machine
     rate: float
+    other: torch.Tensor | None = None  # normalised photos of none of the ten classes, that should be flagged
+    other_name: str | None = None
 
 
 def folds(labels: np.ndarray) -> np.ndarray:
@@ -158,22 +170,37 @@ def calibrate(networks: dict[str, Network], dataset: sources.Dataset, rate: floa
     p = parts(dataset, sizes)
     strange = {seed: inputs.generate(seed, counts) for seed in (0, 1)}
     say(f"{sum(len(k) for _, k in strange.values()):,} unfamiliar inputs made in {time.perf_counter() - tick:.0f}s")
-    measured = {}
-    for key, (model, config, _) in networks.items():
+    seen = {}
+    for key, (model, _, _) in networks.items():
         tick = time.perf_counter()
         v = {name: views_in_batches(model, normalize(x)) for name, (x, _) in p.items()}
         v |= {f"strange{seed}": views_in_batches(model, batch(list(pixels))) for seed, (pixels, _) in strange.items()}
         if photos is not None:
             v["photos"] = views_in_batches(model, photos.x)
-        fitted = fit(v["fit"], p["fit"][1], v["scale"], len(config["classes"]))
-        measured[key] = (fitted, {m: {n: score(m, x, fitted).cpu().numpy() for n, x in v.items() if n not in
-                                             ("fit", "scale")} for m in METHODS})
-        say(f"{label(key)}: scored in {time.perf_counter() - tick:.0f}s")
-    choosing = {m: float(np.mean([auroc(s[m]["choose"], s[m]["strange0"]) for _, s in measured.values()]))
-                for m in METHODS}
-    method = max(choosing, key=choosing.get)
-    say(f"method: {METHODS[method]} (mean AUROC on the choosing half: "
-        + ", ".join(f"{m} {a:.3f}" for m, a in choosing.items()) + ")")
+            if photos.other is not None:
+                v["other"] = views_in_batches(model, photos.other)
+        seen[key] = v
+        say(f"{label(key)}: answered in {time.perf_counter() - tick:.0f}s")
+    # the networks' answers averaged, as Classify averages the four it shows (scores.TOGETHER)
+    together = {n: torch.stack([v[n].answer for v in seen.values()]).mean(0) for n in next(iter(seen.values()))}
+    measured = {}
+    for key, v in seen.items():
+        fitted = fit(v["fit"], p["fit"][1], v["scale"], len(networks[key].config["classes"]))
+        measured[key] = (fitted, {m: {n: score(m, x, fitted, together[n]).cpu().numpy() for n, x in v.items()
+                                      if n not in ("fit", "scale")} for m in METHODS})
+    if photos is not None and photos.other is not None:  # the question a user asks: is my photo one of the ten?
+        judge, on = ("photos", "other"), "photos of the ten classes against photos of other things"
+    else:
+        judge, on = ("choose", "strange0"), "the choosing half"
+    each = {m: [auroc(s[m][judge[0]], s[m][judge[1]]) for _, s in measured.values()] for m in METHODS}
+    choosing = {m: float(np.mean(a)) for m, a in each.items()}
+    # On photos, the highest mean among the methods that do at least as well as the top probability for every
+    # network: a check no better than the bars' own number would only add a badge
+    method = max((m for m in METHODS if judge[1] != "other" or all(a >= b for a, b in zip(each[m], each["msp"],
+                                                                                       strict=True))),
+                 key=choosing.get)
+    say(f"method: {METHODS[method]} (mean AUROC on {on}: " + ", ".join(f"{m} {a:.3f}" for m, a in choosing.items())
+        + ")")
     machine = machine_name(next(next(iter(networks.values())).model.parameters()).device)
     return {key: (record(method, rate, s, strange[1][1], dataset, machine, sizes,
                          calibration.sha256(networks[key].folder / ckpt.MODEL_FILE), photos), fitted)
@@ -201,6 +228,16 @@ def record(method: str, rate: float, s: dict[str, dict[str, np.ndarray]], kinds:
                            "flagged": float((scores_ > threshold).mean()),
                            "flagged_unseen": unseen / len(photos.labels),
                            "flagged_at_test_rate": float((scores_ > test_only).mean())}
+        if "other" in chosen:
+            # each half of the other photos against the threshold the photos of the ten set without the fold
+            # counted with it: no photo is counted against a threshold it helped set
+            other, half = chosen["other"], onphotos.halves(len(chosen["other"]))
+            caught = sum(int((other[half == k] > _raised(test_only, scores_[fold != k], photos.rate)).sum())
+                         for k in (0, 1))
+            found["photos"] |= {
+                "other_folder": photos.other_name, "other_n": len(other),
+                "other_flagged": float((other > threshold).mean()), "other_flagged_unseen": caught / len(other),
+                "auroc": onphotos.judged({m: (x["photos"], x["other"]) for m, x in s.items()}, photos.labels)}
     return found | {
         "method": method, "method_name": METHODS[method], "threshold": threshold,
         "rate": float((chosen["choose"] <= threshold).mean()), "rate_asked": rate, "views": VIEWS,
@@ -243,4 +280,16 @@ def table(records: dict[str, dict]) -> str:
             p = r["photos"]
             lines.append(f"{label(key):<10} {p['flagged_at_test_rate']:>16.1%} {p['flagged']:>9.1%} "
                          f"{p['flagged_unseen']:>12.1%} {r['held_out_rate']:>10.1%}")
+    if "auroc" in first.get("photos", {}):
+        p = first["photos"]
+        lines += ["", f"photo against photo: AUROC of {p['other_n']} photos of other things ({p['other_folder']}/) "
+                      f"against the {p['n']} of the ten classes [paired 90% interval against msp]; the unseen "
+                      "halves flagged at the shipped threshold",
+                  f"{'network':<10} " + " ".join(f"{m:>24}" for m in METHODS) + f" {'ten':>6} {'other':>6}"]
+        for key, r in records.items():
+            a = r["photos"]["auroc"]
+            cells = [f"{a[m]['auroc']:.3f}" + (" [{:+.3f},{:+.3f}]".format(*a[m]["against_msp"])
+                                               if "against_msp" in a[m] else " " * 17) for m in METHODS]
+            lines.append(f"{label(key):<10} " + " ".join(f"{c:>24}" for c in cells)
+                         + f" {r['photos']['flagged_unseen']:>6.1%} {r['photos']['other_flagged_unseen']:>6.1%}")
     return "\n".join(lines)

@@ -11,7 +11,12 @@ Every score is higher for stranger inputs, and is taken on the views every answe
 - stages: the same distance at every stage too, on each channel's mean and spread over the image,
   each stage's distance in units of its spread on training images, averaged over the stages (Lee et
   al.'s feature ensemble, with equal weights: weights fitted on unfamiliar data would be tuned to
-  the very inputs we then test on).
+  the very inputs we then test on);
+- together: the entropy of the networks' answers averaged, the networks that answer together (Classify's
+  four): the same score for each of them;
+- with_together: the entropy of the network's own answer plus the four's (both in nats, so no weights to
+  fit). On real photos, telling a photo of one of the ten classes from a photo of something else, the
+  four's answer says more than most networks' own (docs/unfamiliar.md).
 Forward passes run in the answers' precision (answering.PRECISION, fp32); distances in
 float64 on the CPU, so MPS (no float64) and CUDA give the CPU's numbers.
 """
@@ -28,8 +33,11 @@ from ..models.common import eval_mode
 
 METHODS = {"msp": "maximum softmax probability", "energy": "energy score",
            "mahalanobis": "Mahalanobis distance on the penultimate features",
-           "stages": "Mahalanobis distance at every stage"}
+           "stages": "Mahalanobis distance at every stage",
+           "together": "entropy of the networks' answer together",
+           "with_together": "entropy of its own answer and of the networks' together, added"}
 FITTED = ("mahalanobis", "stages")  # the methods that need statistics of the training split
+TOGETHER = ("together", "with_together")  # the methods scored on the answer of every network answering, averaged
 FEATURES = "features"  # the penultimate features' layer name, beside the stages'
 
 
@@ -118,10 +126,17 @@ def fit(train: Views, labels: torch.Tensor, apart: Views, classes: int) -> dict[
     return fitted
 
 
-def score(method: str, v: Views, fitted: dict[str, Gaussians] | None = None) -> torch.Tensor:
-    """(N,) float64 scores of one method; higher means more unfamiliar."""
+def score(method: str, v: Views, fitted: dict[str, Gaussians] | None = None,
+          together: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,) float64 scores of one method; higher means more unfamiliar. `together`: (N, classes), the answers of
+    the networks answering together, averaged (the TOGETHER methods need it)."""
     if method == "msp":
         return 1 - v.answer.max(dim=-1).values.double()
+    if method in TOGETHER:
+        if together is None:
+            raise ValueError(f"the {METHODS[method]} needs the answers of the networks answering together")
+        four = entropy(together)
+        return four if method == "together" else four + entropy(v.answer)
     if method == "energy":
         return (-torch.logsumexp(v.logits.double(), dim=-1)).mean(0)
     if method in FITTED:
@@ -131,6 +146,12 @@ def score(method: str, v: Views, fitted: dict[str, Gaussians] | None = None) -> 
             return fitted[FEATURES].distance(v.layers[FEATURES])
         return torch.stack([g.standardised(v.layers[name]) for name, g in fitted.items()]).mean(0)
     raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """(N, classes) probabilities -> (N,) their entropy in nats, float64: 0 when sure, log(classes) when uniform."""
+    p = probs.double()
+    return -(p * p.clamp_min(1e-12).log()).sum(-1)
 
 
 def auroc(familiar: np.ndarray, unfamiliar: np.ndarray) -> float:

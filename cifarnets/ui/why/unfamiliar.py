@@ -32,7 +32,14 @@ def records(entries: dict[str, Entry]) -> tuple[dict[str, dict], dict[str, str]]
 
 def auroc_rows(found: dict[str, dict]) -> list[dict]:
     return [{"network": name, "method": METHODS[m], "auroc": r["auroc"][m], "chosen": m == r["method"]}
-            for name, r in found.items() for m in METHODS]
+            for name, r in found.items() for m in METHODS if m in r["auroc"]]
+
+
+def photo_auroc_rows(found: dict[str, dict]) -> list[dict]:
+    """auroc_rows for photos of other things against photos of the ten classes, where calibrate measured them."""
+    return [{"network": name, "method": METHODS[m], "auroc": r["photos"]["auroc"][m]["auroc"],
+             "chosen": m == r["method"]} for name, r in found.items()
+            if "auroc" in r.get("photos", {}) for m in METHODS if m in r["photos"]["auroc"]]
 
 
 def flagged_rows(found: dict[str, dict]) -> list[dict]:
@@ -40,7 +47,7 @@ def flagged_rows(found: dict[str, dict]) -> list[dict]:
             for kind, share in r["flagged"].items()]
 
 
-def auroc_chart(rows: list[dict]) -> alt.LayerChart:
+def auroc_chart(rows: list[dict], against: str = "every test image") -> alt.LayerChart:
     """AUROC per method (rows) and network (bars within a row), with the coin toss marked. The methods' names
     wrap onto lines, so that on a phone they leave the bars room."""
     present = [n for n in ORDER if any(r["network"] == n for r in rows)]
@@ -48,7 +55,7 @@ def auroc_chart(rows: list[dict]) -> alt.LayerChart:
         y=alt.Y("method:N", sort=list(METHODS.values()), title=None,
                 axis=alt.Axis(labelExpr=wrapped(METHODS.values()), labelLimit=0)),
         yOffset=alt.YOffset("network:N", sort=present),
-        x=alt.X("auroc:Q", title=["AUROC (0.5: a coin toss;", "1: every unfamiliar input", "above every test image)"],
+        x=alt.X("auroc:Q", title=["AUROC (0.5: a coin toss;", "1: every unfamiliar input", f"above {against})"],
                 scale=alt.Scale(domain=[0, 1])),
         color=color_by_network(present),
         opacity=alt.condition("datum.chosen", alt.value(1.0), alt.value(0.45)),
@@ -104,11 +111,17 @@ def render(entries: dict[str, Entry]) -> None:
     st.markdown(findings.kinds(found))
     if said := findings.photos(found):
         st.markdown(said)
+    if rows := photo_auroc_rows(found):
+        st.markdown("**Photo against photo**: how well each method ranks a photo of something else above a real "
+                    "photo of the ten classes (the method used is chosen on this):")
+        st.altair_chart(auroc_chart(rows, "every photo of the ten"), width="stretch")
     first = next(iter(found.values()))
     n = first["n"]
     photos = first.get("photos")
-    command = calibration.redo_command() + (" --photos FOLDER" if photos else "")
+    command = calibration.redo_command()
     also = f", and kept at least {photos['rate']:.0%} of {photos['n']} real photos under it" if photos else ""
+    if photos and "other_n" in photos:
+        also += f"; the method chosen photo against photo, on those and {photos['other_n']} photos of other things"
     st.caption(f"Measured by `{command}` on {first['machine']}, {first['date'][:10]}: "
                f"statistics from {n['fit']:,} training images; method and threshold chosen on {n['choose']:,} test "
                f"images{also}; AUROC and flags measured on {n['held_out']:,} other test images and "
