@@ -180,14 +180,18 @@ def per_class(records: dict[str, dict], classes: list[str]) -> str:
     return text + " The most frequent mistakes: " + listing(confusions) + "."
 
 
+FEW_PHOTOS = 10  # a class with fewer real photos is left out of photo_gaps' sentences
+
+
 def photo_gaps(test: dict[str, dict], photos: dict[str, dict], classes: list[str]) -> str:
     """What real photos change against the test split, from both quality summaries ({network label: summary}):
     the class that loses most, and per network the confusion photos add most (in points of its true class)."""
     both = [n for n in photos if n in test]
     if not both:
         return ""
-    counts = photos[both[0]].get("per_class_n") or [1] * len(classes)
-    present = [c for c, n in enumerate(counts) if n]
+    counts = photos[both[0]].get("per_class_n") or [FEW_PHOTOS] * len(classes)
+    # a class of a few photos moves by a third with one photo: only classes with enough of them are named
+    present = [c for c, n in enumerate(counts) if n >= FEW_PHOTOS] or [c for c, n in enumerate(counts) if n]
     drop = np.mean([[test[n]["per_class"][c] - photos[n]["per_class"][c] for c in present] for n in both], 0)
     worst = present[int(drop.argmax())]
     added = []
@@ -197,14 +201,14 @@ def photo_gaps(test: dict[str, dict], photos: dict[str, dict], classes: list[str
         on_test = share(np.array(test[n]["confusion"], float))
         gain = on_photos - on_test
         np.fill_diagonal(gain, -1)
-        gain[[c for c, k in enumerate(counts) if not k]] = -1
+        gain[[c for c in range(len(counts)) if c not in present]] = -1
         t, p = np.unravel_index(int(gain.argmax()), gain.shape)
         added.append(f"{n} {classes[t]} as {classes[p]} ({on_photos[t, p]:.0%} of its {classes[t]} photos, "
                      f"{on_test[t, p]:.0%} of the test split's)")
-    few = [f"{classes[c]} ({counts[c]})" for c in present if counts[c] < 10]
+    few = [f"{classes[c]} ({counts[c]})" for c, n in enumerate(counts) if 0 < n < FEW_PHOTOS]
     return (f"On real photos {classes[worst]} loses most: {100 * drop.max():.0f} points below the test split, "
             f"averaged over the networks. The confusion photos add most, against the test split: {listing(added)}."
-            + (f" Few photos of {listing(few)}: their figures are rough." if few else ""))
+            + (f" Only a few photos of {listing(few)}: left out here, and rough in the charts." if few else ""))
 
 
 def versus_report(records: dict[str, dict], recipes: dict[str, dict] | None = None) -> str:

@@ -16,7 +16,7 @@ GALLERY_COLUMNS = 5
 def render(nets: dict[str, collect.Network], joint: dict | None) -> None:
     st.markdown("Accuracy beyond one number: which classes each network gets right, what it takes for what, "
                 "whether its confidence can be trusted, and where the networks part ways. All on the whole test "
-                "split.")
+                "split, and the first two also on real photos where they are measured.")
     records = collect.quality_records(nets)
     if not records:
         st.info(f"Nothing measured on the test split yet{data_hint()}:")
