@@ -375,23 +375,21 @@ def test_at_most_a_tenth_of_the_real_photos_is_flagged_as_the_app_answers_them()
 
 
 @pytest.mark.slow
-def test_fresh_noise_and_text_go_over_the_threshold_for_every_network():
-    """Seeds calibrate never used. Noise at the networks' input size or under (larger noise is shrunk to 32x32 and
-    fades to a fine grain that the CNN and DenseNet take for texture: the Why they differ tab shows how much of it
-    each flags), and screenshots of text at a readable size."""
+def test_fresh_noise_goes_over_the_threshold_for_every_network_and_text_mostly_does_not():
+    """Seeds calibrate never used. Noise at the networks' input size or under (the structure check, as blown-up
+    pictures under 32 px count as structureless too) is flagged by all four. Screenshots of text are the price of
+    choosing the score on photos (issue 38): the stage distance flagged all of them, the chosen score (confidence,
+    the network's and the four's) flagged 1, 1, 1 and 5 of these 20 when it was chosen (docs/unfamiliar.md). This
+    test keeps that measured fact in view: if text is flagged again, say so in the docs."""
     entries = shipped_entries()
-    images = [noise_gif(side, seed) for side in (24, 32) for seed in range(100, 115)]
-    images += [noise_gif(32, seed).convert("L").convert("RGB") for seed in range(10)]  # greyscale noise
-    images += [text_screenshot(seed, size) for size in (24, 32) for seed in range(200, 210)]
-    found = answers(entries, batch([to_array(img) for img in images]))
+    noise = [noise_gif(side, seed) for side in (24, 32) for seed in range(100, 115)]
+    noise += [noise_gif(32, seed).convert("L").convert("RGB") for seed in range(10)]  # greyscale noise
+    text = [text_screenshot(seed, size) for size in (24, 32) for seed in range(200, 210)]
+    found = answers(entries, batch([to_array(img) for img in noise + text]))
     for key, a in found.items():
-        missed = [i for i, v in enumerate(a.verdicts) if not v.unfamiliar]
-        # The retrained CNN (76.8%) takes noise drawn at 24 pixels, which the upload path blows up to 32 and so
-        # smooths into blobs, for a familiar texture: it flagged 4 of those 15 (docs/unfamiliar.md). Noise at its
-        # input size and text it flags like the others.
-        if key == "cnn":
-            missed = [i for i in missed if i >= 15]
-        assert not missed, f"{key} finds {len(missed)} of {len(images)} familiar, e.g. image {missed[:5]}"
+        missed = [i for i, v in enumerate(a.verdicts[:len(noise)]) if not v.unfamiliar]
+        assert not missed, f"{key} finds {len(missed)} of {len(noise)} noise pictures familiar, e.g. {missed[:5]}"
+        assert sum(v.unfamiliar for v in a.verdicts[len(noise):]) <= len(text) // 2, key
 
 
 @pytest.mark.slow

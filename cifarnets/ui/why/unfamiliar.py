@@ -120,9 +120,11 @@ def render(entries: dict[str, Entry]) -> None:
     photos = first.get("photos")
     command = calibration.redo_command()
     also = f", and kept at least {photos['rate']:.0%} of {photos['n']} real photos under it" if photos else ""
+    chosen_on = "method and threshold chosen"
     if photos and "other_n" in photos:
+        chosen_on = "threshold set"
         also += f"; the method chosen photo against photo, on those and {photos['other_n']} photos of other things"
     st.caption(f"Measured by `{command}` on {first['machine']}, {first['date'][:10]}: "
-               f"statistics from {n['fit']:,} training images; method and threshold chosen on {n['choose']:,} test "
+               f"statistics from {n['fit']:,} training images; {chosen_on} on {n['choose']:,} test "
                f"images{also}; AUROC and flags measured on {n['held_out']:,} other test images and "
                f"{n['unfamiliar']:,} fresh unfamiliar inputs. Faded bars: methods compared but not used.")
