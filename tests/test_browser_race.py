@@ -17,6 +17,7 @@ from helpers.app import LABELS, make_checkpoints
 
 from cifarnets.perf.loadtest import CHROMIUM, CHROMIUM_ARGS, serve
 from cifarnets.runs import racejobs
+from cifarnets.runs.process import LIVE
 
 WAIT_MS = 180_000  # the first page loads torch and the networks on a busy machine
 RACE_LIMIT_S = 400  # four tiny runs of three epochs, torch's start-up included, on a busy 2-core machine
@@ -66,7 +67,7 @@ def test_estimate_and_a_race_in_chromium(tmp_path):
 
             deadline = time.monotonic() + RACE_LIMIT_S
             while (race := racejobs.list_races(runs)[0]).state != "finished":
-                assert race.state in ("starting", "running") and time.monotonic() < deadline, race.error
+                assert race.state in LIVE and time.monotonic() < deadline, race.error
                 time.sleep(1)
             sidebar.get_by_text("finished").first.wait_for(timeout=WAIT_MS)  # the fragment has polled it
             # the race's card: the innermost block holding its title and its chart (outer blocks come first)

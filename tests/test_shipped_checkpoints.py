@@ -30,6 +30,7 @@ def test_shipped_folder_is_small_and_pickle_free(key):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # 10 views of 10,000 images by four networks: minutes on 2 cores, more when busy
 @pytest.mark.skipif(not ARCHIVE.exists(), reason=f"the CIFAR-10 archive {ARCHIVE} is not here")
 def test_shipped_checkpoints_reach_the_accuracy_they_claim():
     dataset = sources.load(ARCHIVE)
