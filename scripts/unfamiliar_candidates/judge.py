@@ -9,17 +9,22 @@ The research behind docs/unfamiliar.md's candidate table; calibrate measures and
 
 CANDIDATES_CACHE (default /tmp/cifarnets-candidates) holds the cached answers between the two.
 """
-import os, sys, json
+import json
+import os
+import sys
 from pathlib import Path
-import numpy as np, torch
-torch.set_num_threads(2)
-from cifarnets.unfamiliar.scores import Views, fit, score, auroc, FEATURES
-from cifarnets.unfamiliar.measure import folds
-from cifarnets.models import KEYS as ALL
-KEYS = [k for k in ALL if (Path(os.environ.get("CANDIDATES_CACHE", "/tmp/cifarnets-candidates")) / f"views_{k}_{sys.argv[1] if len(sys.argv) > 1 else 'crop_box'}.pt").exists() and (Path(os.environ.get("CANDIDATES_CACHE", "/tmp/cifarnets-candidates")) / f"views_{k}.pt").exists()]
 
+import numpy as np
+import torch
+
+from cifarnets.models import KEYS as ALL
+from cifarnets.unfamiliar.measure import folds
+from cifarnets.unfamiliar.scores import FEATURES, Views, auroc, fit, score
+
+torch.set_num_threads(2)
 tag = sys.argv[1] if len(sys.argv) > 1 else "crop_box"
 out = Path(os.environ.get("CANDIDATES_CACHE", "/tmp/cifarnets-candidates"))
+KEYS = [k for k in ALL if (out / f"views_{k}_{tag}.pt").exists() and (out / f"views_{k}.pt").exists()]
 labels = np.load(out / "photo_labels.npy")
 V = {}
 for key in KEYS:
@@ -38,7 +43,7 @@ def knn(train_f, f, k=1):
 
 S = {}  # key -> name -> part -> scores
 probs = {}
-for key, (v, lab, kinds) in V.items():
+for key, (v, lab, _kinds) in V.items():
     fitted = fit(v["fit"], lab["fit"], v["scale"], 10)
     s = {}
     for m in ("msp", "energy", "mahalanobis", "stages"):
@@ -50,7 +55,7 @@ for key, (v, lab, kinds) in V.items():
     ftr = v["fit"].layers[FEATURES]
     g = fitted[FEATURES]
     g0 = fit_gaussians(ftr, torch.zeros(ftr.shape[1], dtype=torch.long), 1)
-    def rmd(x):
+    def rmd(x, g=g, g0=g0):
         d = x.double()[..., None, :] - g.means
         sq = torch.einsum("...cd,de,...ce->...c", d, g.precision, d)
         d0 = x.double()[..., None, :] - g0.means
@@ -58,9 +63,12 @@ for key, (v, lab, kinds) in V.items():
         return (sq - sq0).min(-1).values.mean(0)
     s["relative mahalanobis"] = {p: rmd(v[p].layers[FEATURES]).numpy() for p in PARTS}
     for T in (2.0, 4.0):
-        s[f"msp T={T:g}"] = {p: (1 - torch.softmax(v[p].logits.double() / T, -1).mean(0).max(-1).values).numpy() for p in PARTS}
-    s["views: top-1 changes"] = {p: (1 - (v[p].logits.argmax(-1) == v[p].answer.argmax(-1)).double().mean(0)).numpy() for p in PARTS}
-    s["entropy"] = {p: (-(v[p].answer.double().clamp_min(1e-12).log() * v[p].answer.double()).sum(-1)).numpy() for p in PARTS}
+        s[f"msp T={T:g}"] = {p: (1 - torch.softmax(v[p].logits.double() / T, -1).mean(0).max(-1).values).numpy()
+                             for p in PARTS}
+    s["views: top-1 changes"] = {p: (1 - (v[p].logits.argmax(-1) == v[p].answer.argmax(-1)).double().mean(0)).numpy()
+                                 for p in PARTS}
+    s["entropy"] = {p: (-(v[p].answer.double().clamp_min(1e-12).log() * v[p].answer.double()).sum(-1)).numpy()
+                    for p in PARTS}
     s["maxlogit"] = {p: (-v[p].logits.double().mean(0).max(-1).values).numpy() for p in PARTS}
     S[key] = s
     probs[key] = {p: v[p].answer.double() for p in PARTS}
@@ -116,7 +124,8 @@ draw_in = np.stack([np.concatenate([c[rng.integers(0, len(c), len(c))] for c in 
 draw_out = rng.integers(0, no, (B, no))
 
 def fast_auroc(f, u):
-    allv = np.concatenate([f, u]); r = allv.argsort().argsort() + 1.0  # ties rare for continuous scores
+    allv = np.concatenate([f, u])
+    r = allv.argsort().argsort() + 1.0  # ties rare for continuous scores
     return (r[len(f):].sum() - len(u) * (len(u) + 1) / 2) / (len(u) * len(f))
 
 def boot(f, u):
@@ -153,7 +162,8 @@ json.dump(res, open(out / f"ood_{tag}.json", "w"), indent=1)
 names = list(res[KEYS[0]])
 print(f"{'candidate':32}" + "".join(f"{k:>28}" for k in KEYS))
 for n in names:
-    print(f"{n:32}" + "".join(f"  {res[k][n]['auroc']:.3f} [{res[k][n]['vs_msp'][0]:+.2f},{res[k][n]['vs_msp'][1]:+.2f}] "
+    print(f"{n:32}" + "".join(f"  {res[k][n]['auroc']:.3f} "
+                            f"[{res[k][n]['vs_msp'][0]:+.2f},{res[k][n]['vs_msp'][1]:+.2f}] "
                             f"{res[k][n]['in_unseen']:.0%}/{res[k][n]['other_unseen']:.0%}" for k in KEYS))
 print("\ntest held-out flagged / strange flagged at the all-photos threshold")
 for n in names:
