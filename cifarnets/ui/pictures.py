@@ -37,7 +37,7 @@ def uploader(where, label: str, key: str, multiple: bool = False) -> list[tuple[
     """The one file uploader of every page, and (name, bytes) of what it holds within the caps.
 
     In public mode a file over the per-file cap never reaches the server: the widget's own limit stops it in the
-    browser, and server.maxUploadSize (set to the same cap by layout.setup) at the server. More files than the
+    browser, and server.maxUploadSize (the same cap: ui/guard.py) at the server. More files than the
     cap are refused before any is read: the uploader starts empty again and the server lets their bytes go."""
     limits = _limits()
     turn = st.session_state.get(f"{key}__turn", 0)  # a new key empties the uploader, and drops its files
