@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from .answering import answer
-from .data.images import MAX_BYTES, SIZE, ImageError, decode_image, to_array
+from .data.images import MAX_BYTES, SIZE, ImageError, crop_box, decode_image, to_array
 from .data.loader import batch
 from .store.checkpoints import Entry
 from .unfamiliar import calibration
@@ -30,10 +30,8 @@ PREVIEW = 1024  # longest side of the picture kept for display; the full decode 
 
 def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
     """(left, top, right, bottom): the part of a picture the networks see, by images.PREPARATION's rule (the
-    whole centre square, as wide as the shorter side). A test holds the two together."""
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    return left, top, left + side, top + side
+    whole centre square, as wide as the shorter side: images.crop_box). A test holds the two together."""
+    return crop_box(width, height)
 
 
 def too_small(size: tuple[int, int]) -> bool:

@@ -227,16 +227,22 @@ def _upright(img: Image.Image, orientation: int | None) -> Image.Image:
     return img.transpose(turn) if turn is not None else img
 
 
+def crop_box(width: int, height: int, crop: float = 1.0, size: int = SIZE) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the centre square (CIFAR-10's objects are centred), `crop` of the shorter side
+    across: the part of a picture the networks see."""
+    # never closer than the picture's own pixels allow: a small picture (an icon, a thumbnail) is not blown up
+    # further to be cropped, it is taken whole
+    side = max(1, min(min(width, height), max(round(crop * min(width, height)), size)))
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
 def _square(img: Image.Image, crop: float, size: int) -> Image.Image:
-    """The centre square (CIFAR-10's objects are centred), `crop` of the shorter side across; or with crop 0
-    the whole picture padded out to a square with its own mean colour."""
+    """The centre square (crop_box); or with crop 0 the whole picture padded out to a square with its own mean
+    colour."""
     w, h = img.size
     if crop:
-        # never closer than the picture's own pixels allow: a small picture (an icon, a thumbnail) is not
-        # blown up further to be cropped, it is taken whole
-        side = max(1, min(min(w, h), max(round(crop * min(w, h)), size)))
-        left, top = (w - side) // 2, (h - side) // 2
-        return img.crop((left, top, left + side, top + side))
+        return img.crop(crop_box(w, h, crop, size))
     mean = tuple(int(v) for v in np.asarray(img.resize((8, 8), Image.Resampling.BOX)).reshape(-1, 3).mean(0))
     return ImageOps.pad(img, (max(w, h), max(w, h)), color=mean)
 
