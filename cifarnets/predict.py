@@ -108,6 +108,12 @@ def probabilities(entries: dict[str, Entry], x: torch.Tensor) -> dict[str, torch
     return out
 
 
+def own_note(entry: Entry) -> str:
+    """Why a network brought in by a visitor has no unfamiliar-input check, in words (yours/: a visitor cannot
+    run the command that calibrates it); "" for the others, and for one that came with a fitting calibration."""
+    return getattr(entry, "no_calibration", "")
+
+
 @dataclass
 class Answer:
     """One network's answer to a batch, and whether it finds each input unfamiliar."""
@@ -135,7 +141,7 @@ def answers(entries: dict[str, Entry], x: torch.Tensor, small: list[bool] | None
     together = torch.stack([v.answer for v in seen.values()]).mean(0) if seen else None
     for key, v in seen.items():
         entry = entries[key]
-        found = calibration.load(entry)
+        found = own_note(entry) or calibration.load(entry)
         if isinstance(found, str):
             out[key] = Answer(v.answer, None, found)
             continue
@@ -271,7 +277,7 @@ def classify(files: list[tuple[str, bytes]], entries: dict[str, Entry], k: int =
 
 def uncalibrated(entries: dict[str, Entry]) -> dict[str, str]:
     """Loaded networks that cannot say whether an input is unfamiliar -> why, in one line."""
-    found = {key: calibration.load(e) for key, e in entries.items() if e.ok}
+    found = {key: own_note(e) or calibration.load(e) for key, e in entries.items() if e.ok}
     return {key: why for key, why in found.items() if isinstance(why, str)}
 
 

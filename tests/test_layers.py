@@ -29,6 +29,7 @@ LAYERS = (
     "predict",
     "analysis",
     "stress",
+    "yours",
     "runs",
     "examples",
     "perf",
