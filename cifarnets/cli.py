@@ -1,4 +1,4 @@
-"""python -m cifarnets train | evaluate | predict | summary: the library from the shell.
+"""python -m cifarnets train | evaluate | predict | summary | export ...: the library from the shell.
 
 Every command prints a table for people and, with --json, one JSON document for programs.
 User mistakes (errors.UserError) end in one `error:` line and a non-zero exit, never a stack trace;
@@ -23,13 +23,14 @@ from .models import ALL_KEYS, KEYS, label, recipe_key
 from .paths import runs_dir
 from .perf import bench, loadtest, pagetime, photos, speedrun, stresstime
 from .prose import duration, plural
-from .runs import race
+from .runs import engine, race
 from .store import checkpoints as ckpt
 from .store import hub
 from .stress import apply as stress
 from .stress import measure as stress_measure
 from .training import recipes
 from .unfamiliar import measure
+from .yours import commands as yours
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +77,7 @@ def make_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix on the test split")
-    which = e.add_mutually_exclusive_group(required=True)
+    which = e.add_mutually_exclusive_group()  # one of the two, or --network alone
     which.add_argument("--checkpoint", help="one checkpoint folder")
     which.add_argument("--all", action="store_true", help="every network in --checkpoints")
     add_checkpoints_arg(e)
@@ -86,6 +87,7 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--write", action="store_true",
                    help="store what was measured as each checkpoint's metrics in its config.json (local folders only)")
     hub.add_hub_arg(e)
+    yours.add_network_arg(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="classify image files with every network")
@@ -99,9 +101,11 @@ def make_parser() -> argparse.ArgumentParser:
                    help="classify each image perturbed by fgsm or pgd (10 steps) within EPS/255, e.g. pgd:4")
     r.add_argument("--against", choices=KEYS, help="the network --attack targets")
     hub.add_hub_arg(r)
+    yours.add_network_arg(r)
     r.set_defaults(func=cmd_predict)
 
     race.add_parser(sub)
+    engine.add_parser(sub)
     hub.add_parser(sub)
     bench.add_parser(sub)
     speedrun.add_parser(sub)
@@ -112,6 +116,7 @@ def make_parser() -> argparse.ArgumentParser:
     measure.add_parser(sub)
     stress_measure.add_parser(sub)
     stresstime.add_parser(sub)
+    yours.add_export_parser(sub)
     return p
 
 
@@ -200,12 +205,15 @@ def cmd_evaluate(args) -> int:
     from .training.evaluation import evaluate
 
     device = pick(args.device)
+    if not (args.checkpoint or args.all or args.network):
+        raise UsageError("give --checkpoint FOLDER, --all or --network SOURCE")
     if args.write and (args.hub or str(args.checkpoint or "").startswith("hf://")):
         raise UsageError("--write updates local checkpoint folders, not the Hugging Face cache")
     if args.hub and not args.all:
         raise UsageError("--hub goes with --all; for one Hub repository use --checkpoint hf://OWNER/NAME")
     folders = (({key: Path(args.checkpoints) / key for key in KEYS} | hub.cli_overrides(args.hub)) if args.all
-               else {None: hub.checkpoint_folder(args.checkpoint)})
+               else {None: hub.checkpoint_folder(args.checkpoint)} if args.checkpoint else {})
+    extra = yours.entries(args.network, device)
     dataset = sources.load(args.data, verbose=not args.json)
     test = loader.DeviceLoader(dataset.test, split_batch(device), device, train=False)
     results, failures = {}, {}
@@ -223,11 +231,17 @@ def cmd_evaluate(args) -> int:
         if args.write:  # the data it was measured on goes with the numbers
             provenance = dataset.provenance() | {"classes": None, "machine": machine_name(device)}
             ckpt.write_metrics(folder, metrics, provenance)
+    for name, entry in extra.items():  # beside the four, under the name it was given
+        if entry.classes != dataset.classes:
+            failures[name] = f"answers in the classes {entry.classes}, but the data has {dataset.classes}"
+            continue
+        results[name] = evaluate(entry.model, test, dataset.classes)
     if args.json:
         print(json.dumps(results | {k: {"error": v} for k, v in failures.items()}, indent=2))
     else:
         for key, m in results.items():
-            print(f"{label(key):<10} test accuracy {m['test_acc']:.2%}  loss {m['test_loss']:.4f}  (n={m['n']}; "
+            name = label(key) if key in KEYS else key  # --network: the name it was given
+            print(f"{name:<10} test accuracy {m['test_acc']:.2%}  loss {m['test_loss']:.4f}  (n={m['n']}; "
                   f"{answering.views_in_words(m['views'])}, in {m['precision']}; "
                   f"{m['single_view']['test_acc']:.2%} single view)")
             print("  " + "  ".join(f"{c} {a:.1%}" for c, a in m["per_class"].items()))
@@ -243,6 +257,7 @@ def cmd_predict(args) -> int:
     from .predict import predict_files, uncalibrated
 
     entries = ckpt.discover(args.checkpoints, pick(args.device), overrides=hub.cli_overrides(args.hub))
+    entries |= yours.entries(args.network, pick(args.device))
     if not any(e.ok for e in entries.values()):
         raise ckpt.CheckpointError("no network could be loaded:\n  " +
                                    "\n  ".join(f"{e.label}: {e.reason}" for e in entries.values()))
@@ -255,7 +270,7 @@ def cmd_predict(args) -> int:
         rows = {r["file"]: [f"{p['label']} {p['prob']:.0%}" + (" unfamiliar" if p["unfamiliar"]["flag"] else "")
                             for p in (r["predictions"][k] for k in loaded)] for r in results if "error" not in r}
         cell = max([22] + [len(c) for cells in rows.values() for c in cells])
-        print(f"{'file':<{width}}  " + "  ".join(f"{label(k):<{cell}}" for k in loaded))
+        print(f"{'file':<{width}}  " + "  ".join(f"{entries[k].label:<{cell}}" for k in loaded))
         for r in results:
             if "error" in r:
                 print(f"{r['file']:<{width}}  error: {r['error']}")
@@ -267,5 +282,5 @@ def cmd_predict(args) -> int:
         if not e.ok:
             print(f"{e.label} unavailable: {e.reason}", file=sys.stderr)
     for key, why in uncalibrated(entries).items():
-        print(f"{label(key)}: no unfamiliarity check, {why}", file=sys.stderr)
+        print(f"{entries[key].label}: no unfamiliarity check, {why}", file=sys.stderr)
     return 1 if any("error" in r for r in results) else 0

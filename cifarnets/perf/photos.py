@@ -31,6 +31,8 @@ from ..cliargs import add_checkpoints_arg, add_device_arg
 from ..data.images import read_photos
 from ..errors import UsageError
 from ..store import hub
+from ..yours.commands import add_network_arg
+from ..yours.commands import entries as networks
 from .bootstrap import LEVEL, balanced_accuracy, interval, paired_interval
 from .packageset import build, composite
 
@@ -184,6 +186,7 @@ def add_parser(sub) -> None:
                    help="store the app's figure (its preparation and views) in each checkpoint's config.json")
     add_checkpoints_arg(p)
     hub.add_hub_arg(p)  # KEY=FOLDER takes a network from a run folder
+    add_network_arg(p)
     add_device_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
@@ -209,6 +212,7 @@ def run(args) -> int:
     if unknown:
         raise UsageError(f"unknown preparation {unknown[0]!r}; choose from: {', '.join(images.PREPARATIONS)}")
     entries = discover(args.checkpoints, pick(args.device), overrides=hub.cli_overrides(args.hub))
+    entries |= networks(args.network, pick(args.device))  # --network: yours beside the four
     measured = measure(folders, entries, args.preparations, args.views)
     if args.write:
         if args.hub or images.PREPARATION not in measured["right"][next(iter(measured["right"]))] \

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 from .. import CIFAR10_CLASSES
+from ..data.images import ImageError
 from ..data.loader import MEAN, STD
 from ..models import label
-from ..data.images import ImageError
 from ..predict import read_file
 from ..store import hub
 from ..store.checkpoints import CheckpointError, load_checkpoint

@@ -22,8 +22,8 @@ from ..store.checkpoints import CheckpointError, Entry
 KINDS = {"onnx": "an ONNX file", "checkpoint": "a cifarnets checkpoint", "hub": "a Hugging Face Hub repository"}
 MAX_NAME = 40
 # Plain words for the unfamiliar-input badge: a visitor cannot run the command that calibrates a network.
-NO_CALIBRATION = ("it has no unfamiliar-input check: that check is measured once for each network, on the test "
-                  "split and real photos, and yours has not been")
+NO_CALIBRATION = ("not calibrated for it: that check is measured once for each network, on the test split and "
+                  "real photos, and a network brought in has not been")
 
 
 class Adapted(nn.Module):
