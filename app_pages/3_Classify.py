@@ -7,7 +7,7 @@ import streamlit as st
 from cifarnets.predict import classify, summary_rows, uncalibrated
 from cifarnets.prose import plural
 from cifarnets.store.export import rows_csv
-from cifarnets.ui import actions, resources
+from cifarnets.ui import actions, resources, yours_view
 from cifarnets.ui.classify_view import (
     badges_line,
     gather_inputs,
@@ -20,7 +20,8 @@ from cifarnets.ui.classify_view import (
 MAX_CARDS = 24  # past this, the summary table still lists every image
 
 st.title("Classify")
-found = resources.entries()
+yours_view.adder()  # your own network, beside the four, in this session only
+found = yours_view.with_yours(resources.entries())
 resources.notice_hub()
 resources.notice_missing(found)
 actions.answering_notice(found)  # which networks answer from your own runs, and the way back

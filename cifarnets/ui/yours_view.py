@@ -1,0 +1,114 @@
+"""Your network in the app: added on Classify (an ONNX file, a checkpoint zip, or a Hub id), kept in this browser
+session's state only, in memory (its bytes never touch the server's disk, and go with the session), and shown
+beside the four on every page that can show it, or with one line saying why not."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from ..errors import UserError
+from ..models import ALL_KEYS, label
+from ..paths import public, public_limits
+from ..store.checkpoints import Entry
+from ..yours import YourNetwork, load_network
+from ..yours.onnxfile import MAX_BYTES
+
+KEY = "your_network"  # st.session_state: the YourNetwork, while the visitor keeps it
+WAYS = {"ONNX file": "onnx", "Checkpoint zip": "zip", "Hub repository": "hub"}
+
+
+def current() -> YourNetwork | None:
+    return st.session_state.get(KEY)
+
+
+def with_yours(found: dict[str, Entry]) -> dict[str, Entry]:
+    """The four, and this session's network after them (a new dict: the shared one is never changed)."""
+    network = current()
+    return found | {network.name: network.entry()} if network else found
+
+
+def why_not(view: str) -> None:
+    """One plain line where this session's network has no `view`; nothing when it has one or there is none."""
+    network = current()
+    if network and network.why_not(view):
+        st.caption(network.why_not(view))
+
+
+def _remove() -> None:
+    st.session_state.pop(KEY, None)
+
+
+def _upload_mb() -> int:
+    """The largest upload: 50 MB, or public mode's cap on any file where that is smaller (the server's own)."""
+    cap = MAX_BYTES / 2**20
+    return math.ceil(min(cap, public_limits().upload_mb) if public() else cap)
+
+
+def adder() -> None:
+    """The "Your network" expander: add one network, or see and remove the one there is."""
+    network = current()
+    with st.expander(f"Your network: {network.name}" if network else "Your network: compare your own with the four",
+                     expanded=False):
+        if network:
+            st.markdown(f"**{network.name}**: {network.source}, {network.params:,} parameters. It answers beside the "
+                        "four on Classify and the Stress test, and shows on Architecture"
+                        + (" and Training curves." if network.history else "."))
+            for view, why in network.unavailable.items():
+                st.caption(f"No {view}: {why}.")
+            st.button("Remove", key="your_remove", on_click=_remove, icon=":material/delete:")
+            return
+        _form()
+
+
+def _form() -> None:
+    st.caption("Bring any CIFAR-10 classifier: an ONNX file (1 x 3 x 32 x 32 floats in, 10 logits out), a "
+               "cifarnets checkpoint zip (as Training curves downloads one), or a Hugging Face Hub repository. It "
+               "stays in this browser session only, and goes when the session ends.")
+    way = st.segmented_control("From", list(WAYS), default="ONNX file", key="your_way", required=True)
+    name = st.text_input("Its name", key="your_name", max_chars=40, placeholder="e.g. my ResNet-18")
+    raw, source = None, ""
+    options = {}
+    if WAYS[way] == "hub":
+        source = st.text_input("Repository", key="your_repo", placeholder="OWNER/NAME or OWNER/NAME@REVISION")
+    else:
+        kind = WAYS[way]
+        upload = st.file_uploader(f"The {'.onnx' if kind == 'onnx' else '.zip'} file", key=f"your_{kind}",
+                                  type=["onnx"] if kind == "onnx" else ["zip"], max_upload_size=_upload_mb())
+        if upload is not None:
+            raw, source = upload.getvalue(), upload.name
+        if kind == "onnx":
+            options = _onnx_options()
+    if st.button("Add it", key="your_add", type="primary", disabled=not (name.strip() and source)):
+        _add(source, name, raw, options)
+
+
+def _onnx_options() -> dict:
+    left, mid, right = st.columns(3)
+    mean = left.text_input("Mean (R, G, B)", key="your_mean", placeholder="CIFAR-10's: 0.4914, 0.4822, 0.4465",
+                           help="What your network subtracts from pixels in 0..1. Your file's own metadata, or "
+                                "CIFAR-10's, when left empty.")
+    std = mid.text_input("Std (R, G, B)", key="your_std", placeholder="CIFAR-10's: 0.2470, 0.2435, 0.2616")
+    classes = right.text_input("Class order", key="your_classes", placeholder="CIFAR-10's: airplane, ..., truck",
+                               help="The classes of its 10 outputs, in order, separated by commas.")
+    return {"mean": split(mean) if mean.strip() else None, "std": split(std) if std.strip() else None,
+            "classes": split(classes) if classes.strip() else None}
+
+
+def split(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",")]
+
+
+def _add(source: str, name: str, raw: bytes | None, options: dict) -> None:
+    taken = [*ALL_KEYS, *(label(k) for k in ALL_KEYS)]
+    hub = raw is None
+    try:
+        with st.spinner(f"Checking and loading {source}..."):
+            network = load_network(("hf://" + source.strip().removeprefix("hf://")) if hub else source, name,
+                                   raw=raw, allow_local=not public(), taken=taken, **options)
+    except UserError as e:
+        st.error(str(e))
+        return
+    st.session_state[KEY] = network
+    st.rerun()

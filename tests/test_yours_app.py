@@ -1,0 +1,78 @@
+"""Your network in the app, under AppTest: added on Classify, it answers as a fifth column there and on the Stress
+test, shows on Architecture, and goes with one click; a bad file is refused with one line and nothing is lost."""
+
+from __future__ import annotations
+
+import pytest
+from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
+from streamlit.testing.v1 import AppTest
+from test_yours import raw, tiny_graph
+
+from cifarnets.store.export import checkpoint_zip
+
+TIMEOUT = 90
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture
+def app_env(shipped, tmp_path, monkeypatch):
+    monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(shipped))
+    monkeypatch.setenv("CIFARNETS_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
+
+
+def classify_page() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page(PAGES["Classify"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def add(at: AppTest, name: str, filename: str, data: bytes, way: str = "onnx") -> AppTest:
+    if way == "zip":
+        at.segmented_control(key="your_way").set_value("Checkpoint zip").run()
+    at.text_input(key="your_name").input(name)
+    at.file_uploader(key=f"your_{way}").set_value([(filename, data, "application/octet-stream")]).run()
+    at.button(key="your_add").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_an_onnx_network_is_a_fifth_column_on_classify_and_goes_in_one_click(app_env):
+    at = add(classify_page(), "tiny net", "tiny.onnx", raw(tiny_graph()))
+    at.file_uploader(key="uploads").set_value([("red.png", image_bytes("PNG"), "image/png")]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = texts(at)
+    for name in (*LABELS, "tiny net"):
+        assert f"**{name}**" in text
+    assert list(at.dataframe[0].value.columns)[:6] == ["image", *LABELS, "tiny net"]
+    assert len(at.get("vega_lite_chart")) == 5  # a top-5 chart for each of the five
+    assert "tiny net: not calibrated for it" in text and "python -m" not in text.split("tiny net:")[1][:300]
+    at.button(key="your_remove").click().run()
+    assert "**tiny net**" not in texts(at) and list(at.dataframe[0].value.columns)[:5] == ["image", *LABELS]
+
+
+def test_a_bad_file_is_refused_in_one_line_and_the_four_still_answer(app_env):
+    at = add(classify_page(), "evil", "evil.onnx", raw(tiny_graph(op_domain="com.evil")))
+    assert [e.value for e in at.error] == ["evil.onnx uses the custom operator domain 'com.evil': only standard "
+                                           "ONNX operators are accepted"]
+    at.file_uploader(key="uploads").set_value([("red.png", image_bytes("PNG"), "image/png")]).run()
+    assert list(at.dataframe[0].value.columns)[:5] == ["image", *LABELS]
+
+
+def test_a_checkpoint_zip_shows_on_the_stress_test_architecture_and_training_curves(app_env, shipped):
+    at = add(classify_page(), "my run", "run.zip", checkpoint_zip(shipped / "resnet"), way="zip")
+    assert "**my run**" in texts(at)
+    at.switch_page(PAGES["Stress test"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "**my run**" in texts(at)
+    at.switch_page(PAGES["Architecture"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "my run" in texts(at)
+    at.switch_page(PAGES["Training curves"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "my run" in texts(at)
