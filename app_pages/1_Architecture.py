@@ -3,7 +3,7 @@
 import streamlit as st
 
 from cifarnets.ui import architecture_view as view
-from cifarnets.ui import resources, share
+from cifarnets.ui import resources, share, yours_view
 from cifarnets.ui.charts import params_chart
 
 st.title("Architecture")
@@ -19,3 +19,6 @@ for tab, key in zip(tabs[:-1], view.NETWORKS, strict=True):
         view.one_network(key, level)
 with tabs[-1]:
     view.side_by_side(level)
+
+st.header("Your network")
+yours_view.architecture_section(level, view.dot)

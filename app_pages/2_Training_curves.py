@@ -5,7 +5,7 @@ import streamlit as st
 
 from cifarnets.paths import checkpoints_dir
 from cifarnets.store import curves
-from cifarnets.ui import resources, runs_view
+from cifarnets.ui import resources, runs_view, yours_view
 from cifarnets.ui.charts import curves_chart
 
 st.title("Training curves")
@@ -16,6 +16,8 @@ with_history = [r for r in runs if r.history()]
 arrangement, splits, picked = runs_view.controls(with_history)  # in the URL: a link restores the view
 runs_view.missing_shipped(shipped)
 chosen = shipped + [curves.Curve(r.model, f"your run {r.name}", r.history(), r.test_acc) for r in picked]
+chosen += yours_view.curves()  # the network added on Classify, when a history came with it
+yours_view.why_not("training curves")
 rows = [r for r in curves.long_rows(chosen) if r["split"] in splits]
 if not rows:
     st.info("Nothing to draw: no history is selected (pick a split to show, or train a run from the sidebar).")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from cifarnets.stress import findings
-from cifarnets.ui import resources, share
+from cifarnets.ui import resources, share, yours_view
 from cifarnets.ui.stress_view import attack_view, corruption_view, measured_view, pick_image, stored, truth
 
 st.title("Stress test")
@@ -14,7 +14,7 @@ share.check_unknown(["image", "corruption", "severity", "attack", "eps", "transf
 found = resources.entries()
 resources.notice_hub()
 resources.notice_missing(found)
-loaded = {k: e for k, e in found.items() if e.ok}
+loaded = {k: e for k, e in yours_view.with_yours(found).items() if e.ok}  # yours too, added on Classify
 image = pick_image()
 shown = truth(image, next(iter(loaded.values())).classes) if image is not None and loaded else None
 
@@ -23,8 +23,9 @@ if image is not None and loaded:
     corruption_view(image, loaded, shown)
 
 st.header("Adversarial examples")
+yours_view.why_not("attacks")
 if image is not None and loaded:
-    attack_view(image, loaded, shown)
+    attack_view(image, yours_view.attackable(loaded), shown)
 st.markdown(f"**The lesson.** {findings.LESSON}")
 
 st.header("Measured on the test split")

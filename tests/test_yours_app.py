@@ -75,4 +75,5 @@ def test_a_checkpoint_zip_shows_on_the_stress_test_architecture_and_training_cur
     assert "my run" in texts(at)
     at.switch_page(PAGES["Training curves"]).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "my run" in texts(at)
+    picks = at.selectbox(key="curves_csv_pick")
+    assert "ResNet, your network my run" in picks.options

@@ -107,7 +107,7 @@ def corruption_view(image: Prepared, entries: dict[str, Entry], shown: str | Non
     for col, (key, answers) in zip(cols[1:], seen.items(), strict=True):
         a = answers[severity]
         changed = apply.first_change(answers)
-        col.markdown(f"**{label(key)}**  \n**{a.label}** · {a.prob:.0%}")
+        col.markdown(f"**{entries[key].label}**  \n**{a.label}** · {a.prob:.0%}")
         badge, how = verdict_line(a.verdict)
         col.markdown(badge, help=how)
         col.markdown(f"clean: {answers[0].label}; " + (
@@ -119,7 +119,8 @@ def corruption_view(image: Prepared, entries: dict[str, Entry], shown: str | Non
     strip = st.container(key="grid-severities").columns(len(images))
     for s, col in enumerate(strip):
         col.image(enlarge(images[s], 64), caption=str(s))
-        col.caption("  \n".join(f"{label(k)}: {seen[k][s].label}" for k in seen))  # whole names: "SE-ResNe" was cut
+        # whole names: "SE-ResNe" was cut
+        col.caption("  \n".join(f"{entries[k].label}: {seen[k][s].label}" for k in seen))
 
 
 def attack_view(image: Prepared, entries: dict[str, Entry], shown: str | None) -> None:
@@ -133,26 +134,28 @@ def attack_view(image: Prepared, entries: dict[str, Entry], shown: str | None) -
     found = _attacked(entries, _networks_stamp(entries), _digest(image.pixels), image.pixels, KINDS[kind], eps)
     cols = st.container(key="grid-attacked").columns(len(found))
     for col, (key, a) in zip(cols, found.items(), strict=True):
-        col.markdown(f"**{label(key)}**  \n{a.before} → **{a.after}** · {a.prob:.0%} {_way(a.before, a.after, shown)}")
-        col.image(enlarge(a.image, SIDE), caption=f"perturbed against {label(key)}")
+        col.markdown(f"**{entries[key].label}**  \n{a.before} → **{a.after}** · {a.prob:.0%} "
+                     + _way(a.before, a.after, shown))
+        col.image(enlarge(a.image, SIDE), caption=f"perturbed against {entries[key].label}")
         col.image(enlarge(a.picture, SIDE), caption=f"the change, x{a.scale} around grey")
         col.download_button("Download (PNG, 32x32)", png(a.image), mime="image/png", on_click="ignore",
                             file_name=f"{image.name.rsplit('.', 1)[0]}-{KINDS[kind]}{eps}-{key}.png",
                             key=f"adv_png_{key}")
     st.markdown("**The smallest ε that changes each answer** (PGD-10, ε doubling then bisected, up to "
                 f"{attacks.EPS_MAX}/255):")
-    if st.button("Find it for all four", key="search"):
+    if st.button(f"Find it for all {len(entries) if len(entries) != 4 else 'four'}", key="search"):
         st.session_state["stress_searched"] = _digest(image.pixels)
     if st.session_state.get("stress_searched") == _digest(image.pixels):
         broken = _smallest(entries, _networks_stamp(entries), _digest(image.pixels), image.pixels)
         cols = st.container(key="grid-smallest").columns(len(broken))
         for col, (key, b) in zip(cols, broken.items(), strict=True):
             if b.eps is None:
-                col.markdown(f"**{label(key)}**: holds up to {attacks.EPS_MAX}/255")
+                col.markdown(f"**{entries[key].label}**: holds up to {attacks.EPS_MAX}/255")
                 continue
             after = entries[key].classes[b.label]
             before = apply.seen({key: entries[key]}, image.pixels[None])[key][0].label
-            col.markdown(f"**{label(key)}**: ε = **{b.eps}/255** → {after} · {b.prob:.0%} {_way(before, after, shown)}")
+            col.markdown(f"**{entries[key].label}**: ε = **{b.eps}/255** → {after} · {b.prob:.0%} "
+                         + _way(before, after, shown))
             col.image(enlarge(b.image.permute(1, 2, 0).cpu().numpy(), SIDE))
 
 

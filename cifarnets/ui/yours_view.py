@@ -12,10 +12,12 @@ from ..errors import UserError
 from ..models import ALL_KEYS, label
 from ..paths import public, public_limits
 from ..store.checkpoints import Entry
-from ..yours import YourNetwork, load_network
+from ..store.curves import Curve
+from ..yours import YourNetwork, anatomy, load_network
 from ..yours.onnxfile import MAX_BYTES
 
 KEY = "your_network"  # st.session_state: the YourNetwork, while the visitor keeps it
+DEPTH = {"blocks": 2, "every layer": None}  # as architecture_view's: the layer table follows the diagram's level
 WAYS = {"ONNX file": "onnx", "Checkpoint zip": "zip", "Hub repository": "hub"}
 
 
@@ -112,3 +114,47 @@ def _add(source: str, name: str, raw: bytes | None, options: dict) -> None:
         return
     st.session_state[KEY] = network
     st.rerun()
+
+
+# ---------------------------------------------------------------- the other pages
+
+def attackable(entries: dict[str, Entry]) -> dict[str, Entry]:
+    """The networks an attack can be made against: all but one answering through onnxruntime (no gradients)."""
+    network = current()
+    return {k: e for k, e in entries.items() if not (network and k == network.name and not network.gradients)}
+
+
+def curves() -> list[Curve]:
+    """This session's network's history as a curve, in its architecture's colour, when a history came with it."""
+    network = current()
+    if not network or not network.history or not network.architecture:
+        return []
+    return [Curve(network.architecture, f"your network {network.name}", network.history, network.entry().test_acc)]
+
+
+def architecture_section(level: str, dot) -> None:
+    """Your network on Architecture: its diagram (a checkpoint of one of ours), layer table, parameters and MACs,
+    and its printout; a plain line for whatever it cannot show. `dot`: the page's diagram maker, by key and level."""
+    network = current()
+    if network is None:
+        st.caption("Add your own network on Classify, and it shows here too.")
+        return
+    st.markdown(f"**{network.name}**: {network.source}")
+    macs = anatomy.total_macs(network)
+    st.caption(f"{network.params:,} parameters" + (f" · {macs / 1e6:,.1f} M multiply-accumulates for one 32x32 image "
+                                                   "(convolutions and linear layers)" if macs is not None else ""))
+    for view in ("block diagram", "layer table", "FLOPs"):
+        why_not(view)
+    left, right = st.columns(2, gap="large")
+    if network.architecture:
+        with left:
+            st.markdown(f"**Block diagram** ({level}): a {label(network.architecture)}, as ours")
+            st.graphviz_chart(dot(network.architecture, level), width="content")
+    rows = anatomy.layer_rows(network, DEPTH.get(level) if network.architecture else None)
+    if rows:
+        with right if network.architecture else left:
+            st.markdown("**Layers, traced on one 32x32 image**")
+            st.dataframe(rows, hide_index=True, width="stretch", key="your_layers")
+    if anatomy.printout(network):
+        st.markdown("**`print(model)`**")
+        st.code(anatomy.printout(network), language=None, height=320)
