@@ -238,3 +238,27 @@ def test_cli_refuses_a_bad_network_in_one_line(tmp_path, capsys):
     assert main(["predict", str(EXAMPLE), "--network", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: bad.onnx uses the custom operator domain") and err.count("\n") == 1
+
+
+ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3000)  # 10 views of 10,000 images, twice, by four networks: many minutes on 2 busy cores
+@pytest.mark.skipif(not ARCHIVE.exists(), reason=f"the CIFAR-10 archive {ARCHIVE} is not here")
+def test_our_networks_round_trip_on_every_test_image():
+    """The issue's bar: top-1 agreeing on all 10,000 test images, probabilities within 1e-4 (docs/yours.md)."""
+    from cifarnets.data import loader, sources
+
+    test = loader.DeviceLoader(sources.load(ARCHIVE).test, 200, "cpu", train=False)
+    for key in KEYS:
+        ours, _ = load_checkpoint(SHIPPED / key)
+        back = load_network(f"{key}.onnx", "back", raw=onnx_bytes(ours)).answerer
+        n, disagree, worst = 0, 0, 0.0
+        with torch.no_grad():
+            for xb, _ in test.batches():
+                p, q = answer(ours, xb)[1], answer(back, xb)[1]
+                n, disagree = n + len(xb), disagree + int((p.argmax(1) != q.argmax(1)).sum())
+                worst = max(worst, float((p - q).abs().max()))
+        print(f"{key}: {n} images, top-1 disagreements {disagree}, largest probability difference {worst:.2e}")
+        assert n == 10_000 and disagree == 0 and worst < 1e-4
