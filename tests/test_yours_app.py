@@ -77,3 +77,30 @@ def test_a_checkpoint_zip_shows_on_the_stress_test_architecture_and_training_cur
     assert not at.exception, [e.value for e in at.exception]
     picks = at.selectbox(key="curves_csv_pick")
     assert "ResNet, your network my run" in picks.options
+
+
+def test_a_network_only_onnxruntime_runs_joins_corruptions_and_says_why_there_are_no_attacks(app_env, monkeypatch):
+    monkeypatch.setattr("cifarnets.yours.convert.to_torch",
+                        lambda model, expected: (None, "its graph does not convert to PyTorch (a test)"))
+    at = add(classify_page(), "runtime only", "tiny.onnx", raw(tiny_graph()))
+    at.switch_page(PAGES["Stress test"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = texts(at)
+    assert "**runtime only**" in text  # among the corruptions' answers
+    assert ("runtime only: no attacks, because it answers through onnxruntime, which gives no gradients: its graph "
+            "does not convert to PyTorch (a test).") in text
+    assert not [m for m in at.markdown if m.value.startswith("**runtime only**") and "→" in m.value]  # no attack
+    at.switch_page(PAGES["Architecture"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "runtime only: no layer table, because it answers through onnxruntime" in texts(at)
+
+
+def test_a_hub_id_is_a_fifth_column(app_env, shipped):
+    at = classify_page()
+    at.segmented_control(key="your_way").set_value("Hub repository").run()
+    at.text_input(key="your_name").input("from the hub")
+    at.text_input(key="your_repo").input(str(shipped / "densenet")).run()  # a local folder stands in for the Hub
+    at.button(key="your_add").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.file_uploader(key="uploads").set_value([("red.png", image_bytes("PNG"), "image/png")]).run()
+    assert list(at.dataframe[0].value.columns)[:6] == ["image", *LABELS, "from the hub"]
