@@ -1,0 +1,76 @@
+"""Your network in a real browser: an ONNX upload, a checkpoint zip and a Hub id (a local folder standing in for the
+Hub, as in the Hub tests) each become a fifth column on Classify, then on the Stress test, in the same session.
+Screenshots land in the test's folder (`--basetemp DIR` keeps them to look at)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.app import LABELS, image_bytes
+from test_yours import raw, tiny_graph
+
+from cifarnets.perf.loadtest import CHROMIUM, CHROMIUM_ARGS
+from cifarnets.store.export import checkpoint_zip
+
+WAIT_MS = 120_000
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")]
+
+
+def _file(tmp_path: Path, way: str) -> Path | str:
+    checkpoints = tmp_path / "checkpoints"  # the app_url fixture's tiny networks
+    if way == "ONNX file":
+        path = tmp_path / "tiny.onnx"
+        path.write_bytes(raw(tiny_graph()))
+        return path
+    if way == "Checkpoint zip":
+        path = tmp_path / "run.zip"
+        path.write_bytes(checkpoint_zip(checkpoints / "resnet"))
+        return path
+    return str(checkpoints / "densenet")
+
+
+@pytest.mark.parametrize("way", ["ONNX file", "Checkpoint zip", "Hub repository"])
+def test_your_network_is_a_fifth_column_on_classify_and_the_stress_test(app_url, tmp_path, way):
+    from playwright.sync_api import sync_playwright
+
+    name = f"mine by {way.split()[0].lower()}"
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(image_bytes("PNG", size=(96, 64), seed=3))
+    source = _file(tmp_path, way)
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            viewport={"width": 1400, "height": 1600})
+        try:
+            page = browser.new_page()
+            page.goto(f"{app_url}/Classify")
+            page.get_by_text("Your network: compare your own with the four").click(timeout=WAIT_MS)
+            if way != "ONNX file":
+                page.locator(".st-key-your_way").get_by_text(way).click()
+            page.get_by_label("Its name").fill(name)
+            page.get_by_label("Its name").press("Enter")
+            if way == "Hub repository":
+                page.get_by_label("Repository").fill(str(source))
+                page.get_by_label("Repository").press("Enter")
+            else:
+                kind = "onnx" if way == "ONNX file" else "zip"
+                page.locator(f".st-key-your_{kind} input[type=file]").set_input_files(str(source))
+            page.get_by_role("button", name="Add it").click(timeout=WAIT_MS)
+            page.get_by_text(f"Your network: {name}").wait_for(timeout=WAIT_MS)
+            page.locator(".st-key-uploads input[type=file]").set_input_files(str(picture))
+            for text in [*LABELS, name]:
+                page.locator(f"[class*='st-key-card-'] strong:text-is('{text}')").first.wait_for(timeout=WAIT_MS)
+            page.get_by_text("Summary", exact=True).wait_for(timeout=WAIT_MS)
+            page.screenshot(path=str(tmp_path / "classify.png"), full_page=True)
+
+            page.get_by_role("link", name="Stress test").first.click()  # the same session: the network stays
+            page.get_by_role("heading", name="Corruptions").wait_for(timeout=WAIT_MS)
+            page.locator(".st-key-grid-corrupted").get_by_text(name).first.wait_for(timeout=WAIT_MS)
+            page.locator(".st-key-grid-attacked").get_by_text(name).first.wait_for(timeout=WAIT_MS)
+            page.screenshot(path=str(tmp_path / "stress.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "classify.png").stat().st_size > 10_000 and (tmp_path / "stress.png").stat().st_size > 10_000
