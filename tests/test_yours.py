@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import time
 import zipfile
 from pathlib import Path
 
@@ -262,3 +263,36 @@ def test_our_networks_round_trip_on_every_test_image():
                 worst = max(worst, float((p - q).abs().max()))
         print(f"{key}: {n} images, top-1 disagreements {disagree}, largest probability difference {worst:.2e}")
         assert n == 10_000 and disagree == 0 and worst < 1e-4
+
+
+# ---------------------------------------------------------------- test-split accuracy in the background
+
+def test_accuracy_is_measured_in_the_background_as_classify_answers(tmp_path):
+    from conftest import make_image_folder
+
+    from cifarnets.data import loader, sources
+    from cifarnets.yours import accuracy
+
+    data = make_image_folder(tmp_path / "data", classes=CIFAR10_CLASSES, n_train=1, n_test=3)
+    network = load_network("tiny.onnx", "tiny", raw=raw(tiny_graph()))
+    measuring = accuracy.start(network.answerer, network.entry().classes, data)
+    deadline = time.monotonic() + 60
+    while measuring.running and time.monotonic() < deadline:  # the page polls it the same way
+        time.sleep(0.1)
+    assert measuring.error == "" and measuring.done == measuring.total == 30
+    test = sources.load(data, download=False).test
+    x = next(loader.DeviceLoader(test, 30, "cpu", train=False).batches())[0]
+    with torch.no_grad():
+        expected = float((answer(network.answerer, x)[1].argmax(1) == test.y).float().mean())
+    assert measuring.accuracy == pytest.approx(expected)
+
+
+def test_accuracy_says_why_in_one_line_when_the_classes_differ(tmp_path):
+    from conftest import make_image_folder
+
+    from cifarnets.yours import accuracy
+
+    data = make_image_folder(tmp_path / "data", n_train=1, n_test=1)  # circle, square, stripes
+    measuring = accuracy.measure(load_network("t.onnx", "t", raw=raw(tiny_graph())).answerer,
+                                 list(CIFAR10_CLASSES), accuracy.Measurement(), data)
+    assert measuring.accuracy is None and "not the network's" in measuring.error

@@ -3,6 +3,8 @@ test, shows on Architecture, and goes with one click; a bad file is refused with
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
@@ -104,3 +106,19 @@ def test_a_hub_id_is_a_fifth_column(app_env, shipped):
     assert not at.exception, [e.value for e in at.exception]
     at.file_uploader(key="uploads").set_value([("red.png", image_bytes("PNG"), "image/png")]).run()
     assert list(at.dataframe[0].value.columns)[:6] == ["image", *LABELS, "from the hub"]
+
+
+def test_its_test_accuracy_is_measured_in_the_background(app_env, tmp_path, monkeypatch):
+    from conftest import make_image_folder
+
+    from cifarnets import CIFAR10_CLASSES
+
+    monkeypatch.setenv("CIFARNETS_DATA", str(make_image_folder(tmp_path / "data", CIFAR10_CLASSES, 1, 2)))
+    at = add(classify_page(), "tiny net", "tiny.onnx", raw(tiny_graph()))
+    at.button(key="your_measure").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    deadline = time.monotonic() + 60
+    while "Test accuracy as Classify answers" not in texts(at) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert "on 20 test images" in texts(at)

@@ -13,10 +13,11 @@ from ..models import ALL_KEYS, label
 from ..paths import public, public_limits
 from ..store.checkpoints import Entry
 from ..store.curves import Curve
-from ..yours import YourNetwork, anatomy, load_network
+from ..yours import YourNetwork, accuracy, anatomy, load_network
 from ..yours.onnxfile import MAX_BYTES
 
 KEY = "your_network"  # st.session_state: the YourNetwork, while the visitor keeps it
+MEASURING = "your_accuracy"  # st.session_state: its test-split accuracy.Measurement, once asked for
 DEPTH = {"blocks": 2, "every layer": None}  # as architecture_view's: the layer table follows the diagram's level
 WAYS = {"ONNX file": "onnx", "Checkpoint zip": "zip", "Hub repository": "hub"}
 
@@ -40,6 +41,9 @@ def why_not(view: str) -> None:
 
 def _remove() -> None:
     st.session_state.pop(KEY, None)
+    measuring = st.session_state.pop(MEASURING, None)
+    if measuring is not None:
+        measuring.stop.set()  # the background measurement ends at its next batch
 
 
 def _upload_mb() -> int:
@@ -59,9 +63,46 @@ def adder() -> None:
                         + (" and Training curves." if network.history else "."))
             for view, why in network.unavailable.items():
                 st.caption(f"No {view}: {why}.")
+            accuracy_line(network)
             st.button("Remove", key="your_remove", on_click=_remove, icon=":material/delete:")
             return
         _form()
+
+
+def accuracy_line(network: YourNetwork) -> None:
+    """Its test-split accuracy as Classify answers: a button that measures it in the background, its progress,
+    then the figure; or one line saying why it cannot be measured here."""
+    measuring = st.session_state.get(MEASURING)
+    if measuring is None:
+        if public():
+            st.caption("No test-split accuracy: on a public server measuring it would hold a processor for "
+                       "minutes per visitor, so it is measured only where the app runs for one user.")
+        elif not accuracy.data_present():
+            st.caption("No test-split accuracy: CIFAR-10 is not on this machine (put it where the sidebar's "
+                       "training finds its data, and it can be measured here).")
+        elif st.button("Measure its test accuracy (10,000 images, in the background)", key="your_measure"):
+            st.session_state[MEASURING] = accuracy.start(network.answerer, network.entry().classes)
+            st.rerun()
+        return
+    if measuring.running:
+        _progress()
+    elif measuring.error:
+        st.caption(f"Its test-split accuracy could not be measured: {measuring.error}.")
+    else:
+        network.config["metrics"] = {"test_acc": measuring.accuracy, "n": measuring.done}
+        st.markdown(f"Test accuracy as Classify answers: **{measuring.accuracy:.2%}** on {measuring.done:,} test "
+                    f"images (measured here in {measuring.seconds:.0f} s).")
+
+
+@st.fragment(run_every=1.0)
+def _progress() -> None:
+    """Polls the background measurement each second; when it ends, the whole page shows the figure."""
+    measuring = st.session_state.get(MEASURING)
+    if measuring is None or not measuring.running:
+        st.rerun(scope="app")
+    share = measuring.done / measuring.total if measuring.total else 0.0
+    st.progress(share, text=f"Measuring its test accuracy: {measuring.done:,} of {measuring.total or 10_000:,} "
+                            "images")
 
 
 def _form() -> None:
