@@ -14,8 +14,12 @@ CIFARNETS_CACHE        decoded data sets (default ~/.cache/cifarnets)
 CIFARNETS_HUB          networks the app loads from the Hugging Face Hub (docs/hub.md)
 CIFARNETS_BF16=0       train in fp32 even where the hardware has bf16
 CIFARNETS_DEADLINE     set by the app, not by people: when (Unix time) a public run's trainer stops itself
+CIFARNETS_ENGINE       redis://... : the training queue's Redis, whose workers the operator starts (`python -m
+                       cifarnets worker`); default: the app starts its own in runs/.engine, with its workers
+CIFARNETS_WORKERS      locally, the workers the app starts: runs that train at once (default 4)
 CIFARNETS_PUBLIC=1     public mode, for a deployment anyone can open (docs/deploy.md); its limits:
-  CIFARNETS_MAX_TRAINERS   training processes at once, server-wide (default 1; 0: no training)
+  CIFARNETS_MAX_TRAINERS   the workers the app starts: runs that train at once (default 1; 0: no training)
+  CIFARNETS_PER_VISITOR    runs a visitor may have waiting or training at once (default 1)
   CIFARNETS_MAX_EPOCHS     epochs a visitor may ask for (default 10)
   CIFARNETS_MAX_BATCH      the largest batch size (default 256)
   CIFARNETS_MIN_BATCH      the smallest batch size (default 32, or the largest if that is smaller)
@@ -108,7 +112,8 @@ def public() -> bool:
 class PublicLimits:
     """What a visitor may do in public mode; each field has its CIFARNETS_* variable (above)."""
 
-    trainers: int = 1
+    trainers: int = 1  # workers the app starts for its queue (0: training off)
+    per_visitor: int = 1  # runs a visitor may have waiting or training at once
     epochs: int = 10
     batch_size: int = 256
     min_batch: int = 32  # below it a step's fixed cost dominates: per image, batch 1 costs 4x to 15x batch 32 on a CPU
@@ -121,7 +126,8 @@ class PublicLimits:
     megapixels: float = 16.0
 
 
-_LIMIT_VARS = {"trainers": "CIFARNETS_MAX_TRAINERS", "epochs": "CIFARNETS_MAX_EPOCHS",
+_LIMIT_VARS = {"trainers": "CIFARNETS_MAX_TRAINERS", "per_visitor": "CIFARNETS_PER_VISITOR",
+               "epochs": "CIFARNETS_MAX_EPOCHS",
                "batch_size": "CIFARNETS_MAX_BATCH", "min_batch": "CIFARNETS_MIN_BATCH",
                "run_min": "CIFARNETS_MAX_RUN_MIN", "overrun": "CIFARNETS_OVERRUN", "run_hours": "CIFARNETS_RUN_HOURS",
                "runs_mb": "CIFARNETS_RUNS_MB", "upload_mb": "CIFARNETS_UPLOAD_MB", "images": "CIFARNETS_MAX_IMAGES",

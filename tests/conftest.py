@@ -22,14 +22,16 @@ FRESH_SEEDS = os.environ.get("FRESH_SEEDS") == "1"
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
-    """A private runs folder (and no shipped checkpoints); any run a test leaves going is ended after it."""
-    from cifarnets.runs import jobs
+    """A private runs folder (and no shipped checkpoints); any run a test leaves going is ended after it, and the
+    training queue (Redis and its workers) the app started for it."""
+    from cifarnets.runs import engine, jobs
 
     folder = tmp_path / "runs"
     monkeypatch.setenv("CIFARNETS_RUNS", str(folder))
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
     monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
     yield folder
+    engine.stop(folder)
     for run in jobs.list_runs(folder):
         if run.alive:
             os.kill(run.pid, signal.SIGKILL)

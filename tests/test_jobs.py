@@ -77,7 +77,7 @@ def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
     assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
 
     [run] = jobs.list_runs(runs)
-    assert run.model == "cnn" and run.state in ("starting", "running", "testing", "finished")
+    assert run.model == "cnn" and run.state in ("queued", "starting", "running", "testing", "finished")
     run = wait_for(run, ("finished", "failed"))
     assert run.state == "finished", run.error
     history = run.history()

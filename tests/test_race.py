@@ -16,7 +16,7 @@ from helpers.app import wait_for_state
 
 from cifarnets.cli import main
 from cifarnets.models import KEYS
-from cifarnets.runs import jobs, racejobs
+from cifarnets.runs import engine, jobs, racejobs
 from cifarnets.store.checkpoints import load_checkpoint
 from cifarnets.training.fit import read_state
 
@@ -33,6 +33,7 @@ def runs(tmp_path, monkeypatch):
     folder = tmp_path / "runs"
     monkeypatch.setenv("CIFARNETS_RUNS", str(folder))
     yield folder
+    engine.stop(folder)
     for race in racejobs.list_races(folder):
         if race.alive:
             os.kill(race.pid, signal.SIGKILL)

@@ -7,10 +7,8 @@ measures the first page render (navigation to the uploader on screen) and the la
 results; a session is held when its page loaded, its results arrived and no error element showed.
 Without --url it serves `streamlit run app.py` itself on a free 127.0.0.1 port and stops it after.
 
-With --train each session instead opens Home (and types --epochs, if given); once every session has its
-page, all press the sidebar's Start training together, and each waits for its answer: "Started training", or
-a refusal (public mode's busy line). The app then trains into a runs folder of its own, which the tool
-counts (how many trainers started) and empties after (every trainer stopped, and how many were left behind).
+With --train the sessions are a class in public mode instead (perf/classload.py): each presses Start training
+within a second of the others and waits until its run has finished, --reload K of them reloading mid-run.
 """
 
 from __future__ import annotations
@@ -55,9 +53,11 @@ def add_parser(sub) -> None:
     p.add_argument("--images", nargs="+", metavar="FILE", help="images to upload (default: the bundled examples)")
     p.add_argument("--timeout", type=float, default=TIMEOUT_S,
                    help=f"seconds for the whole run; a session not done by then is not held (default {TIMEOUT_S})")
-    p.add_argument("--train", action="store_true", help="each session presses Start training instead (the "
-                   "trainer cap under load: run with CIFARNETS_PUBLIC=1); counts the trainers that started")
-    p.add_argument("--epochs", type=int, help="with --train: the epochs each session types in first")
+    p.add_argument("--train", action="store_true", help="a class in public mode instead: each session presses Start "
+                   "training, and waits until its run has finished")
+    p.add_argument("--epochs", type=int, default=1, help="with --train: the epochs each session types in (default 1)")
+    p.add_argument("--reload", type=int, default=0, metavar="K", help="with --train: K sessions reload mid-run")
+    p.add_argument("--workers", type=int, help="with --train: the app's workers (default CIFARNETS_MAX_TRAINERS, 1)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_load)
 
@@ -65,11 +65,15 @@ def add_parser(sub) -> None:
 def cmd_load(args) -> int:
     images = [Path(f) for f in args.images] if args.images else [e.path for e in list_examples()]
     if args.train:
+        from . import classload  # it builds on this module
+
         if args.url:
             raise UsageError("--train serves the app itself (it counts and stops the trainers it starts): drop --url")
         check(args.sessions, images, args.timeout)
-        result = train_load(args.sessions, args.timeout, args.epochs)
-    elif args.url:
+        result = classload.class_load(args.sessions, args.reload, args.epochs, args.timeout, args.workers)
+        print(json.dumps(result, indent=2) if args.json else classload.table(result))
+        return 0 if result["finished"] == result["sessions"] and not result["lost"] else 1
+    if args.url:
         result = run(args.url, args.sessions, images, args.timeout)
     else:
         check(args.sessions, images, args.timeout)
@@ -141,25 +145,6 @@ def serve(app: Path | None = None, env: dict | None = None, log: Path | None = N
         out.close()
 
 
-def train_load(sessions: int, timeout_s: float = TIMEOUT_S, epochs: int | None = None) -> dict:
-    """`sessions` sessions press Start training at once, against an app served with a runs folder of its own;
-    then every trainer it started is stopped. Adds trainers_started and left_behind to run()'s result."""
-    from ..runs import jobs, racejobs
-
-    with tempfile.TemporaryDirectory(prefix="cifarnets-load-runs-") as runs:
-        env = dict(os.environ, CIFARNETS_RUNS=runs)
-        try:
-            with serve(env=env, start_timeout_s=min(120.0, timeout_s)) as url:
-                result = run(url, sessions, [], timeout_s, train_epochs=epochs or 0)
-        finally:
-            started = [j for j in [*jobs.list_runs(Path(runs), races=False), *racejobs.list_races(Path(runs))]
-                       if j.pid]
-            stop(started)
-        result["trainers_started"] = len(started)
-        result["left_behind"] = sum(jobs.alive(j.pid) for j in started)
-    return result
-
-
 def stop(started: list, grace_s: float = 30) -> None:
     """Cancel every trainer (it saves its state and exits), and kill what still runs after `grace_s`."""
     from ..runs import jobs
@@ -176,14 +161,14 @@ def stop(started: list, grace_s: float = 30) -> None:
     time.sleep(0.5)
 
 
-def run(url: str, sessions: int, images: list[Path], timeout_s: float = TIMEOUT_S, train_epochs: int = -1) -> dict:
+def run(url: str, sessions: int, images: list[Path], timeout_s: float = TIMEOUT_S) -> dict:
     """Drive `sessions` browser sessions against the app at `url`: what held, what failed and why, and the timings."""
-    check(sessions, images if train_epochs < 0 else [], timeout_s, url)
+    check(sessions, images, timeout_s, url)
     if not Path(CHROMIUM).exists():
         raise LoadError(f"the load test needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
     load_before = os.getloadavg()[0]
     tick = time.monotonic()
-    outcomes = asyncio.run(drive(url.rstrip("/"), sessions, images, tick + timeout_s, train_epochs))
+    outcomes = asyncio.run(drive(url.rstrip("/"), sessions, images, tick + timeout_s))
     held = [o for o in outcomes if o["held"]]
     return {"url": url, "sessions": sessions, "opened": sum("first_render_ms" in o for o in outcomes),
             "held": len(held), "wall_s": round(time.monotonic() - tick, 2), "timeout_s": timeout_s,
@@ -194,7 +179,7 @@ def run(url: str, sessions: int, images: list[Path], timeout_s: float = TIMEOUT_
             "per_session": outcomes}
 
 
-async def drive(url: str, sessions: int, images: list[Path], deadline: float, train_epochs: int = -1) -> list[dict]:
+async def drive(url: str, sessions: int, images: list[Path], deadline: float) -> list[dict]:
     try:
         from playwright.async_api import async_playwright
     except ImportError:
@@ -202,23 +187,17 @@ async def drive(url: str, sessions: int, images: list[Path], deadline: float, tr
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            if train_epochs >= 0:
-                together = asyncio.Barrier(sessions)  # every page up first, then every session presses Start
-                return await asyncio.gather(*(bounded(browser, url, i, None, deadline, train_epochs, together)
-                                              for i in range(sessions)))
             return await asyncio.gather(*(bounded(browser, url, i, images[i % len(images)], deadline)
                                           for i in range(sessions)))
         finally:
             await browser.close()
 
 
-async def bounded(browser, url: str, i: int, image: Path | None, deadline: float, train_epochs: int = -1,
-                  together: asyncio.Barrier | None = None) -> dict:
+async def bounded(browser, url: str, i: int, image: Path, deadline: float) -> dict:
     """One session, stopped at the deadline; any failure becomes a reason, never an exception."""
     outcome = {"session": i, "image": image.name if image else None, "held": False,
                "stage": "opening a browser context"}
-    work = (session(browser, url, image, outcome) if image
-            else train_session(browser, url, outcome, train_epochs, together))
+    work = session(browser, url, image, outcome)
     try:
         await asyncio.wait_for(work, max(0.0, deadline - time.monotonic()))
     except asyncio.TimeoutError:
@@ -256,39 +235,6 @@ async def session(browser, url: str, image: Path, outcome: dict) -> None:
         await context.close()
 
 
-async def train_session(browser, url: str, outcome: dict, epochs: int, together: asyncio.Barrier) -> None:
-    """Open Home, type the epochs (if any), wait for the other sessions, press Start training, and wait for
-    the app's answer."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 1800})
-    context.set_default_timeout(0)
-    try:
-        page = await context.new_page()
-        outcome["stage"] = "loading Home"
-        start = time.perf_counter()
-        await page.goto(url)
-        button = page.get_by_role("button", name="Start training")
-        await button.wait_for()
-        outcome["first_render_ms"] = round((time.perf_counter() - start) * 1000, 1)
-        if epochs:
-            outcome["stage"] = "typing the epochs"
-            box = page.get_by_label("Epochs", exact=True)
-            await box.fill(str(epochs))
-            await box.press("Enter")
-            await page.get_by_text(f"{epochs} epochs ×").first.wait_for()  # the estimate says it: the run saw it
-        outcome["stage"] = "waiting for the other sessions' pages"
-        await together.wait()
-        outcome["stage"] = "waiting for the answer to Start training"
-        start = time.perf_counter()
-        await button.click()
-        answer = page.get_by_text(re.compile(r"^Started training|^Busy: ")).first
-        await answer.wait_for()
-        outcome["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
-        outcome["answer"] = "started" if (await answer.inner_text()).startswith("Started") else "busy"
-        outcome["held"], outcome["stage"] = True, "done"
-    finally:
-        await context.close()
-
-
 async def _results(page, image: Path) -> None:
     # Bold text is the result card's (the uploader's file list is not): the image's name and each network.
     for text in (image.name, *map(label, KEYS)):
@@ -319,9 +265,5 @@ def table(r: dict) -> str:
         p = r[key]
         lines.append(f"{name:<24}" + ("".join(f"{p[q]:>9.0f}" for q in ("p50", "p90", "p99", "max")) if p
                                       else f"{'no session got this far':>36}"))
-    if "trainers_started" in r:
-        answers = [o.get("answer") for o in r["per_session"] if o["held"]]
-        lines.append(f"Start training: {answers.count('started')} started, {answers.count('busy')} told busy; "
-                     f"{r['trainers_started']} trainer(s) started, {r['left_behind']} left behind after")
     lines += [f"session {f['session']} not held: {f['reason']}" for f in r["failures"]]
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,6 +31,12 @@ LOG_FILE = "train.log"
 RACE_FILE = "race.json"  # in a race's folder: the race's state, its order, the network it is on
 TIME_LIMIT = "time limit"  # job.json's stopped_by when the server's time limit stopped a job from outside
 LIVE = ("starting", "running", "testing")  # the states of a job whose process is still writing its folder
+QUEUED = "queued"  # waiting in the engine's queue (runs/engine.py) for a worker
+BEAT_FILE = "worker.beat"  # touched by the worker that trains a job: how a job on another machine is alive
+BEAT_STALE_S = 30.0
+# The machine a trainer runs on, as job.json records it: a worker started with $CIFARNETS_HOST names its machine so
+# (several workers on one machine can stand in for several machines).
+HOST = os.environ.get("CIFARNETS_HOST") or socket.gethostname()
 
 # Popen objects of the children this process started: polled so finished ones are reaped, not left
 # as zombies for as long as the app runs. Jobs started by another app process are watched by pid.
@@ -79,12 +86,27 @@ class Job:
         return self.job.get("pid") or self.status.get("pid")
 
     @property
+    def here(self) -> bool:
+        """Whether its trainer runs (or ran) on this machine; one a worker elsewhere trains is watched by the
+        beat its worker keeps (the runs folder is shared)."""
+        return self.job.get("host", HOST) == HOST
+
+    @property
     def alive(self) -> bool:
         """Whether a process is still writing this folder."""
-        return bool(self.pid) and alive(self.pid)
+        if not self.pid:
+            return False
+        return alive(self.pid) if self.here else beating(self.folder)
+
+    @property
+    def queued(self) -> bool:
+        """Waiting in the engine's queue: no trainer yet."""
+        return bool(self.job.get("queued")) and not self.job.get("pid")  # status.json keeps the last trainer's
 
     @property
     def state(self) -> str:
+        if self.queued:
+            return QUEUED
         return run_state(self.alive, self.status.get("state"), self.job.get("cancelled"))
 
     @property
@@ -174,10 +196,17 @@ def read_object(path: Path) -> dict:
 
 # ---------------------------------------------------------------- starting and stopping
 
-def _spawn(folder: Path, argv: list[str], deadline: float | None = None) -> int:
-    """Start the child detached from this process: its own session, so a Ctrl-C in the terminal that
-    runs Streamlit, or Streamlit stopping, does not kill the job; a log file for what it prints. A `deadline`
-    reaches the child as $CIFARNETS_DEADLINE (cliargs.stop_on_signals), and only one it is given."""
+def beating(folder: Path) -> bool:
+    """Whether a worker (on any machine that shares the runs folder) still watches this folder's trainer."""
+    try:
+        return time.time() - (Path(folder) / BEAT_FILE).stat().st_mtime < BEAT_STALE_S
+    except OSError:
+        return False
+
+
+def child_env(deadline: float | None = None) -> dict:
+    """The environment of a `python -m cifarnets` child: this copy of the package first on its path, its output
+    unbuffered, and a `deadline` as $CIFARNETS_DEADLINE (cliargs.stop_on_signals), only one it is given."""
     env = dict(os.environ)
     env.pop("CIFARNETS_DEADLINE", None)
     if deadline is not None:
@@ -185,13 +214,21 @@ def _spawn(folder: Path, argv: list[str], deadline: float | None = None) -> int:
     root = str(Path(__file__).resolve().parents[2])  # the package's parent: `-m cifarnets` finds this copy
     env["PYTHONPATH"] = root + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else root
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _spawn(folder: Path, argv: list[str], deadline: float | None = None, session: bool = True) -> subprocess.Popen:
+    """Start the child, with a log file for what it prints. With `session`, detached from this process: a Ctrl-C
+    in the terminal that runs Streamlit, or Streamlit stopping, does not kill the job. A worker keeps its trainer
+    in its own process group instead, so that a worker killed takes its trainer along."""
     with open(folder / LOG_FILE, "ab") as log:
         log.write(f"$ python -m cifarnets {' '.join(argv)}\n".encode())
         log.flush()
         proc = subprocess.Popen([sys.executable, "-m", "cifarnets", *argv], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=project_root(), env=env, start_new_session=True)
+                                stdin=subprocess.DEVNULL, cwd=project_root(), env=child_env(deadline),
+                                start_new_session=session)
     _children[proc.pid] = proc
-    return proc.pid
+    return proc
 
 
 def new_folder(runs: Path | None, stem: str) -> Path:
@@ -208,40 +245,72 @@ def absolute_data(data: str | None) -> str | None:
     return str(Path(data).expanduser().resolve()) if data and data != DEFAULT_DATA else data
 
 
-def launch(folder: Path, job: dict, argv: list[str]) -> None:
-    write_json(folder / JOB_FILE, job)  # before the process: a watcher must never see a folder it cannot read
-    job["pid"] = _spawn(folder, argv, job.get("deadline"))
+def launch(folder: Path, job: dict, argv: list[str], session: bool = True) -> subprocess.Popen:
+    # job.json before the process (a watcher must never see a folder it cannot read), still "queued" until it
+    # names the process: between the two, no watcher may take the job for one that died
+    write_json(folder / JOB_FILE, job | {"queued": True})
+    proc = _spawn(folder, argv, job.get("deadline"), session)
+    job["pid"] = proc.pid
+    job.pop("queued", None)
     write_json(folder / JOB_FILE, job)
+    return proc
 
 
-def begin(kind: type[Job], request, stem: str, runs: Path | None = None, owner: str = "", before=None,
-          limit_s: float | None = None) -> Job:
-    """Create a fresh folder for `request` and start its child into it; `before(folder, request)` prepares the
-    folder first (a race writes its race.json, so every watcher knows it for a race at once). With `limit_s`
-    (public mode) the child stops itself that many seconds after it starts."""
+def prepare(kind: type[Job], request, stem: str, runs: Path | None = None, owner: str = "", before=None,
+            limit_s: float | None = None, estimate_s: float | None = None) -> Job:
+    """Create a fresh folder for `request`, its job.json saying it waits in the queue (runs/engine.py starts it);
+    `before(folder, request)` prepares the folder first (a race writes its race.json, so every watcher knows it
+    for a race at once). With `limit_s` (public mode) the child stops itself that many seconds after it starts."""
     request = replace(request, data=absolute_data(request.data))
     folder = new_folder(runs, stem)
     if before is not None:
         before(folder, request)
-    started = time.time()
-    job = ({"request": asdict(request), "started": started} | ({"owner": owner} if owner else {})
-           | ({"limit_s": limit_s, "deadline": started + limit_s} if limit_s is not None else {}))
-    launch(folder, job, request.argv(folder))
+    job = ({"request": asdict(request), "started": time.time(), "queued": True} | ({"owner": owner} if owner else {})
+           | ({"limit_s": limit_s} if limit_s is not None else {})
+           | ({"estimate_s": estimate_s} if estimate_s is not None else {}))
+    write_json(folder / JOB_FILE, job)
     return kind.load(folder)
 
 
-def resume(job: Job) -> Job:
-    """Continue a stopped (or failed) run or race in its own folder, where its resumable state is; one with a
-    time allowance is given it again, from now."""
+def begin(kind: type[Job], request, stem: str, runs: Path | None = None, owner: str = "", before=None,
+          limit_s: float | None = None) -> Job:
+    """Create a fresh folder for `request` and start its child into it at once, here (the CLI and the tests; the
+    app queues every Start: prepare, then the engine)."""
+    job = prepare(kind, request, stem, runs, owner, before, limit_s)
+    launch_queued(job)
+    return kind.load(job.folder)
+
+
+def launch_queued(job: Job, session: bool = True) -> subprocess.Popen:
+    """Start a queued job's child now, on this machine (a worker's horse passes session=False): its deadline runs
+    from now, and a resumed job continues from its saved state."""
+    now = time.time()
+    record = {k: v for k, v in job.job.items() if k not in ("queued", "pid")} | {"launched": now, "host": HOST}
+    if _number(job.job.get("limit_s")):
+        record["deadline"] = now + job.job["limit_s"]
+    resume = bool(record.pop("resume", False))
+    return launch(job.folder, record, job.request.argv(job.folder, resume=resume), session)
+
+
+def requeue(job: Job) -> Job:
+    """Mark a stopped (or failed) run or race to continue in its own folder once the engine starts it again."""
     if job.in_race:
         raise ValueError(f"{job.name} trains in the race {job.in_race}: continue the race")
-    if job.alive:
+    if job.alive or job.queued:
         return job
-    now = time.time()
-    again = {k: v for k, v in job.job.items() if k not in ("stopped_by", "stop_asked")}
-    if _number(job.job.get("limit_s")):
-        again["deadline"] = now + job.job["limit_s"]
-    launch(job.folder, again | {"cancelled": False, "resumed": now}, job.request.argv(job.folder, resume=True))
+    again = {k: v for k, v in job.job.items() if k not in ("stopped_by", "stop_asked", "pid", "deadline")}
+    write_json(job.folder / JOB_FILE, again | {"cancelled": False, "queued": True, "resume": True,
+                                                "resumed": time.time()})
+    (job.folder / BEAT_FILE).unlink(missing_ok=True)
+    return type(job).load(job.folder)
+
+
+def resume(job: Job) -> Job:
+    """Continue a stopped (or failed) run or race in its own folder, where its resumable state is, at once, here;
+    one with a time allowance is given it again, from now."""
+    job = requeue(job)
+    if job.queued:
+        launch_queued(job)
     return type(job).load(job.folder)
 
 
@@ -254,6 +323,8 @@ def cancel(job: Job, note: dict | None = None) -> bool:
     if not job.alive:
         return False
     write_json(job.folder / JOB_FILE, dict(job.job, cancelled=True) | (note or {}))
+    if not job.here:
+        return True  # its worker reads "cancelled" within seconds and stops it (runs/engine.py)
     try:
         os.kill(job.pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -263,7 +334,7 @@ def cancel(job: Job, note: dict | None = None) -> bool:
 
 def kill(job: Job) -> None:
     """End the child at once (SIGKILL), for one that did not stop when asked: it resumes from its last epoch."""
-    if job.alive:
+    if job.alive and job.here:
         try:
             os.kill(job.pid, signal.SIGKILL)
         except ProcessLookupError:

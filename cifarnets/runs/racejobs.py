@@ -84,10 +84,10 @@ def check_race(request: RaceRequest) -> str:
 def start_race(request: RaceRequest, runs: Path | None = None, owner: str = "", limit_s: float | None = None) -> Race:
     """Create a race folder and start `python -m cifarnets race` into it (for at most `limit_s` seconds, when
     given: the whole race, not each network)."""
-    return begin(Race, request, f"{PREFIX}{request.recipe}", runs, owner, before=_announce, limit_s=limit_s)
+    return begin(Race, request, f"{PREFIX}{request.recipe}", runs, owner, before=announce, limit_s=limit_s)
 
 
-def _announce(folder: Path, request: RaceRequest) -> None:
+def announce(folder: Path, request: RaceRequest) -> None:
     # race.json at once: the folder is a race to every watcher before the process has written anything
     write_json(folder / RACE_FILE, {"state": "starting", "order": list(ORDER), "request": asdict(request)})
 

@@ -9,8 +9,10 @@ someone else. The visitor's runs carry a hash of that secret as their owner (wri
 secret itself stays in the browser and the session): only that visitor lists, cancels, resumes, downloads or
 adopts them, and its adoptions are kept under the same hash (runs/.visitors/), across reloads too.
 
-The work is bounded: at most N training processes at once on the server (a lock makes the count and the start
-one step, however many sessions press Start together), capped epochs, batch sizes between a smallest and a
+Every Start within the bounds is accepted and waits its turn in the engine's queue (runs/engine.py: first come,
+first served across visitors, N workers, one in public mode by default), at most one queued or training run per
+visitor in public mode (a lock makes the count and the submit one step, however many sessions press Start
+together). The work is bounded: capped epochs, batch sizes between a smallest and a
 largest, no run or race whose estimated time (the sidebar's own estimate) is over a limit, each one stopped
 once it has run a few times its estimate (the trainer stops itself at the deadline in its job.json, and tidy()
 stops one that did not), no data but the operator's, and finished runs deleted after a while and when the runs
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import heapq
 import json
+import os
 import re
 import secrets
 import shutil
@@ -35,16 +39,17 @@ from typing import TYPE_CHECKING
 from ..errors import UserError
 from ..models import KEYS
 from ..paths import DEFAULT_DATA, PublicLimits, data_env, public, public_limits, runs_dir
-from ..prose import duration
+from ..prose import duration, plural
 from ..store.fileio import write_json
 from . import jobs, process, racejobs
+from .engine import Engine, EngineError, external_url, queue_name
 from .jobs import Run
-from .process import TIME_LIMIT, Job, is_race
+from .process import LIVE, QUEUED, TIME_LIMIT, Job, is_race
 
 if TYPE_CHECKING:
     from ..training.estimate import StepTimer
 
-GATE_FILE = ".start.lock"  # held while the live trainers are counted and one more starts
+GATE_FILE = ".start.lock"  # held while a visitor's runs are counted and one more joins the queue
 OWNER_KEY, SECRET_KEY = "_owner", "_visitor"  # where a session keeps its owner id and its browser's secret
 COOKIE = "cifarnets_visitor"  # the browser's secret: token_urlsafe(16), 128 random bits
 _SECRET = re.compile(r"[A-Za-z0-9_-]{22}")
@@ -55,6 +60,7 @@ LEAST_ALLOWANCE_S = 600.0
 # Past its deadline a trainer stops itself within a step or a test pass; one still going this long after it is
 # asked to stop as Cancel asks, and killed if it is still going this long after that.
 OVERDUE_GRACE_S = 120.0
+LOCAL_WORKERS = 4  # locally, runs that train at once before a Start waits ($CIFARNETS_WORKERS)
 
 
 NO_DATA = "Training is off here for now: this server has no training data yet."
@@ -109,17 +115,6 @@ class Visitor:
         if not self.sees(job):
             raise Refused(f"{job.name} is not one of your runs")
 
-    def cancel(self, job: Job) -> bool:
-        self._own(job)
-        return jobs.cancel(job)
-
-    def resume(self, job: Job) -> Job:
-        """Continue a stopped run or race: in public mode a trainer like any other, so it waits its turn, and it
-        is given its time allowance again (process.resume)."""
-        self._own(job)
-        with self._gate():
-            return jobs.resume(job)
-
     # ------------------------------------------------------------ starting, within bounds
 
     def refusal(self, request) -> str:
@@ -145,9 +140,9 @@ class Visitor:
         problem = racejobs.check_race(request) if race else jobs.check(request)
         if problem or not self.public:
             return problem, None
-        busy = self.busy()  # said before timing anything; the gate counts again as it starts
-        if busy:
-            return busy, None
+        waiting = self.one_at_a_time() or self.off()  # said before timing anything; the gate counts again
+        if waiting:
+            return waiting, None
         try:
             seconds = self.estimate_s(request)
         except (UserError, ValueError, RuntimeError) as e:  # a batch that does not fit, say: nothing to bound it by
@@ -176,22 +171,80 @@ class Visitor:
         return (f"This {'race' if race else 'run'} would take about {duration(seconds)} here by this server's "
                 f"estimate, over its limit of {self.limits.run_min:g} min: lower the epochs, or use a larger batch.")
 
-    def start(self, request) -> Job:
-        """Start a training run (TrainRequest) or a race (RaceRequest) for this visitor, or raise Refused. In
-        public mode it is given allowance_s() of its estimate, and stops itself once that is spent."""
+    def start(self, request, estimate_s: float | None = None) -> Job:
+        """Queue a training run (TrainRequest) or a race (RaceRequest) for this visitor, or raise Refused; a worker
+        starts it in its turn. In public mode it is given allowance_s() of its estimate, and stops itself once
+        that is spent. `estimate_s`: the seconds the page showed, kept for the queue's estimated starts."""
         problem, seconds = self._vet(request)
         if problem:
             raise Refused(problem)
-        limit_s = allowance_s(seconds, self.limits) if seconds is not None else None
+        seconds = seconds if seconds is not None else estimate_s
+        limit_s = allowance_s(seconds, self.limits) if self.public and seconds is not None else None
+        race = isinstance(request, racejobs.RaceRequest)
         with self._gate():
-            if isinstance(request, racejobs.RaceRequest):
-                return racejobs.start_race(request, self.folder, self.token, limit_s)
-            return jobs.start(request, self.folder, self.token, limit_s)
+            if race:
+                job = process.prepare(racejobs.Race, request, f"{racejobs.PREFIX}{request.recipe}", self.folder,
+                                      self.token, racejobs.announce, limit_s, seconds)
+            else:
+                job = process.prepare(Run, request, f"{request.model}-{request.recipe}", self.folder, self.token,
+                                      limit_s=limit_s, estimate_s=seconds)
+            self._submit(job, fresh=True)
+        return job
+
+    def resume(self, job: Job) -> Job:
+        """Continue a stopped run or race: it joins the queue again like any Start, and is given its time
+        allowance again when it starts (process.launch_queued)."""
+        self._own(job)
+        with self._gate():
+            job = process.requeue(job)
+            if job.queued:
+                self._submit(job, fresh=False)
+        return type(job).load(job.folder)
+
+    def _submit(self, job: Job, fresh: bool) -> None:
+        try:
+            self.engine.submit(job.folder, job.request.device, engine_id(job))
+        except EngineError as e:
+            self._unqueue(job, fresh)
+            raise Refused(str(e)) from e
+
+    def cancel(self, job: Job) -> bool:
+        """Stop a training run (it saves its state first), or take a waiting one out of the queue: a fresh one
+        is gone, a resumed one is stopped again."""
+        self._own(job)
+        if not job.queued:
+            return jobs.cancel(job)
+        self.engine.leave(engine_id(job))
+        current = type(job).load(job.folder)
+        if not current.queued:
+            return jobs.cancel(current)  # a worker took it meanwhile: stop it as a live one
+        self._unqueue(current, fresh=not current.job.get("resume"))
+        return True
+
+    @staticmethod
+    def _unqueue(job: Job, fresh: bool) -> None:
+        if fresh:
+            shutil.rmtree(job.folder, ignore_errors=True)
+        else:
+            write_json(job.folder / process.JOB_FILE, {k: v for k, v in job.job.items()
+                                                       if k not in ("queued", "resume")})
+
+    @property
+    def workers(self) -> int:
+        """How many workers the app keeps for its own engine: public mode's trainers, locally $CIFARNETS_WORKERS."""
+        if self.public:
+            return self.limits.trainers
+        text = os.environ.get("CIFARNETS_WORKERS", "").strip()
+        return int(text) if text.isdigit() else LOCAL_WORKERS
+
+    @property
+    def engine(self) -> Engine:
+        return Engine(self.folder, self.workers)
 
     @contextmanager
     def _gate(self) -> Iterator[None]:
-        """Locally, nothing. In public mode: the server's start lock, old runs tidied, and Refused with the busy
-        line when N trainers already run; the caller starts its child before the lock is let go."""
+        """Locally, nothing. In public mode: the server's start lock, old runs tidied, and Refused when this visitor
+        already has a run waiting or training; the caller queues its run before the lock is let go."""
         if not self.public:
             yield
             return
@@ -200,16 +253,41 @@ class Visitor:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 tidy(self.folder, self.limits)
-                line = busy_line(live_trainers(self.folder), self.limits.trainers)
+                line = self.one_at_a_time() or self.off()
                 if line:
                     raise Refused(line)
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def busy(self) -> str:
-        """The busy line when no trainer is free for this visitor now, else ""."""
-        return busy_line(live_trainers(self.folder), self.limits.trainers) if self.public else ""
+    def pending(self) -> list[Job]:
+        """This visitor's runs and races waiting in the queue or training."""
+        return [j for j in [*self.list_runs(races=False), *self.list_races()] if j.state in (QUEUED, *LIVE)]
+
+    def one_at_a_time(self) -> str:
+        """Public mode: the line that says why this visitor may not queue another run now, else ""."""
+        if not self.public or len(self.pending()) < self.limits.per_visitor:
+            return ""
+        what = "a run" if self.limits.per_visitor == 1 else f"{self.limits.per_visitor} runs"
+        return (f"You have {what} waiting or training: this server takes {what} at a time per visitor. "
+                "Leave the queue, or cancel it, to start another.")
+
+    def off(self) -> str:
+        if self.public and self.limits.trainers == 0 and not external_url():
+            return "Training is off on this server: its operator set CIFARNETS_MAX_TRAINERS=0."
+        return ""
+
+    def wait(self, job: Job | None = None, device: str = "auto") -> Wait:
+        """Where `job` (queued) stands in its queue, or where a run started now would: runs ahead, and seconds
+        until it starts by the estimates of those ahead and those training."""
+        if job is None and not self.engine.running:
+            return Wait(0, 0.0, self.workers, 0)  # nothing has been queued since the engine last stopped
+        training, waiting, workers = self.engine.line(queue_name(job.request.device if job else device))
+        ahead = waiting[:waiting.index(str(job.folder))] if job is not None and str(job.folder) in waiting else (
+            [] if job is not None else waiting)
+        if job is not None and str(job.folder) not in waiting:
+            return Wait(0, 0.0, workers, len(training))
+        return Wait(len(ahead), start_in_s(training, ahead, workers), workers, len(training))
 
     # ------------------------------------------------------------ which run each network classifies with
 
@@ -314,24 +392,77 @@ def remaining_s(job: Job, now: float | None = None) -> float | None:
     done = job.progress()
     if done < 0.02:
         return None
-    elapsed = (now or time.time()) - job.started
+    elapsed = (now or time.time()) - float(job.job.get("launched") or job.started)
     return elapsed * (1 - done) / done
 
 
-def busy_line(live: list[Job], capacity: int, now: float | None = None) -> str:
-    """"" while fewer than `capacity` trainers run, else one line: busy, and roughly until when."""
-    if len(live) < capacity:
-        return ""
-    if capacity == 0:
-        return "Training is off on this server: its operator set CIFARNETS_MAX_TRAINERS=0."
-    now = now or time.time()
-    known = [s for s in (remaining_s(j, now) for j in live) if s is not None]
-    what = "the trainer is" if capacity == 1 else f"all {capacity} trainers are"
-    if not known:
-        return f"Busy: {what} in use by another visitor and just started; try again in a few minutes."
-    free = min(known)
-    at = time.strftime("%H:%M UTC", time.gmtime(now + free))
-    return f"Busy: {what} in use by another visitor, free in about {max(1, round(free / 60))} min (around {at})."
+@dataclass(frozen=True)
+class Wait:
+    """Where a run stands in its queue: `ahead` runs before it, starting in about `start_in_s` seconds (None when
+    that cannot be told: no worker takes the queue, or a run ahead has no estimate)."""
+
+    ahead: int
+    start_in_s: float | None
+    workers: int
+    training: int
+
+    def line(self, queued: bool = True) -> str:
+        """One line for the sidebar: a queued run's place, or what a Start now would meet."""
+        if self.workers == 0:
+            return (f"{ordinal(self.ahead + 1)} in line; no worker takes runs from the queue right now, so it waits "
+                    "until one does." if queued else
+                    "No worker takes runs from the queue right now: a run started now waits for one.")
+        when = ("" if self.start_in_s is None else
+                f", starts in about {duration(self.start_in_s)} (around "
+                f"{time.strftime('%H:%M UTC', time.gmtime(time.time() + self.start_in_s))})")
+        if queued:
+            return f"{ordinal(self.ahead + 1)} in line{when}."
+        if self.ahead == 0 and self.training < self.workers:
+            return ""
+        if self.start_in_s is None:
+            return f"Queue: {plural(self.ahead, 'run')} waiting, {self.training} training: a run started now waits."
+        return (f"Queue: {plural(self.ahead, 'run')} waiting, {self.training} training: a run started now would start "
+                f"in about {duration(self.start_in_s)}.")
+
+
+def ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def load_job(folder: str | Path) -> Job:
+    return racejobs.load_race(Path(folder)) if is_race(Path(folder)) else jobs.load_run(Path(folder))
+
+
+def start_in_s(training: list[str], ahead: list[str], workers: int, now: float | None = None) -> float | None:
+    """Seconds until the next run after `ahead` starts, with `workers` taking runs in order: each training run
+    frees its worker when its remaining time is up, each run ahead takes the first free worker for its estimate.
+    None when a time is unknown (a run without an estimate, one just started) or no worker takes the queue."""
+    if workers == 0:
+        return None
+    free = [_left(load_job(f), now) for f in training][:workers]
+    costs = [load_job(f).job.get("estimate_s") for f in ahead]
+    if any(t is None for t in free) or not all(isinstance(c, (int, float)) for c in costs):
+        return None
+    free += [0.0] * (workers - len(free))
+    heapq.heapify(free)
+    for cost in costs:
+        heapq.heapreplace(free, free[0] + float(cost))
+    return max(0.0, free[0])
+
+
+def _left(job: Job, now: float | None = None) -> float | None:
+    """A training job's remaining seconds: its own pace once it has one, before that its estimate."""
+    left = remaining_s(job, now)
+    estimate = job.job.get("estimate_s")
+    if left is None and isinstance(estimate, (int, float)):
+        left = estimate - ((now or time.time()) - float(job.job.get("launched") or job.started))
+    return None if left is None else max(0.0, left)
+
+
+def engine_id(job: Job) -> str:
+    """The job's id in the engine: its folder, and for a resumed one when it was resumed (a new job each time)."""
+    resumed = job.job.get("resumed")
+    return f"{job.name}-r{int(resumed * 1000)}" if isinstance(resumed, (int, float)) else job.name
 
 
 # ---------------------------------------------------------------- tidying the runs folder
@@ -348,8 +479,8 @@ def _size(folder: Path) -> int:
 def tidy(runs: Path, limits: PublicLimits, now: float | None = None) -> list[str]:
     """Stop the live jobs long past their deadline (stop_overdue: the gate's backstop, since every start and
     every page drawn once a minute tidy). Delete the finished (or stopped, or failed) jobs older than
-    limits.run_hours, then the oldest others while the folder is past limits.runs_mb. A live run or race is
-    never deleted. Returns the names deleted."""
+    limits.run_hours, then the oldest others while the folder is past limits.runs_mb. A live or queued run or
+    race is never deleted. Returns the names deleted."""
     runs = Path(runs)
     if not runs.is_dir():
         return []
@@ -359,6 +490,8 @@ def tidy(runs: Path, limits: PublicLimits, now: float | None = None) -> list[str
         if not folder.is_dir():
             continue
         job = racejobs.load_race(folder) if is_race(folder) else jobs.load_run(folder)
+        if job.queued:
+            continue  # waiting its turn: never tidied
         if job.alive:
             stop_overdue(job, now)
             continue

@@ -1,6 +1,7 @@
 """The buttons that act on a run or a race, shared by the sidebar's run cards, the race's card and Classify:
-Resume, a run's "Use ... in Classify" (with a second step when the run scores below the network it
-replaces), and "Back to the shipped network". What they do is the Visitor's (runs/visitor.py)."""
+a waiting one's place in the queue and Leave, Resume, a run's "Use ... in Classify" (with a second step when the
+run scores below the network it replaces), and "Back to the shipped network".
+What they do is the Visitor's (runs/visitor.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,27 @@ import streamlit as st
 
 from ..models import label
 from ..runs import jobs
+from ..runs.engine import EngineError
 from ..runs.process import Job
 from ..runs.visitor import Refused, Visitor
 from . import resources
 
 
+def queued(visitor: Visitor, job: Job) -> None:
+    """A run or race waiting for a worker: its place and estimated start (the card's fragment redraws them every
+    few seconds), and the way out of the queue."""
+    try:
+        st.caption(visitor.wait(job).line())
+    except EngineError as e:
+        st.caption(str(e))
+    if st.button("Leave the queue", key=f"leave-{job.name}", help="it never starts; you can start another"):
+        visitor.cancel(job)
+        st.rerun(scope="app")
+
+
 def resume_button(visitor: Visitor, job: Job, text: str, key: str, help: str | None = None) -> None:
-    """Continue a stopped or failed run or race; in public mode it may be refused (the trainer is busy)."""
+    """Continue a stopped or failed run or race: it joins the queue again (in public mode it may be refused: one
+    waiting or training run per visitor)."""
     if st.button(text, key=key, help=help):
         try:
             visitor.resume(job)

@@ -6,7 +6,8 @@ from ..prose import duration
 from ..runs import jobs
 
 # The badge on a run's or a race's card, for each state (runs/process.py's run_state).
-STATE_BADGES = {"starting": ("starting", "blue"), "running": ("running", "blue"), "testing": ("testing", "violet"),
+STATE_BADGES = {"queued": ("queued", "gray"),
+                "starting": ("starting", "blue"), "running": ("running", "blue"), "testing": ("testing", "violet"),
                 "stopped": ("stopped", "orange"), "finished": ("finished", "green"), "failed": ("failed", "red")}
 
 

@@ -13,7 +13,7 @@ import streamlit as st
 
 from ..models import label
 from ..runs import jobs, racejobs
-from ..runs.process import LIVE
+from ..runs.process import LIVE, QUEUED
 from ..runs.visitor import Refused, Visitor
 from ..store.curves import Curve, long_rows
 from ..training import recipes
@@ -36,7 +36,7 @@ def render(visitor: Visitor, recipe_name: str, data: str | None, device: str) ->
     batch_size = right.number_input("Batch size", least_batch, most_batch, value=None, key=f"race-batch-{recipe_name}",
                                     placeholder="recipe's", help="empty: each network's own in the recipe")
     races = visitor.list_races()
-    live = bool(races) and races[0].state in LIVE
+    live = bool(races) and races[0].state in (QUEUED, *LIVE)
     if st.button("Start the race", key="race_start", width="stretch", disabled=live,
                  help="one race at a time: it shares the machine's cores with everything else" if live else None):
         request = racejobs.RaceRequest(recipe_name, int(epochs), int(batch_size) if batch_size else None, data, device)
@@ -49,14 +49,14 @@ def render(visitor: Visitor, recipe_name: str, data: str | None, device: str) ->
             st.rerun()  # draw the page again with the race going: the button off, the race's card below
     started = st.session_state.pop("_race_started", None)
     if started:
-        st.toast(f"Started the race {started}")
+        st.toast(f"The race joined the queue: {started}")
     st.session_state["_race_live"] = live
     st.fragment(_latest, run_every=3 if live else 10)()
 
 
 def _latest() -> None:
     races = resources.visitor().list_races()
-    live = bool(races) and races[0].state in LIVE
+    live = bool(races) and races[0].state in (QUEUED, *LIVE)
     if live != st.session_state.get("_race_live", live):
         st.rerun(scope="app")  # a race began or ended (here or in another session): redraw the button too
     if not races:
@@ -73,7 +73,9 @@ def race_card(race: racejobs.Race) -> None:
     with st.container(border=True):
         st.markdown(f"**{race.request.recipe} race** :{color}-badge[{text}]")
         st.caption(f"`{race.name}`")
-        if state in LIVE:
+        if state == QUEUED:
+            actions.queued(resources.visitor(), race)
+        elif state in LIVE:
             st.progress(race.progress(), text=_where(race, members))
         chart = race_chart(race_rows(members), race.request.epochs)
         if chart is not None:
@@ -83,7 +85,8 @@ def race_card(race: racejobs.Race) -> None:
             st.error(race.error)
         elif race.stopped_why:
             st.caption(f"Stopped: {race.stopped_why}.")
-        _buttons(race, state, members)
+        if state != QUEUED:
+            _buttons(race, state, members)
 
 
 def _where(race: racejobs.Race, members: dict[str, jobs.Run]) -> str:

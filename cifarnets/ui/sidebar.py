@@ -20,7 +20,8 @@ from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, PublicLimits, data_env
 from ..prose import duration, plural
 from ..runs import jobs
-from ..runs.process import LIVE
+from ..runs.engine import EngineError
+from ..runs.process import LIVE, QUEUED
 from ..runs.visitor import NO_DATA, Refused, Visitor, tidy
 from ..training import estimate, recipes
 from . import actions, race_view, resources
@@ -42,14 +43,16 @@ def render() -> None:
         race_view.render(visitor, recipe_name, data, device)
         live = {r.name for r in visitor.list_runs(races=False) if r.state in LIVE}
         st.session_state["_live_runs"] = live
-        # Poll fast while something trains, slowly otherwise (to notice runs other sessions start).
-        st.fragment(_runs, run_every=2 if live else 10)()
+        waiting = any(r.state == QUEUED for r in visitor.list_runs(races=False))
+        # Poll fast while something trains or waits, slowly otherwise (to notice runs other sessions start).
+        st.fragment(_runs, run_every=2 if live or waiting else 10)()
 
 
 def public_line(limits: PublicLimits) -> str:
     """What public mode allows, in one line."""
-    trainers = "one run at a time on this server" if limits.trainers == 1 else f"{limits.trainers} runs at once"
-    return (f"Public demo: your runs and your choices here are yours alone (in this browser); {trainers}, up to "
+    trainers = "one run trains at a time" if limits.trainers == 1 else f"{limits.trainers} runs train at once"
+    return (f"Public demo: your runs and your choices here are yours alone (in this browser); every Start joins one "
+            f"queue, first come first served ({trainers}), up to "
             f"{limits.epochs} epochs, batches of {limits.min_batch} to {limits.batch_size} and {limits.run_min:g} min "
             f"by the estimate, on CIFAR-10; finished runs are deleted after {limits.run_hours:g} h.")
 
@@ -99,17 +102,30 @@ def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
                or (visitor.over_time(seconds) if seconds is not None else ""))
     if refused:
         st.warning(refused)
-    busy = visitor.busy()
-    if busy:
-        st.caption(busy)
-    if st.button("Start training", type="primary", key="train_start", width="stretch", disabled=bool(refused)):
+    mine = visitor.one_at_a_time()
+    if mine:
+        st.caption(mine)
+    else:
+        queue_line(visitor, device)
+    if st.button("Start training", type="primary", key="train_start", width="stretch",
+                 disabled=bool(refused or mine)):
         try:
-            run = visitor.start(request)
+            run = visitor.start(request, seconds)
         except Refused as e:
             st.error(str(e))
         else:
-            st.toast(f"Started training {label(key)}: {run.name}")
+            st.toast(f"{label(key)} joined the queue: {run.name}")
     return recipe_name, data, device
+
+
+def queue_line(visitor: Visitor, device: str) -> None:
+    """What a Start now would meet: nothing when a worker is free, else the runs ahead and when it would start."""
+    try:
+        line = visitor.wait(device=device).line(queued=False)
+    except EngineError as e:
+        line = str(e)
+    if line:
+        st.caption(line)
 
 
 # Timing runs a few training steps in this process: once per choice, shared by every session, and again
@@ -222,7 +238,9 @@ def _run_card(visitor: Visitor, run: jobs.Run) -> None:
     with st.container(border=True):
         st.markdown(f"**{run.label}** · {run.recipe} :{color}-badge[{text}]")
         st.caption(f"`{run.name}`")
-        if state in LIVE:
+        if state == QUEUED:
+            actions.queued(visitor, run)
+        elif state in LIVE:
             st.progress(run.progress(), text=progress_text(run) if state != "starting" else "loading the data...")
             _live_curve(run)
             if st.button("Cancel", key=f"cancel-{run.name}", help="stop after this step, keeping a resumable state"):

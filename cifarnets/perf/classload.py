@@ -1,0 +1,181 @@
+"""python -m cifarnets load --train: a class in public mode. N browser sessions (each its own browser context, so
+its own cookie and visitor) open Home, type the epochs, and press Start training within a second of each other;
+each then watches its own run card in the sidebar until its run has finished, noting every place in line it was
+shown. K of them reload the page once their run trains and must find it again. Every run name a session's
+sidebar shows that is not its own counts as foreign.
+
+The app is served with a runs folder of its own (loadtest.serve), in public mode, with --workers workers; the
+tool stops its engine and every trainer after. The truth of who started what is the runs folder's job.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from .loadtest import CHROMIUM, CHROMIUM_ARGS, LoadError, serve, stop
+
+RUN_NAME = re.compile(r"^[a-z_]+-[a-z]+-\d{8}-\d{6}-[0-9a-f]{4}$")
+PLACE = re.compile(r"(\d+)(?:st|nd|rd|th) in line")
+STATES = ("queued", "starting", "running", "testing", "stopped", "finished", "failed")
+POLL_S = 1.0
+LOST_AFTER_S = 30.0  # a session that cannot see its run this long after a reload has lost it
+CARD = "[data-testid=stVerticalBlockBorderWrapper]"
+
+
+def class_load(sessions: int, reloads: int = 0, epochs: int = 1, timeout_s: float = 1800,
+               workers: int | None = None, env: dict | None = None) -> dict:
+    """Serve the app in public mode and drive a class against it; the summary (see summarize)."""
+    if not 0 <= reloads <= sessions:
+        raise LoadError(f"--reload must be 0 to --sessions ({sessions}), not {reloads}")
+    if not Path(CHROMIUM).exists():
+        raise LoadError(f"the load test needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
+    from ..runs import engine, jobs
+
+    with tempfile.TemporaryDirectory(prefix="cifarnets-class-runs-") as runs:
+        served = dict(env or os.environ, CIFARNETS_RUNS=runs, CIFARNETS_PUBLIC="1")
+        if workers is not None:
+            served["CIFARNETS_MAX_TRAINERS"] = str(workers)
+        tick = time.monotonic()
+        try:
+            with serve(env=served, start_timeout_s=min(120.0, timeout_s)) as url:
+                outcomes = asyncio.run(_drive(url, sessions, reloads, epochs, tick + timeout_s))
+        finally:
+            started = [r for r in jobs.list_runs(Path(runs), races=False) if r.pid]
+            stop(started)
+            engine.stop(Path(runs))
+        owners = {r.name: r.owner for r in jobs.list_runs(Path(runs), races=False)}
+    return summarize(outcomes, owners, sessions, reloads, workers, round(time.monotonic() - tick, 1))
+
+
+def summarize(outcomes: list[dict], owners: dict[str, str], sessions: int, reloads: int, workers: int | None,
+              wall_s: float) -> dict:
+    """accepted (Start answered with a place in the queue), finished, lost (runs a session could not find again),
+    foreign_visible (other sessions' runs any session saw), max_wait_s (Start to its run's start), and each
+    session's places shown; `places_only_decrease` checks that no session was ever moved back."""
+    waits = [o["wait_s"] for o in outcomes if o.get("wait_s") is not None]
+    decreasing = all(all(a >= b for a, b in zip(o["places"], o["places"][1:], strict=False)) for o in outcomes)
+    return {"sessions": sessions, "reloads": reloads, "workers": workers, "wall_s": wall_s, "cpus": os.cpu_count(),
+            "accepted": sum(bool(o.get("run")) for o in outcomes),
+            "finished": sum(o.get("state") == "finished" for o in outcomes),
+            "lost": sum(bool(o.get("lost")) for o in outcomes),
+            "foreign_visible": sum(len(o.get("foreign", [])) for o in outcomes),
+            "max_wait_s": max(waits, default=None),
+            "places_only_decrease": decreasing,
+            "runs_in_folder": len(owners),
+            "failures": [{"session": o["session"], "reason": o["reason"]} for o in outcomes if o.get("reason")],
+            "per_session": outcomes}
+
+
+def table(r: dict) -> str:
+    waits = f"{r['max_wait_s']:.0f} s" if r["max_wait_s"] is not None else "none started"
+    lines = [f"A class of {r['sessions']} ({r['reloads']} reloading mid-run), {r['workers'] or 'default'} worker(s), "
+             f"{r['cpus']} CPUs, {r['wall_s']:.0f} s:",
+             f"  {r['accepted']} accepted, {r['finished']} finished, {r['lost']} lost, {r['foreign_visible']} foreign "
+             f"run(s) visible; longest wait from Start to start {waits}; places only decreased: "
+             f"{'yes' if r['places_only_decrease'] else 'NO'}"]
+    lines += [f"  session {f['session']}: {f['reason']}" for f in r["failures"]]
+    return "\n".join(lines)
+
+
+async def _drive(url: str, sessions: int, reloads: int, epochs: int, deadline: float) -> list[dict]:
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        raise LoadError("the load test needs Playwright: pip install playwright (or pip install -e '.[dev]')") from None
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            together = asyncio.Barrier(sessions)
+            return await asyncio.gather(*(_bounded(browser, url, i, i < reloads, epochs, together, deadline)
+                                          for i in range(sessions)))
+        finally:
+            await browser.close()
+
+
+async def _bounded(browser, url: str, i: int, reload: bool, epochs: int, together, deadline: float) -> dict:
+    outcome = {"session": i, "reloads": reload, "places": [], "foreign": [], "stage": "opening a browser context"}
+    try:
+        await asyncio.wait_for(_student(browser, url, outcome, reload, epochs, together),
+                               max(0.0, deadline - time.monotonic()))
+    except asyncio.TimeoutError:
+        outcome["reason"] = f"not done before the time limit, while {outcome['stage']}"
+    except Exception as e:  # noqa: BLE001 - a failed session is a measurement, not a crash
+        outcome["reason"] = f"{type(e).__name__} while {outcome['stage']}: {str(e).splitlines()[0] if str(e) else ''}"
+    return outcome
+
+
+async def _student(browser, url: str, outcome: dict, reload: bool, epochs: int, together) -> None:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(0)  # the deadline alone bounds a session
+    try:
+        page = await context.new_page()
+        outcome["stage"] = "loading Home"
+        await page.goto(url)
+        start = page.get_by_role("button", name="Start training")
+        await start.wait_for()
+        if epochs:
+            outcome["stage"] = "typing the epochs"
+            box = page.get_by_label("Epochs", exact=True)
+            await box.fill(str(epochs))
+            await box.press("Enter")
+            await page.get_by_text(f"{epochs} epoch{'s' if epochs != 1 else ''} ×").first.wait_for()
+        outcome["stage"] = "waiting for the other sessions' pages"
+        await together.wait()
+        outcome["stage"] = "waiting for the answer to Start training"
+        pressed = time.monotonic()
+        await start.click()
+        answer = page.get_by_text(re.compile(r"joined the queue: |^You have |^public mode |^This run |^No time ")).first
+        await answer.wait_for()
+        text = await answer.inner_text()
+        if "joined the queue: " not in text:
+            outcome["reason"] = f"Start was refused: {text[:200]}"
+            return
+        outcome["run"] = text.split("joined the queue: ")[-1].strip()
+        outcome["stage"] = "watching its run"
+        await _watch(page, outcome, reload, pressed)
+    finally:
+        await context.close()
+
+
+async def _watch(page, outcome: dict, reload: bool, pressed: float) -> None:
+    """Poll the sidebar until the run has finished: the places shown, when it started, the names of other runs; a
+    reload once it trains, after which its card must come back."""
+    own, unseen_since, reloaded = outcome["run"], time.monotonic(), False
+    while True:
+        names = {n.strip() for n in await page.locator("section[data-testid=stSidebar] code").all_inner_texts()}
+        outcome["foreign"] = sorted(set(outcome["foreign"]) | {n for n in names if RUN_NAME.match(n) and n != own})
+        card = page.locator(CARD, has=page.locator("code", has_text=own)).last
+        text = await card.inner_text() if own in names else ""
+        if not text:
+            if time.monotonic() - unseen_since > LOST_AFTER_S:
+                outcome["lost"] = True
+                outcome["reason"] = f"its run {own} was not on its page for {LOST_AFTER_S:.0f} s"
+                return
+        else:
+            unseen_since = time.monotonic()
+            head = text.strip().splitlines()[0] if text.strip() else ""
+            state = next((s for s in STATES if re.search(rf"\b{s}\b", head)), outcome.get("state"))
+            outcome["state"] = state
+            place = PLACE.search(text)
+            if state == "queued" and place and outcome["places"][-1:] != [int(place.group(1))]:
+                outcome["places"].append(int(place.group(1)))
+            elif state != "queued" and outcome.get("wait_s") is None:
+                outcome["wait_s"] = round(time.monotonic() - pressed, 1)
+            if state in ("finished", "failed", "stopped"):
+                if state != "finished":
+                    outcome["reason"] = f"its run ended {state}"
+                return
+            if reload and not reloaded and state in ("running", "testing"):
+                outcome["stage"] = "reloading mid-run"
+                await page.reload()
+                await page.get_by_role("button", name="Start training").wait_for()
+                reloaded, unseen_since = True, time.monotonic()
+                outcome["reloaded"] = True
+                outcome["stage"] = "watching its run again"
+                continue
+        await asyncio.sleep(POLL_S)
