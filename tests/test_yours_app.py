@@ -54,7 +54,13 @@ def test_an_onnx_network_is_a_fifth_column_on_classify_and_goes_in_one_click(app
     assert list(at.dataframe[0].value.columns)[:6] == ["image", *LABELS, "tiny net"]
     assert len(at.get("vega_lite_chart")) == 5  # a top-5 chart for each of the five
     assert "tiny net: not calibrated for it" in text and "python -m" not in text.split("tiny net:")[1][:300]
+    at.switch_page(PAGES["Architecture"]).run()  # converted to PyTorch: its layers and MACs are traced
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Layers, traced on one 32x32 image" in texts(at) and "multiply-accumulates" in texts(at)
+    assert "tiny net: no block diagram, because the diagram is drawn from our own networks' code" in texts(at)
+    at.switch_page(PAGES["Classify"]).run()
     at.button(key="your_remove").click().run()
+    at.file_uploader(key="uploads").set_value([("red.png", image_bytes("PNG"), "image/png")]).run()
     assert "**tiny net**" not in texts(at) and list(at.dataframe[0].value.columns)[:5] == ["image", *LABELS]
 
 
