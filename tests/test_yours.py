@@ -296,3 +296,14 @@ def test_accuracy_says_why_in_one_line_when_the_classes_differ(tmp_path):
     measuring = accuracy.measure(load_network("t.onnx", "t", raw=raw(tiny_graph())).answerer,
                                  list(CIFAR10_CLASSES), accuracy.Measurement(), data)
     assert measuring.accuracy is None and "not the network's" in measuring.error
+
+
+def test_cli_evaluate_takes_a_network_alone(tmp_path, capsys):
+    from conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", classes=CIFAR10_CLASSES, n_train=1, n_test=2)
+    model = tmp_path / "tiny.onnx"
+    model.write_bytes(raw(tiny_graph()))
+    assert main(["evaluate", "--network", str(model), "--data", str(data), "--json", "--device", "cpu"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert list(found) == ["tiny"] and found["tiny"]["n"] == 20
