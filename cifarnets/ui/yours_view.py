@@ -1,6 +1,7 @@
 """Your network in the app: added on Classify (an ONNX file, a checkpoint zip, or a Hub id), kept in this browser
-session's state only, in memory (its bytes never touch the server's disk, and go with the session), and shown
-beside the four on every page that can show it, or with one line saying why not."""
+session's state only, in memory (it goes with the session; a checkpoint zip's files touch the disk only in a private
+temporary folder, while the strict loader reads them), and shown beside the four on every page that can show it,
+or with one line saying why not."""
 
 from __future__ import annotations
 
