@@ -307,3 +307,17 @@ def test_cli_evaluate_takes_a_network_alone(tmp_path, capsys):
     assert main(["evaluate", "--network", str(model), "--data", str(data), "--json", "--device", "cpu"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert list(found) == ["tiny"] and found["tiny"]["n"] == 20
+
+
+def test_public_mode_checks_a_hub_repository_size_before_downloading(monkeypatch):
+    from types import SimpleNamespace
+
+    import huggingface_hub
+
+    from cifarnets.store import hub
+
+    big = SimpleNamespace(siblings=[SimpleNamespace(rfilename="model.safetensors", size=10 * 2**30),
+                                    SimpleNamespace(rfilename="config.json", size=900)])
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo, **kw: big)
+    monkeypatch.setattr(hub, "fetch", lambda ref: pytest.fail("downloaded before the size was checked"))
+    refused("hf://alice/huge", "10240 MB of checkpoint files, over the 50 MB limit", allow_local=False)

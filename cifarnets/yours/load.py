@@ -18,7 +18,7 @@ from ..models import label
 from ..predict import read_file
 from ..store import hub
 from ..store.checkpoints import CheckpointError, load_checkpoint
-from ..store.runfolder import HISTORY_FILE
+from ..store.runfolder import HISTORY_FILE, MODEL_FILE
 from ..unfamiliar import calibration
 from . import checkpointzip, convert, onnxfile
 from .network import Adapted, YourNetwork, check_name, check_normalisation, class_order
@@ -116,5 +116,22 @@ def _from_hub(text: str, name: str, allow_local: bool) -> YourNetwork:
         raise CheckpointError("only Hub repository ids (OWNER/NAME) are accepted here, not folders of this server")
     if not allow_local and ref.repo.count("/") != 1:
         raise CheckpointError(f"{ref.repo!r} is not a Hub repository id (OWNER/NAME)")
+    if not allow_local:
+        _check_hub_sizes(ref)
     return _from_folder(hub.fetch(ref), name, f"the Hub repository {ref}", kind="hub")
 
+
+
+def _check_hub_sizes(ref: hub.Ref) -> None:
+    """In public mode, before a download: the repository's checkpoint files within the upload limits, so a
+    visitor's Hub id cannot fill the server's disk. Where the Hub cannot say, the download itself reports it."""
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi().model_info(ref.repo, revision=ref.revision, files_metadata=True)
+    except Exception:  # noqa: BLE001 -- offline, missing or private: hub.fetch says which, in one line
+        return
+    sizes = {s.rfilename: s.size or 0 for s in info.siblings or [] if s.rfilename in hub.HUB_FILES}
+    if sum(sizes.values()) > checkpointzip.MAX_UNPACKED or sizes.get(MODEL_FILE, 0) > onnxfile.MAX_BYTES:
+        raise CheckpointError(f"{ref} holds {sum(sizes.values()) / 2**20:.0f} MB of checkpoint files, over the "
+                              f"{onnxfile.MAX_BYTES / 2**20:.0f} MB limit")
