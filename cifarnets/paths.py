@@ -17,6 +17,8 @@ CIFARNETS_DEADLINE     set by the app, not by people: when (Unix time) a public 
 CIFARNETS_ENGINE       redis://... : the training queue's Redis, whose workers the operator starts (`python -m
                        cifarnets worker`); default: the app starts its own in runs/.engine, with its workers
 CIFARNETS_WORKERS      locally, the workers the app starts: runs that train at once (default 4)
+CIFARNETS_WORKER_CPUS  the cores the app's workers train on, e.g. 1-3 (default: in public mode all but the first,
+                       which the pages keep, on a machine of two or more; locally all)
 CIFARNETS_PUBLIC=1     public mode, for a deployment anyone can open (docs/deploy.md); its limits:
   CIFARNETS_MAX_TRAINERS   the workers the app starts: runs that train at once (default 1; 0: no training)
   CIFARNETS_PER_VISITOR    runs a visitor may have waiting or training at once (default 1)

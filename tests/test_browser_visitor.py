@@ -12,6 +12,7 @@ from conftest import make_image_folder
 from helpers.app import make_checkpoints
 
 from cifarnets.perf.loadtest import CHROMIUM, CHROMIUM_ARGS, serve
+from cifarnets.runs import engine
 
 WAIT_MS = 180_000  # a busy 2-core machine: torch, four networks and a trainer starting beside them
 SHOTS = os.environ.get("CIFARNETS_SHOTS")  # a folder to keep the screenshots in, to look at them
@@ -25,12 +26,20 @@ def sidebar(page):
 
 
 def test_a_reload_keeps_the_run_its_progress_and_its_adoption(tmp_path):
-    from playwright.sync_api import sync_playwright
 
     env = dict(os.environ, CIFARNETS_PUBLIC="1", CIFARNETS_CHECKPOINTS=str(make_checkpoints(tmp_path / "shipped")),
                CIFARNETS_RUNS=str(tmp_path / "runs"), CIFARNETS_DEVICE="cpu", CIFARNETS_MAX_BATCH="2",
                CIFARNETS_DATA=str(make_image_folder(tmp_path / "operator-data", n_train=200)))
     shots = Path(SHOTS or tmp_path)
+    try:
+        _reload_keeps_everything(env, tmp_path, shots)
+    finally:
+        engine.stop(tmp_path / "runs")
+
+
+def _reload_keeps_everything(env: dict, tmp_path: Path, shots: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
     with serve(env=env, log=tmp_path / "streamlit.log") as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         mine = browser.new_context(viewport={"width": 1400, "height": 1400})
@@ -42,8 +51,9 @@ def test_a_reload_keeps_the_run_its_progress_and_its_adoption(tmp_path):
         epochs.press("Enter")
         page.get_by_text("3 epochs ×").first.wait_for()
         page.get_by_role("button", name="Start training").click()
-        page.get_by_text(re.compile(r"^Started training CNN: ")).first.wait_for()
-        name = re.search(r"cnn-\S+", page.get_by_text(re.compile(r"^Started training CNN: ")).first.inner_text())[0]
+        toast = page.get_by_text(re.compile(r"^CNN joined the queue: ")).first
+        toast.wait_for()
+        name = re.search(r"cnn-\S+", toast.inner_text())[0]
 
         page.reload()  # mid-run: the trainer is still starting or training
         card = sidebar(page).get_by_text(name, exact=True)

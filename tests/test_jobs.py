@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_CLASSES, make_image_folder, make_tar
-from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts, wait_for_state
+from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts, until_timed, wait_for_state
 from streamlit.testing.v1 import AppTest
 
 from cifarnets import CIFAR10_CLASSES
@@ -192,6 +192,7 @@ def test_sidebar_shows_the_expected_time_before_starting(runs, tmp_path):
     at.radio(key="train_data").set_value("path").run()  # CIFAR-10 comes first; the path box then
     at.text_input(key="train_data_path").input(str(data))
     at.number_input(key="batch-cnn-fast").set_value(16).run()
+    until_timed(at)  # the steps are timed in a thread: the page is drawn at once, and says so until they are
     [caption] = [c.value for c in at.sidebar.caption if c.value.startswith("Expected time here")]
     assert "5 epochs × (4 steps × " in caption and "the 72 training and 24 test images" in caption
     assert "Estimated from" in caption and "on cpu (" in caption  # what it is, and the machine it was timed on

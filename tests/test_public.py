@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_image_folder
-from helpers.app import APP, PAGES, image_bytes, make_checkpoints, texts, wait_for_state
+from helpers.app import APP, PAGES, image_bytes, make_checkpoints, texts, until_timed, wait_for_state
 from streamlit.testing.v1 import AppTest
 
 from cifarnets import CIFAR10_CLASSES
@@ -287,7 +287,7 @@ def test_a_run_or_race_estimated_past_the_limit_is_refused_with_its_estimate(pub
     # The sidebar says it before Start, from the estimate it shows, and offers no Start.
     monkeypatch.setenv("CIFARNETS_MAX_RUN_MIN", "1e-9")  # any real step is longer
     at = app()
-    at.number_input(key="batch-cnn-fast").set_value(32).run()  # a batch the 72 images fill
+    until_timed(at.number_input(key="batch-cnn-fast").set_value(32).run())  # a batch the 72 images fill
     assert any("over its limit of" in w.value for w in at.sidebar.warning), sidebar_text(at)
     assert at.button(key="train_start").disabled
 
@@ -383,6 +383,24 @@ def test_local_data_choice_opens_on_cifar10(runs, monkeypatch, tmp_path):
     assert radio.value == "env" and radio.options[1].startswith("CIFAR-10")
 
 
+def test_offline_without_cifar10_the_sidebar_says_so_and_offers_no_start(runs, monkeypatch, tmp_path):
+    from cifarnets.data import sources
+    from cifarnets.ui import sidebar
+
+    monkeypatch.delenv("CIFARNETS_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./data here
+    monkeypatch.setattr(sources, "can_download", lambda timeout_s=2.0: False)
+    sidebar._online.clear()
+    at = app()
+    assert at.radio(key="train_data").value == "download"
+    [warning] = [w.value for w in at.sidebar.warning]
+    assert warning == sidebar.OFFLINE and "--data" not in warning and "CIFARNETS_DATA" not in warning
+    assert at.button(key="train_start").disabled
+    at.radio(key="train_data").set_value("path").run()  # a path is the way out
+    assert sidebar.OFFLINE not in [w.value for w in at.sidebar.warning]
+    sidebar._online.clear()
+
+
 def test_a_weaker_run_asks_first_and_the_way_back_is_one_button(runs, tmp_path, monkeypatch):
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(make_checkpoints(tmp_path / "shipped")))  # CNN: 50%
     weak = finished_run(runs, "cnn-fast-weak", 0.1)
@@ -429,7 +447,7 @@ def test_a_class_of_twelve_all_train_and_three_reloads_lose_nothing(tmp_path):
     env = dict(os.environ, CIFARNETS_DATA=str(make_image_folder(tmp_path / "operator-data")),
                CIFARNETS_CHECKPOINTS=str(make_checkpoints(tmp_path / "shipped")), CIFARNETS_DEVICE="cpu",
                CIFARNETS_MIN_BATCH="8")
-    result = classload.class_load(12, reloads=3, epochs=1, timeout_s=1500, workers=1, env=env)
+    result = classload.class_load(12, reloads=3, epochs=1, timeout_s=1500, workers=1, env=env, batch_size=8)
     assert (result["accepted"], result["finished"], result["lost"], result["foreign_visible"]) == (12, 12, 0, 0), \
         result["failures"]
     assert result["places_only_decrease"] and result["runs_in_folder"] == 12

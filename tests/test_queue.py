@@ -60,7 +60,8 @@ def test_every_start_is_queued_in_order_and_leaving_moves_the_later_ones_up(redi
     assert b.cancel(second)  # B leaves the queue: the run is gone, C moves up
     assert not second.folder.exists() and [r.name for r in c.list_runs()] == [third.name]
     assert c.wait(third).ahead == 1 and c.wait(third).line().startswith("2nd in line")
-    assert b.start(request(os.environ["CIFARNETS_DATA"], batch_size=32)).state == QUEUED  # and may start another, last in line
+    again = b.start(request(os.environ["CIFARNETS_DATA"], batch_size=32))  # B may start another, last in line
+    assert again.state == QUEUED
     assert b.wait(b.list_runs()[0]).ahead == 2
 
 
@@ -152,3 +153,20 @@ def test_tidying_never_touches_a_queued_run(redis_only):
     old = time.time() - 10 * 3600
     os.utime(run.folder / JOB_FILE, (old, old))
     assert tidy(redis_only, PublicLimits(run_hours=1, runs_mb=0.0001)) == [] and run.folder.exists()
+
+
+def test_public_workers_leave_the_first_core_to_the_pages(runs, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+        assert engine.worker_cpus(keep_first=True) == {1, 2, 3} and engine.worker_cpus(keep_first=False) is None
+        m.setattr(os, "sched_getaffinity", lambda pid: {5})
+        assert engine.worker_cpus(keep_first=True) is None  # one core: nothing to keep apart
+        m.setenv("CIFARNETS_WORKER_CPUS", "0,2-3")
+        assert engine.worker_cpus(keep_first=True) == {0, 2, 3}
+        m.setenv("CIFARNETS_WORKER_CPUS", "one")
+        with pytest.raises(engine.EngineError, match="CIFARNETS_WORKER_CPUS"):
+            engine.worker_cpus(keep_first=True)
+    monkeypatch.setenv("CIFARNETS_WORKER_CPUS", "0")  # a core every machine has
+    assert engine.Engine(runs, workers=1, keep_first_core=True).url
+    [pid] = engine._worker_pids(runs / engine.ENGINE_DIR)
+    assert os.sched_getaffinity(pid) == {0}  # and the trainers it starts inherit it

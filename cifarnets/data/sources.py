@@ -128,6 +128,20 @@ def _missing_data_message(given: str) -> str:
             f"so torchvision can download CIFAR-10 into {DEFAULT_DATA}")
 
 
+CIFAR10_HOST = "www.cs.toronto.edu"  # where torchvision downloads CIFAR-10 from
+
+
+def can_download(timeout_s: float = 2.0) -> bool:
+    """Whether CIFAR-10's download server answers from here (a connection, nothing fetched)."""
+    import socket
+
+    try:
+        socket.create_connection((CIFAR10_HOST, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
 def _download_cifar10(path: Path, given: str) -> Path:
     from torchvision.datasets import CIFAR10
 

@@ -23,12 +23,12 @@ RUN_NAME = re.compile(r"^[a-z_]+-[a-z]+-\d{8}-\d{6}-[0-9a-f]{4}$")
 PLACE = re.compile(r"(\d+)(?:st|nd|rd|th) in line")
 STATES = ("queued", "starting", "running", "testing", "stopped", "finished", "failed")
 POLL_S = 1.0
-LOST_AFTER_S = 30.0  # a session that cannot see its run this long after a reload has lost it
-CARD = "[data-testid=stVerticalBlockBorderWrapper]"
+LOST_AFTER_S = 60.0  # a session that cannot see its run this long (a reloaded page drawn in full) has lost it
+CARD = "[data-testid=stVerticalBlock]"  # a run's card is the innermost block that holds its name
 
 
 def class_load(sessions: int, reloads: int = 0, epochs: int = 1, timeout_s: float = 1800,
-               workers: int | None = None, env: dict | None = None) -> dict:
+               workers: int | None = None, env: dict | None = None, batch_size: int | None = None) -> dict:
     """Serve the app in public mode and drive a class against it; the summary (see summarize)."""
     if not 0 <= reloads <= sessions:
         raise LoadError(f"--reload must be 0 to --sessions ({sessions}), not {reloads}")
@@ -43,7 +43,7 @@ def class_load(sessions: int, reloads: int = 0, epochs: int = 1, timeout_s: floa
         tick = time.monotonic()
         try:
             with serve(env=served, start_timeout_s=min(120.0, timeout_s)) as url:
-                outcomes = asyncio.run(_drive(url, sessions, reloads, epochs, tick + timeout_s))
+                outcomes = asyncio.run(_drive(url, sessions, reloads, epochs, batch_size, tick + timeout_s))
         finally:
             started = [r for r in jobs.list_runs(Path(runs), races=False) if r.pid]
             stop(started)
@@ -82,7 +82,8 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-async def _drive(url: str, sessions: int, reloads: int, epochs: int, deadline: float) -> list[dict]:
+async def _drive(url: str, sessions: int, reloads: int, epochs: int, batch_size: int | None,
+                 deadline: float) -> list[dict]:
     try:
         from playwright.async_api import async_playwright
     except ImportError:
@@ -91,16 +92,17 @@ async def _drive(url: str, sessions: int, reloads: int, epochs: int, deadline: f
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             together = asyncio.Barrier(sessions)
-            return await asyncio.gather(*(_bounded(browser, url, i, i < reloads, epochs, together, deadline)
-                                          for i in range(sessions)))
+            return await asyncio.gather(*(_bounded(browser, url, i, i < reloads, (epochs, batch_size), together,
+                                                   deadline) for i in range(sessions)))
         finally:
             await browser.close()
 
 
-async def _bounded(browser, url: str, i: int, reload: bool, epochs: int, together, deadline: float) -> dict:
+async def _bounded(browser, url: str, i: int, reload: bool, choice: tuple[int, int | None], together,
+                   deadline: float) -> dict:
     outcome = {"session": i, "reloads": reload, "places": [], "foreign": [], "stage": "opening a browser context"}
     try:
-        await asyncio.wait_for(_student(browser, url, outcome, reload, epochs, together),
+        await asyncio.wait_for(_student(browser, url, outcome, reload, choice, together),
                                max(0.0, deadline - time.monotonic()))
     except asyncio.TimeoutError:
         outcome["reason"] = f"not done before the time limit, while {outcome['stage']}"
@@ -109,7 +111,7 @@ async def _bounded(browser, url: str, i: int, reload: bool, epochs: int, togethe
     return outcome
 
 
-async def _student(browser, url: str, outcome: dict, reload: bool, epochs: int, together) -> None:
+async def _student(browser, url: str, outcome: dict, reload: bool, choice: tuple[int, int | None], together) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(0)  # the deadline alone bounds a session
     try:
@@ -118,24 +120,28 @@ async def _student(browser, url: str, outcome: dict, reload: bool, epochs: int, 
         await page.goto(url)
         start = page.get_by_role("button", name="Start training")
         await start.wait_for()
-        if epochs:
-            outcome["stage"] = "typing the epochs"
-            box = page.get_by_label("Epochs", exact=True)
-            await box.fill(str(epochs))
-            await box.press("Enter")
-            await page.get_by_text(f"{epochs} epoch{'s' if epochs != 1 else ''} ×").first.wait_for()
+        epochs, batch_size = choice
+        outcome["stage"] = "typing the epochs and the batch size"
+        for name, value in (("Epochs", epochs), ("Batch size", batch_size)):
+            if value:
+                box = page.get_by_label(name, exact=True).first  # the trainer's (the race's come after)
+                await box.fill(str(value))
+                await box.press("Enter")
+        # the estimate says it: the session's Start sends what was typed
+        await page.get_by_text(f"{epochs} epoch{'s' if epochs != 1 else ''} ×").first.wait_for()
         outcome["stage"] = "waiting for the other sessions' pages"
         await together.wait()
         outcome["stage"] = "waiting for the answer to Start training"
         pressed = time.monotonic()
         await start.click()
-        answer = page.get_by_text(re.compile(r"joined the queue: |^You have |^public mode |^This run |^No time ")).first
-        await answer.wait_for()
-        text = await answer.inner_text()
-        if "joined the queue: " not in text:
-            outcome["reason"] = f"Start was refused: {text[:200]}"
+        # The toast names the run; a refusal is an error box (the caption that follows a Start is no refusal).
+        accepted = page.get_by_text(re.compile(r"joined the queue: ")).first
+        refused = page.locator("section[data-testid=stSidebar] [data-testid=stAlertContentError]").first
+        await accepted.or_(refused).wait_for()
+        if not await accepted.count():
+            outcome["reason"] = f"Start was refused: {(await refused.inner_text())[:200]}"
             return
-        outcome["run"] = text.split("joined the queue: ")[-1].strip()
+        outcome["run"] = (await accepted.inner_text()).split("joined the queue: ")[-1].strip()
         outcome["stage"] = "watching its run"
         await _watch(page, outcome, reload, pressed)
     finally:
@@ -145,12 +151,17 @@ async def _student(browser, url: str, outcome: dict, reload: bool, epochs: int, 
 async def _watch(page, outcome: dict, reload: bool, pressed: float) -> None:
     """Poll the sidebar until the run has finished: the places shown, when it started, the names of other runs; a
     reload once it trains, after which its card must come back."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
     own, unseen_since, reloaded = outcome["run"], time.monotonic(), False
     while True:
         names = {n.strip() for n in await page.locator("section[data-testid=stSidebar] code").all_inner_texts()}
         outcome["foreign"] = sorted(set(outcome["foreign"]) | {n for n in names if RUN_NAME.match(n) and n != own})
         card = page.locator(CARD, has=page.locator("code", has_text=own)).last
-        text = await card.inner_text() if own in names else ""
+        try:
+            text = await card.inner_text(timeout=10_000) if own in names else ""
+        except PlaywrightTimeout:  # redrawn meanwhile: look again
+            text = ""
         if not text:
             if time.monotonic() - unseen_since > LOST_AFTER_S:
                 outcome["lost"] = True
@@ -170,7 +181,7 @@ async def _watch(page, outcome: dict, reload: bool, pressed: float) -> None:
                 if state != "finished":
                     outcome["reason"] = f"its run ended {state}"
                 return
-            if reload and not reloaded and state in ("running", "testing"):
+            if reload and not reloaded and state in ("starting", "running", "testing"):  # its trainer is live
                 outcome["stage"] = "reloading mid-run"
                 await page.reload()
                 await page.get_by_role("button", name="Start training").wait_for()

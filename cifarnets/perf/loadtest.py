@@ -58,6 +58,8 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=1, help="with --train: the epochs each session types in (default 1)")
     p.add_argument("--reload", type=int, default=0, metavar="K", help="with --train: K sessions reload mid-run")
     p.add_argument("--workers", type=int, help="with --train: the app's workers (default CIFARNETS_MAX_TRAINERS, 1)")
+    p.add_argument("--batch-size", type=int, help="with --train: the batch size each session types in (default the "
+                   "recipe's)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_load)
 
@@ -70,7 +72,8 @@ def cmd_load(args) -> int:
         if args.url:
             raise UsageError("--train serves the app itself (it counts and stops the trainers it starts): drop --url")
         check(args.sessions, images, args.timeout)
-        result = classload.class_load(args.sessions, args.reload, args.epochs, args.timeout, args.workers)
+        result = classload.class_load(args.sessions, args.reload, args.epochs, args.timeout, args.workers,
+                                      batch_size=args.batch_size)
         print(json.dumps(result, indent=2) if args.json else classload.table(result))
         return 0 if result["finished"] == result["sessions"] and not result["lost"] else 1
     if args.url:

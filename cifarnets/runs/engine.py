@@ -145,20 +145,48 @@ def _worker_queues() -> list[str]:
     return [GPU, CPU] if torch is not None and torch.cuda.is_available() else [CPU]
 
 
-def spawn_worker(url: str, log: Path, queues: list[str] | None = None) -> subprocess.Popen:
-    """`python -m cifarnets worker` for this engine: in its own session, so a Ctrl-C to Streamlit leaves it be."""
+def worker_cpus(keep_first: bool) -> set[int] | None:
+    """The cores the app's workers (and so their trainers) may use: $CIFARNETS_WORKER_CPUS ("1-3", "2,3"), else,
+    with `keep_first` (public mode) on a machine of two cores or more, all but the first, which the pages keep (a
+    trainer beside the pages made the Stress test's attack search 2.5x slower: docs/performance.md); else all."""
+    text = os.environ.get("CIFARNETS_WORKER_CPUS", "").strip()
+    if text:
+        cpus = set()
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            try:
+                cpus |= set(range(int(low), int(high or low) + 1))
+            except ValueError:
+                raise EngineError(f"CIFARNETS_WORKER_CPUS must list cores like 1-3 or 2,3, not {text!r}") from None
+        return cpus
+    if not keep_first or not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    return set(cores[1:]) if len(cores) >= 2 else None
+
+
+def spawn_worker(url: str, log: Path, queues: list[str] | None = None,
+                 cpus: set[int] | None = None) -> subprocess.Popen:
+    """`python -m cifarnets worker` for this engine: in its own session, so a Ctrl-C to Streamlit leaves it be, and
+    on `cpus` (its trainers inherit them) when given."""
     env = process.child_env()
     env["CIFARNETS_ENGINE"] = url
     argv = [sys.executable, "-m", "cifarnets", "worker", "--queues", *(queues or _worker_queues())]
     with open(log, "ab") as out:
-        return subprocess.Popen(argv,
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=project_root(),
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=project_root(), env=env, start_new_session=True)
+    if cpus:
+        try:
+            os.sched_setaffinity(proc.pid, cpus)
+        except OSError as e:
+            proc.kill()
+            raise EngineError(f"cannot put the training worker on cores {sorted(cpus)}: {e}") from e
+    return proc
 
 
-def start(runs: Path | None = None, workers: int = 1) -> str:
-    """The embedded engine of `runs`, started where it is not running: its Redis, and workers until `workers`
-    live. Returns its URL. Safe from any number of sessions and app processes at once (a lock)."""
+def start(runs: Path | None = None, workers: int = 1, cpus: set[int] | None = None) -> str:
+    """The embedded engine of `runs`, started where it is not running: its Redis, and workers (on `cpus`) until
+    `workers` live. Returns its URL. Safe from any number of sessions and app processes at once (a lock)."""
     folder = Path(runs or runs_dir()) / ENGINE_DIR
     with _locked(folder):
         url_file = folder / URL_FILE
@@ -167,7 +195,7 @@ def start(runs: Path | None = None, workers: int = 1) -> str:
             url = _start_redis(folder)
         pids = _worker_pids(folder)
         for i in range(len(pids), workers):
-            pids.append(spawn_worker(url, folder / f"worker-{i}.log").pid)
+            pids.append(spawn_worker(url, folder / f"worker-{i}.log", cpus=cpus).pid)
         write_json(folder / WORKERS_FILE, pids)
     return url
 
@@ -202,10 +230,11 @@ class Engine:
 
     runs: Path
     workers: int = 1
+    keep_first_core: bool = False  # public mode: the app's workers leave the first core to the pages
 
     @property
     def url(self) -> str:
-        return external_url() or start(self.runs, self.workers)
+        return external_url() or start(self.runs, self.workers, worker_cpus(self.keep_first_core))
 
     @property
     def running(self) -> bool:

@@ -166,7 +166,7 @@ def run_state(process_alive: bool, written: str | None, cancelled: bool) -> str:
     return "failed"  # gone while "running", or before it ever wrote a status
 
 
-def error_from_log(path: Path, limit: int = 300) -> str:
+def error_from_log(path: Path, limit: int = 600) -> str:
     """The CLI's `error: ...` line, else a traceback's last line, else the log's last line."""
     try:
         text = path.read_text(errors="replace")

@@ -239,7 +239,7 @@ class Visitor:
 
     @property
     def engine(self) -> Engine:
-        return Engine(self.folder, self.workers)
+        return Engine(self.folder, self.workers, keep_first_core=self.public)
 
     @contextmanager
     def _gate(self) -> Iterator[None]:

@@ -64,16 +64,17 @@ def visitor() -> Visitor:
 
 
 def remember_visitor() -> None:
-    """In public mode, once per session: the browser keeps this visitor's secret in a cookie, unless it sent it.
-    Only this site's own pages send it (SameSite=Strict), and never a link: sharing a view shares no control."""
-    if not visitor().public or st.session_state.get("_cookie_set"):
+    """In public mode: the browser keeps this visitor's secret in a cookie, unless it sent it. Only this site's own
+    pages send it (SameSite=Strict), and never a link: sharing a view shares no control. Said on every run of the
+    page until a reload brings the cookie back: a run cut short by a click (a class typing at once) may never have
+    drawn it, and a visitor who reloads then would be someone else."""
+    if not visitor().public:
         return
     secret = st.session_state[SECRET_KEY]
     if st.context.cookies.get(COOKIE) != secret:  # (a mock, never equal, under AppTest: the script is harmless)
         days = 30 * 24 * 3600
         st.html(f"""<script>document.cookie = "{COOKIE}={secret}; Path=/; Max-Age={days}; SameSite=Strict"
                 + (location.protocol === "https:" ? "; Secure" : "");</script>""", unsafe_allow_javascript=True)
-    st.session_state["_cookie_set"] = True
 
 
 # Keyed by the overrides: in public mode each visitor's adoptions are their own set of networks.

@@ -10,6 +10,7 @@ reruns the page around it, and a page reload sees the same runs.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
     seconds = _expected_time(key, recipe_name, int(epochs), int(batch_size), device, data)
     request = jobs.TrainRequest(key, recipe_name, int(epochs), float(lr), int(batch_size), data, device)
     # said before Start, not only after it
-    refused = ((NO_DATA if not _has_data(visitor) else "") or jobs.distillation_problem(request)
+    refused = (_data_problem(visitor, data) or jobs.distillation_problem(request)
                or (visitor.over_time(seconds) if seconds is not None else ""))
     if refused:
         st.warning(refused)
@@ -128,11 +129,44 @@ def queue_line(visitor: Visitor, device: str) -> None:
         st.caption(line)
 
 
-# Timing runs a few training steps in this process: once per choice, shared by every session, and again
-# after a while, since what else the machine is doing (another run, say) changes the answer.
-@st.cache_data(ttl=600, max_entries=64, show_spinner="Timing a few training steps to estimate the time...")
+# Timing runs a few training steps in this process: in a thread of its own, so that no page waits for it (it was
+# 2 s of Home's first load), once per choice, shared by every session, and again after a while, since what else
+# the machine is doing (another run, say) changes the answer.
+TIMING_TTL_S = 600
+
+
+@st.cache_resource(show_spinner=False)
+def _timings() -> dict:
+    """{(network, recipe, batch, device): (when it was asked for, the timing's Future)}, server-wide."""
+    return {}
+
+
+@st.cache_resource(show_spinner=False)
+def _timer() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="step-timing")  # one at a time: each uses the cores it finds
+
+
+def _timing(key: str, recipe_name: str, batch_size: int | None, device: str) -> Future:
+    timings, choice = _timings(), (key, recipe_name, batch_size, device)
+    asked, future = timings.get(choice, (0.0, None))
+    if future is None or future.done() and time.time() - asked > TIMING_TTL_S:
+        future = _timer().submit(estimate.timed, key, recipe_name, batch_size, device)
+        timings[choice] = (time.time(), future)
+        for old in sorted(timings, key=lambda c: timings[c][0])[:-64]:
+            timings.pop(old)
+    return future
+
+
 def _step_times(key: str, recipe_name: str, batch_size: int | None, device: str) -> estimate.StepTimes:
-    return estimate.timed(key, recipe_name, batch_size, device)
+    """The timing, waited for: what a Start judges (Visitor.step_times), the same one the sidebar shows."""
+    return _timing(key, recipe_name, batch_size, device).result()
+
+
+def _when_timed(future: Future) -> None:
+    """Redraws the page once the timing is done (polled, in a fragment: nothing else reruns)."""
+    if future.done():
+        st.rerun(scope="app")
+    st.caption("Expected time here: timing a few training steps...")
 
 
 @st.cache_data(ttl=60, max_entries=16, show_spinner=False)
@@ -142,9 +176,13 @@ def _data_size(data: str | None) -> estimate.DataSize:
 
 def _expected_time(key: str, recipe_name: str, epochs: int, batch_size: int, device: str,
                    data: str | None) -> float | None:
-    """Says how long the run would take here; returns that in seconds, or None where there is no estimate."""
+    """Says how long the run would take here; returns that in seconds, or None where there is no estimate (yet)."""
+    future = _timing(key, recipe_name, batch_size, device)
+    if not future.done():
+        st.fragment(_when_timed, run_every=1.0)(future)
+        return None
     try:
-        times = _step_times(key, recipe_name, batch_size, device)
+        times = future.result()
     except (estimate.EstimateError, ValueError, RuntimeError) as e:
         st.caption(f"No time estimate: {str(e).splitlines()[0][:200]}")
         return None
@@ -195,6 +233,24 @@ def _public_data(visitor: Visitor) -> str:
     if _has_data(visitor):
         st.caption(f"Data: the training set this server provides ({Path(data).name}).")
     return data
+
+
+OFFLINE = ("CIFAR-10 is not on this machine yet, and its download server cannot be reached from here: choose a "
+           "path on this machine, or connect to the internet.")
+
+
+def _data_problem(visitor: Visitor, data: str | None) -> str:
+    """Why no run can start with this data, in one line for the page; "" when one can."""
+    if visitor.public:
+        return "" if _has_data(visitor) else NO_DATA
+    if data == DEFAULT_DATA and not _data_here(DEFAULT_DATA) and not _online():
+        return OFFLINE
+    return ""
+
+
+@st.cache_data(ttl=120, show_spinner=False)
+def _online() -> bool:
+    return sources.can_download()
 
 
 def _has_data(visitor: Visitor) -> bool:

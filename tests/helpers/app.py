@@ -80,3 +80,16 @@ def wait_for_state(load, folder: Path, states: tuple[str, ...], timeout: float, 
             return current
         time.sleep(poll)
     raise AssertionError(f"{current.name} stayed {current.state}; log:\n{(folder / jobs.LOG_FILE).read_text()}")
+
+
+TIMING = "Expected time here: timing a few training steps..."
+
+
+def until_timed(at, timeout: float = 120):
+    """The sidebar times its training steps in a thread and says so until they are timed: run the page again
+    until it shows the estimate (what the estimate decides, a refusal say, shows with it)."""
+    deadline = time.monotonic() + timeout
+    while any(c.value == TIMING for c in at.sidebar.caption) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        at.run()
+    return at
