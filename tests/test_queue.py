@@ -81,6 +81,8 @@ def test_the_estimated_start_counts_the_runs_training_and_those_ahead(tmp_path):
     assert Wait(0, None, 0, 0).line(queued=False).startswith("No worker takes runs")
     assert Wait(0, 0.0, 1, 0).line(queued=False) == ""  # a free worker: nothing to say before Start
     assert Wait(2, 600.0, 1, 1).line(queued=False).startswith("Queue: 2 runs waiting, 1 training")
+    assert Wait(1, 600.0, 1, 1).line().startswith("2nd in line, starts in about 10m 00s (around ")
+    assert Wait(0, 3.0, 1, 1).line() == "1st in line: starts any moment now."  # the estimates leave out loading
 
 
 def test_the_app_starts_its_engine_itself_and_finds_it_again(runs):

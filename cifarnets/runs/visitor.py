@@ -60,6 +60,7 @@ LEAST_ALLOWANCE_S = 600.0
 # Past its deadline a trainer stops itself within a step or a test pass; one still going this long after it is
 # asked to stop as Cancel asks, and killed if it is still going this long after that.
 OVERDUE_GRACE_S = 120.0
+SOON_S = 10.0  # a start this close is "any moment now": the estimates leave out loading the data
 LOCAL_WORKERS = 4  # locally, runs that train at once before a Start waits ($CIFARNETS_WORKERS)
 
 
@@ -412,7 +413,7 @@ class Wait:
             return (f"{ordinal(self.ahead + 1)} in line; no worker takes runs from the queue right now, so it waits "
                     "until one does." if queued else
                     "No worker takes runs from the queue right now: a run started now waits for one.")
-        when = ("" if self.start_in_s is None else
+        when = ("" if self.start_in_s is None else ": starts any moment now" if self.start_in_s < SOON_S else
                 f", starts in about {duration(self.start_in_s)} (around "
                 f"{time.strftime('%H:%M UTC', time.gmtime(time.time() + self.start_in_s))})")
         if queued:

@@ -115,7 +115,11 @@ def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
         except Refused as e:
             st.error(str(e))
         else:
-            st.toast(f"{label(key)} joined the queue: {run.name}")
+            st.session_state["_run_started"] = f"{label(key)} joined the queue: {run.name}"
+            st.rerun()  # the whole sidebar again, from the queue's side: Start off, the run's card and its place
+    started = st.session_state.pop("_run_started", None)
+    if started:
+        st.toast(started)
     return recipe_name, data, device
 
 
