@@ -74,3 +74,42 @@ def test_your_network_is_a_fifth_column_on_classify_and_the_stress_test(app_url,
         finally:
             browser.close()
     assert (tmp_path / "classify.png").stat().st_size > 10_000 and (tmp_path / "stress.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("size", ["1 MB", "45 MB"])
+def test_time_from_upload_to_the_fifth_column(app_url, tmp_path, size):
+    """The issue's timing: an image already classified by the four, then a model uploaded and added, until its
+    column shows. About 1 MB: our ResNet exported (0.7 MB); 45 MB: a ResNet-18 (42.6 MB). Printed for the docs."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+    from test_yours_resnet18 import resnet18_for_cifar, student_export
+
+    from cifarnets.store.checkpoints import load_checkpoint
+    from cifarnets.yours.export import onnx_bytes
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes(onnx_bytes(load_checkpoint(tmp_path / "checkpoints" / "resnet")[0]) if size == "1 MB"
+                      else student_export(resnet18_for_cifar().eval()))
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(image_bytes("PNG", size=(96, 64), seed=3))
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            viewport={"width": 1400, "height": 1600})
+        try:
+            page = browser.new_page()
+            page.goto(f"{app_url}/Classify")
+            page.locator(".st-key-uploads input[type=file]").set_input_files(str(picture), timeout=WAIT_MS)
+            page.locator("[class*='st-key-card-'] strong:text-is('SE-ResNet')").wait_for(timeout=WAIT_MS)
+            page.get_by_text("Your network: compare your own with the four").click()
+            page.get_by_label("Its name").fill("timed")
+            page.get_by_label("Its name").press("Enter")
+            tick = time.perf_counter()
+            page.locator(".st-key-your_onnx input[type=file]").set_input_files(str(model))
+            page.get_by_role("button", name="Add it").click(timeout=WAIT_MS)  # enabled once the file is in
+            page.locator("[class*='st-key-card-'] strong:text-is('timed')").wait_for(timeout=WAIT_MS)
+            seconds = time.perf_counter() - tick
+        finally:
+            browser.close()
+    print(f"\n{model.stat().st_size / 2**20:.1f} MB model: upload to the fifth column in {seconds:.1f} s")
