@@ -11,8 +11,10 @@ tool stops its engine and every trainer after. The truth of who started what is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -108,6 +110,11 @@ async def _bounded(browser, url: str, i: int, reload: bool, choice: tuple[int, i
         outcome["reason"] = f"not done before the time limit, while {outcome['stage']}"
     except Exception as e:  # noqa: BLE001 - a failed session is a measurement, not a crash
         outcome["reason"] = f"{type(e).__name__} while {outcome['stage']}: {str(e).splitlines()[0] if str(e) else ''}"
+    if not outcome.get("pressed_together"):  # failed before the others pressed Start: let them go on without it
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(together.wait(), max(0.0, deadline - time.monotonic()))
+    why = f": {outcome['reason']}" if "reason" in outcome else ""
+    print(f"session {i}: {outcome.get('state') or outcome['stage']}{why}", file=sys.stderr, flush=True)
     return outcome
 
 
@@ -130,7 +137,9 @@ async def _student(browser, url: str, outcome: dict, reload: bool, choice: tuple
         # the estimate says it: the session's Start sends what was typed
         await page.get_by_text(f"{epochs} epoch{'s' if epochs != 1 else ''} ×").first.wait_for()
         outcome["stage"] = "waiting for the other sessions' pages"
+        print(f"session {outcome['session']}: page up", file=sys.stderr, flush=True)
         await together.wait()
+        outcome["pressed_together"] = True
         outcome["stage"] = "waiting for the answer to Start training"
         pressed = time.monotonic()
         await start.click()
