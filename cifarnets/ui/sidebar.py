@@ -45,8 +45,10 @@ def render() -> None:
         live = {r.name for r in visitor.list_runs(races=False) if r.state in LIVE}
         st.session_state["_live_runs"] = live
         waiting = any(r.state == QUEUED for r in visitor.list_runs(races=False))
-        # Poll fast while something trains or waits, slowly otherwise (to notice runs other sessions start).
-        st.fragment(_runs, run_every=2 if live or waiting else 10)()
+        # Poll fast while something trains (its progress), less while it waits (a place in line moves in minutes,
+        # and a class of thirty waiting polls the server together), slowly otherwise (to notice runs other
+        # sessions start).
+        st.fragment(_runs, run_every=2 if live else 5 if waiting else 10)()
 
 
 def public_line(limits: PublicLimits) -> str:
