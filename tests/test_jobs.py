@@ -14,6 +14,7 @@ from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 
 from cifarnets import CIFAR10_CLASSES
+from cifarnets.models import label
 from cifarnets.runs import jobs, racejobs
 from cifarnets.training import recipes
 from cifarnets.training.fit import read_state
@@ -228,6 +229,8 @@ def test_sidebar_starts_a_race_and_draws_the_four_on_one_chart(runs, tmp_path):
             (n, metric, e) for n in LABELS for e in (1, 2))
     [standings] = [c.value for c in at.sidebar.caption if c.value.startswith("CNN: ")]
     assert all(f"{name}: **" in standings for name in LABELS) and standings.count("%") == 4
+    for key, run in race.members().items():  # the checkpoint's own figure, as its card and Classify quote it
+        assert f"{label(key)}: **{run.test_acc:.1%}**" in standings
     at.button(key=f"race-use-{race.name}").click().run()
     assert jobs.active(runs) == {key: run.folder for key, run in race.members().items()}
 

@@ -109,9 +109,13 @@ def standings(race: racejobs.Race, members: dict[str, jobs.Run]) -> list[str]:
             lines.append(f"{label(key)}: waiting")
         elif run.state == "failed":
             lines.append(f"{label(key)}: failed")
+        elif run.state == "finished" and run.test_acc is not None:
+            # the checkpoint's own figure, as the run's card and Classify quote it (ten views); the curve's last
+            # point is each test image alone, a point or two lower, and one network must not have two figures
+            lines.append(f"{label(key)}: **{run.test_acc:.1%}**")
         elif history:
-            done = "" if run.state == "finished" else f" after {len(history)}/{run.status.get('epochs', '?')} epochs"
-            lines.append(f"{label(key)}: **{history[-1]['test_acc']:.1%}**{done}")
+            lines.append(f"{label(key)}: **{history[-1]['test_acc']:.1%}** after {len(history)}/"
+                         f"{run.status.get('epochs', '?')} epochs")
         else:
             lines.append(f"{label(key)}: {run.state}")
     return lines
