@@ -186,6 +186,24 @@ def test_control_flow_and_unlisted_operators_are_refused():
     refused("bomb.onnx", "operator ConstantOfShape", raw=raw(model))
 
 
+def test_a_graph_of_allowed_operators_that_asks_for_unbounded_memory_is_refused():
+    """Concat doubling the image thirty times: every operator allowed and the file tiny, yet answering one image
+    would take 400 GB. A naive loader runs it in the server's own process; here it fails in a capped child."""
+    model = tiny_graph()
+    first, doubled = list(model.graph.node), []
+    previous = "input"
+    for i in range(30):
+        doubled.append(helper.make_node("Concat", [previous, previous], [f"twice{i}"], axis=2))
+        previous = f"twice{i}"
+    doubled.append(helper.make_node("Slice", [previous, "start", "end", "axis"], ["cut"]))
+    model.graph.initializer.extend(numpy_helper.from_array(np.array([v], dtype=np.int64), n)
+                                   for n, v in (("start", 0), ("end", 32), ("axis", 2)))
+    first[0].input[0] = "cut"
+    del model.graph.node[:]
+    model.graph.node.extend(doubled + first)
+    refused("bomb.onnx", "needed more than 2 GB of memory", raw=raw(model))
+
+
 @pytest.mark.parametrize("shape,classes,match", [(("N", 3, 64, 64), 10, "N x 3 x 32 x 32"),
                                                  (("N", 1, 32, 32), 10, "N x 3 x 32 x 32"),
                                                  (("N", 3, 32, 32), 100, "10 float logits")])

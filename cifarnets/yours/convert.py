@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from ..store.checkpoints import CheckpointError
+from . import probe
 from .onnxfile import CLASSES, INPUT_SHAPE, batch_fixed, opset
 
-TIME_LIMIT_S = 20.0  # for onnxruntime's first answer, and for the conversion and its first answer together
+TIME_LIMIT_S = 20.0  # for onnxruntime's first answer (probe.py), and for the conversion and its first answer
 TORCH_OPSETS = range(7, 18)  # what onnx2torch 1.5 converts
 AGREE = 1e-3  # largest logit difference between the conversion and onnxruntime on the probe images
 PROBE = 4  # images in the probe batch
@@ -72,12 +73,14 @@ def probe_images() -> np.ndarray:
 
 def runtime(raw: bytes, model: onnx.ModelProto, name: str) -> tuple[OnnxRuntime, np.ndarray]:
     """The onnxruntime module and its logits on probe_images(), checked to be PROBE x 10 finite numbers."""
+    out = probe.run(raw, probe_images(), batch_fixed(model), TIME_LIMIT_S)  # first in a capped child process
+    if isinstance(out, str):
+        raise CheckpointError(f"{name} is refused: {out}")
     try:
         module = OnnxRuntime(raw, batch_fixed(model))
     except Exception as e:  # noqa: BLE001
         raise CheckpointError(f"{name} cannot be loaded by onnxruntime ({str(e).strip().splitlines()[0][:160]})"
                               ) from None
-    out = module.run(probe_images(), TIME_LIMIT_S)
     if out.shape != (PROBE, CLASSES):
         raise CheckpointError(f"{name} answers {PROBE} images with an output of shape "
                               f"{' x '.join(map(str, out.shape))}; it must give {CLASSES} logits per image")
