@@ -21,6 +21,7 @@ from . import probe
 from .onnxfile import CLASSES, INPUT_SHAPE, batch_fixed, opset
 
 TIME_LIMIT_S = 20.0  # for onnxruntime's first answer (probe.py), and for the conversion and its first answer
+ANSWER_LIMIT_S = 60.0  # any later answer through onnxruntime: a page's work stays bounded (the probe was 4 images)
 TORCH_OPSETS = range(7, 18)  # what onnx2torch 1.5 converts
 AGREE = 1e-3  # largest logit difference between the conversion and onnxruntime on the probe images
 PROBE = 4  # images in the probe batch
@@ -62,7 +63,7 @@ class OnnxRuntime(nn.Module):
                 timer.cancel()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.run(x.detach().float().cpu().numpy())
+        out = self.run(x.detach().float().cpu().numpy(), ANSWER_LIMIT_S)
         return torch.from_numpy(np.ascontiguousarray(out)).to(x.device)
 
 
@@ -71,22 +72,28 @@ def probe_images() -> np.ndarray:
     return torch.randn(PROBE, *INPUT_SHAPE, generator=torch.Generator().manual_seed(0)).numpy()
 
 
-def runtime(raw: bytes, model: onnx.ModelProto, name: str) -> tuple[OnnxRuntime, np.ndarray]:
-    """The onnxruntime module and its logits on probe_images(), checked to be PROBE x 10 finite numbers."""
-    out = probe.run(raw, probe_images(), batch_fixed(model), TIME_LIMIT_S)  # first in a capped child process
+def first_answer(raw: bytes, model: onnx.ModelProto, name: str) -> np.ndarray:
+    """Its logits on probe_images(), from a capped child process (probe.py), checked to be PROBE x 10 finite
+    numbers; what the conversion must then agree with."""
+    out = probe.run(raw, probe_images(), batch_fixed(model), TIME_LIMIT_S)
     if isinstance(out, str):
         raise CheckpointError(f"{name} is refused: {out}")
-    try:
-        module = OnnxRuntime(raw, batch_fixed(model))
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"{name} cannot be loaded by onnxruntime ({str(e).strip().splitlines()[0][:160]})"
-                              ) from None
     if out.shape != (PROBE, CLASSES):
         raise CheckpointError(f"{name} answers {PROBE} images with an output of shape "
                               f"{' x '.join(map(str, out.shape))}; it must give {CLASSES} logits per image")
     if not np.isfinite(out).all():
         raise CheckpointError(f"{name} answers with numbers that are not finite (NaN or infinity)")
-    return module, out
+    return out
+
+
+def runtime(raw: bytes, model: onnx.ModelProto, name: str) -> OnnxRuntime:
+    """onnxruntime in this process, for a graph that does not convert (made only then: a second copy of the
+    weights per session otherwise)."""
+    try:
+        return OnnxRuntime(raw, batch_fixed(model))
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"{name} cannot be loaded by onnxruntime ({str(e).strip().splitlines()[0][:160]})"
+                              ) from None
 
 
 def to_torch(model: onnx.ModelProto, expected: np.ndarray) -> tuple[nn.Module | None, str]:

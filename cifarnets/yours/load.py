@@ -68,8 +68,8 @@ def _from_onnx(raw: bytes, name: str, filename: str, mean, std, classes) -> Your
     mean, std = check_normalisation(mean or _meta(model, "mean") or MEAN, std or _meta(model, "std") or STD)
     classes = list(classes or _meta(model, "classes") or CIFAR10_CLASSES)
     order = class_order(classes)
-    runtime, expected = convert.runtime(raw, model, filename)
-    module, why = convert.to_torch(model, expected)
+    module, why = convert.to_torch(model, convert.first_answer(raw, model, filename))
+    inner = module if module is not None else convert.runtime(raw, model, filename)
     unavailable = {"block diagram": "the diagram is drawn from our own networks' code, and this is a graph brought "
                                     "in, not one of them",
                    "training curves": NO_HISTORY}
@@ -80,7 +80,7 @@ def _from_onnx(raw: bytes, name: str, filename: str, mean, std, classes) -> Your
     return YourNetwork(
         name, "onnx", f"the ONNX file {filename} (opset {onnxfile.opset(model)}, "
         + ("converted to PyTorch)" if module is not None else "run by onnxruntime)"),
-        Adapted(module if module is not None else runtime, mean, std, order).eval(), module,
+        Adapted(inner, mean, std, order).eval(), module,
         mean=mean, std=std, classes=classes, config={"classes": list(CIFAR10_CLASSES)}, unavailable=unavailable,
         path=Path("yours") / hashlib.sha256(raw).hexdigest()[:16])
 
