@@ -50,14 +50,18 @@ def test_your_network_is_a_fifth_column_on_classify_and_the_stress_test(app_url,
             page.get_by_text("Your network: compare your own with the four").click(timeout=WAIT_MS)
             if way != "ONNX file":
                 page.locator(".st-key-your_way").get_by_text(way).click()
+            # Each input only once the form for that way is drawn: a value typed during the rerun would be lost.
+            field = (".st-key-your_repo" if way == "Hub repository"
+                     else f".st-key-your_{'onnx' if way == 'ONNX file' else 'zip'}")
+            page.locator(field).wait_for(timeout=WAIT_MS)
             page.get_by_label("Its name").fill(name)
             page.get_by_label("Its name").press("Enter")
             if way == "Hub repository":
                 page.get_by_label("Repository").fill(str(source))
                 page.get_by_label("Repository").press("Enter")
             else:
-                kind = "onnx" if way == "ONNX file" else "zip"
-                page.locator(f".st-key-your_{kind} input[type=file]").set_input_files(str(source))
+                page.locator(f"{field} input[type=file]").set_input_files(str(source))
+                page.locator(field).get_by_text(Path(source).name).wait_for(timeout=WAIT_MS)
             page.get_by_role("button", name="Add it").click(timeout=WAIT_MS)
             page.get_by_text(f"Your network: {name}").wait_for(timeout=WAIT_MS)
             page.locator(".st-key-uploads input[type=file]").set_input_files(str(picture))
