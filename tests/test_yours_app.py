@@ -101,6 +101,7 @@ def test_a_network_only_onnxruntime_runs_joins_corruptions_and_says_why_there_ar
     at.switch_page(PAGES["Architecture"]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "runtime only: no layer table, because it answers through onnxruntime" in texts(at)
+    assert "148 parameters" in texts(at)  # the file's own weights: 4 x 3 x 3 x 3 + 10 x 4
 
 
 def test_a_hub_id_is_a_fifth_column(app_env, shipped):

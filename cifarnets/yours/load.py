@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 from .. import CIFAR10_CLASSES
@@ -82,7 +83,8 @@ def _from_onnx(raw: bytes, name: str, filename: str, mean, std, classes) -> Your
         + ("converted to PyTorch)" if module is not None else "run by onnxruntime)"),
         Adapted(inner, mean, std, order).eval(), module,
         mean=mean, std=std, classes=classes, config={"classes": list(CIFAR10_CLASSES)}, unavailable=unavailable,
-        path=Path("yours") / hashlib.sha256(raw).hexdigest()[:16])
+        path=Path("yours") / hashlib.sha256(raw).hexdigest()[:16],
+        file_params=sum(math.prod(t.dims) for t in model.graph.initializer))
 
 
 def _checkpoint(model, config: dict, name: str, kind: str, source: str, history: list[dict], path: Path,

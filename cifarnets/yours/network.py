@@ -80,6 +80,7 @@ class YourNetwork:
     unavailable: dict[str, str] = field(default_factory=dict)  # view -> why not, in one plain line
     no_calibration: str = NO_CALIBRATION  # "" when a calibration came with it and still fits
     path: Path = Path("yours")  # the folder it came from, or a name standing for the bytes (a cache key)
+    file_params: int | None = None  # an ONNX file's own count (its initializers): what onnxruntime runs has none
 
     @property
     def gradients(self) -> bool:
@@ -87,6 +88,8 @@ class YourNetwork:
 
     @property
     def params(self) -> int:
+        if self.module is None and self.file_params is not None:
+            return self.file_params
         return sum(p.numel() for p in (self.module or self.answerer).parameters())
 
     def entry(self) -> YourEntry:
