@@ -21,7 +21,7 @@ from .data import loader, sources
 from .errors import UsageError, UserError
 from .models import ALL_KEYS, KEYS, label, recipe_key
 from .paths import runs_dir
-from .perf import bench, loadtest, pagetime, photos, speedrun, stresstime
+from .perf import bench, classload, pagetime, photos, speedrun, stresstime
 from .prose import duration, plural
 from .runs import engine, race
 from .store import checkpoints as ckpt
@@ -110,7 +110,7 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     speedrun.add_parser(sub)
     photos.add_parser(sub)
-    loadtest.add_parser(sub)
+    classload.add_parser(sub)
     pagetime.add_parser(sub)
     analyze.add_parser(sub)
     measure.add_parser(sub)

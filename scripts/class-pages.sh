@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-python}
 data=${CIFARNETS_DATA:-../shared/data/cifar10-jpeg.tar.gz}
 out=$(mktemp -d)
-images=(cifarnets/examples/photo-cat.jpg cifarnets/examples/cifar10-test-ship.jpg cifarnets/examples/cifar10-test-dog.jpg)
+images=(cifarnets/examples/*.jpg)
 last=$(( $(nproc) - 1 ))
 
 measure() {
@@ -30,7 +30,7 @@ PY
 train() {  # $1: taskset prefix or nothing; a ResNet epoch is minutes: it trains through the measurement
     $1 "$py" -m cifarnets train --model resnet --recipe fast --epochs 3 --data "$data" --out "$out/run-$2" \
         > "$out/train-$2.log" 2>&1 &
-    echo $!
+    pid=$!
 }
 
 wait_training() {  # until the run's first batches: loading the data is not what a class sees for minutes
@@ -38,10 +38,10 @@ wait_training() {  # until the run's first batches: loading the data is not what
 }
 
 measure "idle"
-pid=$(train "" beside); wait_training beside
+train "" beside; wait_training beside
 measure "a run beside the app (any core)"
 kill -TERM "$pid"; wait "$pid" || true
-pid=$(train "taskset -c 1-$last" pinned); wait_training pinned
+train "taskset -c 1-$last" pinned; wait_training pinned
 measure "the run on the other cores (1-$last)"
 kill -TERM "$pid"; wait "$pid" || true
 rm -rf "$out"

@@ -383,22 +383,22 @@ def test_local_data_choice_opens_on_cifar10(runs, monkeypatch, tmp_path):
     assert radio.value == "env" and radio.options[1].startswith("CIFAR-10")
 
 
-def test_offline_without_cifar10_the_sidebar_says_so_and_offers_no_start(runs, monkeypatch, tmp_path):
+def test_offline_without_cifar10_start_says_so_in_words_for_the_page(runs, monkeypatch, tmp_path):
+    """The download is checked when Start is pressed (a connection on every page drawn would reach the network
+    for nothing): offline, the run is not made, and the line names no flag."""
     from cifarnets.data import sources
     from cifarnets.ui import sidebar
 
     monkeypatch.delenv("CIFARNETS_DATA", raising=False)
     monkeypatch.chdir(tmp_path)  # no ./data here
     monkeypatch.setattr(sources, "can_download", lambda timeout_s=2.0: False)
-    sidebar._online.clear()
     at = app()
     assert at.radio(key="train_data").value == "download"
-    [warning] = [w.value for w in at.sidebar.warning]
-    assert warning == sidebar.OFFLINE and "--data" not in warning and "CIFARNETS_DATA" not in warning
-    assert at.button(key="train_start").disabled
-    at.radio(key="train_data").set_value("path").run()  # a path is the way out
-    assert sidebar.OFFLINE not in [w.value for w in at.sidebar.warning]
-    sidebar._online.clear()
+    assert "needs internet" in at.radio(key="train_data").options[0]  # said before Start too
+    at.button(key="train_start").click().run()
+    assert [e.value for e in at.sidebar.error] == [sidebar.OFFLINE]
+    assert "--data" not in sidebar.OFFLINE and "CIFARNETS_DATA" not in sidebar.OFFLINE
+    assert jobs.list_runs(runs) == []
 
 
 def test_a_weaker_run_asks_first_and_the_way_back_is_one_button(runs, tmp_path, monkeypatch):

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .loadtest import CHROMIUM, CHROMIUM_ARGS, LoadError, serve, stop
+from ..errors import UsageError
+from . import loadtest
+from .loadtest import CHROMIUM, CHROMIUM_ARGS, LoadError, serve
 
 RUN_NAME = re.compile(r"^[a-z_]+-[a-z]+-\d{8}-\d{6}-[0-9a-f]{4}$")
 PLACE = re.compile(r"(\d+)(?:st|nd|rd|th) in line")
@@ -27,6 +31,39 @@ STATES = ("queued", "starting", "running", "testing", "stopped", "finished", "fa
 POLL_S = 1.0
 LOST_AFTER_S = 60.0  # a session that cannot see its run this long (a reloaded page drawn in full) has lost it
 CARD = "[data-testid=stVerticalBlock]"  # a run's card is the innermost block that holds its name
+
+
+def add_parser(sub) -> None:
+    """The `load` command: loadtest's, with --train a class (this module)."""
+    loadtest.add_parser(sub).set_defaults(func=cmd_load)
+
+
+def cmd_load(args) -> int:
+    if not args.train:
+        return loadtest.cmd_load(args)
+    if args.url:
+        raise UsageError("--train serves the app itself (it counts and stops the trainers it starts): drop --url")
+    loadtest.check(args.sessions, [], args.timeout)
+    result = class_load(args.sessions, args.reload, args.epochs, args.timeout, args.workers, batch_size=args.batch_size)
+    print(json.dumps(result, indent=2) if args.json else table(result))
+    return 0 if result["finished"] == result["sessions"] and not result["lost"] else 1
+
+
+def stop(started: list, grace_s: float = 30) -> None:
+    """Cancel every trainer (it saves its state and exits), and kill what still runs after `grace_s`."""
+    from ..runs import jobs
+
+    for job in started:
+        jobs.cancel(job)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(jobs.alive(j.pid) for j in started):
+        time.sleep(0.2)
+    for job in started:
+        if jobs.alive(job.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(job.pid, signal.SIGKILL)
+    time.sleep(0.5)
+
 
 
 def class_load(sessions: int, reloads: int = 0, epochs: int = 1, timeout_s: float = 1800,

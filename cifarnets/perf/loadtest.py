@@ -62,20 +62,11 @@ def add_parser(sub) -> None:
                    "recipe's)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_load)
+    return p
 
 
 def cmd_load(args) -> int:
     images = [Path(f) for f in args.images] if args.images else [e.path for e in list_examples()]
-    if args.train:
-        from . import classload  # it builds on this module
-
-        if args.url:
-            raise UsageError("--train serves the app itself (it counts and stops the trainers it starts): drop --url")
-        check(args.sessions, images, args.timeout)
-        result = classload.class_load(args.sessions, args.reload, args.epochs, args.timeout, args.workers,
-                                      batch_size=args.batch_size)
-        print(json.dumps(result, indent=2) if args.json else classload.table(result))
-        return 0 if result["finished"] == result["sessions"] and not result["lost"] else 1
     if args.url:
         result = run(args.url, args.sessions, images, args.timeout)
     else:
@@ -146,22 +137,6 @@ def serve(app: Path | None = None, env: dict | None = None, log: Path | None = N
             server.kill()
             server.wait()
         out.close()
-
-
-def stop(started: list, grace_s: float = 30) -> None:
-    """Cancel every trainer (it saves its state and exits), and kill what still runs after `grace_s`."""
-    from ..runs import jobs
-
-    for job in started:
-        jobs.cancel(job)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(jobs.alive(j.pid) for j in started):
-        time.sleep(0.2)
-    for job in started:
-        if jobs.alive(job.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(job.pid, signal.SIGKILL)
-    time.sleep(0.5)
 
 
 def run(url: str, sessions: int, images: list[Path], timeout_s: float = TIMEOUT_S) -> dict:

@@ -113,6 +113,8 @@ def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
     if st.button("Start training", type="primary", key="train_start", width="stretch",
                  disabled=bool(refused or mine)):
         try:
+            if _offline(visitor, data):
+                raise Refused(OFFLINE)
             run = visitor.start(request, seconds)
         except Refused as e:
             st.error(str(e))
@@ -249,14 +251,13 @@ def _data_problem(visitor: Visitor, data: str | None) -> str:
     """Why no run can start with this data, in one line for the page; "" when one can."""
     if visitor.public:
         return "" if _has_data(visitor) else NO_DATA
-    if data == DEFAULT_DATA and not _data_here(DEFAULT_DATA) and not _online():
-        return OFFLINE
     return ""
 
 
-@st.cache_data(ttl=120, show_spinner=False)
-def _online() -> bool:
-    return sources.can_download()
+def _offline(visitor: Visitor, data: str | None) -> bool:
+    """At Start (not on every page drawn: it is a connection): whether the run would need CIFAR-10's download and
+    cannot reach it."""
+    return not visitor.public and data == DEFAULT_DATA and not _data_here(DEFAULT_DATA) and not sources.can_download()
 
 
 def _has_data(visitor: Visitor) -> bool:
