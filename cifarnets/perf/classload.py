@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from . import loadtest
-from .loadtest import CHROMIUM, CHROMIUM_ARGS, LoadError, serve
+from .loadtest import CHROMIUM, LoadError, serve
 
 RUN_NAME = re.compile(r"^[a-z_]+-[a-z]+-\d{8}-\d{6}-[0-9a-f]{4}$")
 PLACE = re.compile(r"(\d+)(?:st|nd|rd|th) in line")
@@ -123,18 +123,10 @@ def table(r: dict) -> str:
 
 async def _drive(url: str, sessions: int, reloads: int, epochs: int, batch_size: int | None,
                  deadline: float) -> list[dict]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        raise LoadError("the load test needs Playwright: pip install playwright (or pip install -e '.[dev]')") from None
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            together = asyncio.Barrier(sessions)
-            return await asyncio.gather(*(_bounded(browser, url, i, i < reloads, (epochs, batch_size), together,
-                                                   deadline) for i in range(sessions)))
-        finally:
-            await browser.close()
+    async with loadtest.chromium() as browser:
+        together = asyncio.Barrier(sessions)
+        return await asyncio.gather(*(_bounded(browser, url, i, i < reloads, (epochs, batch_size), together,
+                                               deadline) for i in range(sessions)))
 
 
 async def _bounded(browser, url: str, i: int, reload: bool, choice: tuple[int, int | None], together,

@@ -157,7 +157,9 @@ def run(url: str, sessions: int, images: list[Path], timeout_s: float = TIMEOUT_
             "per_session": outcomes}
 
 
-async def drive(url: str, sessions: int, images: list[Path], deadline: float) -> list[dict]:
+@contextlib.asynccontextmanager
+async def chromium():
+    """One headless Chromium (Debian's) for every session of a load test, closed after."""
     try:
         from playwright.async_api import async_playwright
     except ImportError:
@@ -165,10 +167,15 @@ async def drive(url: str, sessions: int, images: list[Path], deadline: float) ->
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            return await asyncio.gather(*(bounded(browser, url, i, images[i % len(images)], deadline)
-                                          for i in range(sessions)))
+            yield browser
         finally:
             await browser.close()
+
+
+async def drive(url: str, sessions: int, images: list[Path], deadline: float) -> list[dict]:
+    async with chromium() as browser:
+        return await asyncio.gather(*(bounded(browser, url, i, images[i % len(images)], deadline)
+                                      for i in range(sessions)))
 
 
 async def bounded(browser, url: str, i: int, image: Path, deadline: float) -> dict:
