@@ -148,8 +148,10 @@ def test_a_start_joins_the_queue_shows_its_place_and_can_leave_it(public, monkey
     text = sidebar_text(at)
     assert ":gray-badge[queued]" in text and "1st in line; no worker takes runs" in text
     assert "You have a run waiting or training" in text and at.button(key="train_start").disabled
+    assert at.button(key="race_start").disabled  # a race is a run too
     at.button(key=f"leave-{run.name}").click().run()
     assert jobs.list_runs(public) == [] and not at.button(key="train_start").disabled
+    assert not at.button(key="race_start").disabled
 
 
 def test_a_browser_is_one_visitor_across_sessions_and_a_stranger_is_not(public, tmp_path):

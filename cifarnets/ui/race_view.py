@@ -37,8 +37,9 @@ def render(visitor: Visitor, recipe_name: str, data: str | None, device: str) ->
                                     placeholder="recipe's", help="empty: each network's own in the recipe")
     races = visitor.list_races()
     live = bool(races) and races[0].state in (QUEUED, *LIVE)
-    if st.button("Start the race", key="race_start", width="stretch", disabled=live,
-                 help="one race at a time: it shares the machine's cores with everything else" if live else None):
+    mine = visitor.one_at_a_time()  # public mode: a run of this visitor's waits or trains (the line is above)
+    why_off = "one race at a time: it shares the machine's cores with everything else" if live else mine
+    if st.button("Start the race", key="race_start", width="stretch", disabled=bool(why_off), help=why_off or None):
         request = racejobs.RaceRequest(recipe_name, int(epochs), int(batch_size) if batch_size else None, data, device)
         try:
             race = visitor.start(request)
