@@ -34,7 +34,7 @@ def test_classify_two_uploads_in_chromium(app_url, tmp_path):
             page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(app_url) else None)
             page.goto(f"{app_url}/Classify")
             page.get_by_text("Upload images").first.wait_for(timeout=WAIT_MS)
-            page.locator("input[type=file]").first.set_input_files([str(f) for f in files])
+            page.locator(".st-key-uploads input[type=file]").set_input_files([str(f) for f in files])
             # Bold text is the result cards' (the uploader's own file list is not): names and network labels.
             for text in [f.name for f in files] + list(LABELS):
                 page.locator(f"strong:text-is('{text}')").first.wait_for(timeout=WAIT_MS)

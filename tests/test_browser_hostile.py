@@ -100,7 +100,7 @@ def test_the_server_refuses_a_file_over_the_public_cap(public_url, browser, tmp_
     page.get_by_text("10MB per file", exact=False).first.wait_for(timeout=WAIT_MS)  # what the uploader tells
     small = tmp_path / "small.png"
     small.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
-    page.locator("input[type=file]").first.set_input_files(str(small))
+    page.locator(".st-key-uploads input[type=file]").set_input_files(str(small))
     deadline = time.monotonic() + 60
     while not puts and time.monotonic() < deadline:
         page.wait_for_timeout(200)

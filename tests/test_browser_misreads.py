@@ -65,7 +65,7 @@ def test_classify_cautions_before_the_answers_and_names_the_crop(app_url, tmp_pa
         try:
             page.goto(f"{app_url}/Classify")
             page.get_by_text("Upload images").first.wait_for(timeout=WAIT_MS)
-            page.locator("input[type=file]").first.set_input_files([str(noise), str(wide)])
+            page.locator(".st-key-uploads input[type=file]").set_input_files([str(noise), str(wide)])
             caution = visible(page, "text=This picture is only 8x8 pixels")
             caution.wait_for(timeout=WAIT_MS)
             card = page.locator("[class*=st-key-card-]", has_text="noise-8x8.png")
@@ -173,7 +173,7 @@ def test_an_attack_that_fixes_an_answer_says_now_right(tmp_path):
             page.set_viewport_size(PHONE)
             shoot(page, tmp_path, "stress-fixed-390")
             page.set_viewport_size(WIDE)
-            page.locator("input[type=file]").first.set_input_files(str(upload))
+            page.locator(".st-key-stress_upload input[type=file]").set_input_files(str(upload))
             visible(page, "text=In use: your own image").wait_for(timeout=WAIT_MS)
             assert "my-boats.png" in visible(page, "text=In use: your own image").inner_text()
         finally:

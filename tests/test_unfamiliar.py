@@ -480,7 +480,7 @@ def test_classify_in_chromium_a_photo_familiar_beside_noise_unfamiliar(tmp_path)
             page = browser.new_page()
             page.goto(f"{url}/Classify")
             page.get_by_text("Upload images").first.wait_for(timeout=wait)
-            page.locator("input[type=file]").first.set_input_files([str(cat), str(noise)])
+            page.locator(".st-key-uploads input[type=file]").set_input_files([str(cat), str(noise)])
             page.get_by_text("Summary", exact=True).wait_for(timeout=wait)  # drawn after every card
             page.get_by_text("This picture has no structure").first.wait_for(timeout=wait)
             # A card's badge is a line of its own; the line above the cards names both inside a sentence.
