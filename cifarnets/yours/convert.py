@@ -69,7 +69,7 @@ class OnnxRuntime(nn.Module):
 
 def probe_images() -> np.ndarray:
     """A fixed batch of normalised-looking images for checking shapes and agreement."""
-    return torch.randn(PROBE, *INPUT_SHAPE, generator=torch.Generator().manual_seed(0)).numpy()
+    return torch.randn(PROBE, *INPUT_SHAPE, generator=torch.Generator().manual_seed(0)).cpu().numpy()
 
 
 def first_answer(raw: bytes, model: onnx.ModelProto, name: str) -> np.ndarray:
@@ -110,7 +110,7 @@ def to_torch(model: onnx.ModelProto, expected: np.ndarray) -> tuple[nn.Module | 
     try:
         module = convert(model).eval()
         with torch.no_grad():
-            got = module(torch.from_numpy(probe_images())).float().numpy()
+            got = module(torch.from_numpy(probe_images())).float().cpu().numpy()
     except Exception as e:  # noqa: BLE001 -- onnx2torch raises NotImplementedError, KeyError, RuntimeError...
         return None, f"its graph does not convert to PyTorch ({type(e).__name__}: {str(e)[:120]})"
     if time.perf_counter() - tick > TIME_LIMIT_S:
