@@ -97,7 +97,7 @@ def test_the_server_refuses_a_file_over_the_public_cap(public_url, browser, tmp_
     page.on("request", lambda r: puts.append(r) if r.method == "PUT" and "upload_file" in r.url else None)
     page.goto(f"{public_url}/Classify")
     page.get_by_text("Upload images").first.wait_for(timeout=WAIT_MS)
-    page.get_by_text("10MB per file", exact=False).first.wait_for(timeout=WAIT_MS)  # what the uploader tells
+    page.locator(".st-key-uploads").get_by_text("10MB per file", exact=False).wait_for(timeout=WAIT_MS)  # it tells
     small = tmp_path / "small.png"
     small.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     page.locator(".st-key-uploads input[type=file]").set_input_files(str(small))
