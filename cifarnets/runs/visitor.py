@@ -284,10 +284,9 @@ class Visitor:
         if job is None and not self.engine.running:
             return Wait(0, 0.0, self.workers, 0)  # nothing has been queued since the engine last stopped
         training, waiting, workers = self.engine.line(queue_name(job.request.device if job else device))
-        ahead = waiting[:waiting.index(str(job.folder))] if job is not None and str(job.folder) in waiting else (
-            [] if job is not None else waiting)
         if job is not None and str(job.folder) not in waiting:
-            return Wait(0, 0.0, workers, len(training))
+            return Wait(0, 0.0, workers, len(training))  # a worker took it a moment ago
+        ahead = waiting[:waiting.index(str(job.folder))] if job is not None else waiting
         return Wait(len(ahead), start_in_s(training, ahead, workers), workers, len(training))
 
     # ------------------------------------------------------------ which run each network classifies with
