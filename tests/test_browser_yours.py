@@ -32,6 +32,21 @@ def _file(tmp_path: Path, way: str) -> Path | str:
     return str(checkpoints / "densenet")
 
 
+def _upload(page, field: str, path: Path, tries: int = 3) -> None:
+    """Sets the uploader's file until the app shows it: a file set while a rerun redraws the uploader can be
+    dropped with the old element (it was, once in CI: the file name never showed)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        page.locator(f"{field} input[type=file]").set_input_files(str(path), timeout=WAIT_MS)
+        try:
+            page.locator(field).get_by_text(path.name).wait_for(timeout=WAIT_MS // 4)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+
+
 @pytest.mark.parametrize("way", ["ONNX file", "Checkpoint zip", "Hub repository"])
 def test_your_network_is_a_fifth_column_on_classify_and_the_stress_test(app_url, tmp_path, way):
     from playwright.sync_api import sync_playwright
@@ -54,14 +69,13 @@ def test_your_network_is_a_fifth_column_on_classify_and_the_stress_test(app_url,
             field = (".st-key-your_repo" if way == "Hub repository"
                      else f".st-key-your_{'onnx' if way == 'ONNX file' else 'zip'}")
             page.locator(field).wait_for(timeout=WAIT_MS)
-            page.get_by_label("Its name").fill(name)
-            page.get_by_label("Its name").press("Enter")
             if way == "Hub repository":
                 page.get_by_label("Repository").fill(str(source))
                 page.get_by_label("Repository").press("Enter")
             else:
-                page.locator(f"{field} input[type=file]").set_input_files(str(source))
-                page.locator(field).get_by_text(Path(source).name).wait_for(timeout=WAIT_MS)
+                _upload(page, field, Path(source))
+            page.get_by_label("Its name").fill(name)
+            page.get_by_label("Its name").press("Enter")
             page.get_by_role("button", name="Add it").click(timeout=WAIT_MS)
             page.get_by_text(f"Your network: {name}").wait_for(timeout=WAIT_MS)
             page.locator(".st-key-uploads input[type=file]").set_input_files(str(picture))

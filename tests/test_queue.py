@@ -134,7 +134,9 @@ def test_a_worker_on_another_machine_trains_and_cancel_reaches_it(runs, tmp_path
     try:
         data = make_image_folder(tmp_path / "data", n_train=40, n_test=4)
         v = Visitor(runs=runs)
-        run = v.start(request(data, epochs=50, batch_size=1))
+        # Many epochs, so the run is still training when Cancel arrives; a batch of 4 and a long warm-up keep
+        # its loss finite meanwhile (a batch of 1 diverged on one CI machine before Cancel reached it).
+        run = v.start(request(data, epochs=500, batch_size=4))
         run = wait_for_state(jobs.load_run, run.folder, ("running", "failed", "finished"), RUN_LIMIT)
         assert run.state == "running" and run.job["host"] == "another-machine" != HOST
         assert not run.here and run.alive  # by the beat: the pid is another machine's
