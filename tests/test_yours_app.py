@@ -89,7 +89,7 @@ def test_a_checkpoint_zip_shows_on_the_stress_test_architecture_and_training_cur
 
 def test_a_network_only_onnxruntime_runs_joins_corruptions_and_says_why_there_are_no_attacks(app_env, monkeypatch):
     monkeypatch.setattr("cifarnets.yours.convert.to_torch",
-                        lambda model, expected: (None, "its graph does not convert to PyTorch (a test)"))
+                        lambda model, raw, expected: (None, "its graph does not convert to PyTorch (a test)"))
     at = add(classify_page(), "runtime only", "tiny.onnx", raw(tiny_graph()))
     at.switch_page(PAGES["Stress test"]).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -69,7 +69,7 @@ def _from_onnx(raw: bytes, name: str, filename: str, mean, std, classes) -> Your
     mean, std = check_normalisation(mean or _meta(model, "mean") or MEAN, std or _meta(model, "std") or STD)
     classes = list(classes or _meta(model, "classes") or CIFAR10_CLASSES)
     order = class_order(classes)
-    module, why = convert.to_torch(model, convert.first_answer(raw, model, filename))
+    module, why = convert.to_torch(model, raw, convert.first_answer(raw, model, filename))
     inner = module if module is not None else convert.runtime(raw, model, filename)
     unavailable = {"block diagram": "the diagram is drawn from our own networks' code, and this is a graph brought "
                                     "in, not one of them",
