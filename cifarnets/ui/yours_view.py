@@ -48,9 +48,18 @@ def _remove() -> None:
 
 
 def _upload_mb() -> int:
-    """The largest upload: 50 MB, or public mode's cap on any file where that is smaller (the server's own)."""
+    """The largest upload: 50 MB, or public mode's cap on any file where that is smaller. That cap is the
+    server's own (ui/guard.py): Streamlit's upload route enforces server.maxUploadSize alone, for every
+    uploader, and a widget's max_upload_size only in the browser, so this uploader cannot take more."""
     cap = MAX_BYTES / 2**20
     return math.ceil(min(cap, public_limits().upload_mb) if public() else cap)
+
+
+def _cap_line() -> None:
+    """Says plainly when this server's upload cap, not the 50 MB limit, bounds a model (public mode)."""
+    if _upload_mb() < MAX_BYTES / 2**20:
+        st.caption(f"This server takes models up to {_upload_mb()} MB, its cap on every upload (a ResNet-18 "
+                   "is about 43 MB): its operator raises it with CIFARNETS_UPLOAD_MB, up to 50.")
 
 
 def adder() -> None:
@@ -120,6 +129,7 @@ def _form() -> None:
         kind = WAYS[way]
         upload = st.file_uploader(f"The {'.onnx' if kind == 'onnx' else '.zip'} file", key=f"your_{kind}",
                                   type=["onnx"] if kind == "onnx" else ["zip"], max_upload_size=_upload_mb())
+        _cap_line()
         if upload is not None:
             raw, source = upload.getvalue(), upload.name
         if kind == "onnx":
