@@ -185,8 +185,9 @@ def curves() -> list[Curve]:
 
 
 def architecture_section(level: str, dot) -> None:
-    """Your network on Architecture: its diagram (a checkpoint of one of ours), layer table, parameters and MACs,
-    and its printout; a plain line for whatever it cannot show. `dot`: the page's diagram maker, by key and level."""
+    """Your network on Architecture: its diagram (its architecture's, for a checkpoint of one of ours; drawn from
+    the graph, for an ONNX file), layer table, parameters and MACs, and its printout; a plain line for whatever it
+    cannot show. `dot`: the page's diagram maker for our networks, by key and level."""
     network = current()
     if network is None:
         st.caption("Add your own network on Classify, and it shows here too.")
@@ -198,13 +199,21 @@ def architecture_section(level: str, dot) -> None:
     for view in ("block diagram", "layer table", "FLOPs"):
         why_not(view)
     left, right = st.columns(2, gap="large")
+    drawn = network.architecture or network.diagrams
     if network.architecture:
         with left:
             st.markdown(f"**Block diagram** ({level}): a {label(network.architecture)}, as ours")
             st.graphviz_chart(dot(network.architecture, level), width="content")
+    elif network.diagrams:
+        with left:
+            st.markdown(f"**Block diagram** ({level}), drawn from its ONNX graph")
+            st.caption("Read as ours: a box per layer (activations folded in), the output's shape on each edge, "
+                       ":orange[orange dashed edges] around a block. **× N**: N identical blocks in a row, drawn "
+                       "once.")
+            st.graphviz_chart(network.diagrams[level], width="content")
     rows = anatomy.layer_rows(network, DEPTH.get(level) if network.architecture else None)
     if rows:
-        with right if network.architecture else left:
+        with right if drawn else left:
             st.markdown("**Layers, traced on one 32x32 image**")
             st.dataframe(rows, hide_index=True, width="stretch", key="your_layers")
     if anatomy.printout(network):
