@@ -50,3 +50,18 @@ def test_a_child_that_dies_says_so_in_one_line(monkeypatch):
                                                                     "sys.exit('boom')"])
     why = conversion.run(raw(tiny_graph()), convert.probe_images(), 5.0)
     assert why == "its conversion to PyTorch failed (boom)"
+
+
+def test_a_bias_shared_through_an_identity_converts():
+    """PyTorch's exporter shares equal weights through Identity nodes (an untrained network's folded biases);
+    onnx2torch 1.5 alone cannot look such a bias up."""
+    from onnx import helper, numpy_helper
+
+    model = tiny_graph()
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros(4, np.float32), "b"))
+    conv = model.graph.node[0]
+    conv.input.append("b_shared")
+    model.graph.node.insert(0, helper.make_node("Identity", ["b"], ["b_shared"]))
+    network = load_network("shared.onnx", "shared", raw=raw(model))
+    assert network.module is not None, network.unavailable
+    assert [n.op_type for n in model.graph.node][0] == "Identity"  # the caller's model is left as it was

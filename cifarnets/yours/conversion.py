@@ -30,9 +30,11 @@ CHILD = [sys.executable, __file__]  # the command; a test swaps in one that neve
 
 
 def step_down(model):
-    """The model at an opset onnx2torch reads (stepped down by onnx's version converter), or why it cannot be."""
+    """The model as onnx2torch reads it: at an opset it reads (stepped down by onnx's version converter), with
+    no Identity of a weight; or why it cannot be."""
     import onnx
 
+    model = _weights_named_once(model)
     found = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if found in TORCH_OPSETS:
         return model
@@ -41,6 +43,29 @@ def step_down(model):
     except Exception:  # noqa: BLE001 -- the converter raises bare RuntimeErrors from C++
         return (f"it is written at ONNX opset {found}, which the conversion to PyTorch does not read (it reads "
                 f"opsets up to {TORCH_OPSETS[-1]}; export with opset_version=17)")
+
+
+def _weights_named_once(model):
+    """A copy where each Identity of a weight is that weight under the Identity's name. PyTorch's exporter
+    shares equal tensors through Identity nodes (an untrained network's zero biases, once BN is folded), and
+    onnx2torch looks a convolution's bias up among the weights only, so it could not convert those."""
+    import onnx
+
+    weights = {t.name: t for t in model.graph.initializer}
+    shared = [n for n in model.graph.node if n.op_type == "Identity" and n.input[0] in weights]
+    if not shared:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    outputs = {o.name for o in copy.graph.output}
+    for n in shared:
+        if n.output[0] in outputs:
+            continue
+        tensor = copy.graph.initializer.add()
+        tensor.CopyFrom(weights[n.input[0]])
+        tensor.name = n.output[0]
+        copy.graph.node.remove(next(c for c in copy.graph.node if c == n))
+    return copy
 
 
 def torch_module(model):
