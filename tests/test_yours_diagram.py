@@ -106,3 +106,15 @@ def test_a_graph_too_large_to_draw_says_so_in_one_line():
 def test_a_graph_without_module_names_is_drawn_plainly():
     dot = onnxdiagram.dots(tiny_graph())["every layer"]
     assert "conv 3x3, 3→4 · ReLU" in dot and "global avg pool · flatten" in dot and "cluster" not in dot
+
+
+def test_a_graph_of_thousands_of_layers_is_refused_before_any_collapsing():
+    """Collapsing blocks is quadratic in the layers, and runs in the server: 2,400 residual steps stop at once."""
+    nodes, x = [], "input"
+    for i in range(2400):
+        nodes += [helper.make_node("Relu", [x], [f"r{i}"]), helper.make_node("Add", [f"r{i}", x], [f"a{i}"])]
+        x = f"a{i}"
+    nodes += [helper.make_node("GlobalAveragePool", [x], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+              helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1)]
+    with pytest.raises(ValueError, match=f"layers on the image's path, over the {onnxdiagram.MAX_LAYERS}"):
+        onnxdiagram.dots(graph(nodes, [weight("fc", 10, 3)]))

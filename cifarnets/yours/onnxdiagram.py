@@ -11,7 +11,8 @@ From the graph:
   a 1x1 projection, the input a concatenation carries, the branch an SE gate scales);
 - at the "blocks" level, each branch into a join becomes one box, and a run of identical blocks (a residual
   block repeated with an identity shortcut) or of identical layers becomes one box marked "× N".
-More than MAX_BOXES boxes at "every layer" are drawn block by block instead; more than that even then, not at all.
+More than MAX_BOXES boxes at "every layer" are drawn block by block instead; more than that even then, or more
+than MAX_LAYERS layers to begin with, not at all (one line says so).
 PyTorch's exporter names each node after its module ("/layer1/layer1.0/conv1/Conv"): those names title the
 boxes and group them in stages, as ours; a graph without them is drawn without.
 """
@@ -26,6 +27,8 @@ import onnx
 from ..diagram import Cluster, Diagram, Edge, Node, to_dot
 
 MAX_BOXES = 60  # boxes a drawing holds readably; a ResNet-18 draws about 30
+# Layers past which collapsing is not tried: it is quadratic in them, and runs in the server (5,000 took 5 s).
+MAX_LAYERS = 10 * MAX_BOXES
 ALIASES = {"Identity", "Dropout", "Cast", "Squeeze", "Unsqueeze", "Transpose"}  # the same values, for a drawing
 STATIC = {"Shape", "Constant"}  # their outputs say nothing about the image
 WORDS = {"Relu": "ReLU", "LeakyRelu": "leaky ReLU", "PRelu": "PReLU", "Elu": "ELU", "Selu": "SELU",
@@ -285,6 +288,9 @@ def _merge_run(boxes: dict[str, Box], keep: Box, twin: Box) -> None:
 
 def _as_diagram(model: onnx.ModelProto, level: str) -> Diagram:
     boxes, last = _boxes(model)
+    if len(boxes) - 1 > MAX_LAYERS:
+        raise ValueError(f"its graph has {len(boxes) - 1:,} layers on the image's path, over the {MAX_LAYERS} a "
+                         "drawing is made from")
     skips = _skips(boxes)
     if level == "blocks":
         _branches(boxes, skips)
