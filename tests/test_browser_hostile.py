@@ -114,6 +114,31 @@ def test_the_server_refuses_a_file_over_the_public_cap(public_url, browser, tmp_
     assert forged.status == 413, forged.status
 
 
+def test_a_model_uploader_says_the_servers_cap_which_the_server_enforces(public_url, browser, tmp_path):
+    """Streamlit refuses an upload by server.maxUploadSize alone (a widget's own cap is the browser's): Your
+    network's uploader says the public cap plainly, and a forged 51 MB PUT from it is refused like any other."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    puts = []
+    page.on("request", lambda r: puts.append(r) if r.method == "PUT" and "upload_file" in r.url else None)
+    page.goto(f"{public_url}/Classify")
+    page.get_by_text("Your network: compare your own with the four").click(timeout=WAIT_MS)
+    page.get_by_text("This server takes models up to 10 MB").wait_for(timeout=WAIT_MS)
+    model = tmp_path / "tiny.onnx"
+    model.write_bytes(b"not yet a model")
+    page.locator(".st-key-your_onnx input[type=file]").set_input_files(str(model))
+    deadline = time.monotonic() + 60
+    while not puts and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert puts, "the browser sent no upload"
+    honest = puts[0]
+    forged = page.request.put(re.sub(r"/[^/]+$", "/forged-model-id", honest.url), headers={
+        k: v for k, v in honest.headers.items() if k.lower().startswith("x-")},
+        multipart={"file": {"name": "big.onnx", "mimeType": "application/octet-stream", "buffer": bytes(51 * 2**20)}})
+    shot(page, "model-cap", tmp_path)
+    page.close()
+    assert forged.status == 413, forged.status
+
+
 # ---------------------------------------------------------------- 5. a client that asks to clear every cache
 
 def cached_functions(url: str) -> set[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
+from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, open_view, texts
 from streamlit.testing.v1 import AppTest
 from test_yours import raw, tiny_graph
 
@@ -57,7 +57,7 @@ def test_an_onnx_network_is_a_fifth_column_on_classify_and_goes_in_one_click(app
     at.switch_page(PAGES["Architecture"]).run()  # converted to PyTorch: its layers and MACs are traced
     assert not at.exception, [e.value for e in at.exception]
     assert "Layers, traced on one 32x32 image" in texts(at) and "multiply-accumulates" in texts(at)
-    assert "tiny net: no block diagram, because the diagram is drawn from our own networks' code" in texts(at)
+    assert "drawn from its ONNX graph" in texts(at) and "no block diagram" not in texts(at)
     at.switch_page(PAGES["Classify"]).run()
     at.button(key="your_remove").click().run()
     at.file_uploader(key="uploads").set_value([("red.png", image_bytes("PNG"), "image/png")]).run()
@@ -89,7 +89,7 @@ def test_a_checkpoint_zip_shows_on_the_stress_test_architecture_and_training_cur
 
 def test_a_network_only_onnxruntime_runs_joins_corruptions_and_says_why_there_are_no_attacks(app_env, monkeypatch):
     monkeypatch.setattr("cifarnets.yours.convert.to_torch",
-                        lambda model, expected: (None, "its graph does not convert to PyTorch (a test)"))
+                        lambda model, raw, expected: (None, "its graph does not convert to PyTorch (a test)"))
     at = add(classify_page(), "runtime only", "tiny.onnx", raw(tiny_graph()))
     at.switch_page(PAGES["Stress test"]).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -129,3 +129,14 @@ def test_its_test_accuracy_is_measured_in_the_background(app_env, tmp_path, monk
         time.sleep(0.5)
         at.run()
     assert "on 20 test images" in texts(at)
+
+
+def test_why_they_differ_shows_its_grad_cam_beside_the_four(app_env):
+    at = add(classify_page(), "tiny net", "tiny.onnx", raw(tiny_graph()))
+    at.switch_page(PAGES["Why they differ"]).run()
+    open_view(at, "What they look at")
+    at.selectbox(key="why_cam_target").set_value("truck").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [c for image in at.image for c in image.captions]
+    assert sum("map for truck" in c for c in captions) == 5
+    assert any(c.startswith("tiny net: says") and "its last convolution's" in c for c in captions)

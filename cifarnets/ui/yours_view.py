@@ -48,9 +48,18 @@ def _remove() -> None:
 
 
 def _upload_mb() -> int:
-    """The largest upload: 50 MB, or public mode's cap on any file where that is smaller (the server's own)."""
+    """The largest upload: 50 MB, or public mode's cap on any file where that is smaller. That cap is the
+    server's own (ui/guard.py): Streamlit's upload route enforces server.maxUploadSize alone, for every
+    uploader, and a widget's max_upload_size only in the browser, so this uploader cannot take more."""
     cap = MAX_BYTES / 2**20
     return math.ceil(min(cap, public_limits().upload_mb) if public() else cap)
+
+
+def _cap_line() -> None:
+    """Says plainly when this server's upload cap, not the 50 MB limit, bounds a model (public mode)."""
+    if _upload_mb() < MAX_BYTES / 2**20:
+        st.caption(f"This server takes models up to {_upload_mb()} MB, its cap on every upload (a ResNet-18 "
+                   "is about 43 MB): its operator raises it with CIFARNETS_UPLOAD_MB, up to 50.")
 
 
 def adder() -> None:
@@ -120,6 +129,7 @@ def _form() -> None:
         kind = WAYS[way]
         upload = st.file_uploader(f"The {'.onnx' if kind == 'onnx' else '.zip'} file", key=f"your_{kind}",
                                   type=["onnx"] if kind == "onnx" else ["zip"], max_upload_size=_upload_mb())
+        _cap_line()
         if upload is not None:
             raw, source = upload.getvalue(), upload.name
         if kind == "onnx":
@@ -175,8 +185,9 @@ def curves() -> list[Curve]:
 
 
 def architecture_section(level: str, dot) -> None:
-    """Your network on Architecture: its diagram (a checkpoint of one of ours), layer table, parameters and MACs,
-    and its printout; a plain line for whatever it cannot show. `dot`: the page's diagram maker, by key and level."""
+    """Your network on Architecture: its diagram (its architecture's, for a checkpoint of one of ours; drawn from
+    the graph, for an ONNX file), layer table, parameters and MACs, and its printout; a plain line for whatever it
+    cannot show. `dot`: the page's diagram maker for our networks, by key and level."""
     network = current()
     if network is None:
         st.caption("Add your own network on Classify, and it shows here too.")
@@ -188,13 +199,21 @@ def architecture_section(level: str, dot) -> None:
     for view in ("block diagram", "layer table", "FLOPs"):
         why_not(view)
     left, right = st.columns(2, gap="large")
+    drawn = network.architecture or network.diagrams
     if network.architecture:
         with left:
             st.markdown(f"**Block diagram** ({level}): a {label(network.architecture)}, as ours")
             st.graphviz_chart(dot(network.architecture, level), width="content")
+    elif network.diagrams:
+        with left:
+            st.markdown(f"**Block diagram** ({level}), drawn from its ONNX graph")
+            st.caption("Read as ours: a box per layer (activations folded in), the output's shape on each edge, "
+                       ":orange[orange dashed edges] around a block. **× N**: N identical blocks in a row, drawn "
+                       "once.")
+            st.graphviz_chart(network.diagrams[level], width="content")
     rows = anatomy.layer_rows(network, DEPTH.get(level) if network.architecture else None)
     if rows:
-        with right if network.architecture else left:
+        with right if drawn else left:
             st.markdown("**Layers, traced on one 32x32 image**")
             st.dataframe(rows, hide_index=True, width="stretch", key="your_layers")
     if anatomy.printout(network):

@@ -9,7 +9,6 @@ not answer like onnxruntime on the same probe images is not used.
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import onnx
@@ -17,12 +16,12 @@ import torch
 from torch import nn
 
 from ..store.checkpoints import CheckpointError
-from . import probe
-from .onnxfile import CLASSES, INPUT_SHAPE, batch_fixed, opset
+from . import conversion, probe
+from .onnxfile import CLASSES, INPUT_SHAPE, batch_fixed
 
-TIME_LIMIT_S = 20.0  # for onnxruntime's first answer (probe.py), and for the conversion and its first answer
+TIME_LIMIT_S = 20.0  # for onnxruntime's first answer (probe.py)
+CONVERT_LIMIT_S = TIME_LIMIT_S  # for the conversion to PyTorch and its first answer, enforced (conversion.py)
 ANSWER_LIMIT_S = 60.0  # any later answer through onnxruntime: a page's work stays bounded (the probe was 4 images)
-TORCH_OPSETS = range(7, 18)  # what onnx2torch 1.5 converts
 AGREE = 1e-3  # largest logit difference between the conversion and onnxruntime on the probe images
 PROBE = 4  # images in the probe batch
 
@@ -96,25 +95,23 @@ def runtime(raw: bytes, model: onnx.ModelProto, name: str) -> OnnxRuntime:
                               ) from None
 
 
-def to_torch(model: onnx.ModelProto, expected: np.ndarray) -> tuple[nn.Module | None, str]:
-    """(the converted module in eval mode, "") or (None, why it answers through onnxruntime instead)."""
-    from onnx2torch import convert
+def to_torch(model: onnx.ModelProto, raw: bytes, expected: np.ndarray) -> tuple[nn.Module | None, str]:
+    """(the converted module in eval mode, "") or (None, why it answers through onnxruntime instead).
 
-    tick = time.perf_counter()
-    if opset(model) not in TORCH_OPSETS:
-        try:
-            model = onnx.version_converter.convert_version(model, TORCH_OPSETS[-1])
-        except Exception:  # noqa: BLE001 -- the converter raises bare RuntimeErrors from C++
-            return None, (f"it is written at ONNX opset {opset(model)}, which the conversion to PyTorch does not "
-                          f"read (it reads opsets up to {TORCH_OPSETS[-1]}; export with opset_version=17)")
+    The conversion and its first answer run first in a child process (conversion.py), stopped at
+    CONVERT_LIMIT_S: only a graph shown there to convert in time is converted here, in the server."""
+    tried = conversion.run(raw, probe_images(), CONVERT_LIMIT_S)
+    if isinstance(tried, str):
+        return None, tried
+    stepped = conversion.step_down(model)
+    module = conversion.torch_module(stepped) if not isinstance(stepped, str) else stepped
+    if isinstance(module, str):
+        return None, module
     try:
-        module = convert(model).eval()
         with torch.no_grad():
             got = module(torch.from_numpy(probe_images())).float().cpu().numpy()
-    except Exception as e:  # noqa: BLE001 -- onnx2torch raises NotImplementedError, KeyError, RuntimeError...
-        return None, f"its graph does not convert to PyTorch ({type(e).__name__}: {str(e)[:120]})"
-    if time.perf_counter() - tick > TIME_LIMIT_S:
-        return None, f"converting it to PyTorch took over {TIME_LIMIT_S:.0f} s"
+    except Exception as e:  # noqa: BLE001 -- whatever the converted module raises, it is the graph's fault
+        return None, f"its conversion to PyTorch cannot answer ({type(e).__name__}: {str(e)[:120]})"
     if got.shape != expected.shape or not np.abs(got - expected).max() <= AGREE:
         return None, "its conversion to PyTorch does not answer like the file itself"
     for p in module.parameters():

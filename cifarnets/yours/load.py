@@ -21,7 +21,7 @@ from ..store import hub
 from ..store.checkpoints import CheckpointError, load_checkpoint
 from ..store.runfolder import HISTORY_FILE, MODEL_FILE
 from ..unfamiliar import calibration
-from . import checkpointzip, convert, onnxfile
+from . import checkpointzip, convert, onnxdiagram, onnxfile
 from .network import Adapted, YourNetwork, check_name, check_normalisation, class_order
 
 META = "cifarnets."  # metadata_props keys our export writes: cifarnets.mean, cifarnets.std, cifarnets.classes
@@ -69,11 +69,14 @@ def _from_onnx(raw: bytes, name: str, filename: str, mean, std, classes) -> Your
     mean, std = check_normalisation(mean or _meta(model, "mean") or MEAN, std or _meta(model, "std") or STD)
     classes = list(classes or _meta(model, "classes") or CIFAR10_CLASSES)
     order = class_order(classes)
-    module, why = convert.to_torch(model, convert.first_answer(raw, model, filename))
+    module, why = convert.to_torch(model, raw, convert.first_answer(raw, model, filename))
     inner = module if module is not None else convert.runtime(raw, model, filename)
-    unavailable = {"block diagram": "the diagram is drawn from our own networks' code, and this is a graph brought "
-                                    "in, not one of them",
-                   "training curves": NO_HISTORY}
+    unavailable = {"training curves": NO_HISTORY}
+    try:
+        diagrams = onnxdiagram.dots(model)  # drawn now, from the graph: the file's bytes are not kept
+    except Exception as e:  # noqa: BLE001 -- a drawing is extra: a graph it cannot follow still answers
+        why = str(e) if isinstance(e, ValueError) else f"its graph could not be drawn ({type(e).__name__})"
+        diagrams, unavailable["block diagram"] = {}, why
     if module is None:
         unavailable |= {"attacks": f"it answers through onnxruntime, which gives no gradients: {why}",
                         "layer table": f"it answers through onnxruntime, which shows no layers: {why}",
@@ -84,7 +87,7 @@ def _from_onnx(raw: bytes, name: str, filename: str, mean, std, classes) -> Your
         Adapted(inner, mean, std, order).eval(), module,
         mean=mean, std=std, classes=classes, config={"classes": list(CIFAR10_CLASSES)}, unavailable=unavailable,
         path=Path("yours") / hashlib.sha256(raw).hexdigest()[:16],
-        file_params=sum(math.prod(t.dims) for t in model.graph.initializer))
+        file_params=sum(math.prod(t.dims) for t in model.graph.initializer), diagrams=diagrams)
 
 
 def _checkpoint(model, config: dict, name: str, kind: str, source: str, history: list[dict], path: Path,

@@ -81,6 +81,7 @@ class YourNetwork:
     no_calibration: str = NO_CALIBRATION  # "" when a calibration came with it and still fits
     path: Path = Path("yours")  # the folder it came from, or a name standing for the bytes (a cache key)
     file_params: int | None = None  # an ONNX file's own count (its initializers): what onnxruntime runs has none
+    diagrams: dict[str, str] = field(default_factory=dict)  # an ONNX graph's drawing, DOT by level (onnxdiagram.py)
 
     @property
     def gradients(self) -> bool:

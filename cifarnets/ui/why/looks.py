@@ -10,7 +10,8 @@ from ...analysis.collect import Network
 from ...data.loader import batch
 from ...predict import Prepared, probabilities
 from ...store.checkpoints import Entry
-from .. import pictures, resources
+from ...yours import anatomy
+from .. import pictures, resources, yours_view
 from ..pictures import enlarge
 from . import charts
 from .common import side_by_side
@@ -49,7 +50,9 @@ def _cams(image: Prepared, x, loaded: dict[str, Entry]) -> None:
     classes = next(iter(loaded.values())).classes
     target = st.selectbox("Evidence for", [OWN, *classes], key="why_cam_target")
     probs = probabilities(loaded, x)
-    cols = st.columns(5)  # the image, then a place per network: pictures keep their size however many are loaded
+    network = yours_view.current()
+    # The image, then a place per network (and one for yours): pictures keep their size however many are loaded.
+    cols = st.columns(6 if network else 5)
     cols[0].image(enlarge(image.pixels, SIZE), caption="what the networks see (32x32)", width=SIZE)
     heats = {}
     for col, (key, entry) in zip(cols[1:], loaded.items(), strict=False):
@@ -60,8 +63,27 @@ def _cams(image: Prepared, x, loaded: dict[str, Entry]) -> None:
         col.image(render.overlay(image.pixels, cam.heat, SIZE), width=SIZE, caption=(
             f"{entry.label}: says {classes[top]} ({float(probs[key][0, top]):.0%}); map for {classes[cls]} "
             f"from a {cam.grid[0]}x{cam.grid[1]} feature map"))
+    if network:
+        _your_cam(cols[-1], image, x, network, target, heats)
     if text := findings.cams(heats):
         st.markdown(text)
+
+
+def _your_cam(col, image: Prepared, x, network, target: str, heats: dict) -> None:
+    """This session's network beside the four: on its last convolution, or one line saying why not."""
+    classes = network.entry().classes
+    probs = probabilities({network.name: network.entry()}, x)[network.name]
+    top = int(probs[0].argmax())
+    cls = top if target == OWN else classes.index(target)
+    cam = anatomy.cam(network, x, cls)
+    if isinstance(cam, str):
+        col.caption(f"{network.name}: no Grad-CAM, because {cam}.")
+        return
+    heats[network.name] = cam.heat
+    where = "" if network.architecture else ", its last convolution's"
+    col.image(render.overlay(image.pixels, cam.heat, SIZE), width=SIZE, caption=(
+        f"{network.name}: says {classes[top]} ({float(probs[0, top]):.0%}); map for {classes[cls]} from a "
+        f"{cam.grid[0]}x{cam.grid[1]} feature map{where}"))
 
 
 def _first_conv(x, loaded: dict[str, Entry]) -> None:
