@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from ..cliargs import add_data_arg, add_device_arg, stop_on_signals
@@ -23,8 +24,7 @@ from ..paths import runs_dir
 from ..store.fileio import read_json, write_json
 from ..store.runfolder import STATE_FILE, STATUS_FILE, RunLock, TrainingError
 from ..training import recipes
-from .process import RACE_FILE, absolute_data
-from .racejobs import ORDER, PREFIX, member_folder
+from .record import ORDER, PREFIX, RACE_FILE, RaceRequest, absolute_data, member_folder
 
 Say = Callable[[str], None]
 
@@ -52,9 +52,9 @@ def cmd_race(args) -> int:
     out = Path(args.out or runs_dir() / f"{PREFIX}{args.recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
     dataset = sources.load(args.data, verbose=True)
     should_stop = stop_on_signals()
-    # as racejobs.RaceRequest has it: the app continues a race started from the shell with these
-    request = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size,
-               "data": absolute_data(args.data), "device": args.device, "seed": args.seed}
+    # race.json keeps it: the app continues a race started from the shell with these
+    request = RaceRequest.of(args.recipe, epochs=args.epochs, batch_size=args.batch_size,
+                             data=absolute_data(args.data), device=args.device, seed=args.seed)
     result = run(out, request, dataset, resume=args.resume, should_stop=should_stop)
     print(table(result))
     if result["state"] == "stopped":
@@ -63,9 +63,10 @@ def cmd_race(args) -> int:
     return 1 if result["state"] == "failed" else 0
 
 
-def run(out: Path, request: dict, dataset: sources.Dataset, *, resume: bool = False,
+def run(out: Path, request: RaceRequest, dataset: sources.Dataset, *, resume: bool = False,
         should_stop: Callable[[], bool] = lambda: False, say: Say | None = None) -> dict:
-    """Train the four in ORDER into `out`; returns race.json's content: {"state", "results": {key: {...}}, ...}.
+    """Train the four in ORDER into `out`; returns race.json's content (record.RaceStatus's fields): {"state",
+    "results": {key: {...}}, ...}.
 
     A network that fails (its loss diverges, say) is recorded as failed and the race goes on with the next.
     """
@@ -83,19 +84,18 @@ def run(out: Path, request: dict, dataset: sources.Dataset, *, resume: bool = Fa
         if begun and not resume:
             raise TrainingError(f"{out} already holds a race ({', '.join(begun)} begun); pass --resume to continue "
                                 "it, or choose another --out")
-        status = {"state": "running", "order": list(ORDER), "request": request, "results": {}, "pid": os.getpid()}
+        status = {"state": "running", "order": list(ORDER), "request": asdict(request), "results": {},
+                  "pid": os.getpid()}
         for i, key in enumerate(ORDER):
-            recipe = recipes.get(request["recipe"], key, epochs=request.get("epochs"),
-                                 batch_size=request.get("batch_size"))
+            recipe = request.member(key).planned()
             _write(out, status, current=key)
             say(f"== {label(key)} ({i + 1}/{len(ORDER)}): {recipe.name} recipe, {recipe.epochs} epochs, "
                 f"batch {recipe.batch_size}")
             folder = member_folder(out, key)
             try:
                 # resume=True for every network: a finished one returns at once, a new one starts afresh
-                result = fit(key, recipe, dataset, folder, device=request.get("device", "auto"),
-                             seed=request.get("seed", 0), resume=True, should_stop=should_stop,
-                             progress=_epoch_lines(key, say), probe=GradientProbe)
+                result = fit(key, recipe, dataset, folder, device=request.device, seed=request.seed, resume=True,
+                             should_stop=should_stop, progress=_epoch_lines(key, say), probe=GradientProbe)
             except TrainingError as e:
                 _failed(folder, key, recipe.name, str(e))
                 status["results"][key] = {"state": "failed", "error": str(e)}
