@@ -226,8 +226,7 @@ class Visitor:
         if fresh:
             shutil.rmtree(job.folder, ignore_errors=True)
         else:
-            write_json(job.folder / JOB_FILE, {k: v for k, v in job.job.items()
-                                                       if k not in ("queued", "resume")})
+            write_json(job.folder / JOB_FILE, {k: v for k, v in job.job.items() if k not in ("queued", "resume")})
 
     @property
     def workers(self) -> int:
