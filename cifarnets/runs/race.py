@@ -24,7 +24,7 @@ from ..paths import runs_dir
 from ..store.fileio import read_json, write_json
 from ..store.runfolder import STATE_FILE, STATUS_FILE, RunLock, TrainingError
 from ..training import recipes
-from .record import ORDER, PREFIX, RACE_FILE, RaceRequest, absolute_data, member_folder
+from .record import ORDER, PREFIX, RACE_FIELDS, RACE_FILE, RaceRequest, absolute_data, member_folder
 
 Say = Callable[[str], None]
 
@@ -111,6 +111,9 @@ def run(out: Path, request: RaceRequest, dataset: sources.Dataset, *, resume: bo
 
 def _write(out: Path, status: dict, **fields) -> dict:
     status.update(fields, updated=time.time())
+    unknown = set(status) - RACE_FIELDS
+    if unknown:
+        raise TypeError(f"race.json has no field {', '.join(sorted(unknown))} (record.RaceStatus)")
     write_json(out / RACE_FILE, status)
     return status
 

@@ -237,6 +237,9 @@ class RaceStatus:
         return {"state": "starting", "order": list(ORDER), "request": asdict(request)}
 
 
+RACE_FIELDS = frozenset(f.name for f in fields(RaceStatus)) - {"written"}  # what race.py may write
+
+
 # ---------------------------------------------------------------- a job folder, read whole
 
 @dataclass
