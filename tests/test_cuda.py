@@ -343,7 +343,7 @@ def test_analyze_on_cuda(capsys, tmp_path):
 def test_race_on_cuda_with_the_modern_recipe_whose_densenet_distils(capsys, tmp_path, monkeypatch):
     """The four one after another in one process; the DenseNet's modern recipe first answers the training split
     with its teachers (the shipped ResNets) on the GPU, then learns from those answers."""
-    from cifarnets.runs.record import ORDER, member_folder
+    from cifarnets.runs.race import ORDER, member_folder
 
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(shipped_copy(tmp_path)))
     out = tmp_path / "race"

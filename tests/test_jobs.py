@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from cifarnets import CIFAR10_CLASSES
 from cifarnets.models import label
 from cifarnets.runs import engine, record
+from cifarnets.runs import race as races
 from cifarnets.training import recipes
 from cifarnets.training.fit import read_state
 
@@ -41,7 +42,7 @@ def test_a_recipe_that_distils_is_refused_before_start_without_a_teacher_for_the
     assert refusal in record.check(request(shapes, model="densenet"))
     assert "trained on other classes than this data's (circle, square, stripes)" in record.check(
         request(shapes, model="densenet"))
-    assert refusal in record.check_race(record.RaceRequest("modern", 1, 16, str(shapes), "cpu"))
+    assert refusal in races.check_race(races.RaceRequest("modern", 1, 16, str(shapes), "cpu"))
     assert record.check(request(shapes, model="densenet", recipe="fast")) == ""  # no teacher
     assert record.check(request(shapes, model="resnet")) == ""
     cifar = make_image_folder(tmp_path / "cifar", classes=list(CIFAR10_CLASSES), n_train=1, n_test=1)
@@ -179,7 +180,7 @@ def test_active_choice_survives_and_ignores_vanished_runs(runs):
 
 def test_the_job_runner_loads_neither_the_trainer_nor_torch():
     """The app's job runners only read run and race folders' files: importing them must stay cheap."""
-    code = ("import sys, cifarnets.runs.record, cifarnets.runs.engine; "
+    code = ("import sys, cifarnets.runs.record, cifarnets.runs.race, cifarnets.runs.engine; "
             "print(sorted({'torch', 'cifarnets.training.fit'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
@@ -211,14 +212,14 @@ def test_sidebar_starts_a_race_and_draws_the_four_on_one_chart(runs, tmp_path):
     at.number_input(key="race-batch-fast").set_value(16)
     at.button(key="race_start").click().run()
     assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
-    [race] = record.list_races(runs)
+    [race] = races.list_races(runs)
     assert race.request.epochs == 2 and race.request.batch_size == 16 and race.request.data == str(data)
     assert at.button(key="race_start").disabled  # one race at a time, in every session
 
     deadline = time.monotonic() + 2 * RUN_LIMIT
     while race.state not in ("finished", "failed") and time.monotonic() < deadline:
         time.sleep(0.5)
-        race = record.load_race(race.folder)
+        race = races.load_race(race.folder)
     assert race.state == "finished", race.error
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # a new session sees the same race
     assert not at.button(key="race_start").disabled

@@ -20,6 +20,7 @@ from cifarnets.paths import PublicLimits, public_limits
 from cifarnets.perf import classload
 from cifarnets.perf.loadtest import CHROMIUM
 from cifarnets.runs import engine, record
+from cifarnets.runs import race as races
 from cifarnets.runs import visitor as visitors
 from cifarnets.runs.record import JOB_FILE
 from cifarnets.runs.visitor import Refused, Visitor, tidy
@@ -223,7 +224,7 @@ def test_over_cap_epochs_batch_and_any_path_are_refused(public, tmp_path):
     assert v.refusal(ok) == ""
     assert v.refusal(record.TrainRequest("cnn", epochs=4)) == "public mode allows at most 3 epochs"
     assert v.refusal(record.TrainRequest("cnn", batch_size=65)) == "public mode allows batches of at most 64"
-    assert v.refusal(record.RaceRequest("fast", epochs=4)) == "public mode allows at most 3 epochs"
+    assert v.refusal(races.RaceRequest("fast", epochs=4)) == "public mode allows at most 3 epochs"
     there, missing = make_image_folder(tmp_path / "there"), tmp_path / "missing"
     said = {v.refusal(record.TrainRequest("cnn", data=str(p))) for p in (there, missing, "/etc", "../../x")}
     assert said == {"public mode trains only on the data this server provides: no paths"}  # the same for any path
@@ -255,10 +256,10 @@ def test_a_batch_below_the_smallest_is_refused_and_not_offered(public):
     v = Visitor("t" * 20, {}, True, PublicLimits(), runs)
     line = "public mode allows batches of at least 32"
     assert v.refusal(record.TrainRequest("cnn", batch_size=1)) == line
-    assert v.refusal(record.RaceRequest("fast", 10, 1)) == line
+    assert v.refusal(races.RaceRequest("fast", 10, 1)) == line
     with pytest.raises(Refused, match=f"^{line}$"):
-        v.start(record.RaceRequest("fast", 10, 1, os.environ["CIFARNETS_DATA"], "cpu"))
-    assert record.list_races(runs) == [] and record.list_runs(runs) == []
+        v.start(races.RaceRequest("fast", 10, 1, os.environ["CIFARNETS_DATA"], "cpu"))
+    assert races.list_races(runs) == [] and record.list_runs(runs) == []
     assert Visitor(runs=runs).refusal(record.TrainRequest("cnn", batch_size=1)) == ""  # locally, as before
 
     at = app()  # neither batch input offers what would be refused; the public line says the range
@@ -270,7 +271,7 @@ def test_a_run_or_race_estimated_past_the_limit_is_refused_with_its_estimate(pub
     runs, data = public, os.environ["CIFARNETS_DATA"]
     v = Visitor("t" * 20, {}, True, PublicLimits(), runs, step_times=step_times(30.0))
     # 72 training images: 2 steps of 32 an epoch, 60 s by this clock; a race trains four networks, 40 min in all
-    race = record.RaceRequest("fast", 10, 32, data, "cpu")
+    race = races.RaceRequest("fast", 10, 32, data, "cpu")
     one = estimate.total(step_times(30.0)("cnn", "fast", 32, "cpu"), 10, estimate.data_size(data)).seconds
     assert one == 600  # the sidebar's own arithmetic (estimate.total), which the refusal uses
     line = ("This race would take about 40m 00s here by this server's estimate, over its limit of 30 min: "
@@ -278,7 +279,7 @@ def test_a_run_or_race_estimated_past_the_limit_is_refused_with_its_estimate(pub
     assert v.refusal(race) == line
     with pytest.raises(Refused, match="^This race would take about 40m 00s"):
         v.start(race)
-    assert record.list_races(runs) == []
+    assert races.list_races(runs) == []
     run = record.TrainRequest("cnn", "fast", 10, None, 32, data, "cpu")
     assert v.refusal(run) == ""  # one network, a quarter of it, is within the limit
     strict = Visitor("t" * 20, {}, True, PublicLimits(run_min=5), runs, step_times=step_times(30.0))
@@ -320,9 +321,9 @@ def test_a_run_or_race_past_its_deadline_stops_itself_and_says_why(public, monke
     assert run.job["deadline"] == run.job["launched"] >= run.job["resumed"]
     assert (run.status.epoch, run.status.step) == (1, 0)
 
-    race = v.start(record.RaceRequest("fast", 3, 32, data, "cpu"))  # a race stops alike, and starts no next network
-    race = wait_for_state(record.load_race, race.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
-    assert race.state == "stopped" and race.overran and list(race.members()) == [record.ORDER[0]]
+    race = v.start(races.RaceRequest("fast", 3, 32, data, "cpu"))  # a race stops alike, and starts no next network
+    race = wait_for_state(races.load_race, race.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
+    assert race.state == "stopped" and race.overran and list(race.members()) == [races.ORDER[0]]
     at.run()  # the race's card says so too
     assert sum("Stopped: ran past this server's time limit" in str(c.value) for c in at.sidebar.caption) == 2
 

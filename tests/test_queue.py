@@ -16,6 +16,7 @@ from helpers.app import wait_for_state
 
 from cifarnets.paths import PublicLimits
 from cifarnets.runs import engine, record
+from cifarnets.runs import race as races
 from cifarnets.runs.record import HOST, JOB_FILE, QUEUED
 from cifarnets.runs.visitor import Refused, Visitor, Wait, start_in_s
 from cifarnets.store.fileio import write_json
@@ -110,7 +111,7 @@ def test_a_queued_run_starts_by_itself_when_the_one_before_ends(runs, tmp_path, 
         v.estimate_s = lambda request: 30.0
     first = a.start(request(data, epochs=2, batch_size=8))
     second = b.start(request(data, batch_size=8))
-    race = c.start(record.RaceRequest("fast", 1, 8, str(data), "cpu"))
+    race = c.start(races.RaceRequest("fast", 1, 8, str(data), "cpu"))
     assert b.wait(second).ahead in (0, 1) and c.wait(race).ahead in (1, 2)  # A's may have been taken already
     first = wait_for_state(record.load_run, first.folder, ("running", "testing", "finished", "failed"), RUN_LIMIT)
     assert record.load_run(second.folder).state == QUEUED  # one worker: B waits while A trains
@@ -118,7 +119,7 @@ def test_a_queued_run_starts_by_itself_when_the_one_before_ends(runs, tmp_path, 
     assert second.state == "finished", second.error
     assert record.load_run(first.folder).state == "finished"
     assert second.job["launched"] >= record.load_run(first.folder).status.updated - 5  # after A, not beside it
-    race = wait_for_state(record.load_race, race.folder, ("finished", "failed"), RUN_LIMIT)
+    race = wait_for_state(races.load_race, race.folder, ("finished", "failed"), RUN_LIMIT)
     assert race.state == "finished", race.error
 
 

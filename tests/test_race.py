@@ -17,6 +17,7 @@ from helpers.app import wait_for_state
 from cifarnets.cli import main
 from cifarnets.models import KEYS
 from cifarnets.runs import engine, record
+from cifarnets.runs import race as races
 from cifarnets.store.checkpoints import load_checkpoint
 from cifarnets.training.fit import read_state
 
@@ -34,21 +35,21 @@ def runs(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFARNETS_RUNS", str(folder))
     yield folder
     engine.stop(folder)
-    for race in record.list_races(folder):
+    for race in races.list_races(folder):
         if race.alive:
             os.kill(race.pid, signal.SIGKILL)
 
 
-def wait_for(race: record.Race, states: tuple[str, ...], timeout: float = RACE_LIMIT) -> record.Race:
-    return wait_for_state(record.load_race, race.folder, states, timeout, poll=0.2)
+def wait_for(race: races.Race, states: tuple[str, ...], timeout: float = RACE_LIMIT) -> races.Race:
+    return wait_for_state(races.load_race, race.folder, states, timeout, poll=0.2)
 
 
-def wait_for_the_cnn_to_train(race: record.Race) -> record.Race:
+def wait_for_the_cnn_to_train(race: races.Race) -> races.Race:
     deadline = time.monotonic() + RACE_LIMIT
     while "cnn" not in race.members() or race.members()["cnn"].state != "running":
         assert time.monotonic() < deadline and race.state in ("starting", "running"), race.error
         time.sleep(0.2)
-        race = record.load_race(race.folder)
+        race = races.load_race(race.folder)
     return race
 
 
@@ -62,7 +63,7 @@ def test_race_cli_trains_all_four_into_loadable_runs(tiny_folder, tmp_path):
     assert status["state"] == "finished" and status["order"] == list(KEYS)
     assert [status["results"][k]["state"] for k in KEYS] == ["finished"] * 4
     for key in KEYS:
-        folder = record.member_folder(out, key)
+        folder = races.member_folder(out, key)
         model, config = load_checkpoint(folder, "cpu", expected_key=key)
         assert config["recipe"]["name"] == "fast" and config["recipe"]["batch_size"] == 16 and config["epochs"] == 1
         assert [row["epoch"] for row in record.load_run(folder).history()] == [1]
@@ -90,7 +91,7 @@ def test_a_network_that_cannot_train_is_reported_and_the_race_goes_on(tiny_folde
     done = cli("race", "--epochs", "1", "--batch-size", "500", "--data", str(tiny_folder), "--out", str(out),
                "--device", "cpu")
     assert done.returncode == 1  # no network has a batch to train on
-    race = record.load_race(out)
+    race = races.load_race(out)
     assert race.state == "failed" and "fewer than one batch" in race.error and "SE-ResNet" in race.error
     members = race.members()
     assert list(members) == list(KEYS)
@@ -98,9 +99,9 @@ def test_a_network_that_cannot_train_is_reported_and_the_race_goes_on(tiny_folde
 
 
 def test_the_app_starts_a_race_whose_networks_are_ordinary_runs(runs, tiny_folder):
-    race = engine.start_race(record.RaceRequest("fast", epochs=1, batch_size=16, data=str(tiny_folder),
+    race = engine.start_race(races.RaceRequest("fast", epochs=1, batch_size=16, data=str(tiny_folder),
                                                     device="cpu"), runs)
-    assert record.list_races(runs)[0].folder == race.folder
+    assert races.list_races(runs)[0].folder == race.folder
     race = wait_for(race, ("finished", "failed", "stopped"))
     assert race.state == "finished", race.error
     assert race.progress() == 1.0
@@ -123,7 +124,7 @@ def test_the_app_starts_a_race_whose_networks_are_ordinary_runs(runs, tiny_folde
 def test_cancel_stops_the_race_resumably_and_resume_continues_it(runs, tmp_path):
     # Batches of one and many epochs: the CNN cannot finish before the test cancels the race.
     data = make_image_folder(tmp_path / "data", n_train=40, n_test=4)
-    race = engine.start_race(record.RaceRequest("fast", epochs=50, batch_size=1, data=str(data), device="cpu"),
+    race = engine.start_race(races.RaceRequest("fast", epochs=50, batch_size=1, data=str(data), device="cpu"),
                                runs)
     race = wait_for_the_cnn_to_train(race)
     assert engine.cancel(race)

@@ -41,19 +41,8 @@ from ..models import KEYS
 from ..paths import project_root, runs_dir
 from ..store.fileio import read_json, write_json
 from . import record
-from .record import (
-    BEAT_FILE,
-    HOST,
-    JOB_FILE,
-    LOG_FILE,
-    RACE_FILE,
-    Job,
-    Race,
-    RaceRequest,
-    RaceStatus,
-    Run,
-    TrainRequest,
-)
+from .race import PREFIX, Race, RaceRequest, RaceStatus
+from .record import BEAT_FILE, HOST, JOB_FILE, LOG_FILE, RACE_FILE, Job, Run, TrainRequest
 
 ENGINE_DIR = ".engine"  # in the runs folder: the embedded Redis's data, its address and the workers' pids
 URL_FILE, WORKERS_FILE = "url", "workers.json"
@@ -386,6 +375,11 @@ def wait(job: Job, timeout: float) -> Job:
     return type(job).load(job.folder)
 
 
+def load_job(folder: str | Path) -> Job:
+    """A run or a race, as its folder says."""
+    return Race.load(Path(folder)) if record.is_race(Path(folder)) else Run.load(Path(folder))
+
+
 def start_run(request: TrainRequest, runs: Path | None = None, owner: str = "", limit_s: float | None = None) -> Run:
     """Create a fresh run folder and start training into it at once, here (for at most `limit_s` seconds, when
     given)."""
@@ -397,7 +391,7 @@ def start_run(request: TrainRequest, runs: Path | None = None, owner: str = "", 
 def start_race(request: RaceRequest, runs: Path | None = None, owner: str = "", limit_s: float | None = None) -> Race:
     """Create a race folder and start `python -m cifarnets race` into it at once, here (for at most `limit_s`
     seconds, when given: the whole race, not each network)."""
-    return begin(Race, request, f"{record.PREFIX}{request.recipe}", runs, owner, before=announce, limit_s=limit_s)
+    return begin(Race, request, f"{PREFIX}{request.recipe}", runs, owner, before=announce, limit_s=limit_s)
 
 
 def announce(folder: Path, request: RaceRequest) -> None:
@@ -479,7 +473,7 @@ def work(folder: str) -> int:
     as Cancel asks, wait for it, and return its exit code. The trainer is in the horse's process group, so a worker
     that is killed takes it along (it resumes from its last epoch)."""
     folder_path = Path(folder)
-    job = record.load_job(folder_path)
+    job = load_job(folder_path)
     if not job.job.get("queued"):
         return 0  # left the queue, or its folder was deleted, after RQ handed it out
     beat = folder_path / BEAT_FILE

@@ -1,19 +1,20 @@
-"""A run and a race, read from disk: the typed records of the run layer.
+"""A run, read from disk: the typed records of the run layer, and what a run and a race share (race.py holds a
+race's own: RaceRequest, RaceStatus, Race).
 
 A Streamlit script reruns on every click and every browser session runs its own copy, so nothing about a job lives
 in memory: its folder under runs/ is the truth. job.json says how the app started it (its request, its process
 id; in public mode the visitor's owner token and its time allowance and deadline, which the child is given too
 and stops itself at), a status file is written by the child (a run's status.json: store.runfolder.RunStatus; a
-race's race.json: RaceStatus), and train.log holds its output (the place to look for an error).
+race's race.json: race.RaceStatus), and train.log holds its output (the place to look for an error).
 
-The records, each defined once: TrainRequest and RaceRequest (what starts a run or a race, as job.json keeps it
-and as the child's command line says it), RunStatus and RaceStatus (what the child writes), and Run and Race (a
-folder read whole: a Job). Starting, queueing and stopping them is engine.py's.
+The records, each defined once: TrainRequest (what starts a run, as job.json keeps it and as the child's command
+line says it; built by TrainRequest.of, from the sidebar's form or from a race's RaceRequest.member), RunStatus
+(what the trainer writes), and Run (a run folder read whole: a Job, the base a race shares). Starting, queueing and
+stopping them is engine.py's.
 
-A race (`python -m cifarnets race`: race.py) trains the four networks one after another in one process, each
-into its own run folder inside the race's folder: runs/race-.../cnn-race-.../ and so on. Each is an ordinary
-run, listed with the others and usable alike; it is stopped and continued with its race. Which run a network
-uses in place of its shipped checkpoint is kept in runs/active.json.
+A network trained in a race is an ordinary run in a folder inside the race's (runs/race-.../cnn-race-.../), listed
+with the others and usable alike; it is stopped and continued with its race. Which run a network uses in place of
+its shipped checkpoint is kept in runs/active.json.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
 
@@ -45,8 +46,6 @@ BEAT_STALE_S = 30.0
 # The machine a trainer runs on, as job.json records it: a worker started with $CIFARNETS_HOST names its machine so
 # (several workers on one machine can stand in for several machines).
 HOST = os.environ.get("CIFARNETS_HOST") or socket.gethostname()
-ORDER = KEYS  # a race's order, quickest first: the CNN's curve is on the chart within minutes
-PREFIX = "race-"
 
 # Popen objects of the children this process started (engine.py adds each): polled so finished ones are reaped,
 # not left as zombies for as long as the app runs. Jobs started by another app process are watched by pid.
@@ -62,7 +61,7 @@ def read_object(path: Path) -> dict:
     return read_json_or(path, dict)
 
 
-def _given(data, kind: type) -> dict:
+def given(data, kind: type) -> dict:
     """The fields of the request dataclass `kind` in a JSON object (job.json's "request", race.json's)."""
     known = {f.name for f in fields(kind)}
     return {k: v for k, v in data.items() if k in known} if isinstance(data, dict) else {}
@@ -73,12 +72,12 @@ def absolute_data(data: str | None) -> str | None:
     return str(Path(data).expanduser().resolve()) if data and data != DEFAULT_DATA else data
 
 
-def _optional(value, kind: type):
+def optional(value, kind: type):
     """A form's value as a request holds it: None for "the recipe's own" (an empty box's None or "")."""
     return None if value is None or value == "" else kind(value)
 
 
-# ---------------------------------------------------------------- the requests
+# ---------------------------------------------------------------- the request
 
 @dataclass(frozen=True)
 class TrainRequest:
@@ -97,13 +96,13 @@ class TrainRequest:
     def of(cls, model: str, recipe: str = "fast", *, epochs=None, lr=None, batch_size=None, data: str | None = None,
            device: str = "auto", seed: int = 0) -> TrainRequest:
         """The one way a request is built from what a form or a race gives (numbers as widgets hand them back)."""
-        return cls(model, recipe, _optional(epochs, int), _optional(lr, float), _optional(batch_size, int), data,
+        return cls(model, recipe, optional(epochs, int), optional(lr, float), optional(batch_size, int), data,
                    device, int(seed))
 
     @classmethod
     def from_json(cls, data) -> TrainRequest:
         """As job.json keeps it (asdict); a key it does not know, from another version, is left out."""
-        return cls(**_given(data, cls))
+        return cls(**given(data, cls))
 
     def argv(self, out: Path, resume: bool = False) -> list[str]:
         args = ["train", "--model", self.model, "--recipe", self.recipe, "--out", str(out),
@@ -117,39 +116,6 @@ class TrainRequest:
     def planned(self) -> recipes.Recipe:
         """The recipe as this run trains it: the named one for its network, with the request's values."""
         return recipes.get(self.recipe, self.model, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)
-
-
-@dataclass(frozen=True)
-class RaceRequest:
-    """How a race is started: one recipe for all four; None means each network's recipe value."""
-
-    recipe: str = "fast"
-    epochs: int | None = None
-    batch_size: int | None = None
-    data: str | None = None
-    device: str = "auto"
-    seed: int = 0
-
-    @classmethod
-    def of(cls, recipe: str = "fast", *, epochs=None, batch_size=None, data: str | None = None,
-           device: str = "auto", seed: int = 0) -> RaceRequest:
-        return cls(recipe, _optional(epochs, int), _optional(batch_size, int), data, device, int(seed))
-
-    @classmethod
-    def from_json(cls, data) -> RaceRequest:
-        return cls(**_given(data, cls))
-
-    def member(self, key: str) -> TrainRequest:
-        """The run the race trains `key` with."""
-        return TrainRequest.of(key, self.recipe, epochs=self.epochs, batch_size=self.batch_size, data=self.data,
-                               device=self.device, seed=self.seed)
-
-    def argv(self, out: Path, resume: bool = False) -> list[str]:
-        args = ["race", "--recipe", self.recipe, "--out", str(out), "--device", self.device, "--seed", str(self.seed)]
-        for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size), ("--data", self.data)):
-            if value is not None and value != "":
-                args += [flag, str(value)]
-        return args + (["--resume"] if resume else [])
 
 
 def device_choices() -> list[str]:
@@ -178,12 +144,6 @@ def check(request: TrainRequest) -> str:
     return distillation_problem(request)
 
 
-def check_race(request: RaceRequest) -> str:
-    """Why this race cannot start, in one line; "" when it can. Every network is checked, since a recipe may
-    train one of them differently (the modern DenseNet distils from the ResNet)."""
-    return next((p for p in (check(request.member(key)) for key in ORDER) if p), "")
-
-
 def distillation_problem(request: TrainRequest) -> str:
     """Why the request's recipe cannot distil from its teacher: the teacher cannot be loaded, or was trained
     on other classes than the data's, where the data's folder names tell them without decoding it (the
@@ -198,48 +158,6 @@ def distillation_problem(request: TrainRequest) -> str:
     return f"{label(request.model)}: {problem}" if problem else ""
 
 
-# ---------------------------------------------------------------- what a race writes
-
-@dataclass(frozen=True)
-class RaceStatus:
-    """race.json, typed: what the race (race.py) last said, and the app's first word before it (engine.announce).
-    As RunStatus, a field missing or of the wrong type reads as its default."""
-
-    state: str = ""  # starting | running | stopped | finished | failed
-    order: tuple[str, ...] | None = None  # the networks in the order the race trains them
-    request: dict = field(default_factory=dict)  # the RaceRequest, as the race was started
-    results: dict = field(default_factory=dict)  # {network: {"state", "epochs", "test_acc", ...}} of those done
-    current: str | None = None  # the network in training
-    error: str = ""
-    pid: int | None = None
-    updated: float | None = None
-    written: bool = False
-
-    @classmethod
-    def from_json(cls, data) -> RaceStatus:
-        if not isinstance(data, dict) or not data:
-            return cls()
-        order, text = data.get("order"), lambda k: data.get(k) if isinstance(data.get(k), str) else ""
-        return cls(text("state"), tuple(k for k in order if isinstance(k, str)) if isinstance(order, list) else None,
-                   data.get("request") if isinstance(data.get("request"), dict) else {},
-                   data.get("results") if isinstance(data.get("results"), dict) else {},
-                   data.get("current") if isinstance(data.get("current"), str) else None, text("error"),
-                   int(data["pid"]) if is_number(data.get("pid")) else None,
-                   float(data["updated"]) if is_number(data.get("updated")) else None, True)
-
-    @classmethod
-    def read(cls, folder: Path) -> RaceStatus:
-        return cls.from_json(read_object(Path(folder) / RACE_FILE))
-
-    @staticmethod
-    def announced(request: RaceRequest) -> dict:
-        """race.json as the app writes it before the race has begun."""
-        return {"state": "starting", "order": list(ORDER), "request": asdict(request)}
-
-
-RACE_FIELDS = frozenset(f.name for f in fields(RaceStatus)) - {"written"}  # what race.py may write
-
-
 # ---------------------------------------------------------------- a job folder, read whole
 
 @dataclass
@@ -248,9 +166,9 @@ class Job:
 
     folder: Path
     job: dict = field(default_factory=dict)  # job.json: how the app started it
-    status: RunStatus | RaceStatus = field(default_factory=RunStatus)  # what its child last wrote
+    status: RunStatus = field(default_factory=RunStatus)  # what its child last wrote (a race's: race.RaceStatus)
 
-    STATUS: ClassVar[type]  # the child's status record: RunStatus for a run, RaceStatus for a race
+    STATUS: ClassVar[type]  # the child's status record: RunStatus for a run, race.RaceStatus for a race
     REQUEST: ClassVar[type]  # the request record that starts one: its argv() is the child's command line
 
     @classmethod
@@ -431,37 +349,6 @@ class Run(Job):
         return max(0.0, min(1.0, (done + s.step) / (epochs * steps)))
 
 
-@dataclass
-class Race(Job):
-    """A race folder, read from disk. `state`: starting | running | stopped | finished | failed."""
-
-    status: RaceStatus = field(default_factory=RaceStatus)
-
-    STATUS = RaceStatus
-    REQUEST = RaceRequest
-
-    @property
-    def request(self) -> RaceRequest:
-        """How it was started: the app's job.json, else what the race itself wrote."""
-        return RaceRequest.from_json(self.job.get("request") or self.status.request)
-
-    @property
-    def order(self) -> list[str]:
-        order = self.status.order
-        return [k for k in order if k in KEYS] if order is not None else list(ORDER)
-
-    def members(self) -> dict[str, Run]:
-        """{network: its run}, in the race's order, for the networks the race has begun."""
-        return {key: load_run(member_folder(self.folder, key)) for key in self.order
-                if is_run(member_folder(self.folder, key))}
-
-    def progress(self) -> float:
-        """Fraction of the whole race done, 0..1: each network is an equal share of it."""
-        if self.state == "finished":
-            return 1.0
-        return sum(run.progress() for run in self.members().values()) / max(len(self.order), 1)
-
-
 def run_state(process_alive: bool, written: str | None, cancelled: bool) -> str:
     """starting | running | testing | stopped | finished | failed, of a run or a race, from its files and its
     process. "testing": the trainer is measuring an epoch on the test split (the last one as the app answers,
@@ -508,7 +395,7 @@ def reap() -> None:
             del children[pid]
 
 
-# ---------------------------------------------------------------- finding runs and races
+# ---------------------------------------------------------------- finding runs
 
 def is_race(folder: Path) -> bool:
     return (Path(folder) / RACE_FILE).exists()
@@ -518,21 +405,8 @@ def is_run(folder: Path) -> bool:
     return folder.is_dir() and any((folder / f).exists() for f in (JOB_FILE, STATUS_FILE, CONFIG_FILE))
 
 
-def member_folder(race_folder: Path, key: str) -> Path:
-    """Where a race trains `key`: named after the race too, so every run's folder name is unique."""
-    return Path(race_folder) / f"{key}-{Path(race_folder).name}"
-
-
 def load_run(folder: Path) -> Run:
     return Run.load(folder)
-
-
-def load_race(folder: Path) -> Race:
-    return Race.load(folder)
-
-
-def load_job(folder: str | Path) -> Job:
-    return load_race(Path(folder)) if is_race(Path(folder)) else load_run(Path(folder))
 
 
 def list_runs(runs: Path | None = None, races: bool = True) -> list[Run]:
@@ -550,15 +424,6 @@ def list_runs(runs: Path | None = None, races: bool = True) -> list[Run]:
             found.append(load_run(p))
     found = [r for r in found if r.model in KEYS]
     return sorted(found, key=lambda r: r.started, reverse=True)
-
-
-def list_races(runs: Path | None = None) -> list[Race]:
-    """Every race under runs/, newest first."""
-    reap()
-    runs = Path(runs or runs_dir())
-    if not runs.is_dir():
-        return []
-    return sorted((load_race(p) for p in runs.iterdir() if is_race(p)), key=lambda r: r.started, reverse=True)
 
 
 # ---------------------------------------------------------------- the active checkpoint of each network

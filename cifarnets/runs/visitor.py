@@ -44,7 +44,8 @@ from ..store.fileio import write_json
 from ..store.runfolder import MODEL_FILE
 from . import engine, record
 from .engine import Engine, EngineError, external_url, queue_name
-from .record import JOB_FILE, LIVE, QUEUED, TIME_LIMIT, Job, Race, RaceRequest, Run, is_race
+from .race import ORDER, PREFIX, Race, RaceRequest, check_race, list_races
+from .record import JOB_FILE, LIVE, QUEUED, TIME_LIMIT, Job, Run, is_race
 
 if TYPE_CHECKING:
     from ..training.estimate import StepTimer
@@ -110,7 +111,7 @@ class Visitor:
         return [r for r in record.list_runs(self.folder, races) if self.sees(r)]
 
     def list_races(self) -> list[Race]:
-        return [r for r in record.list_races(self.folder) if self.sees(r)]
+        return [r for r in list_races(self.folder) if self.sees(r)]
 
     def _own(self, job: Job) -> None:
         if not self.sees(job):
@@ -138,7 +139,7 @@ class Visitor:
                 return f"public mode allows batches of at least {self.limits.min_batch}", None
             if not self.has_data():
                 return NO_DATA, None
-        problem = record.check_race(request) if race else record.check(request)
+        problem = check_race(request) if race else record.check(request)
         if problem or not self.public:
             return problem, None
         waiting = self.one_at_a_time() or self.off()  # said before timing anything; the gate counts again
@@ -161,7 +162,7 @@ class Visitor:
         another."""
         from ..training import estimate  # here, not above: importing the job runner must not load torch
 
-        keys = record.ORDER if isinstance(request, RaceRequest) else [request.model]
+        keys = ORDER if isinstance(request, RaceRequest) else [request.model]
         return estimate.planned(keys, request.recipe, request.epochs, request.batch_size, request.device,
                                 request.data, self.step_times or estimate.timed)
 
@@ -183,7 +184,7 @@ class Visitor:
         limit_s = allowance_s(seconds, self.limits) if self.public and seconds is not None else None
         with self._gate():
             if isinstance(request, RaceRequest):
-                job = engine.prepare(Race, request, f"{record.PREFIX}{request.recipe}", self.folder, self.token,
+                job = engine.prepare(Race, request, f"{PREFIX}{request.recipe}", self.folder, self.token,
                                      engine.announce, limit_s, seconds)
             else:
                 job = engine.prepare(Run, request, f"{request.model}-{request.recipe}", self.folder, self.token,
@@ -379,7 +380,7 @@ def stop_overdue(job: Job, now: float) -> None:
 def live_trainers(runs: Path) -> list[Job]:
     """The training processes going now, server-wide: each live run and each live race is one."""
     return ([r for r in record.list_runs(runs, races=False) if r.alive]
-            + [r for r in record.list_races(runs) if r.alive])
+            + [r for r in list_races(runs) if r.alive])
 
 
 def remaining_s(job: Job, now: float | None = None) -> float | None:
@@ -432,8 +433,8 @@ def start_in_s(training: list[str], ahead: list[str], workers: int, now: float |
     None when a time is unknown (a run without an estimate, one just started) or no worker takes the queue."""
     if workers == 0:
         return None
-    free = [_left(record.load_job(f), now) for f in training][:workers]
-    costs = [record.load_job(f).job.get("estimate_s") for f in ahead]
+    free = [_left(engine.load_job(f), now) for f in training][:workers]
+    costs = [engine.load_job(f).job.get("estimate_s") for f in ahead]
     if any(t is None for t in free) or not all(isinstance(c, (int, float)) for c in costs):
         return None
     free += [0.0] * (workers - len(free))
@@ -482,7 +483,7 @@ def tidy(runs: Path, limits: PublicLimits, now: float | None = None) -> list[str
     for folder in runs.iterdir():
         if not folder.is_dir():
             continue
-        job = record.load_job(folder)
+        job = engine.load_job(folder)
         if job.queued:
             continue  # waiting its turn: never tidied
         if job.alive:

@@ -1,7 +1,7 @@
 """The sidebar's race: start the four networks training one after another, and watch their test accuracy
 and loss on one chart as each epoch ends.
 
-The race is a child process (cifarnets.runs.record.Race), started and stopped through this session's Visitor
+The race is a child process (cifarnets.runs.race), started and stopped through this session's Visitor
 (locally every race, in public mode the session's own); this file only draws its folder. The chart is a
 fragment that polls the race's run folders.
 """
@@ -12,8 +12,8 @@ import altair as alt
 import streamlit as st
 
 from ..models import label
-from ..runs import record
-from ..runs.record import LIVE, QUEUED, Race, RaceRequest, Run
+from ..runs.race import ORDER, Race, RaceRequest
+from ..runs.record import LIVE, QUEUED, Run
 from ..runs.visitor import Refused, Visitor
 from ..store.curves import Curve, long_rows
 from ..training import recipes
@@ -27,7 +27,7 @@ def render(visitor: Visitor, recipe_name: str, data: str | None, device: str) ->
     st.header("Race the four")
     st.caption(f"All four networks, one after another, with the **{recipe_name}** recipe and the data and device "
                "above: their test accuracy and loss on one chart as each epoch ends.")
-    shared = recipes.get(recipe_name, record.ORDER[1])  # the ResNet's values: the recipe's usual ones
+    shared = recipes.get(recipe_name, ORDER[1])  # the ResNet's values: the recipe's usual ones
     left, right = st.columns(2)
     most_epochs, most_batch = (visitor.limits.epochs, visitor.limits.batch_size) if visitor.public else (1000, 8192)
     epochs = left.number_input("Epochs (each)", 1, most_epochs, min(shared.epochs, most_epochs),
