@@ -24,7 +24,7 @@ FRESH_SEEDS = os.environ.get("FRESH_SEEDS") == "1"
 def runs(tmp_path, monkeypatch):
     """A private runs folder (and no shipped checkpoints); any run a test leaves going is ended after it, and the
     training queue (Redis and its workers) the app started for it."""
-    from cifarnets.runs import engine, jobs
+    from cifarnets.runs import engine, record
 
     folder = tmp_path / "runs"
     monkeypatch.setenv("CIFARNETS_RUNS", str(folder))
@@ -32,7 +32,7 @@ def runs(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
     yield folder
     engine.stop(folder)
-    for run in jobs.list_runs(folder):
+    for run in record.list_runs(folder):
         if run.alive:
             os.kill(run.pid, signal.SIGKILL)
 

@@ -12,7 +12,7 @@ from cifarnets.data.images import decode_image
 from cifarnets.diagram import architecture
 from cifarnets.examples import FOLDER, list_examples
 from cifarnets.models import EXTRA_KEYS, KEYS, build, count_params, spec
-from cifarnets.runs import jobs
+from cifarnets.runs import record
 from cifarnets.store import curves
 from cifarnets.store.checkpoints import discover
 from cifarnets.ui.pictures import enlarge
@@ -112,27 +112,27 @@ def test_bundled_examples_are_small_real_images():
 def test_run_states_read_from_the_folder(tmp_path):
     folder = tmp_path / "cnn-modern-1"
     folder.mkdir()
-    (folder / jobs.JOB_FILE).write_text(json.dumps({"request": {"model": "cnn", "recipe": "modern"},
+    (folder / record.JOB_FILE).write_text(json.dumps({"request": {"model": "cnn", "recipe": "modern"},
                                                     "pid": 2**22 + 12345, "started": 1.0}))  # no such process
-    (folder / jobs.LOG_FILE).write_text("loading\nerror: data source /x does not exist\n")
-    run = jobs.load_run(folder)
+    (folder / record.LOG_FILE).write_text("loading\nerror: data source /x does not exist\n")
+    run = record.load_run(folder)
     assert run.state == "failed" and run.error == "data source /x does not exist"
 
     (folder / "status.json").write_text(json.dumps({"state": "running", "epoch": 2, "epochs": 4, "step": 5,
                                                     "steps": 10}))
-    run = jobs.load_run(folder)
+    run = record.load_run(folder)
     assert run.state == "failed"  # "running", but its process is gone: it died
     assert run.progress() == pytest.approx((1 * 10 + 5) / 40)
 
-    job = json.loads((folder / jobs.JOB_FILE).read_text())
-    (folder / jobs.JOB_FILE).write_text(json.dumps(job | {"cancelled": True}))
+    job = json.loads((folder / record.JOB_FILE).read_text())
+    (folder / record.JOB_FILE).write_text(json.dumps(job | {"cancelled": True}))
     (folder / "status.json").unlink()
-    assert jobs.load_run(folder).state == "stopped"  # cancelled before it could save anything
-    assert [r.name for r in jobs.list_runs(tmp_path)] == ["cnn-modern-1"]
+    assert record.load_run(folder).state == "stopped"  # cancelled before it could save anything
+    assert [r.name for r in record.list_runs(tmp_path)] == ["cnn-modern-1"]
 
 
 def test_error_from_log_prefers_the_cli_error_line(tmp_path):
     log = tmp_path / "train.log"
     log.write_text("Traceback (most recent call last):\n  File x\nRuntimeError: boom\n")
-    assert jobs.error_from_log(log) == "the training process ended unexpectedly: RuntimeError: boom"
-    assert "without writing a log" in jobs.error_from_log(tmp_path / "missing.log")
+    assert record.error_from_log(log) == "the training process ended unexpectedly: RuntimeError: boom"
+    assert "without writing a log" in record.error_from_log(tmp_path / "missing.log")

@@ -19,8 +19,8 @@ from test_browser_views import ARGS, CHROMIUM, PHONE, WAIT_MS, shoot, visible
 
 from cifarnets import CIFAR10_CLASSES
 from cifarnets.models import build
-from cifarnets.runs import jobs
-from cifarnets.runs.process import JOB_FILE
+from cifarnets.runs import record
+from cifarnets.runs.record import JOB_FILE
 from cifarnets.store.checkpoints import make_config, save_checkpoint
 from cifarnets.store.fileio import write_json
 
@@ -91,7 +91,7 @@ def finished_run(runs: Path, name: str, answered: float, curve: float) -> None:
                          seed=0)
     save_checkpoint(folder, model, config, [history(1)[0] | {"test_acc": curve}])
     write_json(folder / JOB_FILE, {"request": {"model": "cnn", "recipe": "fast"}, "started": time.time()})
-    write_json(folder / jobs.STATUS_FILE, {"state": "finished", "model": "cnn", "recipe": "fast", "epochs": 1})
+    write_json(folder / record.STATUS_FILE, {"state": "finished", "model": "cnn", "recipe": "fast", "epochs": 1})
 
 
 def test_a_run_is_quoted_with_one_accuracy_everywhere(app_url, tmp_path):

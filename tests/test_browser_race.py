@@ -16,8 +16,9 @@ from conftest import make_image_folder
 from helpers.app import LABELS, make_checkpoints
 
 from cifarnets.perf.loadtest import CHROMIUM, CHROMIUM_ARGS, serve
-from cifarnets.runs import engine, racejobs
-from cifarnets.runs.process import LIVE
+from cifarnets.runs import engine
+from cifarnets.runs import race as races
+from cifarnets.runs.record import LIVE
 
 WAIT_MS = 180_000  # the first page loads torch and the networks on a busy machine
 RACE_LIMIT_S = 400  # four tiny runs of three epochs, torch's start-up included, on a busy 2-core machine
@@ -66,7 +67,7 @@ def test_estimate_and_a_race_in_chromium(tmp_path):
             assert sidebar.get_by_role("button", name="Start the race").is_disabled()  # one race at a time
 
             deadline = time.monotonic() + RACE_LIMIT_S
-            while (race := racejobs.list_races(runs)[0]).state != "finished":
+            while (race := races.list_races(runs)[0]).state != "finished":
                 assert race.state in ("queued", *LIVE) and time.monotonic() < deadline, race.error
                 time.sleep(1)
             sidebar.get_by_text("finished").first.wait_for(timeout=WAIT_MS)  # the fragment has polled it

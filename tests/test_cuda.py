@@ -24,7 +24,7 @@ from conftest import TINY_CLASSES, make_image_folder
 from cifarnets import CIFAR10_CLASSES, answering, cli, device
 from cifarnets.data import loader, sources
 from cifarnets.models import KEYS, build
-from cifarnets.runs import jobs
+from cifarnets.runs import engine, record
 from cifarnets.store import checkpoints
 from cifarnets.training import recipes
 from cifarnets.training.fit import STATE_FILE, fit, read_state
@@ -213,7 +213,7 @@ def app_env(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(shipped_copy(tmp_path)))
     monkeypatch.setenv("CIFARNETS_DEVICE", "cuda")  # the app's own networks answer on the GPU too
     yield tmp_path / "runs"
-    for run in jobs.list_runs(tmp_path / "runs"):
+    for run in record.list_runs(tmp_path / "runs"):
         if run.alive:
             os.kill(run.pid, 9)
 
@@ -224,7 +224,7 @@ def test_the_sidebar_offers_cuda_and_the_app_answers_on_the_gpu(app_env):
     from helpers.app import APP, PAGES, image_bytes
     from streamlit.testing.v1 import AppTest
 
-    assert "cuda" in jobs.device_choices()
+    assert "cuda" in record.device_choices()
     at = AppTest.from_file(str(APP), default_timeout=120).run()
     assert not at.exception
     assert "cuda" in at.selectbox(key="train_device").options
@@ -240,14 +240,14 @@ def test_a_run_the_job_runner_starts_on_cuda_finishes_and_is_adoptable(app_env, 
     from helpers.app import wait_for_state
 
     data = cifar_slice(tmp_path / "data", n_train=8, n_test=2)
-    request = jobs.TrainRequest("cnn", "fast", 2, 0.01, 16, str(data), "cuda")
-    assert jobs.check(request) == ""
-    run = wait_for_state(jobs.load_run, jobs.start(request).folder, ("finished", "failed"), RUN_LIMIT)
+    request = record.TrainRequest("cnn", "fast", 2, 0.01, 16, str(data), "cuda")
+    assert record.check(request) == ""
+    run = wait_for_state(record.load_run, engine.start_run(request).folder, ("finished", "failed"), RUN_LIMIT)
     assert run.state == "finished", run.error
     assert run.has_checkpoint and [r["epoch"] for r in run.history()] == [1, 2]
     assert checkpoints.read_config(run.folder)["device"].startswith("cuda (")
-    jobs.set_active(run)
-    assert jobs.active() == {"cnn": run.folder}
+    record.set_active(run)
+    assert record.active() == {"cnn": run.folder}
     model, _ = checkpoints.load_checkpoint(run.folder, "cuda", expected_key="cnn")
     assert next(model.parameters()).is_cuda
 
@@ -343,7 +343,7 @@ def test_analyze_on_cuda(capsys, tmp_path):
 def test_race_on_cuda_with_the_modern_recipe_whose_densenet_distils(capsys, tmp_path, monkeypatch):
     """The four one after another in one process; the DenseNet's modern recipe first answers the training split
     with its teachers (the shipped ResNets) on the GPU, then learns from those answers."""
-    from cifarnets.runs.racejobs import ORDER, member_folder
+    from cifarnets.runs.race import ORDER, member_folder
 
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(shipped_copy(tmp_path)))
     out = tmp_path / "race"

@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from cifarnets import CIFAR10_CLASSES
 from cifarnets.models import label
-from cifarnets.runs import jobs, racejobs
+from cifarnets.runs import engine, record
+from cifarnets.runs import race as races
 from cifarnets.training import recipes
 from cifarnets.training.fit import read_state
 
@@ -23,14 +24,14 @@ TIMEOUT = 60
 RUN_LIMIT = 180  # seconds a tiny run may take on a busy 2-core machine, start-up of torch included
 
 
-def request(data, **overrides) -> jobs.TrainRequest:
+def request(data, **overrides) -> record.TrainRequest:
     fields = {"model": "cnn", "recipe": "modern", "epochs": 2, "lr": 0.01, "batch_size": 16, "data": str(data),
               "device": "cpu"} | overrides
-    return jobs.TrainRequest(**fields)
+    return record.TrainRequest(**fields)
 
 
-def wait_for(run: jobs.Run, states: tuple[str, ...], timeout: float = RUN_LIMIT) -> jobs.Run:
-    return wait_for_state(jobs.load_run, run.folder, states, timeout)
+def wait_for(run: record.Run, states: tuple[str, ...], timeout: float = RUN_LIMIT) -> record.Run:
+    return wait_for_state(record.load_run, run.folder, states, timeout)
 
 
 def test_a_recipe_that_distils_is_refused_before_start_without_a_teacher_for_the_data(runs, tmp_path, monkeypatch):
@@ -38,18 +39,18 @@ def test_a_recipe_that_distils_is_refused_before_start_without_a_teacher_for_the
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(make_checkpoints(tmp_path / "shipped", keys=teachers)))
     shapes = make_image_folder(tmp_path / "shapes", n_train=2, n_test=1)
     refusal = "DenseNet: the modern recipe distils from the ResNet in "
-    assert refusal in jobs.check(request(shapes, model="densenet"))
-    assert "trained on other classes than this data's (circle, square, stripes)" in jobs.check(
+    assert refusal in record.check(request(shapes, model="densenet"))
+    assert "trained on other classes than this data's (circle, square, stripes)" in record.check(
         request(shapes, model="densenet"))
-    assert refusal in racejobs.check_race(racejobs.RaceRequest("modern", 1, 16, str(shapes), "cpu"))
-    assert jobs.check(request(shapes, model="densenet", recipe="fast")) == ""  # no teacher
-    assert jobs.check(request(shapes, model="resnet")) == ""
+    assert refusal in races.check_race(races.RaceRequest("modern", 1, 16, str(shapes), "cpu"))
+    assert record.check(request(shapes, model="densenet", recipe="fast")) == ""  # no teacher
+    assert record.check(request(shapes, model="resnet")) == ""
     cifar = make_image_folder(tmp_path / "cifar", classes=list(CIFAR10_CLASSES), n_train=1, n_test=1)
-    assert jobs.check(request(cifar, model="densenet")) == ""  # the teacher's own classes
+    assert record.check(request(cifar, model="densenet")) == ""  # the teacher's own classes
     archive = make_tar(shapes, tmp_path / "shapes.tar.gz")
-    assert jobs.check(request(archive, model="densenet")) == ""  # classes known only once loaded: the trainer checks
+    assert record.check(request(archive, model="densenet")) == ""  # classes known only once loaded: the trainer checks
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "nowhere"))
-    assert "DenseNet: the modern recipe distils from the ResNet, which cannot be loaded" in jobs.check(
+    assert "DenseNet: the modern recipe distils from the ResNet, which cannot be loaded" in record.check(
         request(archive, model="densenet"))
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "shipped"))
 
@@ -77,7 +78,7 @@ def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
     at.button(key="train_start").click().run()
     assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
 
-    [run] = jobs.list_runs(runs)
+    [run] = record.list_runs(runs)
     assert run.model == "cnn" and run.state in ("queued", "starting", "running", "testing", "finished")
     run = wait_for(run, ("finished", "failed"))
     assert run.state == "finished", run.error
@@ -89,7 +90,7 @@ def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
     at.run()  # the sidebar now lists it as finished, with the button that adopts it
     assert "finished" in " ".join(m.value for m in at.sidebar.markdown)
     at.button(key=f"use-{run.name}").click().run()
-    assert jobs.active(runs) == {"cnn": run.folder}
+    assert record.active(runs) == {"cnn": run.folder}
 
     # A new session (a reload, another browser) classifies with the run's own classes.
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
@@ -104,13 +105,13 @@ def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
     assert run.name in list(at.dataframe[1].value["run"])  # the runs table
     assert f"your run {run.name}" in set(at.dataframe[0].value["source"])  # and its curves
     at.selectbox(key=f"active-cnn-{run.name}").set_value("shipped checkpoint").run()  # back to the shipped one
-    assert jobs.active(runs) == {}
+    assert record.active(runs) == {}
 
 
 def test_cancel_leaves_a_resumable_state_and_resume_continues_it(runs, tmp_path):
     # Batches of one and many epochs: the run cannot end on its own before the test cancels it.
     data = make_image_folder(tmp_path / "data", n_train=40, n_test=4)
-    run = jobs.start(request(data, batch_size=1, epochs=50))
+    run = engine.start_run(request(data, batch_size=1, epochs=50))
     run = wait_for(run, ("running", "testing", "finished", "failed"))
     assert run.state in ("running", "testing"), run.error
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # the sidebar shows it going...
@@ -125,9 +126,9 @@ def test_cancel_leaves_a_resumable_state_and_resume_continues_it(runs, tmp_path)
     at.run()  # the sidebar offers to continue
     assert at.button(key=f"resume-{run.name}").label == "Resume"
     at.button(key=f"resume-{run.name}").click().run()
-    run = wait_for(jobs.load_run(run.folder), ("running", "testing", "failed", "finished"))
+    run = wait_for(record.load_run(run.folder), ("running", "testing", "failed", "finished"))
     assert run.state in ("running", "testing"), run.error
-    assert jobs.cancel(run)
+    assert engine.cancel(run)
     run = wait_for(run, ("stopped", "failed", "finished"))
     assert run.state == "stopped", run.error
     second = read_state(run.folder)
@@ -138,8 +139,8 @@ def test_two_runs_at_once_and_a_failed_one_says_why(runs, tmp_path):
     data = make_image_folder(tmp_path / "data")
     not_data = tmp_path / "notes.txt"
     not_data.write_text("not a data set")
-    started = [jobs.start(request(data, epochs=1)), jobs.start(request(data, model="resnet", epochs=1)),
-               jobs.start(request(not_data))]
+    started = [engine.start_run(request(data, epochs=1)), engine.start_run(request(data, model="resnet", epochs=1)),
+               engine.start_run(request(not_data))]
     assert len({r.folder for r in started}) == 3
     ended = [wait_for(r, ("finished", "failed")) for r in started]
     assert [r.state for r in ended] == ["finished", "finished", "failed"]
@@ -151,12 +152,12 @@ def test_two_runs_at_once_and_a_failed_one_says_why(runs, tmp_path):
 
 
 def test_check_refuses_what_cannot_start(tmp_path):
-    assert "path" in jobs.check(request(""))
-    assert "does not exist" in jobs.check(request(tmp_path / "missing"))
-    assert "at least 1" in jobs.check(request(tmp_path, epochs=0))
-    assert "above 0" in jobs.check(request(tmp_path, lr=0.0))
-    assert jobs.check(request(tmp_path)) == ""
-    assert jobs.check(request("./data")) == ""  # torchvision's download folder need not exist yet
+    assert "path" in record.check(request(""))
+    assert "does not exist" in record.check(request(tmp_path / "missing"))
+    assert "at least 1" in record.check(request(tmp_path, epochs=0))
+    assert "above 0" in record.check(request(tmp_path, lr=0.0))
+    assert record.check(request(tmp_path)) == ""
+    assert record.check(request("./data")) == ""  # torchvision's download folder need not exist yet
 
 
 def test_active_choice_survives_and_ignores_vanished_runs(runs):
@@ -165,21 +166,21 @@ def test_active_choice_survives_and_ignores_vanished_runs(runs):
     (run_folder / "model.safetensors").write_bytes(b"")
     (run_folder / "config.json").write_text("{}")
     with pytest.raises(ValueError, match="no known network"):  # it has no job.json to say what it trained
-        jobs.set_active(jobs.load_run(run_folder), runs)
+        record.set_active(record.load_run(run_folder), runs)
 
     outside = runs.parent / "elsewhere"  # a checkpoint outside runs/ is never picked up through active.json
     outside.mkdir()
     (outside / "model.safetensors").write_bytes(b"")
-    (runs / jobs.ACTIVE_FILE).write_text('{"cnn": "cnn-modern-x", "resnet": "gone", "densenet": "../elsewhere", '
+    (runs / record.ACTIVE_FILE).write_text('{"cnn": "cnn-modern-x", "resnet": "gone", "densenet": "../elsewhere", '
                                          f'"se_resnet": "{outside}", "nonsense": 3}}')
-    assert jobs.active(runs) == {"cnn": run_folder}
-    jobs.clear_active("cnn", runs)
-    assert jobs.active(runs) == {}
+    assert record.active(runs) == {"cnn": run_folder}
+    record.clear_active("cnn", runs)
+    assert record.active(runs) == {}
 
 
 def test_the_job_runner_loads_neither_the_trainer_nor_torch():
     """The app's job runners only read run and race folders' files: importing them must stay cheap."""
-    code = ("import sys, cifarnets.runs.jobs, cifarnets.runs.racejobs; "
+    code = ("import sys, cifarnets.runs.record, cifarnets.runs.race, cifarnets.runs.engine; "
             "print(sorted({'torch', 'cifarnets.training.fit'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
@@ -211,14 +212,14 @@ def test_sidebar_starts_a_race_and_draws_the_four_on_one_chart(runs, tmp_path):
     at.number_input(key="race-batch-fast").set_value(16)
     at.button(key="race_start").click().run()
     assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
-    [race] = racejobs.list_races(runs)
+    [race] = races.list_races(runs)
     assert race.request.epochs == 2 and race.request.batch_size == 16 and race.request.data == str(data)
     assert at.button(key="race_start").disabled  # one race at a time, in every session
 
     deadline = time.monotonic() + 2 * RUN_LIMIT
     while race.state not in ("finished", "failed") and time.monotonic() < deadline:
         time.sleep(0.5)
-        race = racejobs.load_race(race.folder)
+        race = races.load_race(race.folder)
     assert race.state == "finished", race.error
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # a new session sees the same race
     assert not at.button(key="race_start").disabled
@@ -232,14 +233,14 @@ def test_sidebar_starts_a_race_and_draws_the_four_on_one_chart(runs, tmp_path):
     for key, run in race.members().items():  # the checkpoint's own figure, as its card and Classify quote it
         assert f"{label(key)}: **{run.test_acc:.1%}**" in standings
     at.button(key=f"race-use-{race.name}").click().run()
-    assert jobs.active(runs) == {key: run.folder for key, run in race.members().items()}
+    assert record.active(runs) == {key: run.folder for key, run in race.members().items()}
 
 
 def test_the_test_pass_reads_testing_never_starting(runs, tiny_folder, tmp_path, monkeypatch):
     """While the trainer measures an epoch on the test split its status says "testing" (the card said "starting ·
     loading the data..." with a full bar, for a ResNet's minutes-long last pass), then "finished"."""
     from cifarnets.data import sources
-    from cifarnets.runs.process import run_state
+    from cifarnets.runs.record import run_state
     from cifarnets.training import fit as fitting
 
     seen = []

@@ -19,9 +19,10 @@ from cifarnets.models import build
 from cifarnets.paths import PublicLimits, public_limits
 from cifarnets.perf import classload
 from cifarnets.perf.loadtest import CHROMIUM
-from cifarnets.runs import engine, jobs, racejobs
+from cifarnets.runs import engine, record
+from cifarnets.runs import race as races
 from cifarnets.runs import visitor as visitors
-from cifarnets.runs.process import JOB_FILE
+from cifarnets.runs.record import JOB_FILE
 from cifarnets.runs.visitor import Refused, Visitor, tidy
 from cifarnets.store.checkpoints import make_config, save_checkpoint
 from cifarnets.store.fileio import write_json
@@ -57,7 +58,7 @@ DEAF = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); prin
 
 
 def live_job(runs: Path, sleepers: list, owner: str = "", name: str = "cnn-fast-live", script: str = SLEEPER,
-             job: dict | None = None, **status) -> jobs.Run:
+             job: dict | None = None, **status) -> record.Run:
     """A run folder whose process lives: a sleeping child stands in for the trainer; `job` adds to its job.json."""
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     sleepers.append(proc)
@@ -65,11 +66,11 @@ def live_job(runs: Path, sleepers: list, owner: str = "", name: str = "cnn-fast-
     folder.mkdir(parents=True)
     write_json(folder / JOB_FILE, {"request": {"model": "cnn", "recipe": "fast"}, "pid": proc.pid,
                                    "started": time.time()} | ({"owner": owner} if owner else {}) | (job or {}))
-    write_json(folder / jobs.STATUS_FILE, {"state": "running", "model": "cnn", "recipe": "fast"} | status)
-    return jobs.load_run(folder)
+    write_json(folder / record.STATUS_FILE, {"state": "running", "model": "cnn", "recipe": "fast"} | status)
+    return record.load_run(folder)
 
 
-def finished_run(runs: Path, name: str, acc: float, owner: str = "", key: str = "cnn") -> jobs.Run:
+def finished_run(runs: Path, name: str, acc: float, owner: str = "", key: str = "cnn") -> record.Run:
     """A finished run folder with a checkpoint that claims `acc` on the test set."""
     folder = runs / name
     model = build(key)
@@ -79,8 +80,8 @@ def finished_run(runs: Path, name: str, acc: float, owner: str = "", key: str = 
                                              "test_acc": acc, "lr": 0.1}])
     write_json(folder / JOB_FILE, {"request": {"model": key, "recipe": "fast"}, "started": time.time()}
                | ({"owner": owner} if owner else {}))
-    write_json(folder / jobs.STATUS_FILE, {"state": "finished", "model": key, "recipe": "fast"})
-    return jobs.load_run(folder)
+    write_json(folder / record.STATUS_FILE, {"state": "finished", "model": key, "recipe": "fast"})
+    return record.load_run(folder)
 
 
 def app() -> AppTest:
@@ -101,9 +102,9 @@ def test_two_sessions_see_cancel_resume_and_adopt_only_their_own(public):
     a.selectbox(key="train_device").set_value("cpu")
     a.button(key="train_start").click().run()
     assert not a.exception and not a.sidebar.error, [e.value for e in a.sidebar.error]
-    [run] = jobs.list_runs(runs)
+    [run] = record.list_runs(runs)
     assert run.owner == a.session_state["_owner"] != b.session_state["_owner"]
-    run = wait_for_state(jobs.load_run, run.folder, ("finished", "failed"), RUN_LIMIT)
+    run = wait_for_state(record.load_run, run.folder, ("finished", "failed"), RUN_LIMIT)
     assert run.state == "finished", run.error
 
     a.run()
@@ -123,7 +124,7 @@ def test_two_sessions_see_cancel_resume_and_adopt_only_their_own(public):
     # A adopts it: A's Classify answers with it and says so; B's still uses the shipped network.
     a.button(key=f"use-{run.name}").click().run()
     assert not a.exception
-    assert jobs.active(runs) == {}  # nothing server-wide
+    assert record.active(runs) == {}  # nothing server-wide
     a.switch_page(PAGES["Classify"]).run()
     assert "Answering from your own run: CNN" in texts(a)
     a.file_uploader(key="uploads").set_value(("x.png", image_bytes(), "image/png")).run()
@@ -142,7 +143,7 @@ def test_a_start_joins_the_queue_shows_its_place_and_can_leave_it(public, monkey
     at.number_input(key="epochs-cnn-fast").set_value(1)
     at.button(key="train_start").click().run()
     assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
-    [run] = jobs.list_runs(public)
+    [run] = record.list_runs(public)
     assert run.state == "queued"
     at.run()
     text = sidebar_text(at)
@@ -150,7 +151,7 @@ def test_a_start_joins_the_queue_shows_its_place_and_can_leave_it(public, monkey
     assert "You have a run waiting or training" in text and at.button(key="train_start").disabled
     assert at.button(key="race_start").disabled  # a race is a run too
     at.button(key=f"leave-{run.name}").click().run()
-    assert jobs.list_runs(public) == [] and not at.button(key="train_start").disabled
+    assert record.list_runs(public) == [] and not at.button(key="train_start").disabled
     assert not at.button(key="race_start").disabled
 
 
@@ -188,7 +189,7 @@ def test_without_the_operators_data_the_sidebar_says_so_and_offers_no_start(runs
     assert not at.exception, [e.value for e in at.exception]
     assert visitors.NO_DATA in [w.value for w in at.sidebar.warning]
     assert at.button(key="train_start").disabled and "--data" not in sidebar_text(at)
-    assert Visitor.of_session({}, runs).refusal(jobs.TrainRequest("cnn", batch_size=64)) == visitors.NO_DATA
+    assert Visitor.of_session({}, runs).refusal(record.TrainRequest("cnn", batch_size=64)) == visitors.NO_DATA
     monkeypatch.setenv("CIFARNETS_DATA", str(make_image_folder(tmp_path / "operator-data")))
     assert Visitor.of_session({}, runs).has_data()
 
@@ -219,17 +220,17 @@ def test_public_limits_come_from_their_variables(monkeypatch):
 def test_over_cap_epochs_batch_and_any_path_are_refused(public, tmp_path):
     runs = public
     v = Visitor("t" * 20, {}, True, PublicLimits(epochs=3, batch_size=64), runs)
-    ok = jobs.TrainRequest("cnn", "fast", 3, None, 64, os.environ["CIFARNETS_DATA"], "cpu")
+    ok = record.TrainRequest("cnn", "fast", 3, None, 64, os.environ["CIFARNETS_DATA"], "cpu")
     assert v.refusal(ok) == ""
-    assert v.refusal(jobs.TrainRequest("cnn", epochs=4)) == "public mode allows at most 3 epochs"
-    assert v.refusal(jobs.TrainRequest("cnn", batch_size=65)) == "public mode allows batches of at most 64"
-    assert v.refusal(racejobs.RaceRequest("fast", epochs=4)) == "public mode allows at most 3 epochs"
+    assert v.refusal(record.TrainRequest("cnn", epochs=4)) == "public mode allows at most 3 epochs"
+    assert v.refusal(record.TrainRequest("cnn", batch_size=65)) == "public mode allows batches of at most 64"
+    assert v.refusal(races.RaceRequest("fast", epochs=4)) == "public mode allows at most 3 epochs"
     there, missing = make_image_folder(tmp_path / "there"), tmp_path / "missing"
-    said = {v.refusal(jobs.TrainRequest("cnn", data=str(p))) for p in (there, missing, "/etc", "../../x")}
+    said = {v.refusal(record.TrainRequest("cnn", data=str(p))) for p in (there, missing, "/etc", "../../x")}
     assert said == {"public mode trains only on the data this server provides: no paths"}  # the same for any path
     with pytest.raises(Refused):
-        v.start(jobs.TrainRequest("cnn", data=str(there)))
-    assert jobs.list_runs(runs) == []
+        v.start(record.TrainRequest("cnn", data=str(there)))
+    assert record.list_runs(runs) == []
 
     at = app()  # no path box, no data choice, and the inputs stop at the caps
     assert not [r for r in at.radio if r.key == "train_data"]
@@ -254,12 +255,12 @@ def test_a_batch_below_the_smallest_is_refused_and_not_offered(public):
     runs = public
     v = Visitor("t" * 20, {}, True, PublicLimits(), runs)
     line = "public mode allows batches of at least 32"
-    assert v.refusal(jobs.TrainRequest("cnn", batch_size=1)) == line
-    assert v.refusal(racejobs.RaceRequest("fast", 10, 1)) == line
+    assert v.refusal(record.TrainRequest("cnn", batch_size=1)) == line
+    assert v.refusal(races.RaceRequest("fast", 10, 1)) == line
     with pytest.raises(Refused, match=f"^{line}$"):
-        v.start(racejobs.RaceRequest("fast", 10, 1, os.environ["CIFARNETS_DATA"], "cpu"))
-    assert racejobs.list_races(runs) == [] and jobs.list_runs(runs) == []
-    assert Visitor(runs=runs).refusal(jobs.TrainRequest("cnn", batch_size=1)) == ""  # locally, as before
+        v.start(races.RaceRequest("fast", 10, 1, os.environ["CIFARNETS_DATA"], "cpu"))
+    assert races.list_races(runs) == [] and record.list_runs(runs) == []
+    assert Visitor(runs=runs).refusal(record.TrainRequest("cnn", batch_size=1)) == ""  # locally, as before
 
     at = app()  # neither batch input offers what would be refused; the public line says the range
     assert at.number_input(key="batch-cnn-fast").min == 32 and at.number_input(key="race-batch-fast").min == 32
@@ -270,7 +271,7 @@ def test_a_run_or_race_estimated_past_the_limit_is_refused_with_its_estimate(pub
     runs, data = public, os.environ["CIFARNETS_DATA"]
     v = Visitor("t" * 20, {}, True, PublicLimits(), runs, step_times=step_times(30.0))
     # 72 training images: 2 steps of 32 an epoch, 60 s by this clock; a race trains four networks, 40 min in all
-    race = racejobs.RaceRequest("fast", 10, 32, data, "cpu")
+    race = races.RaceRequest("fast", 10, 32, data, "cpu")
     one = estimate.total(step_times(30.0)("cnn", "fast", 32, "cpu"), 10, estimate.data_size(data)).seconds
     assert one == 600  # the sidebar's own arithmetic (estimate.total), which the refusal uses
     line = ("This race would take about 40m 00s here by this server's estimate, over its limit of 30 min: "
@@ -278,8 +279,8 @@ def test_a_run_or_race_estimated_past_the_limit_is_refused_with_its_estimate(pub
     assert v.refusal(race) == line
     with pytest.raises(Refused, match="^This race would take about 40m 00s"):
         v.start(race)
-    assert racejobs.list_races(runs) == []
-    run = jobs.TrainRequest("cnn", "fast", 10, None, 32, data, "cpu")
+    assert races.list_races(runs) == []
+    run = record.TrainRequest("cnn", "fast", 10, None, 32, data, "cpu")
     assert v.refusal(run) == ""  # one network, a quarter of it, is within the limit
     strict = Visitor("t" * 20, {}, True, PublicLimits(run_min=5), runs, step_times=step_times(30.0))
     assert strict.refusal(run).startswith("This run would take about 10m 00s here by this server's estimate, over "
@@ -304,25 +305,25 @@ def test_a_run_or_race_past_its_deadline_stops_itself_and_says_why(public, monke
     monkeypatch.setattr(visitors, "LEAST_ALLOWANCE_S", 0.0)
     at = app()
     v = Visitor(at.session_state["_owner"], {}, True, PublicLimits(), runs, step_times=step_times(0.0))
-    run = v.start(jobs.TrainRequest("cnn", "fast", 3, None, 32, data, "cpu"))
+    run = v.start(record.TrainRequest("cnn", "fast", 3, None, 32, data, "cpu"))
     assert run.job["limit_s"] == 0 and "deadline" not in run.job  # it runs from when a worker starts the run
-    run = wait_for_state(jobs.load_run, run.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
+    run = wait_for_state(record.load_run, run.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
     assert run.state == "stopped" and run.overran and run.resumable, run.error
     assert run.job["deadline"] == run.job["launched"] >= run.started
-    assert (run.status["epoch"], run.status["step"]) == (0, 1)  # after its first step, its state saved
+    assert (run.status.epoch, run.status.step) == (0, 1)  # after its first step, its state saved
     at.run()
     assert "Stopped: ran past this server's time limit, after epoch 0, step 1" in sidebar_text(at)
 
     run = v.resume(run)  # a resume is given the allowance again, from its own start
     assert run.state == "queued" and "deadline" not in run.job and not run.overran
-    run = wait_for_state(jobs.load_run, run.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
+    run = wait_for_state(record.load_run, run.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
     assert run.state == "stopped" and run.overran  # one step further: the epoch's last, its test pass, then stopped
     assert run.job["deadline"] == run.job["launched"] >= run.job["resumed"]
-    assert (run.status["epoch"], run.status["step"]) == (1, 0)
+    assert (run.status.epoch, run.status.step) == (1, 0)
 
-    race = v.start(racejobs.RaceRequest("fast", 3, 32, data, "cpu"))  # a race stops alike, and starts no next network
-    race = wait_for_state(racejobs.load_race, race.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
-    assert race.state == "stopped" and race.overran and list(race.members()) == [racejobs.ORDER[0]]
+    race = v.start(races.RaceRequest("fast", 3, 32, data, "cpu"))  # a race stops alike, and starts no next network
+    race = wait_for_state(races.load_race, race.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
+    assert race.state == "stopped" and race.overran and list(race.members()) == [races.ORDER[0]]
     at.run()  # the race's card says so too
     assert sum("Stopped: ran past this server's time limit" in str(c.value) for c in at.sidebar.caption) == 2
 
@@ -338,15 +339,15 @@ def test_tidying_stops_a_trainer_long_past_its_deadline(runs, sleepers):
     assert sleepers[1].stdout.readline() == "ready\n"
     tidy(runs, PublicLimits())
     sleepers[0].wait(timeout=10)
-    late = jobs.load_run(late.folder)
+    late = record.load_run(late.folder)
     assert late.state == "stopped" and late.overran
-    deaf = jobs.load_run(deaf.folder)
+    deaf = record.load_run(deaf.folder)
     assert deaf.alive and deaf.job["cancelled"]  # asked, and deaf to it
     tidy(runs, PublicLimits(), now=time.time() + 3600)  # still there a grace period later: killed
     sleepers[1].wait(timeout=10)
-    deaf = jobs.load_run(deaf.folder)
+    deaf = record.load_run(deaf.folder)
     assert deaf.state == "stopped" and deaf.overran
-    assert jobs.load_run(on_time.folder).alive  # within its time: left alone, then as later
+    assert record.load_run(on_time.folder).alive  # within its time: left alone, then as later
 
 
 def test_tidy_deletes_expired_and_oldest_runs_but_never_a_live_one(runs, sleepers):
@@ -362,7 +363,7 @@ def test_tidy_deletes_expired_and_oldest_runs_but_never_a_live_one(runs, sleeper
     # Past the size cap: the oldest finished runs go first, the live one never.
     finished_run(runs, "cnn-fast-newer", 0.5)
     assert tidy(runs, PublicLimits(runs_mb=1e-6)) == ["cnn-fast-new", "cnn-fast-newer"]
-    assert live.folder.exists() and jobs.load_run(live.folder).alive
+    assert live.folder.exists() and record.load_run(live.folder).alive
 
 
 def test_the_calibrate_hint_names_no_server_folder_in_public_mode(monkeypatch, tmp_path):
@@ -400,7 +401,7 @@ def test_offline_without_cifar10_start_says_so_in_words_for_the_page(runs, monke
     at.button(key="train_start").click().run()
     assert [e.value for e in at.sidebar.error] == [sidebar.OFFLINE]
     assert "--data" not in sidebar.OFFLINE and "CIFARNETS_DATA" not in sidebar.OFFLINE
-    assert jobs.list_runs(runs) == []
+    assert record.list_runs(runs) == []
 
 
 def test_a_weaker_run_asks_first_and_the_way_back_is_one_button(runs, tmp_path, monkeypatch):
@@ -408,15 +409,15 @@ def test_a_weaker_run_asks_first_and_the_way_back_is_one_button(runs, tmp_path, 
     weak = finished_run(runs, "cnn-fast-weak", 0.1)
     at = app()
     at.button(key=f"use-{weak.name}").click().run()
-    assert jobs.active(runs) == {}  # not yet: it scores below the network it replaces
+    assert record.active(runs) == {}  # not yet: it scores below the network it replaces
     [warning] = [w.value for w in at.sidebar.warning]
     assert warning == ("Below the network it would replace in Classify (test accuracy as Classify answers): CNN: "
                        "10.0%, against 50.0% for the shipped network now.")
     at.button(key=f"use-{weak.name}-no").click().run()
-    assert jobs.active(runs) == {} and not at.sidebar.warning
+    assert record.active(runs) == {} and not at.sidebar.warning
     at.button(key=f"use-{weak.name}").click().run()
     at.button(key=f"use-{weak.name}-yes").click().run()
-    assert jobs.active(runs) == {"cnn": weak.folder}
+    assert record.active(runs) == {"cnn": weak.folder}
 
     at.run()  # Home and Classify name the source; Classify has the way back
     assert "CNN · your run, 10.0%" in [s.value for s in at.subheader]
@@ -425,16 +426,16 @@ def test_a_weaker_run_asks_first_and_the_way_back_is_one_button(runs, tmp_path, 
     at.file_uploader(key="uploads").set_value(("x.png", image_bytes(), "image/png")).run()
     assert "**CNN · your run, 10.0%**" in texts(at)
     at.button(key="classify-back-cnn").click().run()
-    assert jobs.active(runs) == {}
+    assert record.active(runs) == {}
     assert "· your run" not in texts(at) and "Answering from your own run" not in texts(at)
 
     # A better run needs no second step; the run card's own back button undoes it.
     strong = finished_run(runs, "cnn-fast-strong", 0.9)
     at.run()
     at.button(key=f"use-{strong.name}").click().run()
-    assert jobs.active(runs) == {"cnn": strong.folder}
+    assert record.active(runs) == {"cnn": strong.folder}
     at.button(key=f"back-{strong.name}").click().run()
-    assert jobs.active(runs) == {}
+    assert record.active(runs) == {}
 
 
 @pytest.mark.browser

@@ -15,16 +15,17 @@ from conftest import make_image_folder
 from helpers.app import wait_for_state
 
 from cifarnets.paths import PublicLimits
-from cifarnets.runs import engine, jobs, racejobs
-from cifarnets.runs.process import HOST, JOB_FILE, QUEUED
+from cifarnets.runs import engine, record
+from cifarnets.runs import race as races
+from cifarnets.runs.record import HOST, JOB_FILE, QUEUED
 from cifarnets.runs.visitor import Refused, Visitor, Wait, start_in_s
 from cifarnets.store.fileio import write_json
 
 RUN_LIMIT = 240
 
 
-def request(data: Path, epochs: int = 1, **kw) -> jobs.TrainRequest:
-    return jobs.TrainRequest("cnn", "fast", epochs, None, kw.pop("batch_size", 16), str(data), "cpu", **kw)
+def request(data: Path, epochs: int = 1, **kw) -> record.TrainRequest:
+    return record.TrainRequest("cnn", "fast", epochs, None, kw.pop("batch_size", 16), str(data), "cpu", **kw)
 
 
 @pytest.fixture
@@ -110,15 +111,15 @@ def test_a_queued_run_starts_by_itself_when_the_one_before_ends(runs, tmp_path, 
         v.estimate_s = lambda request: 30.0
     first = a.start(request(data, epochs=2, batch_size=8))
     second = b.start(request(data, batch_size=8))
-    race = c.start(racejobs.RaceRequest("fast", 1, 8, str(data), "cpu"))
+    race = c.start(races.RaceRequest("fast", 1, 8, str(data), "cpu"))
     assert b.wait(second).ahead in (0, 1) and c.wait(race).ahead in (1, 2)  # A's may have been taken already
-    first = wait_for_state(jobs.load_run, first.folder, ("running", "testing", "finished", "failed"), RUN_LIMIT)
-    assert jobs.load_run(second.folder).state == QUEUED  # one worker: B waits while A trains
-    second = wait_for_state(jobs.load_run, second.folder, ("finished", "failed"), RUN_LIMIT)
+    first = wait_for_state(record.load_run, first.folder, ("running", "testing", "finished", "failed"), RUN_LIMIT)
+    assert record.load_run(second.folder).state == QUEUED  # one worker: B waits while A trains
+    second = wait_for_state(record.load_run, second.folder, ("finished", "failed"), RUN_LIMIT)
     assert second.state == "finished", second.error
-    assert jobs.load_run(first.folder).state == "finished"
-    assert second.job["launched"] >= jobs.load_run(first.folder).status["updated"] - 5  # after A, not beside it
-    race = wait_for_state(racejobs.load_race, race.folder, ("finished", "failed"), RUN_LIMIT)
+    assert record.load_run(first.folder).state == "finished"
+    assert second.job["launched"] >= record.load_run(first.folder).status.updated - 5  # after A, not beside it
+    race = wait_for_state(races.load_race, race.folder, ("finished", "failed"), RUN_LIMIT)
     assert race.state == "finished", race.error
 
 
@@ -137,11 +138,11 @@ def test_a_worker_on_another_machine_trains_and_cancel_reaches_it(runs, tmp_path
         # Many epochs, so the run is still training when Cancel arrives; a batch of 4 and a long warm-up keep
         # its loss finite meanwhile (a batch of 1 diverged on one CI machine before Cancel reached it).
         run = v.start(request(data, epochs=500, batch_size=4))
-        run = wait_for_state(jobs.load_run, run.folder, ("running", "failed", "finished"), RUN_LIMIT)
+        run = wait_for_state(record.load_run, run.folder, ("running", "failed", "finished"), RUN_LIMIT)
         assert run.state == "running" and run.job["host"] == "another-machine" != HOST
         assert not run.here and run.alive  # by the beat: the pid is another machine's
         assert v.cancel(run)
-        run = wait_for_state(jobs.load_run, run.folder, ("stopped", "failed", "finished"), RUN_LIMIT)
+        run = wait_for_state(record.load_run, run.folder, ("stopped", "failed", "finished"), RUN_LIMIT)
         assert run.state == "stopped" and run.resumable, run.error
         assert engine._worker_pids(runs / engine.ENGINE_DIR) == []  # the app started no worker of its own
     finally:

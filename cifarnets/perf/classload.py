@@ -51,15 +51,15 @@ def cmd_load(args) -> int:
 
 def stop(started: list, grace_s: float = 30) -> None:
     """Cancel every trainer (it saves its state and exits), and kill what still runs after `grace_s`."""
-    from ..runs import jobs
+    from ..runs import engine, record
 
     for job in started:
-        jobs.cancel(job)
+        engine.cancel(job)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(jobs.alive(j.pid) for j in started):
+    while time.monotonic() < deadline and any(record.alive(j.pid) for j in started):
         time.sleep(0.2)
     for job in started:
-        if jobs.alive(job.pid):
+        if record.alive(job.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(job.pid, signal.SIGKILL)
     time.sleep(0.5)
@@ -73,7 +73,7 @@ def class_load(sessions: int, reloads: int = 0, epochs: int = 1, timeout_s: floa
         raise LoadError(f"--reload must be 0 to --sessions ({sessions}), not {reloads}")
     if not Path(CHROMIUM).exists():
         raise LoadError(f"the load test needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
-    from ..runs import engine, jobs
+    from ..runs import engine, record
 
     with tempfile.TemporaryDirectory(prefix="cifarnets-class-runs-") as runs:
         served = dict(env or os.environ, CIFARNETS_RUNS=runs, CIFARNETS_PUBLIC="1")
@@ -84,10 +84,10 @@ def class_load(sessions: int, reloads: int = 0, epochs: int = 1, timeout_s: floa
             with serve(env=served, start_timeout_s=min(120.0, timeout_s)) as url:
                 outcomes = asyncio.run(_drive(url, sessions, reloads, epochs, batch_size, tick + timeout_s))
         finally:
-            started = [r for r in jobs.list_runs(Path(runs), races=False) if r.pid]
+            started = [r for r in record.list_runs(Path(runs), races=False) if r.pid]
             stop(started)
             engine.stop(Path(runs))
-        owners = {r.name: r.owner for r in jobs.list_runs(Path(runs), races=False)}
+        owners = {r.name: r.owner for r in record.list_runs(Path(runs), races=False)}
     return summarize(outcomes, owners, sessions, reloads, workers, round(time.monotonic() - tick, 1))
 
 

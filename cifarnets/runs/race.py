@@ -1,10 +1,17 @@
-"""python -m cifarnets race: the four networks trained one after another with one recipe, in one process.
+"""A race: the four networks trained one after another with one recipe, in one process, so a user sees them learn
+side by side. Its records (RaceRequest, RaceStatus, Race: as record.py's for a run) and the command that trains
+it, `python -m cifarnets race`.
 
 Each network trains through fit() into its own run folder inside the race's folder, so each finished
 one is an ordinary run (checkpoint, history, resume state) that the app can classify with. race.json
 says where the race is, for the app's chart. SIGTERM or Ctrl-C stops the network in training after its
 current step, with its state saved, and starts no further one; --resume skips the networks that have
 finished and continues the stopped one where it was.
+
+As for a single run, the folder is the truth: job.json says how the app started the race, race.json is written by
+the race (its state, its order, the network it is on), and each network trains into its own run folder inside,
+which the trainer writes as it always does. Any session, or a reloaded page, sees the same race. A race is a
+record.Job like a run: queued, cancelled, resumed (engine.py), loaded and listed by the same code.
 """
 
 from __future__ import annotations
@@ -13,18 +20,162 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..cliargs import add_data_arg, add_device_arg, stop_on_signals
-from ..data import sources
 from ..errors import UsageError
-from ..models import label
+from ..models import KEYS, label
 from ..paths import runs_dir
 from ..store.fileio import read_json, write_json
 from ..store.runfolder import STATE_FILE, STATUS_FILE, RunLock, TrainingError
 from ..training import recipes
-from .process import RACE_FILE, absolute_data
-from .racejobs import ORDER, PREFIX, member_folder
+from . import record
+from .record import RACE_FILE, Job, Run, TrainRequest, absolute_data, given, is_number, is_race, optional, read_object
+
+if TYPE_CHECKING:
+    from ..data import sources
+
+ORDER = KEYS  # quickest first: the CNN's curve is on the chart within minutes
+PREFIX = "race-"
+
+
+# ---------------------------------------------------------------- the request
+
+@dataclass(frozen=True)
+class RaceRequest:
+    """How a race is started: one recipe for all four; None means each network's recipe value."""
+
+    recipe: str = "fast"
+    epochs: int | None = None
+    batch_size: int | None = None
+    data: str | None = None
+    device: str = "auto"
+    seed: int = 0
+
+    @classmethod
+    def of(cls, recipe: str = "fast", *, epochs=None, batch_size=None, data: str | None = None,
+           device: str = "auto", seed: int = 0) -> RaceRequest:
+        return cls(recipe, optional(epochs, int), optional(batch_size, int), data, device, int(seed))
+
+    @classmethod
+    def from_json(cls, data) -> RaceRequest:
+        return cls(**given(data, cls))
+
+    def member(self, key: str) -> TrainRequest:
+        """The run the race trains `key` with."""
+        return TrainRequest.of(key, self.recipe, epochs=self.epochs, batch_size=self.batch_size, data=self.data,
+                               device=self.device, seed=self.seed)
+
+    def argv(self, out: Path, resume: bool = False) -> list[str]:
+        args = ["race", "--recipe", self.recipe, "--out", str(out), "--device", self.device, "--seed", str(self.seed)]
+        for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size), ("--data", self.data)):
+            if value is not None and value != "":
+                args += [flag, str(value)]
+        return args + (["--resume"] if resume else [])
+
+
+# ---------------------------------------------------------------- what a race writes
+
+@dataclass(frozen=True)
+class RaceStatus:
+    """race.json, typed: what the race (race.py) last said, and the app's first word before it (engine.announce).
+    As RunStatus, a field missing or of the wrong type reads as its default."""
+
+    state: str = ""  # starting | running | stopped | finished | failed
+    order: tuple[str, ...] | None = None  # the networks in the order the race trains them
+    request: dict = field(default_factory=dict)  # the RaceRequest, as the race was started
+    results: dict = field(default_factory=dict)  # {network: {"state", "epochs", "test_acc", ...}} of those done
+    current: str | None = None  # the network in training
+    error: str = ""
+    pid: int | None = None
+    updated: float | None = None
+    written: bool = False
+
+    @classmethod
+    def from_json(cls, data) -> RaceStatus:
+        if not isinstance(data, dict) or not data:
+            return cls()
+        order, text = data.get("order"), lambda k: data.get(k) if isinstance(data.get(k), str) else ""
+        return cls(text("state"), tuple(k for k in order if isinstance(k, str)) if isinstance(order, list) else None,
+                   data.get("request") if isinstance(data.get("request"), dict) else {},
+                   data.get("results") if isinstance(data.get("results"), dict) else {},
+                   data.get("current") if isinstance(data.get("current"), str) else None, text("error"),
+                   int(data["pid"]) if is_number(data.get("pid")) else None,
+                   float(data["updated"]) if is_number(data.get("updated")) else None, True)
+
+    @classmethod
+    def read(cls, folder: Path) -> RaceStatus:
+        return cls.from_json(read_object(Path(folder) / RACE_FILE))
+
+    @staticmethod
+    def announced(request: RaceRequest) -> dict:
+        """race.json as the app writes it before the race has begun."""
+        return {"state": "starting", "order": list(ORDER), "request": asdict(request)}
+
+
+RACE_FIELDS = frozenset(f.name for f in fields(RaceStatus)) - {"written"}  # what race.py may write
+
+
+# ---------------------------------------------------------------- a race folder, read whole
+
+@dataclass
+class Race(Job):
+    """A race folder, read from disk. `state`: starting | running | stopped | finished | failed."""
+
+    status: RaceStatus = field(default_factory=RaceStatus)
+
+    STATUS = RaceStatus
+    REQUEST = RaceRequest
+
+    @property
+    def request(self) -> RaceRequest:
+        """How it was started: the app's job.json, else what the race itself wrote."""
+        return RaceRequest.from_json(self.job.get("request") or self.status.request)
+
+    @property
+    def order(self) -> list[str]:
+        order = self.status.order
+        return [k for k in order if k in KEYS] if order is not None else list(ORDER)
+
+    def members(self) -> dict[str, Run]:
+        """{network: its run}, in the race's order, for the networks the race has begun."""
+        return {key: record.load_run(member_folder(self.folder, key)) for key in self.order
+                if record.is_run(member_folder(self.folder, key))}
+
+    def progress(self) -> float:
+        """Fraction of the whole race done, 0..1: each network is an equal share of it."""
+        if self.state == "finished":
+            return 1.0
+        return sum(run.progress() for run in self.members().values()) / max(len(self.order), 1)
+
+
+def check_race(request: RaceRequest) -> str:
+    """Why this race cannot start, in one line; "" when it can. Every network is checked, since a recipe may
+    train one of them differently (the modern DenseNet distils from the ResNet)."""
+    return next((p for p in (record.check(request.member(key)) for key in ORDER) if p), "")
+
+
+def member_folder(race_folder: Path, key: str) -> Path:
+    """Where a race trains `key`: named after the race too, so every run's folder name is unique."""
+    return Path(race_folder) / f"{key}-{Path(race_folder).name}"
+
+
+def load_race(folder: Path) -> Race:
+    return Race.load(folder)
+
+
+def list_races(runs: Path | None = None) -> list[Race]:
+    """Every race under runs/, newest first."""
+    record.reap()
+    runs = Path(runs or runs_dir())
+    if not runs.is_dir():
+        return []
+    return sorted((load_race(p) for p in runs.iterdir() if is_race(p)), key=lambda r: r.started, reverse=True)
+
+
+# ---------------------------------------------------------------- the command
 
 Say = Callable[[str], None]
 
@@ -49,12 +200,14 @@ def cmd_race(args) -> int:
         raise UsageError("--epochs and --batch-size must be at least 1")
     if args.resume and not args.out:
         raise UsageError("--resume needs --out: the race folder to continue")
+    from ..data import sources  # here, not above: the app reads races without loading torch
+
     out = Path(args.out or runs_dir() / f"{PREFIX}{args.recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
     dataset = sources.load(args.data, verbose=True)
     should_stop = stop_on_signals()
-    # as racejobs.RaceRequest has it: the app continues a race started from the shell with these
-    request = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size,
-               "data": absolute_data(args.data), "device": args.device, "seed": args.seed}
+    # race.json keeps it: the app continues a race started from the shell with these
+    request = RaceRequest.of(args.recipe, epochs=args.epochs, batch_size=args.batch_size,
+                             data=absolute_data(args.data), device=args.device, seed=args.seed)
     result = run(out, request, dataset, resume=args.resume, should_stop=should_stop)
     print(table(result))
     if result["state"] == "stopped":
@@ -63,9 +216,10 @@ def cmd_race(args) -> int:
     return 1 if result["state"] == "failed" else 0
 
 
-def run(out: Path, request: dict, dataset: sources.Dataset, *, resume: bool = False,
+def run(out: Path, request: RaceRequest, dataset: sources.Dataset, *, resume: bool = False,
         should_stop: Callable[[], bool] = lambda: False, say: Say | None = None) -> dict:
-    """Train the four in ORDER into `out`; returns race.json's content: {"state", "results": {key: {...}}, ...}.
+    """Train the four in ORDER into `out`; returns race.json's content (RaceStatus's fields): {"state",
+    "results": {key: {...}}, ...}.
 
     A network that fails (its loss diverges, say) is recorded as failed and the race goes on with the next.
     """
@@ -83,19 +237,18 @@ def run(out: Path, request: dict, dataset: sources.Dataset, *, resume: bool = Fa
         if begun and not resume:
             raise TrainingError(f"{out} already holds a race ({', '.join(begun)} begun); pass --resume to continue "
                                 "it, or choose another --out")
-        status = {"state": "running", "order": list(ORDER), "request": request, "results": {}, "pid": os.getpid()}
+        status = {"state": "running", "order": list(ORDER), "request": asdict(request), "results": {},
+                  "pid": os.getpid()}
         for i, key in enumerate(ORDER):
-            recipe = recipes.get(request["recipe"], key, epochs=request.get("epochs"),
-                                 batch_size=request.get("batch_size"))
+            recipe = request.member(key).planned()
             _write(out, status, current=key)
             say(f"== {label(key)} ({i + 1}/{len(ORDER)}): {recipe.name} recipe, {recipe.epochs} epochs, "
                 f"batch {recipe.batch_size}")
             folder = member_folder(out, key)
             try:
                 # resume=True for every network: a finished one returns at once, a new one starts afresh
-                result = fit(key, recipe, dataset, folder, device=request.get("device", "auto"),
-                             seed=request.get("seed", 0), resume=True, should_stop=should_stop,
-                             progress=_epoch_lines(key, say), probe=GradientProbe)
+                result = fit(key, recipe, dataset, folder, device=request.device, seed=request.seed, resume=True,
+                             should_stop=should_stop, progress=_epoch_lines(key, say), probe=GradientProbe)
             except TrainingError as e:
                 _failed(folder, key, recipe.name, str(e))
                 status["results"][key] = {"state": "failed", "error": str(e)}
@@ -111,6 +264,9 @@ def run(out: Path, request: dict, dataset: sources.Dataset, *, resume: bool = Fa
 
 def _write(out: Path, status: dict, **fields) -> dict:
     status.update(fields, updated=time.time())
+    unknown = set(status) - RACE_FIELDS
+    if unknown:
+        raise TypeError(f"race.json has no field {', '.join(sorted(unknown))} (RaceStatus)")
     write_json(out / RACE_FILE, status)
     return status
 

@@ -41,10 +41,11 @@ from ..models import KEYS
 from ..paths import DEFAULT_DATA, PublicLimits, data_env, public, public_limits, runs_dir
 from ..prose import duration, plural
 from ..store.fileio import write_json
-from . import jobs, process, racejobs
+from ..store.runfolder import MODEL_FILE
+from . import engine, record
 from .engine import Engine, EngineError, external_url, queue_name
-from .jobs import Run
-from .process import LIVE, QUEUED, TIME_LIMIT, Job, is_race
+from .race import ORDER, PREFIX, Race, RaceRequest, check_race, list_races
+from .record import JOB_FILE, LIVE, QUEUED, TIME_LIMIT, Job, Run, is_race
 
 if TYPE_CHECKING:
     from ..training.estimate import StepTimer
@@ -107,10 +108,10 @@ class Visitor:
         return not self.public or bool(self.token) and job.owner == self.token
 
     def list_runs(self, races: bool = True) -> list[Run]:
-        return [r for r in jobs.list_runs(self.folder, races) if self.sees(r)]
+        return [r for r in record.list_runs(self.folder, races) if self.sees(r)]
 
-    def list_races(self) -> list[racejobs.Race]:
-        return [r for r in racejobs.list_races(self.folder) if self.sees(r)]
+    def list_races(self) -> list[Race]:
+        return [r for r in list_races(self.folder) if self.sees(r)]
 
     def _own(self, job: Job) -> None:
         if not self.sees(job):
@@ -125,7 +126,7 @@ class Visitor:
 
     def _vet(self, request) -> tuple[str, float | None]:
         """(why not, or ""; in public mode the estimated seconds, for the deadline, once it got that far)."""
-        race = isinstance(request, racejobs.RaceRequest)
+        race = isinstance(request, RaceRequest)
         if self.public:
             if request.data not in (None, DEFAULT_DATA, data_env()):
                 # The same words for any path, there or not: nothing here tells a visitor what the server holds.
@@ -138,7 +139,7 @@ class Visitor:
                 return f"public mode allows batches of at least {self.limits.min_batch}", None
             if not self.has_data():
                 return NO_DATA, None
-        problem = racejobs.check_race(request) if race else jobs.check(request)
+        problem = check_race(request) if race else record.check(request)
         if problem or not self.public:
             return problem, None
         waiting = self.one_at_a_time() or self.off()  # said before timing anything; the gate counts again
@@ -161,7 +162,7 @@ class Visitor:
         another."""
         from ..training import estimate  # here, not above: importing the job runner must not load torch
 
-        keys = racejobs.ORDER if isinstance(request, racejobs.RaceRequest) else [request.model]
+        keys = ORDER if isinstance(request, RaceRequest) else [request.model]
         return estimate.planned(keys, request.recipe, request.epochs, request.batch_size, request.device,
                                 request.data, self.step_times or estimate.timed)
 
@@ -181,23 +182,22 @@ class Visitor:
             raise Refused(problem)
         seconds = seconds if seconds is not None else estimate_s
         limit_s = allowance_s(seconds, self.limits) if self.public and seconds is not None else None
-        race = isinstance(request, racejobs.RaceRequest)
         with self._gate():
-            if race:
-                job = process.prepare(racejobs.Race, request, f"{racejobs.PREFIX}{request.recipe}", self.folder,
-                                      self.token, racejobs.announce, limit_s, seconds)
+            if isinstance(request, RaceRequest):
+                job = engine.prepare(Race, request, f"{PREFIX}{request.recipe}", self.folder, self.token,
+                                     engine.announce, limit_s, seconds)
             else:
-                job = process.prepare(Run, request, f"{request.model}-{request.recipe}", self.folder, self.token,
-                                      limit_s=limit_s, estimate_s=seconds)
+                job = engine.prepare(Run, request, f"{request.model}-{request.recipe}", self.folder, self.token,
+                                     limit_s=limit_s, estimate_s=seconds)
             self._submit(job, fresh=True)
         return job
 
     def resume(self, job: Job) -> Job:
         """Continue a stopped run or race: it joins the queue again like any Start, and is given its time
-        allowance again when it starts (process.launch_queued)."""
+        allowance again when it starts (engine.launch_queued)."""
         self._own(job)
         with self._gate():
-            job = process.requeue(job)
+            job = engine.requeue(job)
             if job.queued:
                 self._submit(job, fresh=False)
         return type(job).load(job.folder)
@@ -214,11 +214,11 @@ class Visitor:
         is gone, a resumed one is stopped again."""
         self._own(job)
         if not job.queued:
-            return jobs.cancel(job)
+            return engine.cancel(job)
         self.engine.leave(engine_id(job))
         current = type(job).load(job.folder)
         if not current.queued:
-            return jobs.cancel(current)  # a worker took it meanwhile: stop it as a live one
+            return engine.cancel(current)  # a worker took it meanwhile: stop it as a live one
         self._unqueue(current, fresh=not current.job.get("resume"))
         return True
 
@@ -227,8 +227,7 @@ class Visitor:
         if fresh:
             shutil.rmtree(job.folder, ignore_errors=True)
         else:
-            write_json(job.folder / process.JOB_FILE, {k: v for k, v in job.job.items()
-                                                       if k not in ("queued", "resume")})
+            write_json(job.folder / JOB_FILE, {k: v for k, v in job.job.items() if k not in ("queued", "resume")})
 
     @property
     def workers(self) -> int:
@@ -294,11 +293,11 @@ class Visitor:
     def adopted(self) -> dict[str, Path]:
         """{network: run folder} for the networks that answer from one of this visitor's runs."""
         if not self.public:
-            return jobs.active(self.folder)
+            return record.active(self.folder)
         chosen = {}
         for key, name in list(self.choices.items()):
             folder = self.folder / name
-            if key in KEYS and (folder / jobs.MODEL_FILE).exists() and self.sees(jobs.load_run(folder)):
+            if key in KEYS and (folder / MODEL_FILE).exists() and self.sees(record.load_run(folder)):
                 chosen[key] = folder
         return chosen
 
@@ -306,7 +305,7 @@ class Visitor:
         """Make `run` the one its network answers with: for the whole app locally, for this visitor in public."""
         self._own(run)
         if not self.public:
-            return jobs.set_active(run, self.folder)
+            return record.set_active(run, self.folder)
         if run.model not in KEYS or not run.has_checkpoint or run.alive:
             raise Refused(f"{run.name} has no finished checkpoint to use yet")
         self.choices[run.model] = f"{run.race}/{run.name}" if run.race else run.name
@@ -314,7 +313,7 @@ class Visitor:
     def drop(self, key: str) -> None:
         """Back to the shipped network for `key`."""
         if not self.public:
-            return jobs.clear_active(key, self.folder)
+            return record.clear_active(key, self.folder)
         self.choices.pop(key, None)
 
 
@@ -373,22 +372,21 @@ def stop_overdue(job: Job, now: float) -> None:
         return
     asked = job.job.get("stop_asked")
     if not isinstance(asked, (int, float)):
-        process.cancel(job, {"stopped_by": TIME_LIMIT, "stop_asked": now})
+        engine.cancel(job, {"stopped_by": TIME_LIMIT, "stop_asked": now})
     elif now >= asked + OVERDUE_GRACE_S:
-        process.kill(job)
+        engine.kill(job)
 
 
 def live_trainers(runs: Path) -> list[Job]:
     """The training processes going now, server-wide: each live run and each live race is one."""
-    return ([r for r in jobs.list_runs(runs, races=False) if r.alive]
-            + [r for r in racejobs.list_races(runs) if r.alive])
+    return ([r for r in record.list_runs(runs, races=False) if r.alive]
+            + [r for r in list_races(runs) if r.alive])
 
 
 def remaining_s(job: Job, now: float | None = None) -> float | None:
     """Seconds until `job` should end: the trainer's own ETA for a run, else its pace so far; None this early."""
-    eta = job.status.get("eta_s")
-    if isinstance(job, Run) and isinstance(eta, (int, float)):
-        return float(eta)
+    if isinstance(job, Run) and job.status.eta_s is not None:
+        return job.status.eta_s
     done = job.progress()
     if done < 0.02:
         return None
@@ -429,18 +427,14 @@ def ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def load_job(folder: str | Path) -> Job:
-    return racejobs.load_race(Path(folder)) if is_race(Path(folder)) else jobs.load_run(Path(folder))
-
-
 def start_in_s(training: list[str], ahead: list[str], workers: int, now: float | None = None) -> float | None:
     """Seconds until the next run after `ahead` starts, with `workers` taking runs in order: each training run
     frees its worker when its remaining time is up, each run ahead takes the first free worker for its estimate.
     None when a time is unknown (a run without an estimate, one just started) or no worker takes the queue."""
     if workers == 0:
         return None
-    free = [_left(load_job(f), now) for f in training][:workers]
-    costs = [load_job(f).job.get("estimate_s") for f in ahead]
+    free = [_left(engine.load_job(f), now) for f in training][:workers]
+    costs = [engine.load_job(f).job.get("estimate_s") for f in ahead]
     if any(t is None for t in free) or not all(isinstance(c, (int, float)) for c in costs):
         return None
     free += [0.0] * (workers - len(free))
@@ -489,13 +483,13 @@ def tidy(runs: Path, limits: PublicLimits, now: float | None = None) -> list[str
     for folder in runs.iterdir():
         if not folder.is_dir():
             continue
-        job = racejobs.load_race(folder) if is_race(folder) else jobs.load_run(folder)
+        job = engine.load_job(folder)
         if job.queued:
             continue  # waiting its turn: never tidied
         if job.alive:
             stop_overdue(job, now)
             continue
-        if not (is_race(folder) or jobs.is_run(folder)):
+        if not (is_race(folder) or record.is_run(folder)):
             continue
         done.append((_ended(folder), _size(folder), folder))
     deleted, total = [], sum(_size(p) for p in runs.iterdir() if p.is_dir())

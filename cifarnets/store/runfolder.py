@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import UserError
@@ -105,13 +106,73 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _count(value) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number == number and abs(number) != float("inf") else None
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """status.json, typed: what the trainer (Status below) last said about its run. Defined once, here beside its
+    writer; every reader takes it from read(), which gives a field missing, of the wrong type or in a damaged file
+    (an older version's, one half-written) its default. `epoch` counts the epochs begun (1-based) while running
+    or testing, the epochs done once stopped or between epochs (`step` 0)."""
+
+    state: str = ""  # running | testing | stopped | finished | failed; "" before the trainer wrote any
+    model: str = ""
+    recipe: str = ""
+    device: str = ""
+    epoch: int = 0
+    epochs: int | None = None
+    step: int = 0
+    steps: int | None = None
+    loss: float | None = None  # the running loss and accuracy of the epoch in progress
+    acc: float | None = None
+    images_per_s: float | None = None
+    eta_s: float | None = None  # seconds to the end of the run, by the trainer's own pace
+    test_acc: float | None = None  # the last epoch's, on the test split
+    error: str = ""  # why it failed, in one line
+    pid: int | None = None
+    updated: float | None = None  # time.time() of the write
+    written: bool = False  # whether the trainer (or its race) has written one at all
+
+    @classmethod
+    def from_json(cls, data) -> RunStatus:
+        if not isinstance(data, dict) or not data:
+            return cls()
+        counts = {k: _count(data.get(k)) for k in ("epochs", "steps", "pid")}
+        numbers = {k: _number(data.get(k)) for k in ("loss", "acc", "images_per_s", "eta_s", "test_acc", "updated")}
+        texts = {k: _text(data.get(k)) for k in ("state", "model", "recipe", "device", "error")}
+        return cls(**texts, **counts, **numbers, epoch=_count(data.get("epoch")) or 0,
+                   step=_count(data.get("step")) or 0, written=True)
+
+    @classmethod
+    def read(cls, folder: str | Path) -> RunStatus:
+        return cls.from_json(read_json_or(Path(folder) / STATUS_FILE, dict))
+
+
+STATUS_FIELDS = frozenset(f.name for f in fields(RunStatus)) - {"written"}
+
+
 class Status:
-    """status.json in the run folder: what a watcher (the app) polls. Throttled to one write a second."""
+    """status.json in the run folder: what a watcher (the app) polls, RunStatus's fields. Throttled to one write a
+    second."""
 
     def __init__(self, folder: Path, enabled: bool) -> None:
         self.path, self.enabled, self.last, self.data = folder / STATUS_FILE, enabled, 0.0, {}
 
     def update(self, force: bool = False, **fields) -> None:
+        unknown = set(fields) - STATUS_FIELDS
+        if unknown:
+            raise TypeError(f"status.json has no field {', '.join(sorted(unknown))} (RunStatus)")
         self.data.update(fields, updated=time.time(), pid=os.getpid())
         if self.enabled and (force or time.monotonic() - self.last >= 1.0):
             write_json(self.path, self.data)

@@ -8,9 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ..models import label
-from ..runs import jobs
 from ..runs.engine import EngineError
-from ..runs.process import Job
+from ..runs.record import Job, Run
 from ..runs.visitor import Refused, Visitor
 from . import resources
 
@@ -47,7 +46,7 @@ def back_button(visitor: Visitor, model: str, key: str, text: str = "Back to the
         st.rerun(scope="app")
 
 
-def adopt_buttons(visitor: Visitor, runs: list[jobs.Run], text: str, key: str) -> None:
+def adopt_buttons(visitor: Visitor, runs: list[Run], text: str, key: str) -> None:
     """A button that makes `runs` answer in Classify; when any scores below the network it replaces, a second
     step first, which says by how much."""
     asked = st.session_state.get("_confirm") == key
@@ -69,7 +68,7 @@ def adopt_buttons(visitor: Visitor, runs: list[jobs.Run], text: str, key: str) -
             st.rerun(scope="app")
 
 
-def _adopt(visitor: Visitor, runs: list[jobs.Run]) -> None:
+def _adopt(visitor: Visitor, runs: list[Run]) -> None:
     try:
         for run in runs:
             visitor.adopt(run)

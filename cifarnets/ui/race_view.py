@@ -1,7 +1,7 @@
 """The sidebar's race: start the four networks training one after another, and watch their test accuracy
 and loss on one chart as each epoch ends.
 
-The race is a child process (cifarnets.runs.racejobs), started and stopped through this session's Visitor
+The race is a child process (cifarnets.runs.race), started and stopped through this session's Visitor
 (locally every race, in public mode the session's own); this file only draws its folder. The chart is a
 fragment that polls the race's run folders.
 """
@@ -12,8 +12,8 @@ import altair as alt
 import streamlit as st
 
 from ..models import label
-from ..runs import jobs, racejobs
-from ..runs.process import LIVE, QUEUED
+from ..runs.race import ORDER, Race, RaceRequest
+from ..runs.record import LIVE, QUEUED, Run
 from ..runs.visitor import Refused, Visitor
 from ..store.curves import Curve, long_rows
 from ..training import recipes
@@ -27,7 +27,7 @@ def render(visitor: Visitor, recipe_name: str, data: str | None, device: str) ->
     st.header("Race the four")
     st.caption(f"All four networks, one after another, with the **{recipe_name}** recipe and the data and device "
                "above: their test accuracy and loss on one chart as each epoch ends.")
-    shared = recipes.get(recipe_name, racejobs.ORDER[1])  # the ResNet's values: the recipe's usual ones
+    shared = recipes.get(recipe_name, ORDER[1])  # the ResNet's values: the recipe's usual ones
     left, right = st.columns(2)
     most_epochs, most_batch = (visitor.limits.epochs, visitor.limits.batch_size) if visitor.public else (1000, 8192)
     epochs = left.number_input("Epochs (each)", 1, most_epochs, min(shared.epochs, most_epochs),
@@ -40,7 +40,7 @@ def render(visitor: Visitor, recipe_name: str, data: str | None, device: str) ->
     mine = visitor.one_at_a_time()  # public mode: a run of this visitor's waits or trains (the line is above)
     why_off = "one race at a time: it shares the machine's cores with everything else" if live else mine
     if st.button("Start the race", key="race_start", width="stretch", disabled=bool(why_off), help=why_off or None):
-        request = racejobs.RaceRequest(recipe_name, int(epochs), int(batch_size) if batch_size else None, data, device)
+        request = RaceRequest.of(recipe_name, epochs=epochs, batch_size=batch_size, data=data, device=device)
         try:
             race = visitor.start(request)
         except Refused as e:
@@ -67,7 +67,7 @@ def _latest() -> None:
         st.caption(f"{len(races) - 1} earlier race(s): their networks are on the Training curves page.")
 
 
-def race_card(race: racejobs.Race) -> None:
+def race_card(race: Race) -> None:
     state = race.state
     text, color = STATE_BADGES[state]
     members = race.members()
@@ -90,7 +90,7 @@ def race_card(race: racejobs.Race) -> None:
             _buttons(race, state, members)
 
 
-def _where(race: racejobs.Race, members: dict[str, jobs.Run]) -> str:
+def _where(race: Race, members: dict[str, Run]) -> str:
     """Which network the race is on, and how far into it."""
     current = next((run for run in members.values() if run.state in LIVE), None)
     if current is None:
@@ -100,7 +100,7 @@ def _where(race: racejobs.Race, members: dict[str, jobs.Run]) -> str:
     return f"{current.label} ({n}/{len(race.order)}): {doing}"
 
 
-def standings(race: racejobs.Race, members: dict[str, jobs.Run]) -> list[str]:
+def standings(race: Race, members: dict[str, Run]) -> list[str]:
     """One line per network: its last test accuracy, or where it is."""
     lines = []
     for key in race.order:
@@ -116,13 +116,13 @@ def standings(race: racejobs.Race, members: dict[str, jobs.Run]) -> list[str]:
             lines.append(f"{label(key)}: **{run.test_acc:.1%}**")
         elif history:
             lines.append(f"{label(key)}: **{history[-1]['test_acc']:.1%}** after {len(history)}/"
-                         f"{run.status.get('epochs', '?')} epochs")
+                         f"{'?' if run.status.epochs is None else run.status.epochs} epochs")
         else:
             lines.append(f"{label(key)}: {run.state}")
     return lines
 
 
-def _buttons(race: racejobs.Race, state: str, members: dict[str, jobs.Run]) -> None:
+def _buttons(race: Race, state: str, members: dict[str, Run]) -> None:
     visitor = resources.visitor()
     if state in LIVE:
         if st.button("Cancel the race", key=f"race-cancel-{race.name}",
@@ -140,7 +140,7 @@ def _buttons(race: racejobs.Race, state: str, members: dict[str, jobs.Run]) -> N
                                key=f"race-use-{race.name}")
 
 
-def race_rows(members: dict[str, jobs.Run]) -> list[dict]:
+def race_rows(members: dict[str, Run]) -> list[dict]:
     """The test split's accuracy and loss per epoch of each network: the rows the chart draws."""
     return [r for r in long_rows([Curve(key, "race", run.history()) for key, run in members.items()])
             if r["split"] == "test"]

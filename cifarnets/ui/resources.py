@@ -13,7 +13,7 @@ from ..device import machine_name, pick
 from ..diagram import architecture
 from ..models import KEYS, build
 from ..paths import app_device, checkpoints_dir, hub_spec
-from ..runs.jobs import Run
+from ..runs.record import Run
 from ..runs.visitor import COOKIE, SECRET_KEY, Visitor
 from ..store import hub
 from ..store.checkpoints import Entry, discover

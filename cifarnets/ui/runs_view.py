@@ -11,7 +11,7 @@ import streamlit as st
 
 from ..models import KEYS, label
 from ..paths import checkpoints_dir
-from ..runs import jobs
+from ..runs.record import Run
 from ..store import curves
 from ..store.checkpoints import CheckpointError, checkpoint_files
 from ..store.export import checkpoint_zip, rows_csv
@@ -23,7 +23,7 @@ SPLITS = ["train", "test"]
 URL_KEYS = ["curves_layout", "curves_splits", "curves_runs"]  # what a shared link of this page holds
 
 
-def controls(with_history: list[jobs.Run]) -> tuple[str, list[str], list[jobs.Run]]:
+def controls(with_history: list[Run]) -> tuple[str, list[str], list[Run]]:
     """(layout, splits shown, runs picked): each bound to the URL, so a link restores the view."""
     share.check_unknown(URL_KEYS)
     share.check("curves_layout", LAYOUTS, "the layout")
@@ -50,7 +50,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")  # "shipped (fast recipe)" -> shipped-fast-recipe
 
 
-def downloads(chosen: list[curves.Curve], runs: list[jobs.Run]) -> None:
+def downloads(chosen: list[curves.Curve], runs: list[Run]) -> None:
     """A history as CSV; a finished run's checkpoint as a zip of exactly its checkpoint files."""
     left, right = st.columns(2)
     with left:
@@ -101,7 +101,7 @@ def curve_summary(chosen: list[curves.Curve]) -> None:
         resources.ACCURACY: pct, "curve's best (each image alone)": pct, "curve's last (each image alone)": pct})
 
 
-def runs_table(runs: list[jobs.Run]) -> None:
+def runs_table(runs: list[Run]) -> None:
     if not runs:
         st.caption("No runs yet: start one from the sidebar. Finished runs appear here and in the charts above.")
         return
@@ -109,7 +109,7 @@ def runs_table(runs: list[jobs.Run]) -> None:
     for r in runs:
         history = r.history()
         rows.append({"run": r.name, "network": r.label, "recipe": r.recipe, "state": r.state,
-                     "epochs": f"{len(history)}/{r.status.get('epochs', '?')}",
+                     "epochs": f"{len(history)}/{'?' if r.status.epochs is None else r.status.epochs}",
                      # the checkpoint's figure, as the sidebar's card and Classify quote it (not the curve's)
                      resources.ACCURACY: r.test_acc if r.has_checkpoint else None,
                      "started": dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M"),
@@ -118,7 +118,7 @@ def runs_table(runs: list[jobs.Run]) -> None:
                  column_config={resources.ACCURACY: st.column_config.NumberColumn(format="percent")})
 
 
-def _choose(key: str, picker: str, runs_by_name: dict[str, jobs.Run]) -> None:
+def _choose(key: str, picker: str, runs_by_name: dict[str, Run]) -> None:
     choice = st.session_state[picker]
     visitor = resources.visitor()
     if choice == SHIPPED:
@@ -127,7 +127,7 @@ def _choose(key: str, picker: str, runs_by_name: dict[str, jobs.Run]) -> None:
         visitor.adopt(runs_by_name[choice])
 
 
-def active_pickers(runs: list[jobs.Run]) -> None:
+def active_pickers(runs: list[Run]) -> None:
     """One picker per network: its shipped checkpoint or one of its finished runs. Locally saved in the runs
     folder, so every reload uses the same choice; in public mode this session's own."""
     current = resources.visitor().adopted()

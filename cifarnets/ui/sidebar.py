@@ -1,7 +1,7 @@
 """The sidebar on every page: start a training run (with the time it will take here), race the four
 networks (ui/race_view.py), and watch, cancel, resume or adopt the runs.
 
-Runs are child processes (cifarnets.runs.jobs), reached through this session's Visitor (runs/visitor.py:
+Runs are child processes (cifarnets.runs.record.Run), reached through this session's Visitor (runs/visitor.py:
 locally every run, in public mode this session's own, within the server's limits); this file only draws
 them. The run list is a fragment that polls the run folders every few seconds, so one run's progress never
 reruns the page around it, and a page reload sees the same runs.
@@ -20,9 +20,9 @@ from ..data import sources
 from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, PublicLimits, data_env
 from ..prose import duration, plural
-from ..runs import jobs
+from ..runs import record
 from ..runs.engine import EngineError
-from ..runs.process import LIVE, QUEUED
+from ..runs.record import LIVE, QUEUED, Run, TrainRequest
 from ..runs.visitor import NO_DATA, Refused, Visitor, tidy
 from ..training import estimate, recipes
 from . import actions, race_view, resources
@@ -96,12 +96,13 @@ def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
     lr = st.number_input("Learning rate", 1e-5, 10.0, float(recipe.lr), step=0.001, format="%.4f",
                          key=f"lr-{key}-{recipe_name}")
     data = _public_data(visitor) if visitor.public else _data_source()
-    device = st.selectbox("Device", jobs.device_choices(), key="train_device",
+    device = st.selectbox("Device", record.device_choices(), key="train_device",
                           help="auto: the GPU when there is one (CUDA, then Apple MPS), else the CPU")
     seconds = _expected_time(key, recipe_name, int(epochs), int(batch_size), device, data)
-    request = jobs.TrainRequest(key, recipe_name, int(epochs), float(lr), int(batch_size), data, device)
+    request = TrainRequest.of(key, recipe_name, epochs=epochs, lr=lr, batch_size=batch_size, data=data,
+                              device=device)
     # said before Start, not only after it
-    refused = (_data_problem(visitor, data) or jobs.distillation_problem(request)
+    refused = (_data_problem(visitor, data) or record.distillation_problem(request)
                or (visitor.over_time(seconds) if seconds is not None else ""))
     if refused:
         st.warning(refused)
@@ -295,7 +296,7 @@ def _runs() -> None:
         st.caption(f"{len(runs) - SHOWN} older run(s) are on the Training curves page.")
 
 
-def _run_card(visitor: Visitor, run: jobs.Run) -> None:
+def _run_card(visitor: Visitor, run: Run) -> None:
     state = run.state
     text, color = STATE_BADGES[state]
     with st.container(border=True):
@@ -311,7 +312,7 @@ def _run_card(visitor: Visitor, run: jobs.Run) -> None:
                 st.toast(f"Stopping {run.name}: it saves its state first")
         elif state == "stopped":
             s = run.status
-            where = f"after epoch {s.get('epoch', 0)}, step {s.get('step', 0)}" if s else "before it began"
+            where = f"after epoch {s.epoch}, step {s.step}" if s.written else "before it began"
             why = f": {run.stopped_why}," if run.stopped_why else ""
             st.caption(f"Stopped{why} {where}" + ("; it can continue where it stopped." if run.resumable else "."))
             actions.resume_button(visitor, run, "Resume" if run.resumable else "Start again", f"resume-{run.name}")
@@ -322,7 +323,7 @@ def _run_card(visitor: Visitor, run: jobs.Run) -> None:
             _finished(visitor, run)
 
 
-def _finished(visitor: Visitor, run: jobs.Run) -> None:
+def _finished(visitor: Visitor, run: Run) -> None:
     history = run.history()
     if history:
         # The checkpoint's own figure, the one Classify and the buttons below quote: the history's last row is
@@ -335,15 +336,15 @@ def _finished(visitor: Visitor, run: jobs.Run) -> None:
         actions.adopt_buttons(visitor, [run], f"Use for {run.label} in Classify", key=f"use-{run.name}")
 
 
-def _live_curve(run: jobs.Run) -> None:
+def _live_curve(run: Run) -> None:
     """Per-epoch train and test loss from history.json, and the running loss of the epoch in progress,
     which this session collects from status.json as it polls."""
     s = run.status
     trace = st.session_state.setdefault("_traces", {}).setdefault(run.name, [])
-    if s.get("state") == "running" and s.get("step") and s.get("steps") and isinstance(s.get("loss"), (int, float)):
-        x = s["epoch"] - 1 + s["step"] / s["steps"]
+    if s.state == "running" and s.step and s.steps and s.loss is not None:
+        x = s.epoch - 1 + s.step / s.steps
         if not trace or trace[-1]["epoch"] != x:
-            trace.append({"epoch": x, "value": s["loss"], "series": "train loss (running)"})
+            trace.append({"epoch": x, "value": s.loss, "series": "train loss (running)"})
     points = list(trace)
     for row in run.history():
         points += [{"epoch": row["epoch"], "value": row[k], "series": name}

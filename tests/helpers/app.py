@@ -13,7 +13,7 @@ from PIL import Image
 
 from cifarnets import CIFAR10_CLASSES
 from cifarnets.models import KEYS, build
-from cifarnets.runs import jobs
+from cifarnets.runs import record
 from cifarnets.store.checkpoints import make_config, save_checkpoint
 from cifarnets.store.fileio import write_json
 from cifarnets.store.runfolder import REPORT_HISTORY_FILE
@@ -74,12 +74,12 @@ def wait_for_state(load, folder: Path, states: tuple[str, ...], timeout: float, 
     """Load a run or race folder again (reaping finished children) until its state is one of `states`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        jobs.reap()
+        record.reap()
         current = load(folder)
         if current.state in states:
             return current
         time.sleep(poll)
-    raise AssertionError(f"{current.name} stayed {current.state}; log:\n{(folder / jobs.LOG_FILE).read_text()}")
+    raise AssertionError(f"{current.name} stayed {current.state}; log:\n{(folder / record.LOG_FILE).read_text()}")
 
 
 TIMING = "Expected time here: timing a few training steps..."
