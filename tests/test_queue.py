@@ -173,5 +173,8 @@ def test_public_workers_leave_the_first_core_to_the_pages(runs, monkeypatch):
             engine.worker_cpus(keep_first=True)
     monkeypatch.setenv("CIFARNETS_WORKER_CPUS", "0")  # a core every machine has
     assert engine.Engine(runs, workers=1, keep_first_core=True).url
+    deadline = time.monotonic() + 30  # a worker counts once it has exec'd (its command line names it a worker)
+    while not engine._worker_pids(runs / engine.ENGINE_DIR) and time.monotonic() < deadline:
+        time.sleep(0.1)
     [pid] = engine._worker_pids(runs / engine.ENGINE_DIR)
     assert os.sched_getaffinity(pid) == {0}  # and the trainers it starts inherit it
