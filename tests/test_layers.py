@@ -2,7 +2,7 @@
 
 LAYERS is the order, written once, lowest first: a module may import its own part and any part below it.
 A part is a top-level module or subpackage of cifarnets, or a module named on its own (store.fileio sits
-low, since data/ writes its cache through it, while the rest of store/ uses data/). Every import counts,
+low, since data/ writes its cache through it; the rest of store/ reads the models). Every import counts,
 those inside functions too: a lazy import still ties the two parts together.
 
 `python tests/test_layers.py [REPOSITORY]` lists the imports that run back up, and the circles.
