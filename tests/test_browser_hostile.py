@@ -165,4 +165,7 @@ def test_a_clear_cache_message_from_a_visitor_clears_nothing(public_url, browser
         time.sleep(1)
     time.sleep(6)
     after = cached_functions(public_url)
-    assert before <= after, f"cleared: {before - after}"
+    # The networks' caches have no time to live, so a clear is all that can empty them; a cache with one (the
+    # sidebar's "is the data here", 60 s) may expire between the two readings on its own.
+    lasting = {f for f in before if f.startswith("cifarnets.ui.resources.")}
+    assert lasting and lasting <= after, f"cleared: {lasting - after}"
