@@ -198,7 +198,7 @@ def test_sidebar_shows_the_expected_time_before_starting(runs, tmp_path):
     [caption] = [c.value for c in at.sidebar.caption if c.value.startswith("Expected time here")]
     assert "5 epochs × (4 steps × " in caption and "the 72 training and 24 test images" in caption
     assert "Estimated from" in caption and "on cpu (" in caption  # what it is, and the machine it was timed on
-    at.number_input(key="batch-cnn-fast").set_value(128).run()
+    until_timed(at.number_input(key="batch-cnn-fast").set_value(128).run())  # another batch: timed anew
     assert any("fewer than one batch of 128" in c.value for c in at.sidebar.caption)
 
 
