@@ -91,6 +91,19 @@ def test_a_thousand_unknown_keys_settle_in_one_rewrite(public_url, browser, tmp_
 
 # ------------------------------------------------------------ 2. the server's cap, for a client that skips the browser
 
+def forged_put(page, puts: list, name: str, mime: str, size: int):
+    """The request a hostile client makes by hand: the browser's own upload (the first PUT seen), sent again with
+    `size` bytes, which the browser's own check never sees."""
+    deadline = time.monotonic() + 60
+    while not puts and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert puts, "the browser sent no upload"
+    honest = puts[0]
+    return page.request.put(re.sub(r"/[^/]+$", f"/forged-{name}", honest.url), headers={
+        k: v for k, v in honest.headers.items() if k.lower().startswith("x-")},
+        multipart={"file": {"name": name, "mimeType": mime, "buffer": bytes(size)}})
+
+
 def test_the_server_refuses_a_file_over_the_public_cap(public_url, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     puts = []
@@ -101,15 +114,7 @@ def test_the_server_refuses_a_file_over_the_public_cap(public_url, browser, tmp_
     small = tmp_path / "small.png"
     small.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     page.locator(".st-key-uploads input[type=file]").set_input_files(str(small))
-    deadline = time.monotonic() + 60
-    while not puts and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-    assert puts, "the browser sent no upload"
-    honest = puts[0]
-    # The same request a hostile client makes by hand, with 11 MB: the browser's own check never sees it.
-    forged = page.request.put(re.sub(r"/[^/]+$", "/forged-file-id", honest.url), headers={
-        k: v for k, v in honest.headers.items() if k.lower().startswith("x-")},
-        multipart={"file": {"name": "big.png", "mimeType": "image/png", "buffer": bytes(11 * 2**20)}})
+    forged = forged_put(page, puts, "big.png", "image/png", 11 * 2**20)
     page.close()
     assert forged.status == 413, forged.status
 
@@ -126,14 +131,7 @@ def test_a_model_uploader_says_the_servers_cap_which_the_server_enforces(public_
     model = tmp_path / "tiny.onnx"
     model.write_bytes(b"not yet a model")
     page.locator(".st-key-your_onnx input[type=file]").set_input_files(str(model))
-    deadline = time.monotonic() + 60
-    while not puts and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-    assert puts, "the browser sent no upload"
-    honest = puts[0]
-    forged = page.request.put(re.sub(r"/[^/]+$", "/forged-model-id", honest.url), headers={
-        k: v for k, v in honest.headers.items() if k.lower().startswith("x-")},
-        multipart={"file": {"name": "big.onnx", "mimeType": "application/octet-stream", "buffer": bytes(51 * 2**20)}})
+    forged = forged_put(page, puts, "big.onnx", "application/octet-stream", 51 * 2**20)
     shot(page, "model-cap", tmp_path)
     page.close()
     assert forged.status == 413, forged.status
