@@ -113,8 +113,7 @@ def serve(app: Path | None = None, env: dict | None = None, log: Path | None = N
     out = open(log, "w+b") if log else tempfile.TemporaryFile()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=app.parent, env=env or dict(os.environ), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + start_timeout_s

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import streamlit as st
 
+# The first optimiser a process builds imports torch._dynamo: 1.8 s of Python holding the GIL, which the sidebar's
+# first step timing spent beside the first visitor's page. Imported with this module, it is done at server start.
+import torch._dynamo  # noqa: F401
+
 from ..data import sources
 from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, PublicLimits, data_env
