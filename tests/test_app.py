@@ -186,3 +186,14 @@ def test_pandas_is_whole_before_any_page_runs():
     code = ("import sys; assert 'pandas' not in sys.modules; import cifarnets.ui; "
             "assert hasattr(sys.modules['pandas'], 'Timestamp')")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_the_served_app_watches_no_source_files():
+    """Streamlit's watcher scans every imported module's file (about 2,400 with torch) on the server's event loop when
+    a new session's first page ends: 2.8 s in which no session got an answer, once per visitor (docs/performance.md,
+    Home's first load). The project's config turns it off; pagetime and the load tests serve with this config."""
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["fileWatcherType"] == "none"

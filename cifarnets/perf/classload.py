@@ -207,6 +207,7 @@ async def _watch(page, outcome: dict, reload: bool, pressed: float) -> None:
                 return
         else:
             unseen_since = time.monotonic()
+            outcome["card"] = " · ".join(text.split())[:300]  # what it last read: a session that times out says where
             head = text.strip().splitlines()[0] if text.strip() else ""
             state = next((s for s in STATES if re.search(rf"\b{s}\b", head)), outcome.get("state"))
             outcome["state"] = state
