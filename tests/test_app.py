@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import tomllib
 from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 
@@ -192,8 +194,5 @@ def test_the_served_app_watches_no_source_files():
     """Streamlit's watcher scans every imported module's file (about 2,400 with torch) on the server's event loop when
     a new session's first page ends: 2.8 s in which no session got an answer, once per visitor (docs/performance.md,
     Home's first load). The project's config turns it off; pagetime and the load tests serve with this config."""
-    import tomllib
-    from pathlib import Path
-
     config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
     assert config["server"]["fileWatcherType"] == "none"
