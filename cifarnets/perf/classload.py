@@ -172,14 +172,20 @@ async def _student(browser, url: str, outcome: dict, reload: bool, choice: tuple
         outcome["stage"] = "waiting for the answer to Start training"
         pressed = time.monotonic()
         await start.click()
-        # The toast names the run; a refusal is an error box (the caption that follows a Start is no refusal).
-        accepted = page.get_by_text(re.compile(r"joined the queue: ")).first
+        # The toast names the run, but lasts 4 s, and a page starved of CPU (thirty on two cores) may never draw it
+        # while it shows: the run's card, the only run a new visitor's sidebar lists, says the same and stays. A
+        # refusal is an error box (the caption that follows a Start is no refusal).
+        toast = page.get_by_text(re.compile(r"joined the queue: ")).first
+        card = page.locator("section[data-testid=stSidebar] code", has_text=RUN_NAME).first
         refused = page.locator("section[data-testid=stSidebar] [data-testid=stAlertContentError]").first
-        await accepted.or_(refused).wait_for()
-        if not await accepted.count():
+        await toast.or_(card).or_(refused).wait_for()
+        if await toast.count():
+            outcome["run"] = (await toast.inner_text()).split("joined the queue: ")[-1].strip()
+        elif await card.count():
+            outcome["run"] = (await card.inner_text()).strip()
+        else:
             outcome["reason"] = f"Start was refused: {(await refused.inner_text())[:200]}"
             return
-        outcome["run"] = (await accepted.inner_text()).split("joined the queue: ")[-1].strip()
         outcome["stage"] = "watching its run"
         await _watch(page, outcome, reload, pressed)
     finally:
