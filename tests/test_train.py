@@ -93,6 +93,26 @@ def test_resume_after_a_stop_ends_with_the_same_weights(tiny_folder, tmp_path, s
     assert approx == timeless(read_history(tmp_path / "straight"))
 
 
+def test_the_resume_state_keeps_the_format_runs_in_progress_were_written_in(tiny_folder, tmp_path):
+    """A long run one version started is resumed by the next (scripts/retrain.sh): train_state.pt keeps its fields,
+    and its position says the same, mid-epoch and at an epoch's end."""
+    ds, out, calls = sources.load(tiny_folder), tmp_path / "run", []
+    stop_at_3 = lambda: calls.append(1) or len(calls) >= 3
+    assert fit("cnn", tiny_recipe(), ds, out, device="cpu", should_stop=stop_at_3)["state"] == "stopped"
+    state = read_state(out)  # 72 images in batches of 16: 4 steps an epoch, stopped after the third
+    assert list(state) == ["version", "model_key", "recipe", "seed", "classes", "data", "epoch", "step", "partial",
+                           "history", "model", "optimizer", "average", "grad_norms_init", "answers_s"]
+    assert (state["version"], state["epoch"], state["step"], state["history"]) == (1, 0, 3, [])
+    assert set(state["partial"]) == {"loss", "correct", "seen", "seconds"} and state["partial"]["seen"] == 3 * 16
+    status = json.loads((out / "status.json").read_text())
+    assert (status["state"], status["epoch"], status["step"]) == ("stopped", 0, 3)
+    again = fit("cnn", tiny_recipe(), ds, out, device="cpu", resume=True, should_stop=lambda: True)
+    state = read_state(out)  # the epoch's last step ends it: a stop then comes at the epoch's end
+    assert (again["state"], again["epoch"], again["step"]) == ("stopped", 1, 0)
+    assert (state["epoch"], state["step"], state["partial"], len(state["history"])) == (1, 0, {}, 1)
+    assert state["history"] == again["history"] == read_history(out)
+
+
 def test_an_existing_run_is_not_overwritten_without_resume(tiny_folder, tmp_path):
     ds = sources.load(tiny_folder)
     fit("cnn", tiny_recipe(epochs=1), ds, tmp_path / "run", device="cpu")
