@@ -17,6 +17,7 @@ from cifarnets.runs import record
 from cifarnets.store.checkpoints import make_config, save_checkpoint
 from cifarnets.store.fileio import write_json
 from cifarnets.store.runfolder import REPORT_HISTORY_FILE
+from cifarnets.ui.sidebar import TIMING_NOTE
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGES = {"Architecture": "app_pages/1_Architecture.py", "Training curves": "app_pages/2_Training_curves.py",
@@ -82,14 +83,13 @@ def wait_for_state(load, folder: Path, states: tuple[str, ...], timeout: float, 
     raise AssertionError(f"{current.name} stayed {current.state}; log:\n{(folder / record.LOG_FILE).read_text()}")
 
 
-TIMING = "Expected time here: timing a few training steps..."
 
 
 def until_timed(at, timeout: float = 120):
     """The sidebar times its training steps in a thread and says so until they are timed: run the page again
     until it shows the estimate (what the estimate decides, a refusal say, shows with it)."""
     deadline = time.monotonic() + timeout
-    while any(c.value == TIMING for c in at.sidebar.caption) and time.monotonic() < deadline:
+    while any(c.value == TIMING_NOTE for c in at.sidebar.caption) and time.monotonic() < deadline:
         time.sleep(0.3)
         at.run()
     return at
