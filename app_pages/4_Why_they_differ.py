@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cifarnets.analysis import store
+from cifarnets.analysis import analysisfile
 from cifarnets.paths import checkpoints_dir
 from cifarnets.ui import resources, share
 from cifarnets.ui.why import common, cost, gradients, looks, quality, reuse, stages, unfamiliar
@@ -25,7 +25,7 @@ share.check("tab", VIEWS, "the view")
 # views (Grad-CAM, stage maps, a heat map of every layer and epoch) cost nothing until they are opened.
 tabs = st.tabs(VIEWS, key="tab", bind="query-params", on_change="rerun")
 views = [lambda: gradients.render(nets), lambda: cost.render(nets, entries),
-         lambda: quality.render(nets, store.read(checkpoints_dir())), lambda: looks.render_view(entries, nets),
+         lambda: quality.render(nets, analysisfile.read(checkpoints_dir())), lambda: looks.render_view(entries, nets),
          lambda: stages.render(entries), lambda: reuse.render(entries), lambda: unfamiliar.render(entries)]
 for tab, view in zip(tabs, views, strict=True):
     if tab.open:

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from torch import nn
 
 from cifarnets import CIFAR10_CLASSES, cli
-from cifarnets.analysis import analyze, cost, findings, gradcam, quality, reuse, se, store
+from cifarnets.analysis import analysisfile, analyze, cost, findings, gradcam, quality, reuse, se
 from cifarnets.analysis.gradients import GradientProbe
 from cifarnets.analysis.layers import weight_layers
 from cifarnets.data import images, loader, sources
@@ -255,9 +255,9 @@ def test_analyze_writes_a_small_json_beside_each_checkpoint(measured):
     checkpoints, results = measured
     assert set(results) == set(ALL_KEYS)
     for key in ALL_KEYS:
-        path = checkpoints / key / store.ANALYSIS_FILE
+        path = checkpoints / key / analysisfile.ANALYSIS_FILE
         assert path.stat().st_size < 200_000
-        record = store.read(checkpoints / key)
+        record = analysisfile.read(checkpoints / key)
         assert set(record["gradients"]["init"]) == {w.name for w in weight_layers(build(key))}
         assert record["cost"]["macs"] == sum(cost.macs(build(key)).values())
     assert "quality" not in results["resnet_plain"] and "trained" not in results["resnet_plain"]["gradients"]
@@ -268,18 +268,19 @@ def test_analyze_writes_a_small_json_beside_each_checkpoint(measured):
     assert photos["folders"] == ["photos"] and photos["preparation"] == images.PREPARATION
     present = [a for a, n in zip(photos["per_class"], photos["per_class_n"], strict=True) if n]
     assert photos["balanced"] == pytest.approx(sum(present) / 3, abs=1e-4)
-    assert sum(map(sum, photos["confusion"])) == 6 and store.read(checkpoints / "cnn")["quality_photos"] == photos
-    joint = store.read(checkpoints)
+    assert sum(map(sum, photos["confusion"])) == 6
+    assert analysisfile.read(checkpoints / "cnn")["quality_photos"] == photos
+    joint = analysisfile.read(checkpoints)
     assert joint["networks"].keys() == set(KEYS) and joint["disagreement"]
-    assert (checkpoints / store.ANALYSIS_FILE).stat().st_size < 200_000
-    assert store.png_pixels(joint["disagreement"][0]["png"]).shape == (32, 32, 3)
+    assert (checkpoints / analysisfile.ANALYSIS_FILE).stat().st_size < 200_000
+    assert analysisfile.png_pixels(joint["disagreement"][0]["png"]).shape == (32, 32, 3)
 
 
 @pytest.mark.parametrize("damage", ['{"version": 1, "quality": {"per_class": "x"}}', "[1, 2]", "{not json",
                                     '{"version": 1, "gradients": {"init": {"conv1": "big"}}}'])
 def test_a_damaged_analysis_file_counts_as_absent(tmp_path, damage):
-    (tmp_path / store.ANALYSIS_FILE).write_text(damage)
-    assert store.read(tmp_path) is None
+    (tmp_path / analysisfile.ANALYSIS_FILE).write_text(damage)
+    assert analysisfile.read(tmp_path) is None
 
 
 def test_analyze_without_data_says_where_to_put_it(tmp_path, capsys, monkeypatch):
@@ -343,18 +344,18 @@ def test_page_without_any_checkpoint_still_renders(monkeypatch, tmp_path):
 
 def test_photos_only_measures_the_real_photos_again_and_leaves_the_rest(measured, tmp_path):
     checkpoints, _ = measured
-    before = store.read(checkpoints / "resnet")
+    before = analysisfile.read(checkpoints / "resnet")
     folder = tmp_path / "more"
     (folder / "horse").mkdir(parents=True)
     Image.fromarray(np.zeros((40, 50, 3), np.uint8) + 120).save(folder / "horse" / "a.png")
     found = analyze.remeasure_photos(checkpoints, torch.device("cpu"), analyze.photo_split([folder], list(
         CIFAR10_CLASSES)), keys=("resnet",))
-    after = store.read(checkpoints / "resnet")
+    after = analysisfile.read(checkpoints / "resnet")
     assert set(found) == {"resnet"} and after["quality_photos"]["n"] == 1 and after["quality_photos"]["folders"] == [
         "more"]
     assert {k: v for k, v in after.items() if k != "quality_photos"} == \
         {k: v for k, v in before.items() if k != "quality_photos"}
-    store.write(checkpoints / "resnet", before)  # as the fixture left it, for the page's tests
+    analysisfile.write(checkpoints / "resnet", before)  # as the fixture left it, for the page's tests
 
 
 def test_the_photo_finding_names_the_confusion_photos_add():
@@ -377,5 +378,5 @@ def test_analyze_only_measures_the_networks_named(tmp_path, monkeypatch):
     results = analyze.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1,),
                                  keys=("cnn", "resnet"))
     assert set(results) == {"cnn", "resnet"}
-    assert [k for k in ALL_KEYS if (checkpoints / k / store.ANALYSIS_FILE).exists()] == ["cnn", "resnet"]
-    assert not (checkpoints / store.ANALYSIS_FILE).exists()  # the joint file needs all four
+    assert [k for k in ALL_KEYS if (checkpoints / k / analysisfile.ANALYSIS_FILE).exists()] == ["cnn", "resnet"]
+    assert not (checkpoints / analysisfile.ANALYSIS_FILE).exists()  # the joint file needs all four

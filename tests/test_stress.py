@@ -16,7 +16,8 @@ from cifarnets.examples import FOLDER
 from cifarnets.models import KEYS, build, label
 from cifarnets.paths import project_root
 from cifarnets.store.checkpoints import load_checkpoint
-from cifarnets.stress import apply, attacks, corruptions, findings, measure, store
+from cifarnets.store.record import CheckpointRecord
+from cifarnets.stress import apply, attacks, corruptions, findings, measure, stressfile
 
 
 def cifar_images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,10 +146,11 @@ def test_stress_command_measures_every_network_and_the_page_file_reads_back(tmp_
     monkeypatch.setattr(corruptions, "NAMES", ("contrast", "pixelate"))  # two of them keep it to seconds
     root = make_checkpoints(tmp_path / "checkpoints")
     record = measure.run(root, tiny_dataset(), torch.device("cpu"), n_images=2, n_transfer=2)
-    again = store.read(root)
+    again = stressfile.read(root)
     assert again["networks"].keys() == set(KEYS) and again["images"] == 2
     for key, n in again["networks"].items():
-        assert n["checkpoint"] == store.fingerprint(root / key) and not store.stale(again, key, root / key)
+        now = CheckpointRecord.read(root / key)
+        assert n["checkpoint"] == now.key.as_dict() and not now.stale(n["checkpoint"])
         assert list(n["corruptions"]) == list(corruptions.NAMES)
         assert all(len(a) == corruptions.SEVERITIES for a in n["corruptions"].values())
     t = again["transfer"]
@@ -158,14 +160,14 @@ def test_stress_command_measures_every_network_and_the_page_file_reads_back(tmp_
 
 
 def test_stored_file_that_is_damaged_counts_as_absent(tmp_path):
-    (tmp_path / store.STRESS_FILE).write_text('{"version": 1, "networks": {"cnn": {"clean": "high"}}}')
-    assert store.read(tmp_path) is None
-    (tmp_path / store.STRESS_FILE).write_text("not json")
-    assert store.read(tmp_path) is None
+    (tmp_path / stressfile.STRESS_FILE).write_text('{"version": 1, "networks": {"cnn": {"clean": "high"}}}')
+    assert stressfile.read(tmp_path) is None
+    (tmp_path / stressfile.STRESS_FILE).write_text("not json")
+    assert stressfile.read(tmp_path) is None
 
 
 def shipped_record() -> dict:
-    record = store.read(project_root() / "checkpoints")
+    record = stressfile.read(project_root() / "checkpoints")
     assert record is not None, "checkpoints/stress.json is missing: run python -m cifarnets stress"
     return record
 
@@ -173,8 +175,8 @@ def shipped_record() -> dict:
 def test_shipped_file_measured_the_shipped_checkpoints():
     record = shipped_record()
     assert set(record["networks"]) >= set(KEYS) | {"resnet_plain"}
-    for key in record["networks"]:
-        assert not store.stale(record, key, project_root() / "checkpoints" / key), key
+    for key, n in record["networks"].items():
+        assert not CheckpointRecord.read(project_root() / "checkpoints" / key).stale(n["checkpoint"]), key
 
 
 def test_generated_text_matches_the_stored_numbers():

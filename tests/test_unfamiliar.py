@@ -24,6 +24,7 @@ from cifarnets.models import KEYS
 from cifarnets.predict import answers, predict_files, probabilities
 from cifarnets.store.checkpoints import discover, write_weights
 from cifarnets.store.fileio import read_json, write_json
+from cifarnets.store.record import UNFAMILIAR, Unfamiliar
 from cifarnets.store.runfolder import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE
 from cifarnets.unfamiliar import calibration, findings, inputs, measure, onphotos, scores
 
@@ -166,9 +167,9 @@ def test_calibrate_stores_the_method_threshold_and_every_methods_auroc(calibrate
     methods = {record["method"] for record, _ in results.values()}
     assert len(methods) == 1  # one method for all, so their AUROCs compare
     for key, (record, _) in results.items():
-        stored = read_json(folder / key / CONFIG_FILE)[calibration.KEY]
+        stored = read_json(folder / key / CONFIG_FILE)[UNFAMILIAR]
         assert stored["threshold"] == record["threshold"] and set(stored["auroc"]) == set(scores.METHODS)
-        assert calibration.well_formed(stored) and stored["n"]["held_out"] == 60
+        assert Unfamiliar.of(stored) is not None and stored["n"]["held_out"] == 60
         assert set(stored["flagged"]) == set(inputs.COUNTS)
         c = calibration.load(discover(folder)[key])
         assert isinstance(c, calibration.Calibration) and c.threshold == record["threshold"]
@@ -295,12 +296,12 @@ def test_a_calibration_that_does_not_fit_the_weights_is_not_used(calibrated, tmp
     assert "missing" in predict.uncalibrated(discover(folder))["resnet"]
 
     config = read_json(folder / "cnn" / CONFIG_FILE)
-    config[calibration.KEY]["views"] = 4  # answers made from four views now: scores of two do not compare
+    config[UNFAMILIAR]["views"] = 4  # answers made from four views now: scores of two do not compare
     write_json(folder / "cnn" / CONFIG_FILE, config)
     assert "4 views" in classify_notes(folder)["cnn"]
 
     config = read_json(folder / "resnet" / CONFIG_FILE)
-    config[calibration.KEY]["threshold"] = "high"
+    config[UNFAMILIAR]["threshold"] = "high"
     write_json(folder / "resnet" / CONFIG_FILE, config)
     entries = discover(folder)
     assert "damaged" in predict.uncalibrated(entries)["resnet"]
@@ -348,7 +349,7 @@ def test_held_out_test_images_stay_under_the_threshold_at_the_chosen_rate():
     held_out = measure.held_out_images(sources.load(ARCHIVE))
     found = answers(entries, loader.normalize(held_out))
     for key, a in found.items():
-        stored = entries[key].config[calibration.KEY]
+        stored = entries[key].config[UNFAMILIAR]
         under = np.mean([not v.unfamiliar for v in a.verdicts])
         assert under >= stored["rate"] - TOLERANCE, (key, under)
         assert abs(under - stored["held_out_rate"]) <= 0.005, (key, under)  # what calibrate measured, on any CPU
@@ -365,7 +366,7 @@ def test_at_most_a_tenth_of_the_real_photos_is_flagged_as_the_app_answers_them()
     others = onphotos.read_other(OTHER) if OTHER.is_dir() else []
     found_other = answers(entries, batch([to_array(p) for p in others])) if others else {}
     for key, a in found.items():
-        stored = entries[key].config[calibration.KEY]["photos"]
+        stored = entries[key].config[UNFAMILIAR]["photos"]
         flagged = np.mean([v.unfamiliar for v in a.verdicts])
         assert flagged <= 1 - stored["rate"] + 1e-9, (key, flagged)
         assert abs(flagged - stored["flagged"]) <= 1.5 / len(pictures), (key, flagged, stored["flagged"])

@@ -15,7 +15,7 @@ from ..models import label
 from ..paths import checkpoints_dir
 from ..predict import Prepared
 from ..store.checkpoints import Entry
-from ..stress import apply, attacks, corruptions, findings, store
+from ..stress import apply, attacks, corruptions, findings, stressfile
 from . import pictures, share
 from .classify_view import phone_layout, verdict_line
 from .pictures import enlarge
@@ -160,7 +160,7 @@ def attack_view(image: Prepared, entries: dict[str, Entry], shown: str | None) -
 
 
 def stored() -> dict | None:
-    return store.read(checkpoints_dir())
+    return stressfile.read(checkpoints_dir())
 
 
 def measured_view(record: dict | None, entries: dict[str, Entry]) -> None:
@@ -169,7 +169,8 @@ def measured_view(record: dict | None, entries: dict[str, Entry]) -> None:
         st.code("python -m cifarnets stress --data /path/to/cifar10", language="bash")
         return
     for key, e in entries.items():
-        if e.ok and store.stale(record, key, e.path):
+        measured = record["networks"].get(key)
+        if e.ok and measured and e.record.stale(measured.get("checkpoint")):
             st.caption(f":orange[{e.label} in use is not the checkpoint these numbers were measured on: rerun "
                        "`python -m cifarnets stress` for its numbers.]")
     nets = record["networks"]

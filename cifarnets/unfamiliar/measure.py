@@ -39,6 +39,7 @@ from ..errors import UsageError
 from ..models import KEYS, label
 from ..paths import other_photos_folder, photos_folders
 from ..store import checkpoints as ckpt
+from ..store.record import file_sha256
 from . import calibration, inputs, onphotos
 from .scores import METHODS, Gaussians, Views, auroc, fit, score, views
 
@@ -203,7 +204,7 @@ def calibrate(networks: dict[str, Network], dataset: sources.Dataset, rate: floa
         + ")")
     machine = machine_name(next(next(iter(networks.values())).model.parameters()).device)
     return {key: (record(method, rate, s, strange[1][1], dataset, machine, sizes,
-                         calibration.sha256(networks[key].folder / ckpt.MODEL_FILE), photos), fitted)
+                         file_sha256(networks[key].folder / ckpt.MODEL_FILE), photos), fitted)
             for key, (fitted, s) in measured.items()}
 
 

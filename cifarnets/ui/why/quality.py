@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ...analysis import collect, findings, store
+from ...analysis import analysisfile, collect, findings
 from ...models import label
 from ..pictures import enlarge
 from . import charts
@@ -90,7 +90,7 @@ def _gallery(joint: dict | None, classes: list[str]) -> None:
     for start in range(0, len(items), GALLERY_COLUMNS):
         for col, item in zip(st.columns(GALLERY_COLUMNS), items[start:start + GALLERY_COLUMNS], strict=False):
             with col:
-                st.image(enlarge(store.png_pixels(item["png"]), 96), caption=f"true: {names[item['label']]}")
+                st.image(enlarge(analysisfile.png_pixels(item["png"]), 96), caption=f"true: {names[item['label']]}")
                 lines = []
                 for key, p in item["predictions"].items():
                     mark = "✓" if p["class"] == item["label"] else "✗"
