@@ -224,22 +224,20 @@ class CheckpointRecord:
 
     def why_stale(self, stored) -> str | None:
         """Why a figure named by `stored` (a Key, or the form it is stored in) is not this checkpoint's as the
-        app answers now: "weights", "preparation" or "views"; None when it is. A key that cannot be read is
-        another checkpoint's."""
+        app answers now: "views", "preparation" or "weights", the first that differs; None when it is. A key
+        that cannot be read is another checkpoint's."""
         key = stored if isinstance(stored, Key) else Key.of(stored)
         if key is None:
             return "weights"
         now = self.key
-        if key.trained is not None:
-            if key.trained != (self.config.get("date"), self.config.get("epochs")):
-                return "weights"
-        elif key.weights_sha256 is not None:
-            if now.weights_sha256 is None or not now.weights_sha256.startswith(key.weights_sha256):
-                return "weights"
-        if key.preparation is not None and key.preparation != now.preparation:
-            return "preparation"
         if key.views is not None and key.views != now.views:
             return "views"
+        if key.preparation is not None and key.preparation != now.preparation:
+            return "preparation"
+        if key.trained is not None:
+            return "weights" if key.trained != (self.config.get("date"), self.config.get("epochs")) else None
+        if key.weights_sha256 is not None and not (now.weights_sha256 or "").startswith(key.weights_sha256):
+            return "weights"
         return None
 
     def stale(self, stored) -> bool:
