@@ -16,7 +16,7 @@ resources.notice_hub()
 counts = {row["network"]: row["params"] for row in resources.param_counts()}
 for col, entry in zip(st.columns(4), found.values(), strict=True):
     with col.container(border=True):
-        st.subheader(resources.answering(entry))
+        st.subheader(resources.answerer_label(entry))
         st.metric("Parameters", f"{counts[entry.label]:,}")
         if entry.ok:
             st.metric("Test accuracy", f"{entry.test_acc:.1%}" if entry.test_acc is not None else "n/a",

@@ -188,7 +188,7 @@ def result_card(result: Result, entries: dict[str, Entry]) -> None:
             if not top:
                 col.markdown(f"**{entry.label}**  \nnot loaded")
                 continue
-            col.markdown(f"**{resources.answering(entry)}**  \n**{top[0][0]}** · {top[0][1]:.0%}")
+            col.markdown(f"**{resources.answerer_label(entry)}**  \n**{top[0][0]}** · {top[0][1]:.0%}")
             badge, how = verdict_line(result.verdicts.get(key))
             col.markdown(badge, help=how)
             col.altair_chart(top5_chart(top, network_color(key)), width="stretch")

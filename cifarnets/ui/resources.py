@@ -114,12 +114,12 @@ ACCURACY = "test accuracy as Classify answers"  # the one accuracy a run or netw
 
 
 def accuracy_text(acc: float | None) -> str:
-    """'Test accuracy as Classify answers: 51.2%': the checkpoint's figure (config.json), from the views
+    """'Test accuracy as Classify answers: 51.2%': the checkpoint's figure (its record's metrics), from the views
     Classify averages; not the curves' last point, which is of each test image alone."""
     return f"{ACCURACY[0].upper()}{ACCURACY[1:]}: {_pct(acc)}"
 
 
-def answering(entry: Entry) -> str:
+def answerer_label(entry: Entry) -> str:
     """A network's name where its answer or figure appears: "CNN", or "CNN · your run, 10.0%" when one of the
     user's runs answers for it instead of the shipped network."""
     if entry.key in visitor().adopted():

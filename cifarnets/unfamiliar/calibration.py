@@ -24,7 +24,7 @@ from ..store.checkpoints import Entry
 from ..store.fileio import write_bytes
 from ..store.record import UNFAMILIAR, CheckpointRecord, file_sha256
 from ..store.runfolder import UNFAMILIAR_FILE
-from .scores import FITTED, METHODS, Gaussians, Views, score
+from .scores import FITTED, METHODS, Gaussians, ViewOutputs, score
 
 RATE = 0.95  # the share of the test split's held-out images the threshold keeps under: 1 in 20 is flagged
 # The share of real photos of the ten classes it keeps under, where calibrate is given some: issue 28's aim of
@@ -136,7 +136,7 @@ def load(entry: Entry, views: int = VIEWS) -> Calibration | str:
     return Calibration(stored.method, stored.threshold, stored.rate, fitted, stored.raw)
 
 
-def verdicts(calibration: Calibration, v: Views, plain: list[bool] | None = None,
+def verdicts(calibration: Calibration, v: ViewOutputs, plain: list[bool] | None = None,
              together: torch.Tensor | None = None) -> list[Verdict]:
     """One verdict per image of `v`; `plain`: which images have no structure (structure.structureless);
     `together`: the answers of the networks answering together, averaged (scores.TOGETHER). Raises ValueError
