@@ -56,6 +56,9 @@ def test_one_rule_says_which_of_weights_preparation_and_views_differ(folder):
     assert record.why_stale(now.as_dict() | {"preparation": "crop, box"}) == "preparation"
     assert record.why_stale(now.as_dict() | {"views": 2}) == "views"
     assert record.why_stale(now.weights_sha256[:16]) is None  # stress.json's prefix
+    other_preparation = CheckpointRecord(folder, record.config, preparation="crop, box")
+    assert other_preparation.why_stale(now) == "preparation"
+    assert other_preparation.why_stale(record.test_split_key) is None  # the test split is not a photo
     assert record.why_stale(None) == record.why_stale({"weights_sha256": 3}) == "weights"  # unreadable: not ours
     retrain(folder)
     assert CheckpointRecord.read(folder).why_stale(now.as_dict()) == "weights"

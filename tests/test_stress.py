@@ -150,7 +150,7 @@ def test_stress_command_measures_every_network_and_the_page_file_reads_back(tmp_
     assert again["networks"].keys() == set(KEYS) and again["images"] == 2
     for key, n in again["networks"].items():
         now = CheckpointRecord.read(root / key)
-        assert n["checkpoint"] == now.key.as_dict() and not now.stale(n["checkpoint"])
+        assert n["checkpoint"] == now.test_split_key.as_dict() and not now.stale(n["checkpoint"])
         assert list(n["corruptions"]) == list(corruptions.NAMES)
         assert all(len(a) == corruptions.SEVERITIES for a in n["corruptions"].values())
     t = again["transfer"]

@@ -172,7 +172,7 @@ def measure(key: str, model: torch.nn.Module | None, trained: CheckpointRecord |
     torch.manual_seed(trained.config.get("seed", 0) if trained else 0)
     fresh = build(key, num_classes=len(dataset.classes)).to(device)
     shape_model = model or fresh
-    record = {"model": key, "label": label(key), "checkpoint": trained.key.as_dict() if trained else None,
+    record = {"model": key, "label": label(key), "checkpoint": trained.test_split_key.as_dict() if trained else None,
               "device": machine_name(device),
               "data": {k: v for k, v in dataset.provenance().items() if k != "classes"},
               "cost": cost.static_cost(shape_model),

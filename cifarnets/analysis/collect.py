@@ -141,10 +141,13 @@ def quality_records(networks: dict[str, Network]) -> dict[str, dict]:
 def photo_records(networks: dict[str, Network]) -> dict[str, dict]:
     """{network label: quality summary on real photos} (analyze's `quality_photos`), for the networks with
     current measurements made the way Classify prepares a photo now."""
-    from ..data.images import PREPARATION
+    def current(net: Network) -> bool:
+        preparation = net.fresh_record.get("quality_photos", {}).get("preparation")
+        return isinstance(preparation, str) and not CheckpointRecord(net.folder, net.config).stale(
+            {"preparation": preparation})
 
     return {net.label: net.fresh_record["quality_photos"] for net in networks.values()
-            if net.fresh_record and net.fresh_record.get("quality_photos", {}).get("preparation") == PREPARATION}
+            if net.fresh_record and current(net)}
 
 
 def recipes(networks: dict[str, Network]) -> dict[str, dict]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import CIFAR10_CLASSES
@@ -221,6 +221,12 @@ class CheckpointRecord:
         if self.views is None:
             from ..answering import VIEWS
         return Key(file_sha256(self.folder / MODEL_FILE), self.preparation, VIEWS if self.views is None else self.views)
+
+    @property
+    def test_split_key(self) -> Key:
+        """The key of a figure measured on the test split alone (analysis.json, stress.json): how a photo is
+        prepared does not bear on it. Photos measured beside it name their preparation themselves."""
+        return replace(self.key, preparation=None)
 
     def why_stale(self, stored) -> str | None:
         """Why a figure named by `stored` (a Key, or the form it is stored in) is not this checkpoint's as the

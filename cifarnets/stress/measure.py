@@ -102,7 +102,7 @@ def load_networks(root: Path, device: torch.device, classes: list[str]) -> dict[
             continue
         model, config = ckpt.load_checkpoint(folder, device, expected_key=key)
         if config["classes"] == classes:
-            out[key] = (model, CheckpointRecord.read(folder).key.as_dict())
+            out[key] = (model, CheckpointRecord.read(folder).test_split_key.as_dict())
     return out
 
 
