@@ -16,21 +16,21 @@ resources.notice_hub()
 counts = {row["network"]: row["params"] for row in resources.param_counts()}
 for col, entry in zip(st.columns(4), found.values(), strict=True):
     with col.container(border=True):
-        st.subheader(resources.answering(entry))
+        st.subheader(resources.answerer_label(entry))
         st.metric("Parameters", f"{counts[entry.label]:,}")
         if entry.ok:
             st.metric("Test accuracy", f"{entry.test_acc:.1%}" if entry.test_acc is not None else "n/a",
                       help=f"On the 10,000 test images, {answering.views_in_words(answering.VIEWS)}, as Classify does. "
                            "The training curves show each image alone, 1.5 to 3 points lower.")
-            photos = resources.photo_figure(entry)
+            photos = entry.record.photos  # measured as Classify answers now, or None
             if photos:
-                lo, hi = photos["interval"]
-                st.metric("Real photos", f"{photos['accuracy']:.0%}",
-                          help=f"{photos['correct']} of {photos['n']} full-size photos of the ten classes right "
-                               f"({photos['classes']} classes, each counting equally; 90% interval {lo:.0%} to "
+                lo, hi = photos.interval
+                st.metric("Real photos", f"{photos.accuracy:.0%}",
+                          help=f"{photos.correct} of {photos.n} full-size photos of the ten classes right "
+                               f"({photos.classes} classes, each counting equally; 90% interval {lo:.0%} to "
                                f"{hi:.0%}), prepared as Classify prepares an upload. Photos are "
                                "harder than CIFAR-10's own test images (docs/photos.md).")
-                st.caption(f"{photos['correct']} of {photos['n']} photos; 90% interval {lo:.0%} to {hi:.0%}")
+                st.caption(f"{photos.correct} of {photos.n} photos; 90% interval {lo:.0%} to {hi:.0%}")
             st.caption(f"From {resources.source_text(entry)}: {training_summary(entry.config)}.",
                        help=(entry.config.get("recipe") or {}).get("note") or None)
         else:

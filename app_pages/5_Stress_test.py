@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cifarnets.stress import findings
+from cifarnets.stress import stress_sentences
 from cifarnets.ui import resources, share, yours_view
 from cifarnets.ui.stress_view import attack_view, corruption_view, measured_view, pick_image, stored, truth
 
@@ -26,7 +26,7 @@ st.header("Adversarial examples")
 yours_view.why_not("attacks")
 if image is not None and loaded:
     attack_view(image, yours_view.attackable(loaded), shown)
-st.markdown(f"**The lesson.** {findings.LESSON}")
+st.markdown(f"**The lesson.** {stress_sentences.LESSON}")
 
 st.header("Measured on the test split")
 measured_view(stored(), found)

@@ -21,11 +21,13 @@ from .data import loader, sources
 from .errors import UsageError, UserError
 from .models import ALL_KEYS, KEYS, label, recipe_key
 from .paths import runs_dir
-from .perf import bench, classload, pagetime, photos, speedrun, stresstime
+from .perf import bench, classload, pagetime, speedrun, stresstime
+from .photos import check as photos
 from .prose import duration, plural
 from .runs import engine, race
 from .store import checkpoints as ckpt
 from .store import hub
+from .store.record import CheckpointRecord
 from .stress import apply as stress
 from .stress import measure as stress_measure
 from .training import recipes
@@ -189,7 +191,7 @@ def cmd_train(args) -> int:
             f"  {launcher} train --model {args.model} --recipe {recipe.name} --out {out} --resume"
             + (f" --data {args.data}" if args.data else ""), file=sys.stderr)
     else:
-        metrics = ckpt.read_config(out)["metrics"] if main else {}  # the last epoch's, as the app answers
+        metrics = CheckpointRecord.read(out).config["metrics"] if main else {}  # the last epoch's, as the app answers
         say(f"finished: test accuracy {metrics.get('test_acc', float('nan')):.2%}, "
             f"{answering.views_in_words(metrics.get('views', answering.VIEWS))} "
             f"({metrics.get('single_view', {}).get('test_acc', float('nan')):.2%} single view); checkpoint in {out}",
@@ -230,7 +232,7 @@ def cmd_evaluate(args) -> int:
         results[config["model"] if key is None else key] = metrics
         if args.write:  # the data it was measured on goes with the numbers
             provenance = dataset.provenance() | {"classes": None, "machine": machine_name(device)}
-            ckpt.write_metrics(folder, metrics, provenance)
+            CheckpointRecord.read(folder).write_metrics(metrics, provenance)
     for name, entry in extra.items():  # beside the four, under the name it was given
         if entry.classes != dataset.classes:
             failures[name] = f"answers in the classes {entry.classes}, but the data has {dataset.classes}"

@@ -22,7 +22,7 @@ from .data.loader import batch
 from .store.checkpoints import Entry
 from .unfamiliar import calibration
 from .unfamiliar.calibration import Verdict
-from .unfamiliar.scores import views
+from .unfamiliar.scores import view_outputs
 from .unfamiliar.structure import structureless
 
 PREVIEW = 1024  # longest side of the picture kept for display; the full decode is dropped
@@ -135,7 +135,7 @@ def answers(entries: dict[str, Entry], x: torch.Tensor, small: list[bool] | None
     plain = structureless(x).tolist()  # no structure at all: unfamiliar to every network alike
     if small:
         plain = [p or s for p, s in zip(plain, small, strict=True)]
-    seen = {key: views(entry.model, x.to(next(entry.model.parameters()).device))
+    seen = {key: view_outputs(entry.model, x.to(next(entry.model.parameters()).device))
             for key, entry in entries.items() if entry.ok}
     # The networks answering together, averaged: what the calibrated "together" score reads (scores.TOGETHER)
     together = torch.stack([v.answer for v in seen.values()]).mean(0) if seen else None

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_image_folder
-from helpers.app import APP, WHY_VIEWS, history, make_checkpoints, open_view, texts
+from helpers.app import APP, WHY_TABS, history, make_checkpoints, open_tab, texts
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
 from cifarnets import CIFAR10_CLASSES, cli
-from cifarnets.analysis import analyze, cost, findings, gradcam, quality, reuse, se, store
+from cifarnets.analysis import analysisfile, analyze, cost, gradcam, quality, reuse, se, why_sentences
 from cifarnets.analysis.gradients import GradientProbe
 from cifarnets.analysis.layers import weight_layers
 from cifarnets.data import images, loader, sources
@@ -185,9 +185,10 @@ def profile(network: str, first: float, last: float) -> list[dict]:
 
 
 def test_the_gradient_finding_agrees_or_disagrees_with_the_report_from_the_numbers():
-    vanishing = findings.gradients(profile("ResNet", 1.0, 1.0) + profile("ResNet without shortcuts (ours)", 0.01, 1.0))
+    plain = "ResNet without shortcuts (ours)"
+    vanishing = why_sentences.gradients(profile("ResNet", 1.0, 1.0) + profile(plain, 0.01, 1.0))
     assert "agrees with the report" in vanishing
-    flowing = findings.gradients(profile("ResNet", 1.0, 1.0) + profile("ResNet without shortcuts (ours)", 3.0, 1.0))
+    flowing = why_sentences.gradients(profile("ResNet", 1.0, 1.0) + profile(plain, 3.0, 1.0))
     assert "does not support the report" in flowing
     assert "the first convolution gets 3x what the last one gets" in flowing
     assert "ResNet's layer3.1.conv2 (depth 13)" in flowing  # the layer compared is named
@@ -196,7 +197,7 @@ def test_the_gradient_finding_agrees_or_disagrees_with_the_report_from_the_numbe
 def test_the_gradient_finding_says_its_conclusion_once_for_both_moments():
     rows = [dict(r, moment=m) for m in ("at initialisation", "after training")
             for r in profile("ResNet", 1.0, 1.0) + profile("ResNet without shortcuts (ours)", 3.0, 1.0)]
-    text = findings.gradients(rows)
+    text = why_sentences.gradients(rows)
     assert text.count("does not support the report") == 1
     assert "does not vanish at initialisation and after training" in text
 
@@ -204,7 +205,7 @@ def test_the_gradient_finding_says_its_conclusion_once_for_both_moments():
 
 def test_the_se_resnet_against_the_resnet_is_said_to_the_digit_that_shows_the_gap():
     def said(se, res):
-        return findings.versus_report({"SE-ResNet": {"accuracy": se}, "ResNet": {"accuracy": res}})
+        return why_sentences.versus_report({"SE-ResNet": {"accuracy": se}, "ResNet": {"accuracy": res}})
     assert "here it is +0.03 points, level indeed." in said(0.8979, 0.8976)  # never "+0.0"
     assert "here it is -0.3 points, level indeed." in said(0.8880, 0.8907)
     assert "here it is +1.2 points, ahead." in said(0.9027, 0.8907)
@@ -213,9 +214,9 @@ def test_the_se_resnet_against_the_resnet_is_said_to_the_digit_that_shows_the_ga
 def test_the_se_resnet_against_the_resnet_says_when_they_were_not_trained_alike():
     records = {"SE-ResNet": {"accuracy": 0.8979}, "ResNet": {"accuracy": 0.9018}}
     base = {"name": "modern", "epochs": 100, "cutout": 0, "lr": 0.1, "note": "one"}
-    alike = findings.versus_report(records, {"ResNet": base, "SE-ResNet": base | {"note": "another"}})
+    alike = why_sentences.versus_report(records, {"ResNet": base, "SE-ResNet": base | {"note": "another"}})
     assert alike.endswith("level indeed.")
-    unlike = findings.versus_report(records, {"ResNet": base | {"epochs": 150, "cutout": 8}, "SE-ResNet": base})
+    unlike = why_sentences.versus_report(records, {"ResNet": base | {"epochs": 150, "cutout": 8}, "SE-ResNet": base})
     assert ("not trained alike (ResNet: epochs 150, cutout 8; SE-ResNet: epochs 100, cutout 0), so the gap is the "
             "recipes' as much as the SE blocks'.") in unlike
 
@@ -255,9 +256,9 @@ def test_analyze_writes_a_small_json_beside_each_checkpoint(measured):
     checkpoints, results = measured
     assert set(results) == set(ALL_KEYS)
     for key in ALL_KEYS:
-        path = checkpoints / key / store.ANALYSIS_FILE
+        path = checkpoints / key / analysisfile.ANALYSIS_FILE
         assert path.stat().st_size < 200_000
-        record = store.read(checkpoints / key)
+        record = analysisfile.read(checkpoints / key)
         assert set(record["gradients"]["init"]) == {w.name for w in weight_layers(build(key))}
         assert record["cost"]["macs"] == sum(cost.macs(build(key)).values())
     assert "quality" not in results["resnet_plain"] and "trained" not in results["resnet_plain"]["gradients"]
@@ -268,18 +269,19 @@ def test_analyze_writes_a_small_json_beside_each_checkpoint(measured):
     assert photos["folders"] == ["photos"] and photos["preparation"] == images.PREPARATION
     present = [a for a, n in zip(photos["per_class"], photos["per_class_n"], strict=True) if n]
     assert photos["balanced"] == pytest.approx(sum(present) / 3, abs=1e-4)
-    assert sum(map(sum, photos["confusion"])) == 6 and store.read(checkpoints / "cnn")["quality_photos"] == photos
-    joint = store.read(checkpoints)
+    assert sum(map(sum, photos["confusion"])) == 6
+    assert analysisfile.read(checkpoints / "cnn")["quality_photos"] == photos
+    joint = analysisfile.read(checkpoints)
     assert joint["networks"].keys() == set(KEYS) and joint["disagreement"]
-    assert (checkpoints / store.ANALYSIS_FILE).stat().st_size < 200_000
-    assert store.png_pixels(joint["disagreement"][0]["png"]).shape == (32, 32, 3)
+    assert (checkpoints / analysisfile.ANALYSIS_FILE).stat().st_size < 200_000
+    assert analysisfile.png_pixels(joint["disagreement"][0]["png"]).shape == (32, 32, 3)
 
 
 @pytest.mark.parametrize("damage", ['{"version": 1, "quality": {"per_class": "x"}}', "[1, 2]", "{not json",
                                     '{"version": 1, "gradients": {"init": {"conv1": "big"}}}'])
 def test_a_damaged_analysis_file_counts_as_absent(tmp_path, damage):
-    (tmp_path / store.ANALYSIS_FILE).write_text(damage)
-    assert store.read(tmp_path) is None
+    (tmp_path / analysisfile.ANALYSIS_FILE).write_text(damage)
+    assert analysisfile.read(tmp_path) is None
 
 
 def test_analyze_without_data_says_where_to_put_it(tmp_path, capsys, monkeypatch):
@@ -302,13 +304,13 @@ def open_page(monkeypatch, tmp_path, checkpoints) -> AppTest:
 def test_page_with_the_precomputed_files_shows_all_five_views(measured, monkeypatch, tmp_path):
     checkpoints, _ = measured
     at = open_page(monkeypatch, tmp_path, checkpoints)
-    assert [t.label for t in at.tabs] == list(WHY_VIEWS)
-    assert [len(t.children) > 0 for t in at.tabs] == [True] + [False] * 6  # only the open view is drawn
+    assert [t.label for t in at.tabs] == list(WHY_TABS)
+    assert [len(t.children) > 0 for t in at.tabs] == [True] + [False] * 6  # only the open tab is drawn
     text = texts(at)
-    for view in WHY_VIEWS[1:]:
-        text += "\n" + texts(open_view(at, view))
+    for view in WHY_TABS[1:]:
+        text += "\n" + texts(open_tab(at, view))
         assert not at.exception and [t.label for t in at.tabs if t.children] == [view]
-    open_view(at, "Gradient flow")
+    open_tab(at, "Gradient flow")
     assert "At initialisation, the gradient per weight" in text  # written from the measurements
     assert "ResNet without shortcuts (ours)** is not trained yet" in text
     assert "--model resnet_plain" in "\n".join(c.value for c in at.code)
@@ -317,7 +319,7 @@ def test_page_with_the_precomputed_files_shows_all_five_views(measured, monkeypa
     assert "Every dense layer puts at least" in text and "Most alike" in text
     assert "No current test-split measurements" not in text
     at.segmented_control(key="why_grad_metric").set_value("norm").run()
-    open_view(at, "What they look at")
+    open_tab(at, "What they look at")
     at.selectbox(key="why_cam_target").set_value("truck").run()
     captions = [c for image in at.image for c in image.captions]
     assert not at.exception and sum("map for truck" in c for c in captions) == 4
@@ -326,35 +328,35 @@ def test_page_with_the_precomputed_files_shows_all_five_views(measured, monkeypa
 def test_page_without_precomputed_files_says_what_to_run(monkeypatch, tmp_path):
     checkpoints = make_checkpoints(tmp_path / "checkpoints")
     at = open_page(monkeypatch, tmp_path, checkpoints)
-    text = "\n".join(texts(open_view(at, view)) for view in ("Gradient flow", "Quality", "Feature reuse"))
+    text = "\n".join(texts(open_tab(at, view)) for view in ("Gradient flow", "Quality", "Feature reuse"))
     assert "No current test-split measurements for CNN, ResNet, DenseNet, SE-ResNet" in text
     assert any("python -m cifarnets analyze" in c.value for c in at.code)
     assert "Nothing measured on the test split yet" in text
     assert "Every dense layer puts at least" in text  # weights alone need no test split
-    assert "MACs per image" in str(open_view(at, "Cost").dataframe[0].value.columns.tolist())
+    assert "MACs per image" in str(open_tab(at, "Cost").dataframe[0].value.columns.tolist())
 
 
 def test_page_without_any_checkpoint_still_renders(monkeypatch, tmp_path):
     at = open_page(monkeypatch, tmp_path, tmp_path / "none")
-    for view in WHY_VIEWS:
-        assert not open_view(at, view).exception, view
-    assert "No DenseNet checkpoint is loaded" in texts(open_view(at, "Feature reuse"))
+    for view in WHY_TABS:
+        assert not open_tab(at, view).exception, view
+    assert "No DenseNet checkpoint is loaded" in texts(open_tab(at, "Feature reuse"))
 
 
 def test_photos_only_measures_the_real_photos_again_and_leaves_the_rest(measured, tmp_path):
     checkpoints, _ = measured
-    before = store.read(checkpoints / "resnet")
+    before = analysisfile.read(checkpoints / "resnet")
     folder = tmp_path / "more"
     (folder / "horse").mkdir(parents=True)
     Image.fromarray(np.zeros((40, 50, 3), np.uint8) + 120).save(folder / "horse" / "a.png")
     found = analyze.remeasure_photos(checkpoints, torch.device("cpu"), analyze.photo_split([folder], list(
         CIFAR10_CLASSES)), keys=("resnet",))
-    after = store.read(checkpoints / "resnet")
+    after = analysisfile.read(checkpoints / "resnet")
     assert set(found) == {"resnet"} and after["quality_photos"]["n"] == 1 and after["quality_photos"]["folders"] == [
         "more"]
     assert {k: v for k, v in after.items() if k != "quality_photos"} == \
         {k: v for k, v in before.items() if k != "quality_photos"}
-    store.write(checkpoints / "resnet", before)  # as the fixture left it, for the page's tests
+    analysisfile.write(checkpoints / "resnet", before)  # as the fixture left it, for the page's tests
 
 
 def test_the_photo_finding_names_the_confusion_photos_add():
@@ -362,10 +364,10 @@ def test_the_photo_finding_names_the_confusion_photos_add():
     test = {"A": {"per_class": [0.9, 0.9, 0.8], "confusion": [[90, 10, 0], [10, 90, 0], [0, 20, 80]]}}
     photos = {"A": {"per_class": [0.5, 0.9, 0.8], "confusion": [[5, 5, 0], [1, 9, 0], [0, 2, 8]],
                     "per_class_n": [10, 10, 10]}}
-    text = findings.photo_gaps(test, photos, classes)
+    text = why_sentences.photo_gaps(test, photos, classes)
     assert "car loses most: 40 points below" in text and "A car as truck (50% of its car photos, 10% of" in text
     assert "few photos" not in text
-    few = findings.photo_gaps(test, {"A": photos["A"] | {"per_class_n": [3, 10, 10]}}, classes)
+    few = why_sentences.photo_gaps(test, {"A": photos["A"] | {"per_class_n": [3, 10, 10]}}, classes)
     assert "Only a few photos of car (3)" in few and "car loses most" not in few and "A car as" not in few
 
 
@@ -377,5 +379,5 @@ def test_analyze_only_measures_the_networks_named(tmp_path, monkeypatch):
     results = analyze.analyze(checkpoints, dataset, torch.device("cpu"), latency_batches=(1,),
                                  keys=("cnn", "resnet"))
     assert set(results) == {"cnn", "resnet"}
-    assert [k for k in ALL_KEYS if (checkpoints / k / store.ANALYSIS_FILE).exists()] == ["cnn", "resnet"]
-    assert not (checkpoints / store.ANALYSIS_FILE).exists()  # the joint file needs all four
+    assert [k for k in ALL_KEYS if (checkpoints / k / analysisfile.ANALYSIS_FILE).exists()] == ["cnn", "resnet"]
+    assert not (checkpoints / analysisfile.ANALYSIS_FILE).exists()  # the joint file needs all four

@@ -26,6 +26,7 @@ from cifarnets.data import loader, sources
 from cifarnets.models import KEYS, build
 from cifarnets.runs import engine, record
 from cifarnets.store import checkpoints
+from cifarnets.store.record import CheckpointRecord
 from cifarnets.training import recipes
 from cifarnets.training.fit import STATE_FILE, fit, read_state
 from cifarnets.training.step import CHANNELS_LAST, Objective, make_optimizer, place, train_step
@@ -245,7 +246,7 @@ def test_a_run_the_job_runner_starts_on_cuda_finishes_and_is_adoptable(app_env, 
     run = wait_for_state(record.load_run, engine.start_run(request).folder, ("finished", "failed"), RUN_LIMIT)
     assert run.state == "finished", run.error
     assert run.has_checkpoint and [r["epoch"] for r in run.history()] == [1, 2]
-    assert checkpoints.read_config(run.folder)["device"].startswith("cuda (")
+    assert CheckpointRecord.read(run.folder).config["device"].startswith("cuda (")
     record.set_active(run)
     assert record.active() == {"cnn": run.folder}
     model, _ = checkpoints.load_checkpoint(run.folder, "cuda", expected_key="cnn")
@@ -350,7 +351,7 @@ def test_race_on_cuda_with_the_modern_recipe_whose_densenet_distils(capsys, tmp_
     run_cli(capsys, "race", "--recipe", "modern", "--epochs", "1", "--batch-size", "16", "--data",
             str(cifar_slice(tmp_path / "data", n_train=4, n_test=2)), "--out", str(out), "--device", "cuda")
     for key in ORDER:
-        config = checkpoints.read_config(member_folder(out, key))
+        config = CheckpointRecord.read(member_folder(out, key)).config
         assert config["device"].startswith("cuda (") and config["epochs"] == 1, key
 
 

@@ -30,6 +30,7 @@ LAYERS = (
     "analysis",
     "stress",
     "yours",
+    "photos",
     "runs",
     "examples",
     "perf",

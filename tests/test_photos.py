@@ -16,7 +16,8 @@ from PIL import Image, ImageFilter
 
 from cifarnets.data import images, loader
 from cifarnets.errors import UsageError
-from cifarnets.perf import bootstrap, packageset, photos
+from cifarnets.photos import bootstrap, packageset
+from cifarnets.photos import check as photos
 
 
 def qt_bundle(files: dict[str, bytes], compress: set[str]) -> bytes:
@@ -315,16 +316,3 @@ def test_the_app_predict_and_the_loader_prepare_a_photo_identically(tmp_path, mo
     predict.predict_files([str(tmp_path / "photo.png")], {})
     loaded = sources.load(tmp_path / "data", verbose=False).test.x[0].permute(1, 2, 0).numpy()
     assert (app == shipped).all() and (seen[0] == shipped).all() and (loaded == shipped).all()
-
-
-def test_home_shows_a_real_photo_figure_only_when_measured_as_classify_answers():
-    from types import SimpleNamespace
-
-    from cifarnets.answering import VIEWS
-    from cifarnets.ui.resources import photo_figure
-
-    current = {"accuracy": 0.7, "preparation": images.PREPARATION, "views": VIEWS}
-    assert photo_figure(SimpleNamespace(config={"photos": current})) == current
-    assert photo_figure(SimpleNamespace(config={"photos": current | {"preparation": "crop 80%, lanczos"}})) is None
-    assert photo_figure(SimpleNamespace(config={"photos": current | {"views": 2}})) is None
-    assert photo_figure(SimpleNamespace(config={})) is None and photo_figure(SimpleNamespace(config=None)) is None

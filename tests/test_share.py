@@ -10,7 +10,7 @@ import re
 import zipfile
 
 import pytest
-from helpers.app import APP, LABELS, PAGES, history, make_checkpoints, open_view, texts
+from helpers.app import APP, LABELS, PAGES, history, make_checkpoints, open_tab, texts
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
@@ -63,7 +63,7 @@ def open_page(page: str, **params) -> AppTest:
     return at
 
 
-def open_tab(at: AppTest, key: str) -> str:
+def tab_shown(at: AppTest, key: str) -> str:
     """The label of the tab a URL-bound st.tabs opens on."""
     def find(node):
         for child in getattr(node, "children", {}).values():
@@ -101,7 +101,7 @@ def finished_run(runs, name="resnet-run", key="resnet"):
 
 def test_architecture_link_restores_network_and_level(app_env):
     at = open_page("Architecture", network="DenseNet", level="every layer")
-    assert open_tab(at, "network") == "DenseNet"
+    assert tab_shown(at, "network") == "DenseNet"
     assert at.segmented_control(key="level").value == "every layer"
     assert not notices(at)
     dots = [g.proto.spec for g in at.get("graphviz_chart")]
@@ -119,7 +119,7 @@ def test_architecture_link_restores_network_and_level(app_env):
 
 def test_architecture_bad_link_falls_back_with_one_line_each(app_env):
     at = open_page("Architecture", network="Inception", level="everything", colour="blue")
-    assert open_tab(at, "network") == "CNN" and at.segmented_control(key="level").value == "blocks"
+    assert tab_shown(at, "network") == "CNN" and at.segmented_control(key="level").value == "blocks"
     lines = notices(at)
     assert len(lines) == 3
     assert any("“Inception”" in line for line in lines) and any("“everything”" in line for line in lines)
@@ -133,7 +133,7 @@ def test_architecture_bad_link_falls_back_with_one_line_each(app_env):
 
 def test_why_link_opens_the_stage_maps_of_the_chosen_example(app_env):
     at = open_page("Why they differ", tab="What every stage sees", stages_example="dog (CIFAR-10 test image)")
-    assert open_tab(at, "tab") == "What every stage sees"
+    assert tab_shown(at, "tab") == "What every stage sees"
     assert at.selectbox(key="stages_example").value.name == "cifar10-test-dog.jpg"
     stage_captions = [c.value for c in at.caption if " · ranks " in c.value]
     # the CNN's two convolutions, the ResNets' stem and three stages, DenseNet's stem, blocks and transitions
@@ -148,9 +148,9 @@ def test_why_link_opens_the_stage_maps_of_the_chosen_example(app_env):
 
 def test_why_bad_link_falls_back(app_env):
     at = open_page("Why they differ", tab="Everything", stages_example="zebra (photo)")
-    assert open_tab(at, "tab") == "Gradient flow"
+    assert tab_shown(at, "tab") == "Gradient flow"
     assert [line for line in notices(at) if "“Everything”" in line] == notices(at) and len(notices(at)) == 1
-    open_view(at, "What every stage sees")  # only the open view is drawn: its example is checked when opened
+    open_tab(at, "What every stage sees")  # only the open tab is drawn: its example is checked when opened
     assert at.selectbox(key="stages_example").value.name == "cifar10-test-cat.jpg"
     assert [line for line in notices(at) if "“zebra (photo)”" in line] == notices(at) and len(notices(at)) == 1
 

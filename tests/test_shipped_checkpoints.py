@@ -11,6 +11,7 @@ from cifarnets.data import loader, sources
 from cifarnets.models import ALL_KEYS, KEYS, recipe_key, spec
 from cifarnets.paths import DEFAULT_CHECKPOINTS
 from cifarnets.store import checkpoints
+from cifarnets.store.record import CheckpointRecord
 from cifarnets.training import recipes
 from cifarnets.training.evaluation import evaluate
 
@@ -71,7 +72,7 @@ def test_shipped_networks_were_trained_with_the_committed_recipe(key):
     ResNet without shortcuts ran exactly the ResNet's recipe and epochs (Why they differ compares them)."""
     if not (SHIPPED / key / checkpoints.MODEL_FILE).exists():
         pytest.skip(f"no shipped checkpoint for {key}")
-    config = checkpoints.read_config(SHIPPED / key)
+    config = CheckpointRecord.read(SHIPPED / key).config
     committed = recipes.get("modern", recipe_key(key)).to_dict()
     ran = recipes.recorded(config["recipe"])
     # Compared as JSON: config.json gives back the recipe's tuples (restarts) as lists.
@@ -83,19 +84,16 @@ def test_shipped_networks_were_trained_with_the_committed_recipe(key):
 
 
 def test_the_real_photo_figure_is_for_the_shipped_preparation_and_views_and_in_the_readme():
-    """Home and the README show config.json's `photos` figure: it must be the app's own way of answering."""
-    from cifarnets.answering import VIEWS
-    from cifarnets.data.images import PREPARATION
+    """Home and the README show the record's `photos` figure: it must be the app's own way of answering."""
     from cifarnets.models import label
 
     readme = (ROOT / "README.md").read_text()
     for key in KEYS:
-        config = json.loads((SHIPPED / key / checkpoints.CONFIG_FILE).read_text())
-        photos = config["photos"]
-        assert (photos["preparation"], photos["views"]) == (PREPARATION, VIEWS), key
-        lo, hi = photos["interval"]
+        photos = CheckpointRecord.read(SHIPPED / key).photos  # None unless current: these weights, preparation, views
+        assert photos is not None, key
+        lo, hi = photos.interval
         row = next(line for line in readme.splitlines() if line.startswith(f"| {label(key)} |"))
-        assert f"{photos['accuracy']:.0%} ({photos['correct']}/{photos['n']}; {lo * 100:.0f}-{hi:.0%})" in row, row
+        assert f"{photos.accuracy:.0%} ({photos.correct}/{photos.n}; {lo * 100:.0f}-{hi:.0%})" in row, row
 
 
 DEVELOPMENT_SET = [ROOT.parent / "shared" / "data" / name for name in ("photos-real", "photos-more")]
@@ -107,11 +105,11 @@ def test_the_real_photo_figure_is_what_photos_measures_now():
     """Over the 783 photos of the development set, as `photos --write` stored it."""
     from cifarnets.answering import VIEWS
     from cifarnets.data.images import PREPARATION
-    from cifarnets.perf import photos
+    from cifarnets.photos import check as photos
 
     entries = checkpoints.discover(SHIPPED)
     measured = photos.measure(DEVELOPMENT_SET, entries, [PREPARATION], [VIEWS])
     for key in KEYS:
-        stored = json.loads((SHIPPED / key / checkpoints.CONFIG_FILE).read_text())["photos"]
+        stored = CheckpointRecord.read(SHIPPED / key).photos.raw
         now = photos.figure(measured, key)
         assert (now["correct"], now["n"], now["accuracy"]) == (stored["correct"], stored["n"], stored["accuracy"]), key

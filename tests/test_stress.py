@@ -16,7 +16,8 @@ from cifarnets.examples import FOLDER
 from cifarnets.models import KEYS, build, label
 from cifarnets.paths import project_root
 from cifarnets.store.checkpoints import load_checkpoint
-from cifarnets.stress import apply, attacks, corruptions, findings, measure, store
+from cifarnets.store.record import CheckpointRecord
+from cifarnets.stress import apply, attacks, corruptions, measure, stress_sentences, stressfile
 
 
 def cifar_images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,7 +54,7 @@ def test_corruption_grows_with_severity(name, cat):
 
 def test_frost_is_left_out_and_said_so():
     assert "frost" not in corruptions.NAMES and "frost" in corruptions.LEFT_OUT
-    assert "frost" in findings.left_out_text()
+    assert "frost" in stress_sentences.left_out_text()
     assert len(corruptions.NAMES) == 14
 
 
@@ -145,10 +146,11 @@ def test_stress_command_measures_every_network_and_the_page_file_reads_back(tmp_
     monkeypatch.setattr(corruptions, "NAMES", ("contrast", "pixelate"))  # two of them keep it to seconds
     root = make_checkpoints(tmp_path / "checkpoints")
     record = measure.run(root, tiny_dataset(), torch.device("cpu"), n_images=2, n_transfer=2)
-    again = store.read(root)
+    again = stressfile.read(root)
     assert again["networks"].keys() == set(KEYS) and again["images"] == 2
     for key, n in again["networks"].items():
-        assert n["checkpoint"] == store.fingerprint(root / key) and not store.stale(again, key, root / key)
+        now = CheckpointRecord.read(root / key)
+        assert n["checkpoint"] == now.test_split_key.as_dict() and not now.stale(n["checkpoint"])
         assert list(n["corruptions"]) == list(corruptions.NAMES)
         assert all(len(a) == corruptions.SEVERITIES for a in n["corruptions"].values())
     t = again["transfer"]
@@ -158,14 +160,14 @@ def test_stress_command_measures_every_network_and_the_page_file_reads_back(tmp_
 
 
 def test_stored_file_that_is_damaged_counts_as_absent(tmp_path):
-    (tmp_path / store.STRESS_FILE).write_text('{"version": 1, "networks": {"cnn": {"clean": "high"}}}')
-    assert store.read(tmp_path) is None
-    (tmp_path / store.STRESS_FILE).write_text("not json")
-    assert store.read(tmp_path) is None
+    (tmp_path / stressfile.STRESS_FILE).write_text('{"version": 1, "networks": {"cnn": {"clean": "high"}}}')
+    assert stressfile.read(tmp_path) is None
+    (tmp_path / stressfile.STRESS_FILE).write_text("not json")
+    assert stressfile.read(tmp_path) is None
 
 
 def shipped_record() -> dict:
-    record = store.read(project_root() / "checkpoints")
+    record = stressfile.read(project_root() / "checkpoints")
     assert record is not None, "checkpoints/stress.json is missing: run python -m cifarnets stress"
     return record
 
@@ -173,19 +175,19 @@ def shipped_record() -> dict:
 def test_shipped_file_measured_the_shipped_checkpoints():
     record = shipped_record()
     assert set(record["networks"]) >= set(KEYS) | {"resnet_plain"}
-    for key in record["networks"]:
-        assert not store.stale(record, key, project_root() / "checkpoints" / key), key
+    for key, n in record["networks"].items():
+        assert not CheckpointRecord.read(project_root() / "checkpoints" / key).stale(n["checkpoint"]), key
 
 
 def test_generated_text_matches_the_stored_numbers():
     record = shipped_record()
-    text = findings.corruptions_text(record)
+    text = stress_sentences.corruptions_text(record)
     for key, n in record["networks"].items():
         rows = [a for accs in n["corruptions"].values() for a in accs]
         mean = sum(rows) / len(rows)
         assert f"{label(key)} {mean:.1%} (clean {n['clean']:.1%}, a drop of {(n['clean'] - mean) * 100:.1f} points)" \
             in text
-    for key, base, _what in findings.COMPARISONS:
+    for key, base, _what in stress_sentences.COMPARISONS:
         nets = record["networks"]
         kept = {k: np.mean([a for accs in nets[k]["corruptions"].values() for a in accs]) / nets[k]["clean"]
                 for k in (key, base)}
@@ -195,7 +197,7 @@ def test_generated_text_matches_the_stored_numbers():
         sentence = next(s for s in text.split(". ") if s.startswith(f"{label(key)} keeps"))
         assert f"{kept[key]:.1%}" in sentence and f"{kept[base]:.1%}" in sentence and expected in sentence
     t = record.get("transfer")
-    said = findings.transfer_text(record)
+    said = stress_sentences.transfer_text(record)
     assert (said == "") == (t is None)  # a run with --transfer-images 0 has none, and says nothing of it
     if t is None:
         return
@@ -208,7 +210,7 @@ def test_text_turns_with_the_numbers():
     nets = {k: {"clean": 0.9, "corruptions": {"fog": [0.8] * 5}} for k in ("resnet", "densenet", "se_resnet")}
     nets["densenet"]["corruptions"]["fog"] = [0.6] * 5
     nets["se_resnet"]["corruptions"]["fog"] = [0.85] * 5
-    text = findings.corruptions_text({"images": 1000, "networks": nets})
+    text = stress_sentences.corruptions_text({"images": 1000, "networks": nets})
     assert "(feature reuse), the network is less robust" in text
     assert "(channel gating), the network is more robust" in text
     assert "The hardest corruption is fog at severity 1" in text

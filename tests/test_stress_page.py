@@ -9,7 +9,7 @@ from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, texts
 from streamlit.testing.v1 import AppTest
 
 from cifarnets.paths import project_root
-from cifarnets.stress import store
+from cifarnets.stress import stressfile
 
 TIMEOUT = 120  # a busy 2-core machine: the first run loads torch and four networks
 
@@ -18,7 +18,7 @@ TIMEOUT = 120  # a busy 2-core machine: the first run loads torch and four netwo
 def folder(tmp_path_factory):
     """Freshly built networks beside the shipped stress.json: the page must say they are not the ones measured."""
     root = make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-    shutil.copy(project_root() / "checkpoints" / store.STRESS_FILE, root / store.STRESS_FILE)
+    shutil.copy(project_root() / "checkpoints" / stressfile.STRESS_FILE, root / stressfile.STRESS_FILE)
     return root
 
 
@@ -45,7 +45,7 @@ def test_page_shows_answers_attacks_and_the_shipped_measurements(app_env):
     for name in LABELS:
         assert f"**{name}**" in text
         assert f"{name} in use is not the checkpoint these numbers were measured on" in text
-    record = store.read(project_root() / "checkpoints")
+    record = stressfile.read(project_root() / "checkpoints")
     assert f"Measured on {record['images']:,} of the" in text and "frost" in text
     assert ("Transfer: a perturbation made against one network" in text) == ("transfer" in record)
     at.slider(key="severity").set_value(5).run()

@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers.app import APP, PAGES, WHY_VIEWS, open_view
+from helpers.app import APP, PAGES, WHY_TABS, open_tab
 from streamlit.testing.v1 import AppTest
 
 from cifarnets.analysis.gradients import depth_rows
@@ -67,8 +67,8 @@ def pages(shipped_app):
     at.query_params["examples"] = ["cat (photo)"]
     out["Classify"] = paragraphs(at.run())
     at.switch_page(PAGES["Why they differ"]).run()
-    for view in WHY_VIEWS:
-        out[view] = paragraphs(open_view(at, view))
+    for view in WHY_TABS:
+        out[view] = paragraphs(open_tab(at, view))
         assert not at.exception, (view, [e.value for e in at.exception])
     return out
 
@@ -294,7 +294,7 @@ def test_unfamiliar_inputs_say_how_often_real_photos_are_flagged(pages, stored):
 
 
 def test_every_why_view_is_drawn_and_only_the_open_one(pages):
-    assert set(WHY_VIEWS) <= set(pages) and all(pages[v] for v in WHY_VIEWS)
+    assert set(WHY_TABS) <= set(pages) and all(pages[v] for v in WHY_TABS)
 
 
 def test_a_drifted_number_is_caught():

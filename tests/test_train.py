@@ -16,6 +16,7 @@ from cifarnets.answering import MIRRORED, VIEWS
 from cifarnets.data import sources
 from cifarnets.data.loader import DeviceLoader
 from cifarnets.store import checkpoints
+from cifarnets.store.record import CheckpointRecord
 from cifarnets.store.runfolder import LOCK_FILE, read_history
 from cifarnets.training import recipes
 from cifarnets.training.evaluation import evaluate
@@ -53,7 +54,7 @@ def test_epochs_are_measured_on_the_mirror_pair_and_the_last_as_the_app_answers(
 
     def progress(event):  # the checkpoint each epoch leaves behind, as a cancelled run would leave it
         if event["kind"] == "epoch":
-            seen.append(checkpoints.read_config(tmp_path / "run")["metrics"])
+            seen.append(CheckpointRecord.read(tmp_path / "run").config["metrics"])
 
     fit("cnn", tiny_recipe(epochs=2), ds, tmp_path / "run", device="cpu", progress=progress)
     assert [m["views"] for m in seen] == [MIRRORED, VIEWS]
@@ -224,7 +225,7 @@ def test_a_run_with_init_starts_from_those_weights_and_trains_with_the_photo_cha
     fit("cnn", tuned, ds, tmp_path / "tuned", device="cpu")
     first, after = weights(tmp_path / "first"), weights(tmp_path / "tuned")
     assert all(torch.equal(first[k], after[k]) for k in first if "running" not in k and "num_batches" not in k)
-    config = checkpoints.read_config(tmp_path / "tuned")
+    config = CheckpointRecord.read(tmp_path / "tuned").config
     assert config["recipe"]["init"] == str(tmp_path / "first") and config["recipe"]["crop_scale"] == 0.35
     with pytest.raises(TrainingError, match="init=.*nowhere"):
         fit("cnn", tiny_recipe(epochs=1, init=str(tmp_path / "nowhere")), ds, tmp_path / "bad", device="cpu")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.app import APP, PAGES, make_checkpoints, open_view, texts
+from helpers.app import APP, PAGES, make_checkpoints, open_tab, texts
 from PIL import Image, ImageDraw, ImageFont
 
 from cifarnets import CIFAR10_CLASSES, cli, predict
@@ -24,8 +24,9 @@ from cifarnets.models import KEYS
 from cifarnets.predict import answers, predict_files, probabilities
 from cifarnets.store.checkpoints import discover, write_weights
 from cifarnets.store.fileio import read_json, write_json
+from cifarnets.store.record import UNFAMILIAR, Unfamiliar
 from cifarnets.store.runfolder import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE
-from cifarnets.unfamiliar import calibration, findings, inputs, measure, onphotos, scores
+from cifarnets.unfamiliar import calibration, calibration_sentences, inputs, measure, onphotos, scores
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints"
@@ -86,7 +87,7 @@ def test_distance_is_in_units_of_the_shared_covariance():
 
 def test_score_directions_and_unknown_method():
     logits = torch.tensor([[[9.0, 0.0, 0.0], [1.0, 1.0, 1.0]]] * 2)  # (2 views, 2 inputs, 3 classes)
-    v = scores.Views(logits, {})
+    v = scores.ViewOutputs(logits, {})
     assert scores.score("msp", v)[0] < scores.score("msp", v)[1]  # the sure answer is the familiar one
     assert scores.score("energy", v)[0] < scores.score("energy", v)[1]
     with pytest.raises(ValueError, match="unknown method"):
@@ -166,9 +167,9 @@ def test_calibrate_stores_the_method_threshold_and_every_methods_auroc(calibrate
     methods = {record["method"] for record, _ in results.values()}
     assert len(methods) == 1  # one method for all, so their AUROCs compare
     for key, (record, _) in results.items():
-        stored = read_json(folder / key / CONFIG_FILE)[calibration.KEY]
+        stored = read_json(folder / key / CONFIG_FILE)[UNFAMILIAR]
         assert stored["threshold"] == record["threshold"] and set(stored["auroc"]) == set(scores.METHODS)
-        assert calibration.well_formed(stored) and stored["n"]["held_out"] == 60
+        assert Unfamiliar.of(stored) is not None and stored["n"]["held_out"] == 60
         assert set(stored["flagged"]) == set(inputs.COUNTS)
         c = calibration.load(discover(folder)[key])
         assert isinstance(c, calibration.Calibration) and c.threshold == record["threshold"]
@@ -179,7 +180,7 @@ def test_the_threshold_keeps_the_rate_of_the_choosing_half_under_it(calibrated):
     entry = discover(folder)["cnn"]
     c = calibration.load(entry)
     choose = measure.parts(random_dataset(), measure.Sizes(120, 80, 60, 60))["choose"][0]
-    verdicts = calibration.verdicts(c, scores.views(entry.model, loader.normalize(choose)))
+    verdicts = calibration.verdicts(c, scores.view_outputs(entry.model, loader.normalize(choose)))
     under = np.mean([not v.unfamiliar for v in verdicts])
     assert c.rate <= under < c.rate + 2 / len(choose)  # the smallest threshold that keeps the rate
 
@@ -255,7 +256,7 @@ def test_with_photos_of_other_things_the_method_is_chosen_photo_against_photo(ca
 
 
 def test_the_together_score_reads_the_networks_averaged_answer():
-    v = scores.Views(torch.zeros(2, 2, 10), {})
+    v = scores.ViewOutputs(torch.zeros(2, 2, 10), {})
     with pytest.raises(ValueError, match="together"):
         scores.score("together", v)
     together = torch.tensor([[0.9] + [0.1 / 9] * 9, [0.1] * 10], dtype=torch.float64)
@@ -295,12 +296,12 @@ def test_a_calibration_that_does_not_fit_the_weights_is_not_used(calibrated, tmp
     assert "missing" in predict.uncalibrated(discover(folder))["resnet"]
 
     config = read_json(folder / "cnn" / CONFIG_FILE)
-    config[calibration.KEY]["views"] = 4  # answers made from four views now: scores of two do not compare
+    config[UNFAMILIAR]["views"] = 4  # answers made from four views now: scores of two do not compare
     write_json(folder / "cnn" / CONFIG_FILE, config)
     assert "4 views" in classify_notes(folder)["cnn"]
 
     config = read_json(folder / "resnet" / CONFIG_FILE)
-    config[calibration.KEY]["threshold"] = "high"
+    config[UNFAMILIAR]["threshold"] = "high"
     write_json(folder / "resnet" / CONFIG_FILE, config)
     entries = discover(folder)
     assert "damaged" in predict.uncalibrated(entries)["resnet"]
@@ -308,26 +309,27 @@ def test_a_calibration_that_does_not_fit_the_weights_is_not_used(calibrated, tmp
     assert result.top5["resnet"] and result.verdicts["resnet"] is None  # it still classifies
 
 
-# ---------------------------------------------------------------- the findings text
+# ---------------------------------------------------------------- the calibration's sentences
 
 def record(method: str, aurocs: dict[str, float], flagged: dict[str, float]) -> dict:
     return {"method": method, "auroc": aurocs, "flagged": flagged, "rate": 0.95, "held_out_rate": 0.95}
 
 
-def test_findings_are_written_from_the_numbers():
+def test_the_calibration_sentences_are_written_from_the_numbers():
     flagged = {"noise": 1.0, "text": 0.95, "photo": 0.2, "face": 0.0}
     good = dict(msp=0.7, energy=0.7, mahalanobis=0.8, stages=0.95, together=0.7, with_together=0.7)
     weak = dict(msp=0.6, energy=0.65, mahalanobis=0.85, stages=0.8, together=0.7, with_together=0.7)
     found = {"ResNet": record("stages", good, flagged),
              "CNN": record("stages", weak, flagged | {"photo": 0.6, "face": 0.1})}
-    text = findings.ranking(found)
+    text = calibration_sentences.ranking(found)
     assert "**ResNet** tells" in text and "**CNN** least well (0.80)" in text
-    assert "CNN does better with the Mahalanobis distance on the penultimate features" in findings.methods(found)
-    assert "poor guide" in findings.methods(found)
-    kinds = findings.kinds(found)
+    methods = calibration_sentences.methods(found)
+    assert "CNN does better with the Mahalanobis distance on the penultimate features" in methods
+    assert "poor guide" in methods
+    kinds = calibration_sentences.kinds(found)
     assert "noise and text" in kinds and "**photo**" in kinds and "face" in kinds.split("quarter")[1]
     found["CNN"]["auroc"] = dict(good, stages=0.94)
-    assert "least well" not in findings.ranking(found)  # within 0.02: the two are about the same
+    assert "least well" not in calibration_sentences.ranking(found)  # within 0.02: the two are about the same
 
 
 # ---------------------------------------------------------------- the shipped networks
@@ -348,7 +350,7 @@ def test_held_out_test_images_stay_under_the_threshold_at_the_chosen_rate():
     held_out = measure.held_out_images(sources.load(ARCHIVE))
     found = answers(entries, loader.normalize(held_out))
     for key, a in found.items():
-        stored = entries[key].config[calibration.KEY]
+        stored = entries[key].config[UNFAMILIAR]
         under = np.mean([not v.unfamiliar for v in a.verdicts])
         assert under >= stored["rate"] - TOLERANCE, (key, under)
         assert abs(under - stored["held_out_rate"]) <= 0.005, (key, under)  # what calibrate measured, on any CPU
@@ -365,7 +367,7 @@ def test_at_most_a_tenth_of_the_real_photos_is_flagged_as_the_app_answers_them()
     others = onphotos.read_other(OTHER) if OTHER.is_dir() else []
     found_other = answers(entries, batch([to_array(p) for p in others])) if others else {}
     for key, a in found.items():
-        stored = entries[key].config[calibration.KEY]["photos"]
+        stored = entries[key].config[UNFAMILIAR]["photos"]
         flagged = np.mean([v.unfamiliar for v in a.verdicts])
         assert flagged <= 1 - stored["rate"] + 1e-9, (key, flagged)
         assert abs(flagged - stored["flagged"]) <= 1.5 / len(pictures), (key, flagged, stored["flagged"])
@@ -506,11 +508,11 @@ def test_why_they_differ_shows_each_networks_auroc_and_says_what_it_shows(tmp_pa
     monkeypatch.setenv("CIFARNETS_DEVICE", "cpu")
     at = AppTest.from_file(str(APP), default_timeout=180).run()
     at.switch_page("app_pages/4_Why_they_differ.py").run()
-    open_view(at, "Unfamiliar inputs")
+    open_tab(at, "Unfamiliar inputs")
     assert not at.exception, [e.value for e in at.exception]
     tab = next(t for t in at.tabs if t.label == "Unfamiliar inputs")
     said = "\n".join(m.value for m in tab.markdown)
-    assert findings.ranking(found) in said and findings.kinds(found) in said
+    assert calibration_sentences.ranking(found) in said and calibration_sentences.kinds(found) in said
     # AUROC per method and network; what each flags; and photo against photo where calibrate had both kinds
     assert len(tab.get("vega_lite_chart")) == 2 + all("auroc" in r.get("photos", {}) for r in found.values())
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, open_view, texts
+from helpers.app import APP, LABELS, PAGES, image_bytes, make_checkpoints, open_tab, texts
 from streamlit.testing.v1 import AppTest
 from test_yours import raw, tiny_graph
 
@@ -134,7 +134,7 @@ def test_its_test_accuracy_is_measured_in_the_background(app_env, tmp_path, monk
 def test_why_they_differ_shows_its_grad_cam_beside_the_four(app_env):
     at = add(classify_page(), "tiny net", "tiny.onnx", raw(tiny_graph()))
     at.switch_page(PAGES["Why they differ"]).run()
-    open_view(at, "What they look at")
+    open_tab(at, "What they look at")
     at.selectbox(key="why_cam_target").set_value("truck").run()
     assert not at.exception, [e.value for e in at.exception]
     captions = [c for image in at.image for c in image.captions]

@@ -25,7 +25,8 @@ from ..device import machine_name, pick
 from ..models import ALL_KEYS, KEYS, build, label
 from ..paths import photos_folders
 from ..store import checkpoints as ckpt
-from . import cost, quality, se, store
+from ..store.record import CheckpointRecord
+from . import analysisfile, cost, quality, se
 from .gradients import GradientProbe
 
 GALLERY = 20  # disputed test images kept, as PNGs of about 2-3 KB each
@@ -112,7 +113,8 @@ def analyze(root: Path, dataset: sources.Dataset, device: torch.device, say=lamb
         except ckpt.CheckpointError as e:
             say(f"{label(key)}: {e}; skipped")
             continue
-        record, p, timed[key] = measure(key, model, config, dataset, device, probe, photos)
+        trained = CheckpointRecord(folder, config) if config else None
+        record, p, timed[key] = measure(key, model, trained, dataset, device, probe, photos)
         record["cost"]["checkpoint_bytes"] = cost.checkpoint_bytes(folder)
         results[key] = record
         if p is not None and key in KEYS:
@@ -121,11 +123,11 @@ def analyze(root: Path, dataset: sources.Dataset, device: torch.device, say=lamb
     # Latency last, every network timed together (see cost.latencies), then each file written whole.
     for key, latency in _latencies(timed, latency_batches).items():
         results[key]["cost"] |= {"latency_s": latency, "latency_together": True}
-        store.write(root / key, results[key])
-        say(f"{label(key)} -> {root / key / store.ANALYSIS_FILE}")
+        analysisfile.write(root / key, results[key])
+        say(f"{label(key)} -> {root / key / analysisfile.ANALYSIS_FILE}")
     if len(probs) >= 2 and set(keys) >= set(KEYS):  # disagreement needs two networks; --only leaves it be
-        store.write(root, joint(probs, dataset, results))
-        say(f"where the {len(probs)} networks disagree -> {root / store.ANALYSIS_FILE}")
+        analysisfile.write(root, joint(probs, dataset, results))
+        say(f"where the {len(probs)} networks disagree -> {root / analysisfile.ANALYSIS_FILE}")
     return results
 
 
@@ -144,7 +146,7 @@ def remeasure_latency(root: Path, device: torch.device, keys: tuple[str, ...] = 
     and the machine it names. The architecture and the device set latency, so no data is needed."""
     models, records = {}, {}
     for key in keys:
-        record = store.read(root / key)
+        record = analysisfile.read(root / key)
         if not record:
             continue
         try:
@@ -156,20 +158,22 @@ def remeasure_latency(root: Path, device: torch.device, keys: tuple[str, ...] = 
     for key, latency in found.items():
         records[key]["cost"] |= {"latency_s": latency, "latency_together": True}
         records[key]["device"] = machine_name(device)
-        store.write(root / key, records[key])
+        analysisfile.write(root / key, records[key])
     return found
 
 
-def measure(key: str, model: torch.nn.Module | None, config: dict | None, dataset: sources.Dataset,
+def measure(key: str, model: torch.nn.Module | None, trained: CheckpointRecord | None, dataset: sources.Dataset,
             device: torch.device, probe: GradientProbe,
             photos: PhotoSplit | None = None) -> tuple[dict, torch.Tensor | None, torch.nn.Module]:
     """One network's record without its latency, its test-split probabilities when it is trained, and the
-    model to time (the trained one, else the fresh one: latency depends on the architecture alone)."""
+    model to time (the trained one, else the fresh one: latency depends on the architecture alone). `trained`:
+    the checkpoint's record, None for an untrained network."""
     # The initial weights of the run itself: fit() seeds, then builds, exactly so.
-    torch.manual_seed(config.get("seed", 0) if config else 0)
+    torch.manual_seed(trained.config.get("seed", 0) if trained else 0)
     fresh = build(key, num_classes=len(dataset.classes)).to(device)
     shape_model = model or fresh
-    record = {"model": key, "label": label(key), "checkpoint": store.stamp(config), "device": machine_name(device),
+    record = {"model": key, "label": label(key), "checkpoint": trained.test_split_key.as_dict() if trained else None,
+              "device": machine_name(device),
               "data": {k: v for k, v in dataset.provenance().items() if k != "classes"},
               "cost": cost.static_cost(shape_model),
               "gradients": {"images": len(probe.y), "init": probe(fresh)}}
@@ -215,21 +219,21 @@ def remeasure_photos(root: Path, device: torch.device, photos: PhotoSplit,
     checkpoint now in its folder, and update only that part of the file."""
     found = {}
     for key in keys:
-        record = store.read(root / key)
+        record = analysisfile.read(root / key)
         try:
             model, config = _load(root / key, key, device, list(CIFAR10_CLASSES))
         except ckpt.CheckpointError:
             continue  # a checkpoint that no longer loads keeps its old record; the page says it is stale
-        if not record or model is None or store.is_stale(record, config):
+        if not record or model is None or CheckpointRecord(root / key, config).stale(record.get("checkpoint")):
             continue
         record["quality_photos"] = found[key] = photo_quality(model, photos)
-        store.write(root / key, record)
+        analysisfile.write(root / key, record)
     return found
 
 
 def joint(probs: dict[str, torch.Tensor], dataset: sources.Dataset, results: dict[str, dict]) -> dict:
     gallery = quality.disagreement(probs, dataset.test.y, GALLERY)
     for item in gallery:
-        item["png"] = store.png_b64(dataset.test.x[item["index"]].cpu().permute(1, 2, 0).numpy())
+        item["png"] = analysisfile.png_b64(dataset.test.x[item["index"]].cpu().permute(1, 2, 0).numpy())
     return {"classes": dataset.classes, "networks": {k: results[k]["checkpoint"] for k in probs},
             "n_test": len(dataset.test), "agreement": quality.agreement(probs, dataset.test.y), "disagreement": gallery}

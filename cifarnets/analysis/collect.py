@@ -9,10 +9,11 @@ from pathlib import Path
 
 from .. import CIFAR10_CLASSES
 from ..models import ALL_KEYS, build, label, spec
-from ..store.checkpoints import CheckpointError, Entry, read_config
+from ..store.checkpoints import Entry
+from ..store.record import CheckpointError, CheckpointRecord
 from ..store.runfolder import MODEL_FILE, read_history
 from ..training.recipes import recorded
-from . import store
+from . import analysisfile
 from .cost import checkpoint_bytes, static_cost
 from .gradients import depth_rows
 
@@ -45,7 +46,7 @@ class Network:
 
 def _config(folder: Path) -> dict:
     try:
-        return read_config(folder)
+        return CheckpointRecord.read(folder).config
     except CheckpointError:
         return {}
 
@@ -58,8 +59,11 @@ def collect(checkpoints: Path, entries: dict[str, Entry]) -> dict[str, Network]:
         folder = Path(entry.path) if entry else Path(checkpoints) / key
         trained = entry.ok if entry else (folder / MODEL_FILE).exists()
         config = (entry.config if entry and entry.ok else _config(folder)) if trained else {}
-        record = store.read(folder)
-        out[key] = Network(key, folder, trained, config, record, store.is_stale(record, config if trained else None),
+        record = analysisfile.read(folder)
+        # untrained, a record is current when it was measured untrained too (it names no checkpoint)
+        stale = bool(record) and (CheckpointRecord(folder, config).stale(record.get("checkpoint")) if trained
+                                  else record.get("checkpoint") is not None)
+        out[key] = Network(key, folder, trained, config, record, stale,
                            read_history(folder) if trained else [])
     return out
 
@@ -137,10 +141,13 @@ def quality_records(networks: dict[str, Network]) -> dict[str, dict]:
 def photo_records(networks: dict[str, Network]) -> dict[str, dict]:
     """{network label: quality summary on real photos} (analyze's `quality_photos`), for the networks with
     current measurements made the way Classify prepares a photo now."""
-    from ..data.images import PREPARATION
+    def current(net: Network) -> bool:
+        preparation = net.fresh_record.get("quality_photos", {}).get("preparation")
+        return isinstance(preparation, str) and not CheckpointRecord(net.folder, net.config).stale(
+            {"preparation": preparation})
 
     return {net.label: net.fresh_record["quality_photos"] for net in networks.values()
-            if net.fresh_record and net.fresh_record.get("quality_photos", {}).get("preparation") == PREPARATION}
+            if net.fresh_record and current(net)}
 
 
 def recipes(networks: dict[str, Network]) -> dict[str, dict]:

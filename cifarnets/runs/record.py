@@ -30,7 +30,8 @@ from typing import ClassVar
 from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, runs_dir
 from ..store.fileio import read_json_or, write_json
-from ..store.runfolder import CONFIG_FILE, MODEL_FILE, STATE_FILE, STATUS_FILE, RunStatus, read_history
+from ..store.record import CheckpointRecord, written
+from ..store.runfolder import MODEL_FILE, STATE_FILE, STATUS_FILE, RunStatus, read_history
 from ..store.runfolder import process_alive as alive  # the run lock's own test for a live process
 from ..training import recipes
 
@@ -320,14 +321,12 @@ class Run(Job):
 
     @property
     def has_checkpoint(self) -> bool:
-        return (self.folder / MODEL_FILE).exists() and (self.folder / CONFIG_FILE).exists()
+        return (self.folder / MODEL_FILE).exists() and written(self.folder)
 
     @property
     def test_acc(self) -> float | None:
         """The finished checkpoint's test accuracy (config.json), as Classify's networks state theirs."""
-        metrics = read_object(self.folder / CONFIG_FILE).get("metrics")
-        acc = metrics.get("test_acc") if isinstance(metrics, dict) else None
-        return float(acc) if is_number(acc) else None
+        return CheckpointRecord.read_or_empty(self.folder).test_acc
 
     @property
     def resumable(self) -> bool:
@@ -402,7 +401,7 @@ def is_race(folder: Path) -> bool:
 
 
 def is_run(folder: Path) -> bool:
-    return folder.is_dir() and any((folder / f).exists() for f in (JOB_FILE, STATUS_FILE, CONFIG_FILE))
+    return folder.is_dir() and (any((folder / f).exists() for f in (JOB_FILE, STATUS_FILE)) or written(folder))
 
 
 def load_run(folder: Path) -> Run:

@@ -16,23 +16,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from .. import CIFAR10_CLASSES, __version__
-from ..errors import UserError
 from ..models import KEYS, MODELS, build, count_params, label
 from ..paths import checkpoints_dir
 from ..prose import duration, listing, plural
-from .fileio import read_json, write_bytes, write_json
+from .fileio import write_bytes, write_json
+from .record import CheckpointError, CheckpointRecord
 from .runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, REPORT_HISTORY_FILE, UNFAMILIAR_FILE
 
-MAX_CLASSES = 1000  # a config.json asking for a 10**9-way classifier would exhaust memory before failing
 # What a checkpoint is, file by file: `push` uploads exactly these, the Training curves page zips exactly
 # these. Never a run's resume state, status, lock or a write's temporary file.
 REQUIRED_FILES = (MODEL_FILE, CONFIG_FILE, HISTORY_FILE)
+LOADED_FILES = (MODEL_FILE, CONFIG_FILE)  # what load_checkpoint reads: the weights and their record
 OPTIONAL_FILES = (REPORT_HISTORY_FILE, UNFAMILIAR_FILE)
 CARD_FILE = "README.md"  # the model card: push writes one to the Hub; a folder may hold one of its own
-
-
-class CheckpointError(UserError):
-    """A checkpoint that cannot be used, and why, in one line."""
 
 
 def checkpoint_files(folder: str | Path) -> list[Path]:
@@ -93,33 +89,6 @@ def training_summary(config: dict) -> str:
     return line
 
 
-def read_config(folder: str | Path) -> dict:
-    path = Path(folder) / CONFIG_FILE
-    if not path.exists():
-        raise CheckpointError(f"{path} is missing")
-    try:
-        config = read_json(path)
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(config, dict) or config.get("model") not in MODELS:
-        raise CheckpointError(f"{path} names no known network (expected model: one of {', '.join(KEYS)})")
-    classes = config.get("classes", list(CIFAR10_CLASSES))
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
-        raise CheckpointError(f"{path}: 'classes' must be a list of at least 2 names")
-    if len(classes) > MAX_CLASSES:  # the classifier head is built from it before any weight is read
-        raise CheckpointError(f"{path} names {len(classes):,} classes, more than the {MAX_CLASSES:,} we build")
-    config["classes"] = classes
-    return config
-
-
-def write_metrics(folder: str | Path, metrics: dict, measured_on: dict) -> None:
-    """Replace a checkpoint's metrics in its config.json with new measurements, naming the data they came from."""
-    path = Path(folder) / CONFIG_FILE
-    config = read_json(path)
-    config["metrics"] = metrics | {"measured_on": {k: v for k, v in measured_on.items() if v is not None}}
-    write_json(path, config)
-
-
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load safetensors weights strictly: a missing, unexpected or mis-shaped tensor is an error."""
     path = Path(path)
@@ -149,7 +118,7 @@ def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu",
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a checkpoint folder")
-    config = read_config(folder)
+    config = CheckpointRecord.read(folder).config
     if expected_key and config["model"] != expected_key:
         raise CheckpointError(f"{folder / CONFIG_FILE} holds a {config['model']!r} network, not {expected_key!r}")
     model = build(config["model"], num_classes=len(config["classes"]))
@@ -180,11 +149,13 @@ class Entry:
         return self.config.get("classes", list(CIFAR10_CLASSES))
 
     @property
+    def record(self) -> CheckpointRecord:
+        """Its config.json, typed: the stored figures, and whether each is still this checkpoint's."""
+        return CheckpointRecord(Path(self.path), self.config)
+
+    @property
     def test_acc(self) -> float | None:
-        # config.json may come from anywhere (the Hub, a hand edit): a number, or nothing to show
-        metrics = self.config.get("metrics")
-        acc = metrics.get("test_acc") if isinstance(metrics, dict) else None
-        return float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None
+        return self.record.test_acc
 
 
 def discover(folder: str | Path | None = None, device: torch.device | str = "cpu",

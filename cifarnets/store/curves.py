@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..models import KEYS, label
-from .checkpoints import CheckpointError, read_config
+from .record import CheckpointError, CheckpointRecord
 from .runfolder import HISTORY_FILE, REPORT_HISTORY_FILE, read_history
 
 # metric -> (train column, test column) in a history row
@@ -37,7 +37,7 @@ class Curve:
 
 def _recipe_and_accuracy(folder: Path) -> tuple[str, float | None]:
     try:
-        config = read_config(folder)
+        config = CheckpointRecord.read(folder).config
     except CheckpointError:
         return "", None
     recipe, metrics = config.get("recipe"), config.get("metrics")

@@ -24,7 +24,8 @@ from ..device import machine_name, pick
 from ..errors import UsageError
 from ..models import ALL_KEYS, KEYS, label
 from ..store import checkpoints as ckpt
-from . import attacks, corruptions, store
+from ..store.record import CheckpointRecord
+from . import attacks, corruptions, stressfile
 
 CHUNK = 50  # images per forward: with 10 views each, more overflow a CPU's caches (answering.split_batch)
 IMAGES = 100  # default samples: what fits in about half an hour on 2 cores shared with five others
@@ -61,7 +62,7 @@ def cmd_stress(args) -> int:
     for key, n in record["networks"].items():
         mean = mean_accuracy(n)
         print(f"{label(key):<32} {n['clean']:>7.1%} {mean:>9.1%} {n['clean'] - mean:>6.1%}")
-    print(f"-> {Path(args.checkpoints) / store.STRESS_FILE}")
+    print(f"-> {Path(args.checkpoints) / stressfile.STRESS_FILE}")
     return 0
 
 
@@ -93,7 +94,7 @@ def mean_accuracy(network: dict) -> float:
 
 
 def load_networks(root: Path, device: torch.device, classes: list[str]) -> dict[str, tuple[torch.nn.Module, str]]:
-    """{key: (model, fingerprint)} for every network in `root` with a checkpoint trained on these classes."""
+    """{key: (model, its record's key)} for every network in `root` with a checkpoint trained on these classes."""
     out = {}
     for key in ALL_KEYS:
         folder = root / key
@@ -101,7 +102,7 @@ def load_networks(root: Path, device: torch.device, classes: list[str]) -> dict[
             continue
         model, config = ckpt.load_checkpoint(folder, device, expected_key=key)
         if config["classes"] == classes:
-            out[key] = (model, store.fingerprint(folder))
+            out[key] = (model, CheckpointRecord.read(folder).test_split_key.as_dict())
     return out
 
 
@@ -117,7 +118,7 @@ def run(root: Path, dataset: sources.Dataset, device: torch.device, n_images: in
               "data": {k: v for k, v in dataset.provenance().items() if k != "classes"}, "device": machine_name(device),
               "left_out": corruptions.LEFT_OUT, "seconds": {}, "networks": {}}
     if "corruptions" not in parts:  # keep the corruptions the file holds, measure the rest
-        old = store.read(root)
+        old = stressfile.read(root)
         record = (old or record) | {"seconds": (old or {}).get("seconds", {})}
     tick = time.perf_counter()
     for key, (model, fp) in networks.items():
@@ -132,7 +133,7 @@ def run(root: Path, dataset: sources.Dataset, device: torch.device, n_images: in
                 acc, _ = accuracy_of(model, batch, labels)
                 record["networks"][key]["corruptions"].setdefault(name, []).append(round(acc, 4))
         record["seconds"]["corruptions"] = round(time.perf_counter() - tick, 1)
-        store.write(root, record)  # after each corruption: a run stopped half way keeps what it measured
+        stressfile.write(root, record)  # after each corruption: a run stopped half way keeps what it measured
         say(f"{corruptions.title(name)}: " + ", ".join(
             f"{label(k)} {mean(record['networks'][k]['corruptions'][name]):.1%}" for k in networks)
             + f" ({time.perf_counter() - tick:.0f}s)")
@@ -142,7 +143,7 @@ def run(root: Path, dataset: sources.Dataset, device: torch.device, n_images: in
         t_idx = sample(n_transfer, len(test))
         record["transfer"] = transfer(four, test.x[t_idx], test.y[t_idx], say)
         record["seconds"]["transfer"] = round(time.perf_counter() - tick, 1)
-        store.write(root, record)
+        stressfile.write(root, record)
     return record
 
 

@@ -15,7 +15,8 @@ from ..data.loader import DeviceLoader
 from ..data.sources import Split
 from ..models import MODELS, label
 from ..paths import checkpoints_dir
-from ..store.checkpoints import CheckpointError, load_checkpoint, read_config
+from ..store.checkpoints import load_checkpoint
+from ..store.record import CheckpointError, CheckpointRecord
 from ..store.runfolder import TrainingError
 from .recipes import Recipe
 from .step import CHANNELS_LAST, mean_answer, place
@@ -53,7 +54,7 @@ def teacher_problem(recipe: Recipe, classes: list[str] | None) -> str:
     for key in recipe.teachers:
         folder = checkpoints_dir() / key
         try:
-            config = read_config(folder)
+            config = CheckpointRecord.read(folder).config
         except CheckpointError as e:
             return _unloadable(recipe, key, e)
         if classes is not None and config["classes"] != list(classes):

@@ -1,4 +1,5 @@
-"""Altair charts the pages draw. They take plain rows (lists of dicts) that the library computes."""
+"""Altair charts the pages share, and the networks' colours every chart draws them in (Why they differ's own
+charts are in why/why_charts.py). They take plain rows (lists of dicts) that the library computes."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import zlib
 import altair as alt
 import pandas as pd
 
-from ..models import ALL_KEYS, KEYS, MODELS, label, spec
+from ..models import ALL_KEYS, MODELS, label, spec
 
-NETWORK_ORDER = [label(k) for k in KEYS]
+ORDER = [label(k) for k in ALL_KEYS]  # the report's four, then ours: every chart's order
 COLORS = {label(k): spec(k).colour for k in ALL_KEYS}  # {label: colour}: the same on every chart
 
 
@@ -19,23 +20,27 @@ def table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def network_scale(present: list[str] | None = None) -> alt.Scale:
-    """The networks' fixed colours, for those present only (a legend lists nothing that is not drawn)."""
-    names = [n for n in NETWORK_ORDER if present is None or n in present]
-    return alt.Scale(domain=names, range=[COLORS[n] for n in names])
+def network_colors(present: list[str] | None = None, **encoding) -> alt.Color:
+    """Colour by the "network" field in the networks' fixed colours, for those present only (a legend lists
+    nothing that is not drawn). `encoding`: the title or legend to use instead of the usual ones."""
+    names = [n for n in ORDER if present is None or n in present]
+    # labelLimit: "ResNet without shortcuts (ours)" in full
+    encoding = {"title": "network", "legend": alt.Legend(labelLimit=320)} | encoding
+    return alt.Color("network:N", scale=alt.Scale(domain=names, range=[COLORS[n] for n in names]), sort=names,
+                     **encoding)
 SPLIT_DASH = alt.Scale(domain=["train", "test"], range=[[4, 3], [1, 0]])  # train dashed, test solid
 
 
 def params_chart(rows: list[dict]) -> alt.Chart:
     """Horizontal bars: parameters per network, with the count written at the end of each bar."""
     base = alt.Chart(alt.Data(values=rows)).encode(
-        y=alt.Y("network:N", sort=NETWORK_ORDER, title=None),
+        y=alt.Y("network:N", sort=ORDER, title=None),
         # Room to the right of the longest bar for its label.
         x=alt.X("params:Q", title="parameters", axis=alt.Axis(tickCount=5),
                 scale=alt.Scale(domain=[0, 1.12 * max(r["params"] for r in rows)])),
         tooltip=[alt.Tooltip("network:N"), alt.Tooltip("params:Q", format=",")],
     )
-    bars = base.mark_bar().encode(color=alt.Color("network:N", scale=network_scale(), legend=None))
+    bars = base.mark_bar().encode(color=network_colors(legend=None))
     text = base.mark_text(align="left", dx=4).encode(text=alt.Text("params:Q", format=","))
     return (bars + text).properties(height=160)
 
@@ -65,7 +70,7 @@ def series_color(network: str, source: str) -> str:
 def _series_scale(rows: list[dict]) -> tuple[list[str], alt.Scale]:
     """Series names 'network · source' in network order, shipped first, each in its fixed colour."""
     def order(r):
-        return (NETWORK_ORDER.index(r["network"]) if r["network"] in NETWORK_ORDER else 99,
+        return (ORDER.index(r["network"]) if r["network"] in ORDER else 99,
                 not r["source"].startswith("shipped"), r["source"])
     pairs = list(dict.fromkeys((r["network"], r["source"]) for r in sorted(rows, key=order)))
     names = [f"{n} · {s}" for n, s in pairs]
@@ -117,7 +122,7 @@ def curves_chart(rows: list[dict], metric: str, side_by_side: bool, log_epochs: 
     hover = base.mark_point(size=80, opacity=0).encode(opacity=alt.value(0), tooltip=tooltip)
     chart = alt.layer(lines, markers, runs, hover, data=table(data))
     if side_by_side:
-        networks = [n for n in NETWORK_ORDER if any(r["network"] == n for r in data)]
+        networks = [n for n in ORDER if any(r["network"] == n for r in data)]
         return chart.properties(width=200, height=220).facet(
             column=alt.Column("network:N", sort=networks, title=None)).resolve_scale(x="independent")
     # Streamlit fits the whole chart, legend included, into the height: the legend's lines come on top.

@@ -59,14 +59,14 @@ def verdict_line(verdict: Verdict | None) -> tuple[str, str | None]:
 def photos_line(entries: dict[str, Entry]) -> None:
     """Why photos are answered worse than Home's test accuracy, and by how much, from the stored figures: the real-photo
     check's over the development set, each with its interval (`photos --write`)."""
-    figures = [(e, f) for e in entries.values() if e.ok and e.test_acc is not None and (f := resources.photo_figure(e))]
-    gaps = [100 * (e.test_acc - f["accuracy"]) for e, f in figures]
+    figures = [(e, f) for e in entries.values() if e.ok and e.test_acc is not None and (f := e.record.photos)]
+    gaps = [100 * (e.test_acc - f.accuracy) for e, f in figures]
     by = (f": here {round(min(gaps))} to {round(max(gaps))} points fewer right than the test accuracy on Home, "
           "which shows both") if gaps else ""
     on = ""
     if figures:
-        each = [f"{e.label} {f['accuracy']:.0%} ({f['interval'][0]:.0%} to {f['interval'][1]:.0%})" for e, f in figures]
-        on = (f" Of {figures[0][1]['n']} real photos of the ten classes, class-balanced with 90% intervals: "
+        each = [f"{e.label} {f.accuracy:.0%} ({f.interval[0]:.0%} to {f.interval[1]:.0%})" for e, f in figures]
+        on = (f" Of {figures[0][1].n} real photos of the ten classes, class-balanced with 90% intervals: "
               + ", ".join(each) + ".")
     st.caption("Photos are harder than CIFAR-10's own images: shrunk to 32x32 they differ in framing, blur, colour "
                f"and compression from the pictures the networks learnt from{by}.{on}")
@@ -76,8 +76,7 @@ def badges_line(entries: dict[str, Entry]) -> None:
     """What the two badges mean, in words, above the cards: a tooltip never shows on a phone. With how often they
     are wrong, from the stored calibration: CIFAR-10 test images and real photos of the ten classes flagged, and
     photos of other things that pass (each counted on photos that did not set the threshold)."""
-    records = [e.config["unfamiliar"] for e in entries.values()
-               if e.ok and isinstance((e.config or {}).get("unfamiliar"), dict)]
+    records = [c.raw for e in entries.values() if e.ok and (c := e.record.unfamiliar)]
     rates = [r["held_out_rate"] for r in records if isinstance(r.get("held_out_rate"), float)]
     found = [r["photos"] for r in records if isinstance(r.get("photos"), dict)]
     photos = [p["flagged_unseen"] for p in found if isinstance(p.get("flagged_unseen"), float)]
@@ -189,7 +188,7 @@ def result_card(result: Result, entries: dict[str, Entry]) -> None:
             if not top:
                 col.markdown(f"**{entry.label}**  \nnot loaded")
                 continue
-            col.markdown(f"**{resources.answering(entry)}**  \n**{top[0][0]}** · {top[0][1]:.0%}")
+            col.markdown(f"**{resources.answerer_label(entry)}**  \n**{top[0][0]}** · {top[0][1]:.0%}")
             badge, how = verdict_line(result.verdicts.get(key))
             col.markdown(badge, help=how)
             col.altair_chart(top5_chart(top, network_color(key)), width="stretch")

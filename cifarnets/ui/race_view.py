@@ -18,7 +18,7 @@ from ..runs.visitor import Refused, Visitor
 from ..store.curves import Curve, long_rows
 from ..training import recipes
 from . import actions, resources
-from .charts import network_scale
+from .charts import network_colors
 from .progress import STATE_BADGES, progress_text
 
 
@@ -158,9 +158,9 @@ def race_chart(rows: list[dict], epochs: int | None) -> alt.VConcatChart | None:
     last = max([r["epoch"] for r in rows] + [epochs or 1])
     x = alt.X("epoch:Q", scale=alt.Scale(domain=[1, max(last, 2)], nice=False),
               axis=alt.Axis(tickMinStep=1, format="d"))
-    color = alt.Color("network:N", scale=network_scale(present), title=None,
-                      legend=alt.Legend(orient="bottom", columns=2, symbolType="stroke", symbolSize=60,
-                                        labelFontSize=11, columnPadding=8))
+    color = network_colors(present, title=None,
+                           legend=alt.Legend(orient="bottom", columns=2, symbolType="stroke", symbolSize=60,
+                                             labelFontSize=11, columnPadding=8))
     panels = []
     for metric, fmt in (("accuracy", ".0%"), ("loss", ".2f")):
         panels.append(alt.Chart(alt.Data(values=[r for r in rows if r["metric"] == metric]), title=f"test {metric}")

@@ -7,8 +7,6 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from ..answering import VIEWS
-from ..data.images import PREPARATION
 from ..device import machine_name, pick
 from ..diagram import architecture
 from ..models import KEYS, build
@@ -17,7 +15,7 @@ from ..runs.record import Run
 from ..runs.visitor import COOKIE, SECRET_KEY, Visitor
 from ..store import hub
 from ..store.checkpoints import Entry, discover
-from ..store.runfolder import CONFIG_FILE, MODEL_FILE
+from ..store.record import modified
 
 
 @st.cache_resource(show_spinner=False)
@@ -32,17 +30,6 @@ def device() -> torch.device:
 
 def device_text() -> str:
     return machine_name(device())
-
-
-def _stamp(folder: Path) -> tuple[float, float]:
-    """Modification times of a checkpoint's weights and config: a new checkpoint means a reload."""
-    out = []
-    for name in (MODEL_FILE, CONFIG_FILE):
-        try:
-            out.append((folder / name).stat().st_mtime)
-        except OSError:
-            out.append(0.0)
-    return tuple(out)
 
 
 @st.cache_resource(show_spinner="Fetching the networks CIFARNETS_HUB names...")
@@ -90,7 +77,7 @@ def entries() -> dict[str, Entry]:
     folder = checkpoints_dir()
     from_hub = {k: str(s.folder) for k, s in hub_sources().items() if s.folder}
     overrides = from_hub | {k: str(v) for k, v in visitor().adopted().items()}  # the user's own choice wins
-    stamp = tuple(_stamp(Path(overrides.get(k) or folder / k)) for k in KEYS)
+    stamp = tuple(modified(Path(overrides.get(k) or folder / k)) for k in KEYS)
     return _discover(str(folder), tuple(sorted(overrides.items())), str(device()), stamp)
 
 
@@ -123,24 +110,16 @@ def _pct(acc: float | None) -> str:
     return f"{acc:.1%}" if acc is not None else "accuracy unknown"
 
 
-def photo_figure(entry: Entry) -> dict | None:
-    """The network's real-photo figure (`photos --write`), when it was measured the way Classify answers now:
-    a figure for another preparation or view count would not be this app's."""
-    photos = (entry.config or {}).get("photos")
-    current = isinstance(photos, dict) and (photos.get("preparation"), photos.get("views")) == (PREPARATION, VIEWS)
-    return photos if current else None
-
-
 ACCURACY = "test accuracy as Classify answers"  # the one accuracy a run or network is quoted with
 
 
 def accuracy_text(acc: float | None) -> str:
-    """'Test accuracy as Classify answers: 51.2%': the checkpoint's figure (config.json), from the views
+    """'Test accuracy as Classify answers: 51.2%': the checkpoint's figure (its record's metrics), from the views
     Classify averages; not the curves' last point, which is of each test image alone."""
     return f"{ACCURACY[0].upper()}{ACCURACY[1:]}: {_pct(acc)}"
 
 
-def answering(entry: Entry) -> str:
+def answerer_label(entry: Entry) -> str:
     """A network's name where its answer or figure appears: "CNN", or "CNN · your run, 10.0%" when one of the
     user's runs answers for it instead of the shipped network."""
     if entry.key in visitor().adopted():

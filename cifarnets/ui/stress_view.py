@@ -15,11 +15,11 @@ from ..models import label
 from ..paths import checkpoints_dir
 from ..predict import Prepared
 from ..store.checkpoints import Entry
-from ..stress import apply, attacks, corruptions, findings, store
+from ..stress import apply, attacks, corruptions, stress_sentences, stressfile
 from . import pictures, share
+from .charts import network_colors
 from .classify_view import phone_layout, verdict_line
 from .pictures import enlarge
-from .why.charts import color_by_network
 
 KINDS = {"PGD-10": "pgd", "FGSM": "fgsm"}
 WAY_COLOURS = {"holds": "green", "now right": "blue", "now wrong": "red", "changed, still wrong": "orange",
@@ -160,7 +160,7 @@ def attack_view(image: Prepared, entries: dict[str, Entry], shown: str | None) -
 
 
 def stored() -> dict | None:
-    return store.read(checkpoints_dir())
+    return stressfile.read(checkpoints_dir())
 
 
 def measured_view(record: dict | None, entries: dict[str, Entry]) -> None:
@@ -169,28 +169,29 @@ def measured_view(record: dict | None, entries: dict[str, Entry]) -> None:
         st.code("python -m cifarnets stress --data /path/to/cifar10", language="bash")
         return
     for key, e in entries.items():
-        if e.ok and store.stale(record, key, e.path):
+        measured = record["networks"].get(key)
+        if e.ok and measured and e.record.stale(measured.get("checkpoint")):
             st.caption(f":orange[{e.label} in use is not the checkpoint these numbers were measured on: rerun "
                        "`python -m cifarnets stress` for its numbers.]")
     nets = record["networks"]
     measured = len(next(iter(nets.values()))["corruptions"])
     st.markdown(f"Measured on {record['images']:,} of the {record['of']:,} test images ({record['sample']}), "
                 f"with our reimplementation of CIFAR-10-C: {measured} of its corruptions at 5 severities. "
-                + findings.left_out_text())
-    st.dataframe(findings.table(record), hide_index=True, column_config={
+                + stress_sentences.left_out_text())
+    st.dataframe(stress_sentences.table(record), hide_index=True, column_config={
         c: st.column_config.NumberColumn(c, format="percent") for c in
         ("clean", "corrupted (mean)", "drop", "CIFAR-10-C error", "kept")})
     rows = [{"network": label(k), "severity": s + 1, "corruption": corruptions.title(name), "accuracy": acc}
             for k, n in nets.items() for name, accs in n["corruptions"].items() for s, acc in enumerate(accs)]
     st.altair_chart(_severity_chart(rows), width="stretch")
-    st.markdown(findings.corruptions_text(record))
+    st.markdown(stress_sentences.corruptions_text(record))
     if "transfer" in record:
         transfer_view(record["transfer"])
 
 
 def _severity_chart(rows: list[dict]) -> alt.Chart:
     base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("severity:O", title="severity"), color=color_by_network(sorted({r["network"] for r in rows})))
+        x=alt.X("severity:O", title="severity"), color=network_colors(sorted({r["network"] for r in rows})))
     mean = base.mark_line(point=True).encode(y=alt.Y("mean(accuracy):Q", title="accuracy (mean over corruptions)",
                                                       axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
                                              tooltip=["network:N", "severity:O",

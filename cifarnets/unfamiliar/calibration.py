@@ -11,9 +11,7 @@ judged by its predecessor's threshold, it is classified without the flag and say
 from __future__ import annotations
 
 import functools
-import hashlib
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,11 +21,11 @@ from safetensors.torch import load_file, save
 from ..answering import VIEWS
 from ..paths import checkpoints_dir, public
 from ..store.checkpoints import Entry
-from ..store.fileio import read_json, write_bytes, write_json
-from ..store.runfolder import CONFIG_FILE, MODEL_FILE, UNFAMILIAR_FILE
-from .scores import FITTED, METHODS, Gaussians, Views, score
+from ..store.fileio import write_bytes
+from ..store.record import UNFAMILIAR, CheckpointRecord, file_sha256
+from ..store.runfolder import UNFAMILIAR_FILE
+from .scores import FITTED, METHODS, Gaussians, ViewOutputs, score
 
-KEY = "unfamiliar"
 RATE = 0.95  # the share of the test split's held-out images the threshold keeps under: 1 in 20 is flagged
 # The share of real photos of the ten classes it keeps under, where calibrate is given some: issue 28's aim of
 # at most 10% of them flagged (uploads are photos, and photos score further from CIFAR-10 than its test split)
@@ -47,7 +45,7 @@ class Calibration:
     threshold: float
     rate: float
     fitted: dict[str, Gaussians] | None  # None for the methods that need no statistics
-    record: dict  # everything config.json holds under KEY, for display
+    record: dict  # everything config.json holds under "unfamiliar", for display
 
 
 @dataclass(frozen=True)
@@ -67,22 +65,9 @@ class Verdict:
                 "method": self.method, "rate": self.rate, "structureless": self.plain}
 
 
-def sha256(path: Path) -> str:
-    return _sha256(str(path), *_identity(path))
-
-
 def _identity(path: Path) -> tuple[int, int]:
     st = path.stat()
     return st.st_mtime_ns, st.st_size
-
-
-@functools.lru_cache(maxsize=32)
-def _sha256(path: str, mtime_ns: int, size: int) -> str:  # keyed by mtime and size: a rewritten file is re-read
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_stats(path: Path, fitted: dict[str, Gaussians]) -> None:
@@ -111,63 +96,47 @@ def load_stats(path: Path) -> dict[str, Gaussians]:
     return _load_stats(str(path), *_identity(path))
 
 
-def write(folder: Path, record: dict, fitted: dict[str, Gaussians]) -> None:
+def write(folder: Path, calibration: dict, fitted: dict[str, Gaussians]) -> None:
     """Statistics first, then the record that names them: a config.json never points at missing statistics."""
     save_stats(folder / UNFAMILIAR_FILE, fitted)
-    record = record | {"stats_sha256": sha256(folder / UNFAMILIAR_FILE)}
-    config = read_json(folder / CONFIG_FILE)
-    config[KEY] = record
-    write_json(folder / CONFIG_FILE, config)
-
-
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def well_formed(record) -> bool:
-    """The fields the app reads have the types it reads them as; a hand-edited record counts as damaged."""
-    try:
-        return (record["method"] in METHODS and _number(record["threshold"]) and 0 < record["rate"] <= 1
-                and _number(record["held_out_rate"]) and isinstance(record["views"], int)
-                and record["method"] in record["auroc"]  # a record from before a method was added still works
-                and all(m in METHODS and _number(a) for m, a in record["auroc"].items())
-                and isinstance(record["flagged"], dict) and all(_number(v) for v in record["flagged"].values())
-                and all(isinstance(record["n"][k], int) for k in ("fit", "choose", "held_out", "unfamiliar"))
-                and all(isinstance(record[k], str) for k in ("machine", "date")))
-    except (KeyError, TypeError):
-        return False
+    stats = {"stats_sha256": file_sha256(folder / UNFAMILIAR_FILE)}
+    CheckpointRecord.read(folder).write_unfamiliar(calibration | stats)
 
 
 def load(entry: Entry, views: int = VIEWS) -> Calibration | str:
     """The network's calibration for answers made from `views` views of each image (answering.VIEWS), or one
     line saying why it has none (and what to run)."""
-    record = entry.config.get(KEY)
+    record = replace(entry.record, views=views)
+    stored = record.unfamiliar
     redo = redo_command(entry.path)
-    if record is None:
+    if UNFAMILIAR not in record.config:
         return f"not calibrated: run `{redo}` to measure when it meets something unfamiliar"
-    if not isinstance(record, dict) or not well_formed(record):
+    if stored is None or not all(m in METHODS for m in (stored.method, *stored.raw["auroc"])):
         return f"its calibration in config.json is damaged; redo it with `{redo}`"
-    if record["views"] != views:
-        return (f"calibrated on answers from {record['views']} views of each image, but answers now take {views}; "
+    why = record.why_stale(stored.key)
+    if why == "views":
+        return (f"calibrated on answers from {stored.key.views} views of each image, but answers now take {views}; "
                 f"redo it with `{redo}`")
-    weights = entry.path / MODEL_FILE
-    try:
-        if record.get("weights_sha256") != sha256(weights):
-            return f"calibrated on other weights than these (retrained?); redo it with `{redo}`"
-        fitted = None
-        if record["method"] in FITTED:
-            stats = entry.path / UNFAMILIAR_FILE
-            if not stats.is_file():
-                return f"its calibration statistics ({UNFAMILIAR_FILE}) are missing; redo them with `{redo}`"
-            if record.get("stats_sha256") != sha256(stats):
-                return f"{UNFAMILIAR_FILE} does not match config.json; redo the calibration with `{redo}`"
+    if why == "preparation":
+        return (f"calibrated on photos prepared {stored.key.preparation!r}, but they are now prepared "
+                f"{record.preparation!r}; redo it with `{redo}`")
+    if why:
+        return f"calibrated on other weights than these (retrained?); redo it with `{redo}`"
+    fitted = None
+    if stored.method in FITTED:
+        stats = entry.path / UNFAMILIAR_FILE
+        if not stats.is_file():
+            return f"its calibration statistics ({UNFAMILIAR_FILE}) are missing; redo them with `{redo}`"
+        if stored.stats_sha256 != file_sha256(stats):
+            return f"{UNFAMILIAR_FILE} does not match config.json; redo the calibration with `{redo}`"
+        try:
             fitted = load_stats(stats)
-    except (OSError, SafetensorError, ValueError, RuntimeError) as e:
-        return f"its calibration cannot be read ({str(e)[:100]}); redo it with `{redo}`"
-    return Calibration(record["method"], float(record["threshold"]), float(record["rate"]), fitted, record)
+        except (OSError, SafetensorError, ValueError, RuntimeError) as e:
+            return f"its calibration cannot be read ({str(e)[:100]}); redo it with `{redo}`"
+    return Calibration(stored.method, stored.threshold, stored.rate, fitted, stored.raw)
 
 
-def verdicts(calibration: Calibration, v: Views, plain: list[bool] | None = None,
+def verdicts(calibration: Calibration, v: ViewOutputs, plain: list[bool] | None = None,
              together: torch.Tensor | None = None) -> list[Verdict]:
     """One verdict per image of `v`; `plain`: which images have no structure (structure.structureless);
     `together`: the answers of the networks answering together, averaged (scores.TOGETHER). Raises ValueError

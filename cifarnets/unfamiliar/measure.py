@@ -39,8 +39,9 @@ from ..errors import UsageError
 from ..models import KEYS, label
 from ..paths import other_photos_folder, photos_folders
 from ..store import checkpoints as ckpt
+from ..store.record import file_sha256
 from . import calibration, inputs, onphotos
-from .scores import METHODS, Gaussians, Views, auroc, fit, score, views
+from .scores import METHODS, Gaussians, ViewOutputs, auroc, fit, score, view_outputs
 
 SEED = 0
 
@@ -129,11 +130,11 @@ def held_out_images(dataset: sources.Dataset, sizes: Sizes = SIZES) -> torch.Ten
     return parts(dataset, sizes)["held_out"][0]
 
 
-def views_in_batches(model: torch.nn.Module, x: torch.Tensor) -> Views:
-    """scores.views() of a large (N, 3, 32, 32) tensor, with the views every answer is made from, in batches."""
+def view_outputs_in_batches(model: torch.nn.Module, x: torch.Tensor) -> ViewOutputs:
+    """scores.view_outputs() of a large (N, 3, 32, 32) tensor, with the views every answer is made from, in batches."""
     device = next(model.parameters()).device
     size = split_batch(device)
-    return Views.cat([views(model, x[i:i + size].to(device)) for i in range(0, len(x), size)])
+    return ViewOutputs.cat([view_outputs(model, x[i:i + size].to(device)) for i in range(0, len(x), size)])
 
 
 class Photos(NamedTuple):
@@ -173,12 +174,13 @@ def calibrate(networks: dict[str, Network], dataset: sources.Dataset, rate: floa
     seen = {}
     for key, (model, _, _) in networks.items():
         tick = time.perf_counter()
-        v = {name: views_in_batches(model, normalize(x)) for name, (x, _) in p.items()}
-        v |= {f"strange{seed}": views_in_batches(model, batch(list(pixels))) for seed, (pixels, _) in strange.items()}
+        v = {name: view_outputs_in_batches(model, normalize(x)) for name, (x, _) in p.items()}
+        v |= {f"strange{seed}": view_outputs_in_batches(model, batch(list(pixels)))
+              for seed, (pixels, _) in strange.items()}
         if photos is not None:
-            v["photos"] = views_in_batches(model, photos.x)
+            v["photos"] = view_outputs_in_batches(model, photos.x)
             if photos.other is not None:
-                v["other"] = views_in_batches(model, photos.other)
+                v["other"] = view_outputs_in_batches(model, photos.other)
         seen[key] = v
         say(f"{label(key)}: answered in {time.perf_counter() - tick:.0f}s")
     # the networks' answers averaged, as Classify averages the four it shows (scores.TOGETHER)
@@ -203,7 +205,7 @@ def calibrate(networks: dict[str, Network], dataset: sources.Dataset, rate: floa
         + ")")
     machine = machine_name(next(next(iter(networks.values())).model.parameters()).device)
     return {key: (record(method, rate, s, strange[1][1], dataset, machine, sizes,
-                         calibration.sha256(networks[key].folder / ckpt.MODEL_FILE), photos), fitted)
+                         file_sha256(networks[key].folder / ckpt.MODEL_FILE), photos), fitted)
             for key, (fitted, s) in measured.items()}
 
 

@@ -42,7 +42,7 @@ FEATURES = "features"  # the penultimate features' layer name, beside the stages
 
 
 @dataclass
-class Views:
+class ViewOutputs:
     """What one pass over several views of N images hands back, split by view: (views, N, ...)."""
 
     logits: torch.Tensor
@@ -54,8 +54,8 @@ class Views:
         return average(self.logits)
 
     @staticmethod
-    def cat(parts: list[Views]) -> Views:
-        return Views(torch.cat([p.logits for p in parts], 1),
+    def cat(parts: list[ViewOutputs]) -> ViewOutputs:
+        return ViewOutputs(torch.cat([p.logits for p in parts], 1),
                      {k: torch.cat([p.layers[k] for p in parts], 1) for k in parts[0].layers})
 
 
@@ -65,13 +65,13 @@ def channel_stats(stage: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def views(model: torch.nn.Module, x: torch.Tensor, n: int = VIEWS) -> Views:
+def view_outputs(model: torch.nn.Module, x: torch.Tensor, n: int = VIEWS) -> ViewOutputs:
     """One pass of the `n` views of `x` every answer is made from, in the answers' precision, through `model`:
     what the scores need, on the CPU."""
     with eval_mode(model):
         out = logits_of_views(model, x, n, intermediates=True)
     layers = {FEATURES: out.features} | {name: channel_stats(s) for name, s in out.stages.items()}
-    return Views(out.logits.float().reshape(n, len(x), -1).cpu(),
+    return ViewOutputs(out.logits.float().reshape(n, len(x), -1).cpu(),
                  {k: v.float().reshape(n, len(x), -1).cpu() for k, v in layers.items()})
 
 
@@ -115,7 +115,7 @@ def as_stored(t: torch.Tensor) -> torch.Tensor:
     return t.float().double()
 
 
-def fit(train: Views, labels: torch.Tensor, apart: Views, classes: int) -> dict[str, Gaussians]:
+def fit(train: ViewOutputs, labels: torch.Tensor, apart: ViewOutputs, classes: int) -> dict[str, Gaussians]:
     """Every layer's Gaussians from `train`, each scaled by its distances on `apart` (other training images)."""
     fitted = {}
     for name, v in train.layers.items():
@@ -126,7 +126,7 @@ def fit(train: Views, labels: torch.Tensor, apart: Views, classes: int) -> dict[
     return fitted
 
 
-def score(method: str, v: Views, fitted: dict[str, Gaussians] | None = None,
+def score(method: str, v: ViewOutputs, fitted: dict[str, Gaussians] | None = None,
           together: torch.Tensor | None = None) -> torch.Tensor:
     """(N,) float64 scores of one method; higher means more unfamiliar. `together`: (N, classes), the answers of
     the networks answering together, averaged (the TOGETHER methods need it)."""

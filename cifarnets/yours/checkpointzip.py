@@ -13,8 +13,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from ..store.checkpoints import CARD_FILE, OPTIONAL_FILES, REQUIRED_FILES, CheckpointError
-from ..store.runfolder import CONFIG_FILE, HISTORY_FILE, MODEL_FILE
+from ..store.checkpoints import CARD_FILE, LOADED_FILES, OPTIONAL_FILES, REQUIRED_FILES, CheckpointError
+from ..store.runfolder import HISTORY_FILE
 from .onnxfile import MAX_BYTES
 
 ACCEPTED = REQUIRED_FILES + OPTIONAL_FILES + (CARD_FILE,)
@@ -48,7 +48,7 @@ def unzip(raw: bytes, name: str = "the zip") -> dict[str, bytes]:
             files[path.name] = archive.read(info)
         except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError):
             raise CheckpointError(f"{name}: {info.filename} cannot be unpacked") from None
-    missing = [f for f in (MODEL_FILE, CONFIG_FILE) if f not in files]
+    missing = [f for f in LOADED_FILES if f not in files]
     if missing:
         raise CheckpointError(f"{name} is not a cifarnets checkpoint: {' and '.join(missing)} missing")
     return files
@@ -60,7 +60,7 @@ def load(files: dict[str, bytes], device="cpu"):
     from ..store.checkpoints import load_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="cifarnets-yours-") as tmp:
-        for fname in (MODEL_FILE, CONFIG_FILE):
+        for fname in LOADED_FILES:
             Path(tmp, fname).write_bytes(files[fname])
         return load_checkpoint(tmp, device)
 

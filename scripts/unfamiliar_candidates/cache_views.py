@@ -1,4 +1,4 @@
-"""Cache every network's Views on calibrate's parts, the strange inputs, the 783 photos and photos-other.
+"""Cache every network's ViewOutputs on calibrate's parts, the strange inputs, the 783 photos and photos-other.
 usage (from the repository root): python scripts/unfamiliar_candidates/cache_views.py PREPARATION
 The train/test parts are cached once, the photo parts per preparation; judge.py reads them (its docstring)."""
 import os
@@ -41,12 +41,12 @@ for key in KEYS:
     t = time.time()
     base = out / f"views_{key}.pt"
     if not base.exists():
-        v = {n: measure.views_in_batches(model, normalize(x)) for n, (x, _) in p.items()}
+        v = {n: measure.view_outputs_in_batches(model, normalize(x)) for n, (x, _) in p.items()}
         torch.save({n: (x.logits, x.layers) for n, x in v.items()} | {"labels": {n: y for n, (_, y) in p.items()}},
                    base)
-    v = {"photos": measure.views_in_batches(model, xp), "other": measure.views_in_batches(model, xo)}
+    v = {"photos": measure.view_outputs_in_batches(model, xp), "other": measure.view_outputs_in_batches(model, xo)}
     for seed, (px, _kinds) in strange.items():
-        v[f"strange{seed}"] = measure.views_in_batches(model, batch(list(px)))
+        v[f"strange{seed}"] = measure.view_outputs_in_batches(model, batch(list(px)))
     torch.save({n: (x.logits, x.layers) for n, x in v.items()} | {"kinds": {s: k for s, (_, k) in strange.items()}},
                out / f"views_{key}_{tag}.pt")
     print(key, f"{time.time() - t:.0f}s", flush=True)

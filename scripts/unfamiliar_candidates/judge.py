@@ -19,7 +19,7 @@ import torch
 
 from cifarnets.models import KEYS as ALL
 from cifarnets.unfamiliar.measure import folds
-from cifarnets.unfamiliar.scores import FEATURES, Views, auroc, fit, score
+from cifarnets.unfamiliar.scores import FEATURES, ViewOutputs, auroc, fit, score
 
 torch.set_num_threads(2)
 tag = sys.argv[1] if len(sys.argv) > 1 else "crop_box"
@@ -30,8 +30,8 @@ V = {}
 for key in KEYS:
     base = torch.load(out / f"views_{key}.pt", weights_only=False)
     ph = torch.load(out / f"views_{key}_{tag}.pt", weights_only=False)
-    v = {n: Views(*base[n]) for n in ("fit", "scale", "choose", "held_out")}
-    v |= {n: Views(*ph[n]) for n in ("photos", "other", "strange0", "strange1")}
+    v = {n: ViewOutputs(*base[n]) for n in ("fit", "scale", "choose", "held_out")}
+    v |= {n: ViewOutputs(*ph[n]) for n in ("photos", "other", "strange0", "strange1")}
     V[key] = (v, base["labels"], ph["kinds"])
 PARTS = ("choose", "held_out", "photos", "other", "strange0", "strange1")
 

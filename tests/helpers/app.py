@@ -53,13 +53,13 @@ def image_bytes(fmt: str = "PNG", size=(64, 48), seed: int = 0, mode: str = "RGB
     return buf.getvalue()
 
 
-WHY_VIEWS = ("Gradient flow", "Cost", "Quality", "What they look at", "What every stage sees", "Feature reuse",
+WHY_TABS = ("Gradient flow", "Cost", "Quality", "What they look at", "What every stage sees", "Feature reuse",
              "Unfamiliar inputs")
 
 
-def open_view(at, view: str):
-    """Why they differ with `view` open: the page draws the open tab only, so each is opened as a click would."""
-    at.session_state["tab"] = view
+def open_tab(at, tab: str):
+    """Why they differ with `tab` open: the page draws the open tab only, so each is opened as a click would."""
+    at.session_state["tab"] = tab
     return at.run()
 
 

@@ -1,1 +1,1 @@
-"""The Why they differ page's views, one module per view; the measurements come from cifarnets.analysis."""
+"""The Why they differ page's tabs, one module per tab; the measurements come from cifarnets.analysis."""

@@ -1,4 +1,4 @@
-"""What every view of the Why they differ page shares: the measurements, and the commands that make them."""
+"""What every tab of the Why they differ page shares: the measurements, and the commands that make them."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def status(nets: dict[str, Network]) -> None:
     if measured:
         r = measured[0].fresh_record
         st.caption(f"Test-split measurements by `python -m cifarnets analyze` on {r.get('device', '?')}, "
-                   f"{r.get('data', {}).get('n_test', '?'):,} test images. Per-image views are computed as you look.")
+                   f"{r.get('data', {}).get('n_test', '?'):,} test images. Per-image pictures are computed as you "
+                   "look.")
     if missing:
         stale = [n.label for n in nets.values() if n.trained and n.stale]
         why = (f" ({', '.join(stale)}: measured on an older checkpoint)" if stale else "")

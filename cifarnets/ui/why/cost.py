@@ -5,11 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from ...analysis import cost as measure
-from ...analysis import findings
+from ...analysis import why_sentences
 from ...analysis.collect import Network, cost_rows
 from ...store.checkpoints import Entry
 from .. import resources
-from . import charts
+from . import why_charts
 
 
 def render(nets: dict[str, Network], entries: dict[str, Entry]) -> None:
@@ -37,9 +37,9 @@ def render(nets: dict[str, Network], entries: dict[str, Entry]) -> None:
                    + "None: not measured yet, or no checkpoint to measure. On a machine busy with other work, "
                    "timings (at batch 1 most) vary from run to run: the button above measures again, here.")
     if any(r["test_acc"] is not None for r in rows):
-        st.altair_chart(charts.cost(rows), width="stretch")
+        st.altair_chart(why_charts.cost(rows), width="stretch")
         st.caption("Area: parameters. Right: more compute; up: more accurate.")
-    st.markdown(findings.cost(rows))
+    st.markdown(why_sentences.cost(rows))
 
 
 HERE = "why_latency_here"  # {network label: {batch: seconds}}, this session's own timing

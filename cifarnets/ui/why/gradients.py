@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ...analysis import findings
+from ...analysis import why_sentences
 from ...analysis.collect import Network, epoch_gradient_rows, gradient_rows
 from ...models import label
-from . import charts
+from . import why_charts
 from .common import analyze_command, data_hint, side_by_side, train_plain_command
 
 PLAIN = "resnet_plain"
@@ -19,7 +19,8 @@ def render(nets: dict[str, Network]) -> None:
                 "its weights, on the same fixed sample of training images, before and after training. To test depth "
                 "itself, "
                 f"**{label(PLAIN)}** is the ResNet with its shortcuts removed: same 14 layers, nothing else changed.")
-    choice = st.segmented_control("Measure", list(charts.METRICS), default="rms", format_func=charts.METRICS.get,
+    metrics = why_charts.METRICS
+    choice = st.segmented_control("Measure", list(metrics), default="rms", format_func=metrics.get,
                                   key="why_grad_metric", required=True,
                                   help="RMS: the norm divided by the square root of the number of weights, so "
                                        "that big and small layers compare; norm: the plain L2 norm")
@@ -29,9 +30,9 @@ def render(nets: dict[str, Network]) -> None:
                 f"(the trainer records them every epoch){data_hint()}:")
         st.code(analyze_command(), language="bash")
     else:
-        ends = {id(r) for pair in findings.compared_layers(rows).values() for r in pair}
-        side_by_side(charts.gradients([dict(r, compared=id(r) in ends) for r in rows], choice))
-        st.markdown(findings.gradients(rows, choice))
+        ends = {id(r) for pair in why_sentences.compared_layers(rows).values() for r in pair}
+        side_by_side(why_charts.gradients([dict(r, compared=id(r) in ends) for r in rows], choice))
+        st.markdown(why_sentences.gradients(rows, choice))
     _plain(nets)
     _epochs(nets, choice)
 
@@ -48,7 +49,7 @@ def _plain(nets: dict[str, Network]) -> None:
     if rows:
         st.markdown(f"**Does depth without shortcuts train as well?** Test accuracy per epoch, {res.label} against "
                     f"{plain.label}.")
-        st.altair_chart(charts.accuracy(rows), width="stretch")
+        st.altair_chart(why_charts.accuracy(rows), width="stretch")
         # At the same epoch: the two share a recipe, so epoch for epoch they had the same schedule.
         by_epoch = {(r["network"], r["epoch"]): r["test_acc"] for r in rows}
         both = [e for (n, e) in by_epoch if n == plain.label and (res.label, e) in by_epoch]
@@ -64,7 +65,7 @@ def _epochs(nets: dict[str, Network], metric: str) -> None:
     rows = [r for n in nets.values() for r in epoch_gradient_rows(n)]
     st.markdown("**During training.** Every layer's gradient, epoch by epoch, as the trainer recorded it.")
     if rows:
-        side_by_side(charts.epochs(rows, metric))
+        side_by_side(why_charts.epochs(rows, metric))
     else:
         st.caption("None of these checkpoints has gradients in its history: they were trained before the trainer "
                    "recorded them. A run trained now (sidebar or `python -m cifarnets train`) records them after "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ...analysis import filters, findings, gradcam, render, se
+from ...analysis import filters, gradcam, se, why_sentences
+from ...analysis import render as drawing  # the module; this one's render() draws the tab
 from ...analysis.collect import Network
 from ...data.loader import batch
 from ...predict import Prepared, probabilities
@@ -13,7 +14,7 @@ from ...store.checkpoints import Entry
 from ...yours import anatomy
 from .. import pictures, resources, yours_view
 from ..pictures import enlarge
-from . import charts
+from . import why_charts
 from .common import side_by_side
 
 SIZE = 150  # pixels a side for each picture
@@ -25,7 +26,7 @@ def pick_image(key: str = "why") -> Prepared | None:
     return pictures.pick_image(f"{key}_example", f"{key}_upload", "cifar10-test-cat.jpg")
 
 
-def render_view(entries: dict[str, Entry], nets: dict[str, Network]) -> None:
+def render(entries: dict[str, Entry], nets: dict[str, Network]) -> None:
     st.markdown("For one image at a time, computed as you choose it.")
     image = pick_image()
     loaded = {k: e for k, e in entries.items() if e.ok}
@@ -60,12 +61,12 @@ def _cams(image: Prepared, x, loaded: dict[str, Entry]) -> None:
         cls = top if target == OWN else classes.index(target)
         cam = gradcam.grad_cam(entry.model, x, cls)
         heats[entry.label] = cam.heat
-        col.image(render.overlay(image.pixels, cam.heat, SIZE), width=SIZE, caption=(
+        col.image(drawing.overlay(image.pixels, cam.heat, SIZE), width=SIZE, caption=(
             f"{entry.label}: says {classes[top]} ({float(probs[key][0, top]):.0%}); map for {classes[cls]} "
             f"from a {cam.grid[0]}x{cam.grid[1]} feature map"))
     if network:
         _your_cam(cols[-1], image, x, network, target, heats)
-    if text := findings.cams(heats):
+    if text := why_sentences.cams(heats):
         st.markdown(text)
 
 
@@ -81,7 +82,7 @@ def _your_cam(col, image: Prepared, x, network, target: str, heats: dict) -> Non
         return
     heats[network.name] = cam.heat
     where = "" if network.architecture else ", its last convolution's"
-    col.image(render.overlay(image.pixels, cam.heat, SIZE), width=SIZE, caption=(
+    col.image(drawing.overlay(image.pixels, cam.heat, SIZE), width=SIZE, caption=(
         f"{network.name}: says {classes[top]} ({float(probs[0, top]):.0%}); map for {classes[cls]} from a "
         f"{cam.grid[0]}x{cam.grid[1]} feature map{where}"))
 
@@ -106,7 +107,7 @@ def _se(x, entry: Entry, net: Network) -> None:
                 "residual branch, for this image.")
     weights = se.gates(entry.model, x)
     rows = [{"block": b, "channel": i, "weight": float(v)} for b, w in weights.items() for i, v in enumerate(w)]
-    side_by_side(charts.channels(rows, "weight", "SE block"), per_row=2)
+    side_by_side(why_charts.channels(rows, "weight", "SE block"), per_row=2)
     means = (net.fresh_record or {}).get("se_class_means")
     if not means:
         st.caption("How the weights differ between classes needs the per-class means from the analyze command.")
@@ -119,5 +120,5 @@ def _se(x, entry: Entry, net: Network) -> None:
     rows = [{"block": blk, "channel": i, "difference": float(v)} for blk, d in gap.items() for i, v in enumerate(d)]
     st.markdown(f"Mean weight over the test images of **{a}** minus that of **{b}**, per channel "
                 f"(largest gap: {max(float(np.abs(d).max()) for d in gap.values()):.3f}).")
-    side_by_side(charts.channels(rows, "difference", "SE block", diverging=True), per_row=2)
-    st.markdown(findings.se_classes(se.class_spread(means)))
+    side_by_side(why_charts.channels(rows, "difference", "SE block", diverging=True), per_row=2)
+    st.markdown(why_sentences.se_classes(se.class_spread(means)))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ...analysis import collect, findings, store
+from ...analysis import analysisfile, collect, why_sentences
 from ...models import label
 from ..pictures import enlarge
-from . import charts
+from . import why_charts
 from .common import analyze_command, data_hint
 
 GALLERY_COLUMNS = 5
@@ -23,7 +23,7 @@ def render(nets: dict[str, collect.Network], joint: dict | None) -> None:
         st.code(analyze_command(), language="bash")
         return
     classes = collect.classes_of(nets)
-    st.markdown(findings.versus_report(records, collect.recipes(nets)))
+    st.markdown(why_sentences.versus_report(records, collect.recipes(nets)))
 
     photos = collect.photo_records(nets)
     if photos:
@@ -32,19 +32,19 @@ def render(nets: dict[str, collect.Network], joint: dict | None) -> None:
         left, right = st.columns(2)
         with left:
             st.markdown("**Accuracy per class**")
-            st.altair_chart(charts.per_class(collect.per_class_rows(records, classes)), width="stretch")
+            st.altair_chart(why_charts.per_class(collect.per_class_rows(records, classes)), width="stretch")
         with right:
             name = st.segmented_control("Confusion matrix of", list(records), default=list(records)[0],
                                         key="why_confusion", required=True)
-            st.altair_chart(charts.confusion(collect.confusion_rows(records[name]["confusion"], classes)),
+            st.altair_chart(why_charts.confusion(collect.confusion_rows(records[name]["confusion"], classes)),
                             width="stretch")
-    st.markdown(findings.per_class(records, classes))
+    st.markdown(why_sentences.per_class(records, classes))
 
     st.markdown("**Calibration.** Test images grouped by the network's confidence (its top probability), against "
                 "how often it is right in each group. On the dashed diagonal a network is right exactly as often as "
                 "it is confident.")
-    st.altair_chart(charts.reliability(collect.reliability_rows(records)), width="stretch")
-    st.markdown(findings.calibration(records, collect.label_smoothing(nets)))
+    st.altair_chart(why_charts.reliability(collect.reliability_rows(records)), width="stretch")
+    st.markdown(why_sentences.calibration(records, collect.label_smoothing(nets)))
     _gallery(joint, classes)
 
 
@@ -58,25 +58,25 @@ def _beside_photos(records: dict[str, dict], photos: dict[str, dict], classes: l
     left, right = st.columns(2)
     with left:
         st.markdown("**Accuracy per class: test split**")
-        st.altair_chart(charts.per_class(collect.per_class_rows(records, classes)), width="stretch")
+        st.altair_chart(why_charts.per_class(collect.per_class_rows(records, classes)), width="stretch")
     with right:
         st.markdown(f"**Accuracy per class: {n} real photos**")
-        st.altair_chart(charts.per_class(collect.per_class_rows(photos, classes)), width="stretch")
+        st.altair_chart(why_charts.per_class(collect.per_class_rows(photos, classes)), width="stretch")
     name = st.segmented_control("Confusion matrices of", list(records), default=list(records)[0],
                                 key="why_confusion", required=True)
     left, right = st.columns(2)
     with left:
         st.markdown("**Test split**")
-        st.altair_chart(charts.confusion(collect.confusion_rows(records[name]["confusion"], classes)),
+        st.altair_chart(why_charts.confusion(collect.confusion_rows(records[name]["confusion"], classes)),
                         width="stretch")
     with right:
         st.markdown("**Real photos**")
         if name in photos:
-            st.altair_chart(charts.confusion(collect.confusion_rows(photos[name]["confusion"], classes)),
+            st.altair_chart(why_charts.confusion(collect.confusion_rows(photos[name]["confusion"], classes)),
                             width="stretch")
         else:
             st.caption(f"{name} has no current measurement on real photos.")
-    st.markdown(findings.photo_gaps(records, photos, classes))
+    st.markdown(why_sentences.photo_gaps(records, photos, classes))
 
 
 def _gallery(joint: dict | None, classes: list[str]) -> None:
@@ -84,13 +84,13 @@ def _gallery(joint: dict | None, classes: list[str]) -> None:
     if not joint or not joint.get("disagreement"):
         st.caption("Needs test-split predictions of at least two networks, from the analyze command.")
         return
-    st.markdown(findings.agreement(joint))
+    st.markdown(why_sentences.agreement(joint))
     names = joint.get("classes", classes)
     items = joint["disagreement"]
     for start in range(0, len(items), GALLERY_COLUMNS):
         for col, item in zip(st.columns(GALLERY_COLUMNS), items[start:start + GALLERY_COLUMNS], strict=False):
             with col:
-                st.image(enlarge(store.png_pixels(item["png"]), 96), caption=f"true: {names[item['label']]}")
+                st.image(enlarge(analysisfile.png_pixels(item["png"]), 96), caption=f"true: {names[item['label']]}")
                 lines = []
                 for key, p in item["predictions"].items():
                     mark = "✓" if p["class"] == item["label"] else "✗"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ...analysis import findings
+from ...analysis import why_sentences
 from ...analysis.reuse import feature_reuse
 from ...store.checkpoints import Entry
-from . import charts
+from . import why_charts
 from .common import side_by_side
 
 
@@ -22,6 +22,6 @@ def render(entries: dict[str, Entry]) -> None:
         st.info(f"No DenseNet checkpoint is loaded: {entry.reason if entry else 'unknown network'}")
         return
     rows = feature_reuse(entry.model)
-    side_by_side(charts.reuse(rows))
-    st.markdown(findings.reuse(rows))
+    side_by_side(why_charts.reuse(rows))
+    st.markdown(why_sentences.reuse(rows))
     st.caption("Raw weights: the BatchNorm before each convolution rescales its input channels and is not folded in.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ...analysis import findings
+from ...analysis import why_sentences
 from ...analysis.stages import SCALES, StageMaps, page, page_image, stage_maps
 from ...data.loader import batch
 from ...predict import Prepared
@@ -67,7 +67,8 @@ def render(entries: dict[str, Entry]) -> None:
     missing = [e.label for e in entries.values() if not e.ok]
     if missing:
         st.caption(f"Not shown: {', '.join(missing)} (no checkpoint loaded; the Home page says why).")
-    st.markdown(findings.stages({loaded[k].label: [tuple(s.maps.shape) for s in found] for k, found in stages.items()}))
+    shapes = {loaded[k].label: [tuple(s.maps.shape) for s in found] for k, found in stages.items()}
+    st.markdown(why_sentences.stages(shapes))
     for col, (key, entry) in zip(st.columns(len(entries)), loaded.items(), strict=False):
         with col:
             st.markdown(f"**{entry.label}**")

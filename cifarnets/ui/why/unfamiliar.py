@@ -10,10 +10,11 @@ import streamlit as st
 
 from ...answering import VIEWS
 from ...store.checkpoints import Entry
-from ...unfamiliar import calibration, findings
+from ...unfamiliar import calibration, calibration_sentences
 from ...unfamiliar.inputs import COUNTS
 from ...unfamiliar.scores import METHODS
-from .charts import ORDER, color_by_network, legend_below
+from ..charts import ORDER, network_colors
+from .why_charts import legend_below
 
 
 def records(entries: dict[str, Entry]) -> tuple[dict[str, dict], dict[str, str]]:
@@ -57,7 +58,7 @@ def auroc_chart(rows: list[dict], against: str = "every test image") -> alt.Laye
         yOffset=alt.YOffset("network:N", sort=present),
         x=alt.X("auroc:Q", title=["AUROC (0.5: a coin toss;", "1: every unfamiliar input", f"above {against})"],
                 scale=alt.Scale(domain=[0, 1])),
-        color=color_by_network(present),
+        color=network_colors(present),
         opacity=alt.condition("datum.chosen", alt.value(1.0), alt.value(0.45)),
         tooltip=["network:N", "method:N", alt.Tooltip("auroc:Q", format=".3f")])
     chance = alt.Chart(alt.Data(values=[{"x": 0.5}])).mark_rule(strokeDash=[4, 3], color="gray").encode(x="x:Q")
@@ -91,7 +92,7 @@ def flagged_chart(rows: list[dict]) -> alt.LayerChart:
 
 def render(entries: dict[str, Entry]) -> None:
     found, missing = records(entries)
-    rate = findings.aim(found) if found else calibration.RATE
+    rate = calibration_sentences.aim(found) if found else calibration.RATE
     st.markdown("Every upload gets one of the ten answers, because the probabilities always sum to one over the ten "
                 "classes: a picture of noise can be a frog at 90%. Each network also scores how unlike its training "
                 f"images an input is, and Classify flags inputs over a threshold that at least {rate:.0%} of "
@@ -105,11 +106,11 @@ def render(entries: dict[str, Entry]) -> None:
         st.code(calibration.redo_command(), language="bash")
         return
     st.altair_chart(auroc_chart(auroc_rows(found)), width="stretch")
-    st.markdown(findings.ranking(found) + " " + findings.methods(found))
+    st.markdown(calibration_sentences.ranking(found) + " " + calibration_sentences.methods(found))
     st.markdown("**What each network flags**, at its threshold, of fresh unfamiliar inputs of each kind:")
     st.altair_chart(flagged_chart(flagged_rows(found)), width="stretch")
-    st.markdown(findings.kinds(found))
-    if said := findings.photos(found):
+    st.markdown(calibration_sentences.kinds(found))
+    if said := calibration_sentences.photos(found):
         st.markdown(said)
     if rows := photo_auroc_rows(found):
         st.markdown("**Photo against photo**: how well each method ranks a photo of something else above a real "

@@ -1,4 +1,5 @@
-"""Where the `analyze` command's results live: analysis.json beside each checkpoint, and one joint file.
+"""The `analyze` command's results: analysis.json beside each checkpoint, and one joint file. Each names the
+checkpoint it was measured on (its record's key: store/record.py), so the page can say when it is stale.
 
 checkpoints/<key>/analysis.json  one network: cost, gradient norms, quality on the test split and on real
                                  photos, SE means
@@ -61,16 +62,6 @@ def write(folder: str | Path, record: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / ANALYSIS_FILE, {"version": VERSION} | record)
     return folder / ANALYSIS_FILE
-
-
-def stamp(config: dict | None) -> dict | None:
-    """What identifies the checkpoint a record was computed from."""
-    return {"date": config.get("date"), "epochs": config.get("epochs")} if config else None
-
-
-def is_stale(record: dict | None, config: dict | None) -> bool:
-    """True when the record was computed from another checkpoint than the one now in the folder."""
-    return bool(record) and record.get("checkpoint") != stamp(config)
 
 
 def png_b64(pixels: np.ndarray) -> str:

@@ -1,4 +1,4 @@
-"""Altair charts of the Why they differ page. Plain rows in; the networks keep the app's colours."""
+"""Altair charts of the Why they differ page. Plain rows in; the networks keep the app's colours (ui/charts.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import math
 import altair as alt
 
 from ...analysis.collect import INIT, TRAINED
-from ...models import ALL_KEYS, label
-from ..charts import COLORS, table
+from ..charts import ORDER, network_colors, table
 
-ORDER = [label(k) for k in ALL_KEYS]
 METRICS = {"rms": "gradient per weight (RMS)", "norm": "gradient norm"}
 # For panels placed side by side: the width the column's, the height the plot's. Streamlit's default fits both,
 # and a legend under one panel then squeezed that panel's plot to nothing.
@@ -23,13 +21,6 @@ def legend_below(chart: alt.TopLevelMixin, columns: int = 1) -> alt.TopLevelMixi
     phone. A colour bar is kept short enough for a phone's column."""
     return chart.properties(autosize=FIT_WIDTH).configure_legend(orient="bottom", columns=columns,
                                                                   gradientLength=150)
-
-
-def color_by_network(present: list[str] | None = None, **legend) -> alt.Color:
-    names = [n for n in ORDER if present is None or n in present]
-    legend = legend or {"legend": alt.Legend(labelLimit=320)}  # "ResNet without shortcuts (ours)" in full
-    return alt.Color("network:N", scale=alt.Scale(domain=names, range=[COLORS[n] for n in names]),
-                     sort=names, title="network", **legend)
 
 
 def gradients(rows: list[dict], metric: str) -> list[alt.Chart]:
@@ -51,10 +42,10 @@ def gradients(rows: list[dict], metric: str) -> list[alt.Chart]:
         networks = {} if moment == moments[-1] else {"legend": None}
         marks = {} if moment == moments[0] else {"legend": None}
         main = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=30)).encode(
-            x=x, y=y, color=color_by_network(present, **networks), tooltip=tooltip).transform_filter(
+            x=x, y=y, color=network_colors(present, **networks), tooltip=tooltip).transform_filter(
             alt.FieldOneOfPredicate("kind", ["conv", "linear"]))
         side = alt.Chart().mark_point(size=45, filled=False).encode(
-            x=x, y=y, color=color_by_network(present, **networks),
+            x=x, y=y, color=network_colors(present, **networks),
             shape=alt.Shape("kind:N", title="beside the main path", **marks),
             tooltip=tooltip).transform_filter(alt.FieldOneOfPredicate("kind", ["shortcut", "se"]))
         # Rings round the two layers the text compares (first and last convolution), so a reader sees which they are.
@@ -106,7 +97,7 @@ def accuracy(rows: list[dict]) -> alt.Chart:
     return legend_below(alt.Chart(table(rows)).mark_line().encode(
         x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("test_acc:Q", title="test accuracy", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
-        color=color_by_network(present), tooltip=["network:N", "epoch:Q", alt.Tooltip("test_acc:Q", format=".2%")],
+        color=network_colors(present), tooltip=["network:N", "epoch:Q", alt.Tooltip("test_acc:Q", format=".2%")],
     ).properties(height=240, width="container"))
 
 
@@ -122,7 +113,7 @@ def cost(rows: list[dict]) -> alt.Chart:
                  alt.Tooltip("test_acc:Q", format=".2%")])
     # A legend, not labels on the points: the ResNet and the SE-ResNet cost the same and sit on top of each other.
     return legend_below(base.mark_circle(opacity=0.7).encode(
-        color=color_by_network(present),
+        color=network_colors(present),
         size=alt.Size("params:Q", title="parameters", scale=alt.Scale(range=[60, 600]), legend=None),
     ).properties(height=280, width="container"))
 
@@ -165,7 +156,7 @@ def reliability(rows: list[dict]) -> alt.Chart:
         x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"),
                 title="confidence (top probability)"),
         y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"), title="accuracy"),
-        color=color_by_network(present),
+        color=network_colors(present),
         tooltip=["network:N", alt.Tooltip("confidence:Q", format=".1%"), alt.Tooltip("accuracy:Q", format=".1%"),
                  alt.Tooltip("count:Q", format=",")])
     return legend_below((diagonal + lines).properties(height=320, width="container"))

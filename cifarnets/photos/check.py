@@ -150,8 +150,8 @@ def summary(measured: dict, part: str = "real") -> dict:
 
 
 def figure(measured: dict, key: str) -> dict:
-    """What a checkpoint records of the real-photo check (config.json's "photos"): the app's preparation and
-    views, class-balanced, with the check's size and noise."""
+    """What a checkpoint records of the real-photo check (its record's `Photos`, store/record.py): the app's
+    preparation and views, class-balanced, with the check's size and noise."""
     from .. import answering
     from ..data import images
 
@@ -198,7 +198,7 @@ def run(args) -> int:
     from ..device import pick
     from ..paths import photos_folders
     from ..store.checkpoints import discover
-    from ..store.fileio import read_json, write_json
+    from ..store.record import CheckpointRecord
 
     folders = list(args.folders) or photos_folders()
     if args.build:
@@ -220,9 +220,9 @@ def run(args) -> int:
             raise UsageError("--write stores the shipped checkpoints' figure: the app's preparation and views "
                              "must be among those measured, and no --hub")
         for key in measured["right"]:
-            path = Path(args.checkpoints) / key / "config.json"
-            write_json(path, read_json(path) | {"photos": figure(measured, key)})
-            print(f"{key}: written to {path}", file=sys.stderr)
+            record = CheckpointRecord.read(Path(args.checkpoints) / key)
+            record.write_photos(figure(measured, key))
+            print(f"{key}: written to {record.path}", file=sys.stderr)
     parts = {part: summary(measured, part) for part in ("real", "composites")}
     shipped = images.PREPARATION in next(iter(measured["right"].values())) and \
         answering.VIEWS in next(iter(measured["right"].values()))[images.PREPARATION]

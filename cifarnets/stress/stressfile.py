@@ -1,28 +1,18 @@
-"""Where the `stress` command's measurements live: checkpoints/stress.json, beside the checkpoint folders.
+"""The `stress` command's measurements: checkpoints/stress.json, beside the checkpoint folders.
 
-One small file for all the networks, because the transfer matrix needs all four at once. It names the
-checkpoint each network's numbers were measured on by the SHA-256 of its weights, so the page can say
-when a network in use is not the one measured.
+One small file for all the networks, because the transfer matrix needs all four at once. Each network's
+numbers name the checkpoint they were measured on (its record's key: store/record.py), so the page can
+say when a network in use is not the one measured.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from ..store.checkpoints import MODEL_FILE
 from ..store.fileio import read_json, write_json
 
 STRESS_FILE = "stress.json"
 VERSION = 1
-
-
-def fingerprint(folder: str | Path) -> str | None:
-    """The first 16 hex digits of the SHA-256 of a checkpoint's weights, or None when it has none."""
-    try:
-        return hashlib.sha256((Path(folder) / MODEL_FILE).read_bytes()).hexdigest()[:16]
-    except OSError:
-        return None
 
 
 def read(path: str | Path) -> dict | None:
@@ -62,8 +52,3 @@ def write(folder: str | Path, record: dict) -> Path:
     write_json(path, {"version": VERSION} | record)
     return path
 
-
-def stale(record: dict, key: str, folder: str | Path) -> bool:
-    """True when the network measured under `key` is not the checkpoint now in `folder`."""
-    measured = record.get("networks", {}).get(key, {}).get("checkpoint")
-    return measured is not None and measured != fingerprint(folder)

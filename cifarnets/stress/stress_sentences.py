@@ -1,5 +1,5 @@
 """The sentences the Stress test page writes from stress.json, as Why they differ writes its own
-(analysis/findings.py): every number and every "more" or "less" comes from the stored measurements.
+(analysis/why_sentences.py): every number and every "more" or "less" comes from the stored measurements.
 """
 
 from __future__ import annotations
