@@ -9,15 +9,18 @@ not answer like onnxruntime on the same probe images is not used.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
 from ..store.checkpoints import CheckpointError
 from . import conversion, probe
 from .onnxfile import CLASSES, INPUT_SHAPE, batch_fixed
+
+if TYPE_CHECKING:  # onnx itself is imported where a graph is read (onnxfile.py says why)
+    import onnx
 
 TIME_LIMIT_S = 20.0  # for onnxruntime's first answer (probe.py)
 CONVERT_LIMIT_S = TIME_LIMIT_S  # for the conversion to PyTorch and its first answer, enforced (conversion.py)

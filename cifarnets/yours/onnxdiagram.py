@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-
-import onnx
+from typing import TYPE_CHECKING
 
 from ..diagram import Cluster, Diagram, Edge, Node, to_dot
+
+if TYPE_CHECKING:  # onnx itself is imported where a graph is read (onnxfile.py says why)
+    import onnx
 
 MAX_BOXES = 60  # boxes a drawing holds readably; a ResNet-18 draws about 30
 # Layers past which collapsing is not tried: it is quadratic in them, and runs in the server (5,000 took 5 s).
@@ -86,6 +88,8 @@ def module_name(node: onnx.NodeProto) -> str:
 
 def _shapes(model: onnx.ModelProto) -> dict[str, str]:
     """{tensor: "64x32x32"}, as our edges write shapes (no batch axis)."""
+    import onnx
+
     try:
         model = onnx.shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001 -- a graph shape inference cannot follow is drawn without its shapes
@@ -97,6 +101,8 @@ def _shapes(model: onnx.ModelProto) -> dict[str, str]:
 
 def _text(node: onnx.NodeProto, dims: dict[str, list[int]]) -> str:
     """One step in a few words, as the four's diagrams write it: 'conv 3x3 /2, 64→128', 'fc 512→10'."""
+    import onnx
+
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     w = dims.get(node.input[1]) if len(node.input) > 1 else None
     if node.op_type in ("Conv", "ConvTranspose"):

@@ -14,11 +14,15 @@ Every refusal is a CheckpointError with one line; the file itself is never writt
 
 from __future__ import annotations
 
-import onnx
-from onnx import TensorProto
-from onnx.external_data_helper import _get_all_tensors
+from typing import TYPE_CHECKING
 
 from ..store.checkpoints import CheckpointError
+
+# onnx is imported where a graph is read, not with this module: with ml_dtypes it takes 1.4 s, which the first
+# page in a server to import the visitor's-network code (Classify, Architecture, Why they differ) paid even when
+# no visitor had a network.
+if TYPE_CHECKING:
+    import onnx
 
 MAX_BYTES = 50 * 2**20
 MAX_NODES = 5000  # ResNet-18 exports to about 70 nodes, our DenseNet to about 90: room for far deeper ones
@@ -45,6 +49,8 @@ def parse(raw: bytes, name: str = "the file") -> onnx.ModelProto:
     if raw[:4] == b"PK\x03\x04":
         raise CheckpointError(f"{name} is a zip archive, not an ONNX file (a TorchScript or torch.save file is "
                               "one, and is refused: loading it can run code)")
+    import onnx
+
     try:
         model = onnx.load_model_from_string(raw)
     except Exception:  # noqa: BLE001 -- protobuf's decode errors have no common class worth naming
@@ -56,6 +62,10 @@ def parse(raw: bytes, name: str = "the file") -> onnx.ModelProto:
 
 def check(model: onnx.ModelProto, name: str = "the file") -> None:
     """Refuse anything on the list in the module docstring; one line each."""
+    import onnx
+    from onnx import TensorProto
+    from onnx.external_data_helper import _get_all_tensors
+
     external = [t.name for t in _get_all_tensors(model)
                 if t.data_location == TensorProto.EXTERNAL or len(t.external_data)]
     external += [s.values.name for s in model.graph.sparse_initializer
@@ -92,6 +102,8 @@ def _dims(value_info) -> list[int | str]:
 
 
 def _check_shapes(model: onnx.ModelProto, name: str) -> None:
+    from onnx import TensorProto
+
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]  # old exports list weights as inputs
     if len(inputs) != 1 or len(model.graph.output) != 1:
@@ -110,6 +122,8 @@ def _check_shapes(model: onnx.ModelProto, name: str) -> None:
 
 
 def _shape_text(value_info) -> str:
+    from onnx import TensorProto
+
     kind = TensorProto.DataType.Name(value_info.type.tensor_type.elem_type).lower()
     return f"{kind} {' x '.join(str(d) for d in _dims(value_info)) or 'of unknown shape'}"
 
