@@ -176,7 +176,7 @@ def _when_timed(key: str, recipe_name: str, batch_size: int | None, device: str)
     """Polled in a fragment (nothing else reruns): asks for the timing, and redraws the page once it is done. A
     choice nobody has timed yet is asked for from the session's second call on, after its page has been drawn:
     the first timing in a server imports torch._dynamo (1.2 s of Python holding the GIL) and runs training steps,
-    and beside the first visitor's page it made Home's first load a second or two slower."""
+    and beside the first visitor's page it took the GIL from it (a py-spy profile: docs/performance.md)."""
     polls = st.session_state["_timing_polls"] = st.session_state.get("_timing_polls", 0) + 1
     if _timings().get((key, recipe_name, batch_size, device)) or polls > 1:
         if _timing(key, recipe_name, batch_size, device).done():
