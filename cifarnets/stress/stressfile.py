@@ -51,4 +51,3 @@ def write(folder: str | Path, record: dict) -> Path:
     path = Path(folder) / STRESS_FILE
     write_json(path, {"version": VERSION} | record)
     return path
-

@@ -28,6 +28,8 @@ def network_colors(present: list[str] | None = None, **encoding) -> alt.Color:
     encoding = {"title": "network", "legend": alt.Legend(labelLimit=320)} | encoding
     return alt.Color("network:N", scale=alt.Scale(domain=names, range=[COLORS[n] for n in names]), sort=names,
                      **encoding)
+
+
 SPLIT_DASH = alt.Scale(domain=["train", "test"], range=[[4, 3], [1, 0]])  # train dashed, test solid
 
 
