@@ -49,3 +49,62 @@ def test_bounds():
         loadtest.run("http://127.0.0.1:9", 1, [Path("missing.png")])
     assert loadtest.percentiles([]) is None
     assert loadtest.percentiles([4.0, 1.0, 3.0, 2.0]) == {"n": 4, "p50": 2.5, "p90": 3.7, "p99": 4.0, "max": 4.0}
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+def test_a_class_member_reloads_a_home_that_never_draws_and_says_what_it_showed(monkeypatch):
+    """load --train: a page whose Start has not shown in LOAD_S is reloaded once, as a student would, and what it
+    showed is kept; a second such page is a failure. (A page without Streamlit: the first answer never draws a
+    Start, the second does; a server that never draws one fails both tries.)"""
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cifarnets.perf import classload
+
+    answers: list[str] = []
+
+    class Pages(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != "/":  # the favicon
+                self.send_error(404)
+                return
+            body = answers.pop(0) if answers else "<p>Please wait...</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    monkeypatch.setattr(classload, "LOAD_S", 3.0)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    async def load(outcome: dict) -> None:
+        async with loadtest.chromium() as browser:
+            context = await browser.new_context()
+            page = await context.new_page()
+            try:
+                await classload._load_home(page, url, page.get_by_role("button", name="Start training"), outcome)
+            finally:
+                await context.close()
+
+    try:
+        answers[:] = ["<p>Connecting</p><p>to the app</p>", "<button>Start training</button>"]
+        drawn_second_time = {"session": 0}
+        asyncio.run(load(drawn_second_time))
+        assert drawn_second_time["home_not_drawn"] == ["Connecting · to the app"]
+
+        answers.clear()
+        never = {"session": 1}
+        with pytest.raises(RuntimeError, match="Home did not draw its Start in two tries"):
+            asyncio.run(load(never))
+        assert never["home_not_drawn"] == ["Please wait...", "Please wait..."]
+        assert classload.summarize([drawn_second_time | {"places": []}, never | {"places": []}], {}, 2, 0, 1,
+                                   1.0)["home_reloads"] == 3
+    finally:
+        server.shutdown()

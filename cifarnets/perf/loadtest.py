@@ -103,9 +103,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(app: Path | None = None, env: dict | None = None, log: Path | None = None, start_timeout_s: float = 120,
-          port: int | None = None):
+          port: int | None = None, ready: bool = False):
     """`streamlit run app.py` on 127.0.0.1 (`port`, or a free one) while the block runs, then SIGTERM (kill after
-    5 s): its URL."""
+    5 s): its URL. The block starts once the port answers, which is before the app has been imported (pagetime
+    measures that first load); with `ready`, once its health check answers, after the import."""
     app = app or project_root() / "app.py"
     if not app.is_file():
         raise LoadError(f"no {app} to serve: run from the repository, or give --url")
@@ -122,11 +123,9 @@ def serve(app: Path | None = None, env: dict | None = None, log: Path | None = N
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    out.seek(0)
-                    raise LoadError(f"streamlit did not start on port {port} within {start_timeout_s:.0f} s:\n"
-                                    + out.read()[-2000:].decode(errors="replace")) from None
-                time.sleep(0.3)
+                _starting(server, out, port, start_timeout_s, deadline)
+        while ready and not _healthy(port):
+            _starting(server, out, port, start_timeout_s, deadline)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.send_signal(signal.SIGTERM)
@@ -136,6 +135,26 @@ def serve(app: Path | None = None, env: dict | None = None, log: Path | None = N
             server.kill()
             server.wait()
         out.close()
+
+
+def _starting(server: subprocess.Popen, out, port: int, start_timeout_s: float, deadline: float) -> None:
+    """Wait a moment more for the server to start; LoadError, with what it printed, when it died or took too long."""
+    if server.poll() is not None or time.monotonic() > deadline:
+        out.seek(0)
+        raise LoadError(f"streamlit did not start on port {port} within {start_timeout_s:.0f} s:\n"
+                        + out.read()[-2000:].decode(errors="replace")) from None
+    time.sleep(0.3)
+
+
+def _healthy(port: int) -> bool:
+    """Streamlit's health check answers "ok" (it waits while the app is still being imported)."""
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=30) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
 
 
 def run(url: str, sessions: int, images: list[Path], timeout_s: float = TIMEOUT_S) -> dict:
