@@ -191,7 +191,7 @@ async def _student(browser, url: str, outcome: dict, reload: bool, choice: tuple
         toast = page.get_by_text(re.compile(r"joined the queue: ")).first
         card = page.locator("section[data-testid=stSidebar] code", has_text=RUN_NAME).first
         refused = page.locator("section[data-testid=stSidebar] [data-testid=stAlertContentError]").first
-        await toast.or_(card).or_(refused).wait_for()
+        await toast.or_(card).or_(refused).first.wait_for()  # the toast and the card often show together
         if await toast.count():
             outcome["run"] = (await toast.inner_text()).split("joined the queue: ")[-1].strip()
         elif await card.count():
