@@ -40,7 +40,7 @@ def measuring_command(sub, name: str, doc: str, help: str) -> argparse.ArgumentP
 def stop_on_signals(say: Callable[..., None] = print) -> Callable[[], bool]:
     """From now on, Ctrl-C or SIGTERM asks the training in this process to stop after its current step
     (a second Ctrl-C stops at once); returns the question fit() asks after every step. So does the deadline
-    the app gives a public run's process ($CIFARNETS_DEADLINE, runs/engine.py): past it, the run stops as
+    the app gives a public run's process ($CIFARNETS_DEADLINE, runs/jobs.py): past it, the run stops as
     Cancel stops it, whether or not anyone watches."""
     asked = {"stop": False}
     deadline = run_deadline()

@@ -24,7 +24,7 @@ from conftest import TINY_CLASSES, make_image_folder
 from cifarnets import CIFAR10_CLASSES, answering, cli, device
 from cifarnets.data import loader, sources
 from cifarnets.models import KEYS, build
-from cifarnets.runs import engine, record
+from cifarnets.runs import jobs, record
 from cifarnets.store import checkpoints
 from cifarnets.store.record import CheckpointRecord
 from cifarnets.training import recipes
@@ -243,7 +243,7 @@ def test_a_run_the_job_runner_starts_on_cuda_finishes_and_is_adoptable(app_env, 
     data = cifar_slice(tmp_path / "data", n_train=8, n_test=2)
     request = record.TrainRequest("cnn", "fast", 2, 0.01, 16, str(data), "cuda")
     assert record.check(request) == ""
-    run = wait_for_state(record.load_run, engine.start_run(request).folder, ("finished", "failed"), RUN_LIMIT)
+    run = wait_for_state(record.load_run, jobs.start_run(request).folder, ("finished", "failed"), RUN_LIMIT)
     assert run.state == "finished", run.error
     assert run.has_checkpoint and [r["epoch"] for r in run.history()] == [1, 2]
     assert CheckpointRecord.read(run.folder).config["device"].startswith("cuda (")

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from cifarnets import CIFAR10_CLASSES
 from cifarnets.models import label
-from cifarnets.runs import engine, record
+from cifarnets.runs import jobs, record
 from cifarnets.runs import race as races
 from cifarnets.training import recipes
 from cifarnets.training.fit import read_state
@@ -111,7 +111,7 @@ def test_sidebar_run_finishes_and_becomes_the_active_checkpoint(runs, tmp_path):
 def test_cancel_leaves_a_resumable_state_and_resume_continues_it(runs, tmp_path):
     # Batches of one and many epochs: the run cannot end on its own before the test cancels it.
     data = make_image_folder(tmp_path / "data", n_train=40, n_test=4)
-    run = engine.start_run(request(data, batch_size=1, epochs=50))
+    run = jobs.start_run(request(data, batch_size=1, epochs=50))
     run = wait_for(run, ("running", "testing", "finished", "failed"))
     assert run.state in ("running", "testing"), run.error
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # the sidebar shows it going...
@@ -128,7 +128,7 @@ def test_cancel_leaves_a_resumable_state_and_resume_continues_it(runs, tmp_path)
     at.button(key=f"resume-{run.name}").click().run()
     run = wait_for(record.load_run(run.folder), ("running", "testing", "failed", "finished"))
     assert run.state in ("running", "testing"), run.error
-    assert engine.cancel(run)
+    assert jobs.cancel(run)
     run = wait_for(run, ("stopped", "failed", "finished"))
     assert run.state == "stopped", run.error
     second = read_state(run.folder)
@@ -139,8 +139,8 @@ def test_two_runs_at_once_and_a_failed_one_says_why(runs, tmp_path):
     data = make_image_folder(tmp_path / "data")
     not_data = tmp_path / "notes.txt"
     not_data.write_text("not a data set")
-    started = [engine.start_run(request(data, epochs=1)), engine.start_run(request(data, model="resnet", epochs=1)),
-               engine.start_run(request(not_data))]
+    started = [jobs.start_run(request(data, epochs=1)), jobs.start_run(request(data, model="resnet", epochs=1)),
+               jobs.start_run(request(not_data))]
     assert len({r.folder for r in started}) == 3
     ended = [wait_for(r, ("finished", "failed")) for r in started]
     assert [r.state for r in ended] == ["finished", "finished", "failed"]
@@ -180,7 +180,7 @@ def test_active_choice_survives_and_ignores_vanished_runs(runs):
 
 def test_the_job_runner_loads_neither_the_trainer_nor_torch():
     """The app's job runners only read run and race folders' files: importing them must stay cheap."""
-    code = ("import sys, cifarnets.runs.record, cifarnets.runs.race, cifarnets.runs.engine; "
+    code = ("import sys, cifarnets.runs.record, cifarnets.runs.race, cifarnets.runs.jobs, cifarnets.runs.engine; "
             "print(sorted({'torch', 'cifarnets.training.fit'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])

@@ -19,11 +19,12 @@ from cifarnets.models import build
 from cifarnets.paths import PublicLimits, public_limits
 from cifarnets.perf import classload
 from cifarnets.perf.loadtest import CHROMIUM
-from cifarnets.runs import engine, record
+from cifarnets.runs import engine, expiry, record
 from cifarnets.runs import race as races
 from cifarnets.runs import visitor as visitors
+from cifarnets.runs.expiry import tidy
 from cifarnets.runs.record import JOB_FILE
-from cifarnets.runs.visitor import Refused, Visitor, tidy
+from cifarnets.runs.visitor import Refused, Visitor
 from cifarnets.store.checkpoints import make_config, save_checkpoint
 from cifarnets.store.fileio import write_json
 from cifarnets.training import estimate, recipes
@@ -177,7 +178,7 @@ def test_a_browser_is_one_visitor_across_sessions_and_a_stranger_is_not(public, 
     assert me.adopted() == {}
     me.adopt(run)
     tidy(public, PublicLimits(run_hours=1), now=time.time() + 2 * 3600)  # the run and then its adoption go
-    assert not (public / "cnn-fast-mine").exists() and not list((public / visitors.VISITORS).glob("*.json"))
+    assert not (public / "cnn-fast-mine").exists() and not list((public / expiry.VISITORS).glob("*.json"))
 
 
 def test_without_the_operators_data_the_sidebar_says_so_and_offers_no_start(runs, monkeypatch, tmp_path):
@@ -299,10 +300,10 @@ def test_a_run_or_race_past_its_deadline_stops_itself_and_says_why(public, monke
     # The deadline is the estimate times CIFARNETS_OVERRUN, at least LEAST_ALLOWANCE_S; here both are 0, so the
     # trainer is past it at its first step, and stops there as Cancel stops it, with no browser watching.
     runs, data = public, os.environ["CIFARNETS_DATA"]
-    assert visitors.allowance_s(100, PublicLimits()) == visitors.LEAST_ALLOWANCE_S == 600
-    assert visitors.allowance_s(1000, PublicLimits()) == 3000
-    assert visitors.allowance_s(1000, PublicLimits(overrun=2)) == 2000
-    monkeypatch.setattr(visitors, "LEAST_ALLOWANCE_S", 0.0)
+    assert expiry.allowance_s(100, PublicLimits()) == expiry.LEAST_ALLOWANCE_S == 600
+    assert expiry.allowance_s(1000, PublicLimits()) == 3000
+    assert expiry.allowance_s(1000, PublicLimits(overrun=2)) == 2000
+    monkeypatch.setattr(expiry, "LEAST_ALLOWANCE_S", 0.0)
     at = app()
     v = Visitor(at.session_state["_owner"], {}, True, PublicLimits(), runs, step_times=step_times(0.0))
     run = v.start(record.TrainRequest("cnn", "fast", 3, None, 32, data, "cpu"))

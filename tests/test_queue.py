@@ -18,7 +18,8 @@ from cifarnets.paths import PublicLimits
 from cifarnets.runs import engine, record
 from cifarnets.runs import race as races
 from cifarnets.runs.record import HOST, JOB_FILE, QUEUED
-from cifarnets.runs.visitor import Refused, Visitor, Wait, start_in_s
+from cifarnets.runs.visitor import Refused, Visitor
+from cifarnets.runs.waiting import Wait, start_in_s
 from cifarnets.store.fileio import write_json
 
 RUN_LIMIT = 240
@@ -151,7 +152,7 @@ def test_a_worker_on_another_machine_trains_and_cancel_reaches_it(runs, tmp_path
 
 
 def test_tidying_never_touches_a_queued_run(redis_only):
-    from cifarnets.runs.visitor import tidy
+    from cifarnets.runs.expiry import tidy
 
     v = Visitor(runs=redis_only)
     run = v.start(request(redis_only, epochs=1))

@@ -1,5 +1,5 @@
 """The race: the four networks trained in turn by `python -m cifarnets race`, and the app's way of
-starting, watching, stopping and continuing one (runs/record.py and runs/engine.py), on tiny generated data."""
+starting, watching, stopping and continuing one (runs/record.py and runs/jobs.py), on tiny generated data."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from helpers.app import wait_for_state
 
 from cifarnets.cli import main
 from cifarnets.models import KEYS
-from cifarnets.runs import engine, record
+from cifarnets.runs import engine, jobs, record
 from cifarnets.runs import race as races
 from cifarnets.store.checkpoints import load_checkpoint
 from cifarnets.training.fit import read_state
@@ -99,7 +99,7 @@ def test_a_network_that_cannot_train_is_reported_and_the_race_goes_on(tiny_folde
 
 
 def test_the_app_starts_a_race_whose_networks_are_ordinary_runs(runs, tiny_folder):
-    race = engine.start_race(races.RaceRequest("fast", epochs=1, batch_size=16, data=str(tiny_folder),
+    race = jobs.start_race(races.RaceRequest("fast", epochs=1, batch_size=16, data=str(tiny_folder),
                                                     device="cpu"), runs)
     assert races.list_races(runs)[0].folder == race.folder
     race = wait_for(race, ("finished", "failed", "stopped"))
@@ -116,26 +116,26 @@ def test_the_app_starts_a_race_whose_networks_are_ordinary_runs(runs, tiny_folde
     record.set_active(cnn, runs)  # a race's network classifies like any run's
     assert record.active(runs) == {"cnn": cnn.folder}
     with pytest.raises(ValueError, match="race"):
-        engine.cancel(cnn)  # it is stopped with its race, not alone
+        jobs.cancel(cnn)  # it is stopped with its race, not alone
     with pytest.raises(ValueError, match="race"):
-        engine.resume(cnn)
+        jobs.resume(cnn)
 
 
 def test_cancel_stops_the_race_resumably_and_resume_continues_it(runs, tmp_path):
     # Batches of one and many epochs: the CNN cannot finish before the test cancels the race.
     data = make_image_folder(tmp_path / "data", n_train=40, n_test=4)
-    race = engine.start_race(races.RaceRequest("fast", epochs=50, batch_size=1, data=str(data), device="cpu"),
+    race = jobs.start_race(races.RaceRequest("fast", epochs=50, batch_size=1, data=str(data), device="cpu"),
                                runs)
     race = wait_for_the_cnn_to_train(race)
-    assert engine.cancel(race)
+    assert jobs.cancel(race)
     race = wait_for(race, ("stopped", "failed", "finished"))
     assert race.state == "stopped", race.error
     cnn = race.members()["cnn"]
     assert cnn.state == "stopped" and cnn.resumable and list(race.members()) == ["cnn"]  # no further network began
     first = read_state(cnn.folder)
 
-    race = wait_for_the_cnn_to_train(engine.resume(race))
-    assert engine.cancel(race)
+    race = wait_for_the_cnn_to_train(jobs.resume(race))
+    assert jobs.cancel(race)
     race = wait_for(race, ("stopped", "failed", "finished"))
     assert race.state == "stopped", race.error
     second = read_state(cnn.folder)

@@ -55,10 +55,10 @@ def cmd_load(args) -> int:
 
 def stop(started: list, grace_s: float = 30) -> None:
     """Cancel every trainer (it saves its state and exits), and kill what still runs after `grace_s`."""
-    from ..runs import engine, record
+    from ..runs import jobs, record
 
     for job in started:
-        engine.cancel(job)
+        jobs.cancel(job)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(record.alive(j.pid) for j in started):
         time.sleep(0.2)

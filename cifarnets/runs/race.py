@@ -11,7 +11,7 @@ finished and continues the stopped one where it was.
 As for a single run, the folder is the truth: job.json says how the app started the race, race.json is written by
 the race (its state, its order, the network it is on), and each network trains into its own run folder inside,
 which the trainer writes as it always does. Any session, or a reloaded page, sees the same race. A race is a
-record.Job like a run: queued, cancelled, resumed (engine.py), loaded and listed by the same code.
+record.Job like a run: queued, cancelled, resumed (jobs.py), loaded and listed by the same code.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class RaceRequest:
 
 @dataclass(frozen=True)
 class RaceStatus:
-    """race.json, typed: what the race (race.py) last said, and the app's first word before it (engine.announce).
+    """race.json, typed: what the race (race.py) last said, and the app's first word before it (jobs.announce).
     As RunStatus, a field missing or of the wrong type reads as its default."""
 
     state: str = ""  # starting | running | stopped | finished | failed

@@ -9,8 +9,8 @@ race's race.json: race.RaceStatus), and train.log holds its output (the place to
 
 The records, each defined once: TrainRequest (what starts a run, as job.json keeps it and as the child's command
 line says it; built by TrainRequest.of, from the sidebar's form or from a race's RaceRequest.member), RunStatus
-(what the trainer writes), and Run (a run folder read whole: a Job, the base a race shares). Starting, queueing and
-stopping them is engine.py's.
+(what the trainer writes), and Run (a run folder read whole: a Job, the base a race shares). Starting and stopping
+them is jobs.py's, queueing them engine.py's.
 
 A network trained in a race is an ordinary run in a folder inside the race's (runs/race-.../cnn-race-.../), listed
 with the others and usable alike; it is stopped and continued with its race. Which run a network uses in place of
@@ -48,7 +48,7 @@ BEAT_STALE_S = 30.0
 # (several workers on one machine can stand in for several machines).
 HOST = os.environ.get("CIFARNETS_HOST") or socket.gethostname()
 
-# Popen objects of the children this process started (engine.py adds each): polled so finished ones are reaped,
+# Popen objects of the children this process started (jobs.py adds each): polled so finished ones are reaped,
 # not left as zombies for as long as the app runs. Jobs started by another app process are watched by pid.
 children: dict[int, subprocess.Popen] = {}
 
@@ -249,7 +249,7 @@ class Job:
     @property
     def overran(self) -> bool:
         """Whether the server's time limit stopped it: the child itself, at its deadline (it was not cancelled,
-        and it last wrote its status past the deadline), or tidying from outside (visitor.py, stopped_by)."""
+        and it last wrote its status past the deadline), or tidying from outside (expiry.py, stopped_by)."""
         if self.state != "stopped" or self.deadline is None:
             return False
         updated = self.status.updated

@@ -14,22 +14,20 @@ first served across visitors, N workers, one in public mode by default), at most
 visitor in public mode (a lock makes the count and the submit one step, however many sessions press Start
 together). The work is bounded: capped epochs, batch sizes between a smallest and a
 largest, no run or race whose estimated time (the sidebar's own estimate) is over a limit, each one stopped
-once it has run a few times its estimate (the trainer stops itself at the deadline in its job.json, and tidy()
-stops one that did not), no data but the operator's, and finished runs deleted after a while and when the runs
-folder grows past its cap (tidy()).
+once it has run a few times its estimate (the trainer stops itself at the deadline in its job.json, and
+tidy() stops one that did not), no data but the operator's, and finished runs deleted after a while and when
+the runs folder grows past its cap (tidy(): expiry.py). Places in line and estimated starts are waiting.py's.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import heapq
 import json
 import os
 import re
 import secrets
 import shutil
-import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,13 +37,15 @@ from typing import TYPE_CHECKING
 from ..errors import UserError
 from ..models import KEYS
 from ..paths import DEFAULT_DATA, PublicLimits, data_env, public, public_limits, runs_dir
-from ..prose import duration, plural
+from ..prose import duration
 from ..store.fileio import write_json
 from ..store.runfolder import MODEL_FILE
-from . import engine, record
+from . import jobs, record
 from .engine import Engine, EngineError, external_url, queue_name
+from .expiry import VISITORS, allowance_s, tidy
 from .race import ORDER, PREFIX, Race, RaceRequest, check_race, list_races
-from .record import JOB_FILE, LIVE, QUEUED, TIME_LIMIT, Job, Run, is_race
+from .record import JOB_FILE, LIVE, QUEUED, Job, Run
+from .waiting import Wait, engine_id, start_in_s
 
 if TYPE_CHECKING:
     from ..training.estimate import StepTimer
@@ -54,14 +54,6 @@ GATE_FILE = ".start.lock"  # held while a visitor's runs are counted and one mor
 OWNER_KEY, SECRET_KEY = "_owner", "_visitor"  # where a session keeps its owner id and its browser's secret
 COOKIE = "cifarnets_visitor"  # the browser's secret: token_urlsafe(16), 128 random bits
 _SECRET = re.compile(r"[A-Za-z0-9_-]{22}")
-VISITORS = ".visitors"  # in the runs folder: one file of adoptions per visitor, named by its owner id
-# A run or race may take limits.overrun times its estimate, and at least this: the estimate leaves out loading
-# the data, and a first CIFAR-10 download and decode take minutes.
-LEAST_ALLOWANCE_S = 600.0
-# Past its deadline a trainer stops itself within a step or a test pass; one still going this long after it is
-# asked to stop as Cancel asks, and killed if it is still going this long after that.
-OVERDUE_GRACE_S = 120.0
-SOON_S = 10.0  # a start this close is "any moment now": the estimates leave out loading the data
 LOCAL_WORKERS = 4  # locally, runs that train at once before a Start waits ($CIFARNETS_WORKERS)
 
 
@@ -184,20 +176,20 @@ class Visitor:
         limit_s = allowance_s(seconds, self.limits) if self.public and seconds is not None else None
         with self._gate():
             if isinstance(request, RaceRequest):
-                job = engine.prepare(Race, request, f"{PREFIX}{request.recipe}", self.folder, self.token,
-                                     engine.announce, limit_s, seconds)
+                job = jobs.prepare(Race, request, f"{PREFIX}{request.recipe}", self.folder, self.token,
+                                   jobs.announce, limit_s, seconds)
             else:
-                job = engine.prepare(Run, request, f"{request.model}-{request.recipe}", self.folder, self.token,
-                                     limit_s=limit_s, estimate_s=seconds)
+                job = jobs.prepare(Run, request, f"{request.model}-{request.recipe}", self.folder, self.token,
+                                   limit_s=limit_s, estimate_s=seconds)
             self._submit(job, fresh=True)
         return job
 
     def resume(self, job: Job) -> Job:
         """Continue a stopped run or race: it joins the queue again like any Start, and is given its time
-        allowance again when it starts (engine.launch_queued)."""
+        allowance again when it starts (jobs.launch_queued)."""
         self._own(job)
         with self._gate():
-            job = engine.requeue(job)
+            job = jobs.requeue(job)
             if job.queued:
                 self._submit(job, fresh=False)
         return type(job).load(job.folder)
@@ -214,11 +206,11 @@ class Visitor:
         is gone, a resumed one is stopped again."""
         self._own(job)
         if not job.queued:
-            return engine.cancel(job)
+            return jobs.cancel(job)
         self.engine.leave(engine_id(job))
         current = type(job).load(job.folder)
         if not current.queued:
-            return engine.cancel(current)  # a worker took it meanwhile: stop it as a live one
+            return jobs.cancel(current)  # a worker took it meanwhile: stop it as a live one
         self._unqueue(current, fresh=not current.job.get("resume"))
         return True
 
@@ -356,150 +348,3 @@ class Adoptions(MutableMapping):
 
     def __len__(self) -> int:
         return len(self._read())
-
-
-# ---------------------------------------------------------------- the trainer's capacity and time
-
-def allowance_s(estimate_s: float, limits: PublicLimits) -> float:
-    """How long a run or race estimated at `estimate_s` seconds may go on before it is stopped."""
-    return max(limits.overrun * estimate_s, LEAST_ALLOWANCE_S)
-
-
-def stop_overdue(job: Job, now: float) -> None:
-    """A live job OVERDUE_GRACE_S past its deadline, which its trainer should have stopped at: asked to stop as
-    Cancel asks (job.json notes why), then killed if it is still going OVERDUE_GRACE_S later."""
-    if job.deadline is None or now < job.deadline + OVERDUE_GRACE_S:
-        return
-    asked = job.job.get("stop_asked")
-    if not isinstance(asked, (int, float)):
-        engine.cancel(job, {"stopped_by": TIME_LIMIT, "stop_asked": now})
-    elif now >= asked + OVERDUE_GRACE_S:
-        engine.kill(job)
-
-
-def live_trainers(runs: Path) -> list[Job]:
-    """The training processes going now, server-wide: each live run and each live race is one."""
-    return ([r for r in record.list_runs(runs, races=False) if r.alive]
-            + [r for r in list_races(runs) if r.alive])
-
-
-def remaining_s(job: Job, now: float | None = None) -> float | None:
-    """Seconds until `job` should end: the trainer's own ETA for a run, else its pace so far; None this early."""
-    if isinstance(job, Run) and job.status.eta_s is not None:
-        return job.status.eta_s
-    done = job.progress()
-    if done < 0.02:
-        return None
-    elapsed = (now or time.time()) - float(job.job.get("launched") or job.started)
-    return elapsed * (1 - done) / done
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Where a run stands in its queue: `ahead` runs before it, starting in about `start_in_s` seconds (None when
-    that cannot be told: no worker takes the queue, or a run ahead has no estimate)."""
-
-    ahead: int
-    start_in_s: float | None
-    workers: int
-    training: int
-
-    def line(self, queued: bool = True) -> str:
-        """One line for the sidebar: a queued run's place, or what a Start now would meet."""
-        if self.workers == 0:
-            return (f"{ordinal(self.ahead + 1)} in line; no worker takes runs from the queue right now, so it waits "
-                    "until one does." if queued else
-                    "No worker takes runs from the queue right now: a run started now waits for one.")
-        when = ("" if self.start_in_s is None else ": starts any moment now" if self.start_in_s < SOON_S else
-                f", starts in about {duration(self.start_in_s)} (around "
-                f"{time.strftime('%H:%M UTC', time.gmtime(time.time() + self.start_in_s))})")
-        if queued:
-            return f"{ordinal(self.ahead + 1)} in line{when}."
-        if self.ahead == 0 and self.training < self.workers:
-            return ""
-        if self.start_in_s is None:
-            return f"Queue: {plural(self.ahead, 'run')} waiting, {self.training} training: a run started now waits."
-        return (f"Queue: {plural(self.ahead, 'run')} waiting, {self.training} training: a run started now would start "
-                f"in about {duration(self.start_in_s)}.")
-
-
-def ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
-
-
-def start_in_s(training: list[str], ahead: list[str], workers: int, now: float | None = None) -> float | None:
-    """Seconds until the next run after `ahead` starts, with `workers` taking runs in order: each training run
-    frees its worker when its remaining time is up, each run ahead takes the first free worker for its estimate.
-    None when a time is unknown (a run without an estimate, one just started) or no worker takes the queue."""
-    if workers == 0:
-        return None
-    free = [_left(engine.load_job(f), now) for f in training][:workers]
-    costs = [engine.load_job(f).job.get("estimate_s") for f in ahead]
-    if any(t is None for t in free) or not all(isinstance(c, (int, float)) for c in costs):
-        return None
-    free += [0.0] * (workers - len(free))
-    heapq.heapify(free)
-    for cost in costs:
-        heapq.heapreplace(free, free[0] + float(cost))
-    return max(0.0, free[0])
-
-
-def _left(job: Job, now: float | None = None) -> float | None:
-    """A training job's remaining seconds: its own pace once it has one, before that its estimate."""
-    left = remaining_s(job, now)
-    estimate = job.job.get("estimate_s")
-    if left is None and isinstance(estimate, (int, float)):
-        left = estimate - ((now or time.time()) - float(job.job.get("launched") or job.started))
-    return None if left is None else max(0.0, left)
-
-
-def engine_id(job: Job) -> str:
-    """The job's id in the engine: its folder, and for a resumed one when it was resumed (a new job each time)."""
-    resumed = job.job.get("resumed")
-    return f"{job.name}-r{int(resumed * 1000)}" if isinstance(resumed, (int, float)) else job.name
-
-
-# ---------------------------------------------------------------- tidying the runs folder
-
-def _ended(folder: Path) -> float:
-    """When a job folder was last written (its end, for one not live)."""
-    return max((p.stat().st_mtime for p in folder.iterdir()), default=folder.stat().st_mtime)
-
-
-def _size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-def tidy(runs: Path, limits: PublicLimits, now: float | None = None) -> list[str]:
-    """Stop the live jobs long past their deadline (stop_overdue: the gate's backstop, since every start and
-    every page drawn once a minute tidy). Delete the finished (or stopped, or failed) jobs older than
-    limits.run_hours, then the oldest others while the folder is past limits.runs_mb. A live or queued run or
-    race is never deleted. Returns the names deleted."""
-    runs = Path(runs)
-    if not runs.is_dir():
-        return []
-    now = now or time.time()
-    done = []  # (ended, size, folder) of every job that is not live
-    for folder in runs.iterdir():
-        if not folder.is_dir():
-            continue
-        job = engine.load_job(folder)
-        if job.queued:
-            continue  # waiting its turn: never tidied
-        if job.alive:
-            stop_overdue(job, now)
-            continue
-        if not (is_race(folder) or record.is_run(folder)):
-            continue
-        done.append((_ended(folder), _size(folder), folder))
-    deleted, total = [], sum(_size(p) for p in runs.iterdir() if p.is_dir())
-    for ended, size, folder in sorted(done):  # oldest first
-        if now - ended > limits.run_hours * 3600 or total > limits.runs_mb * 2**20:
-            shutil.rmtree(folder, ignore_errors=True)
-            deleted.append(folder.name)
-            total -= size
-    # A visitor's adoptions name runs kept at most run_hours after they ended: a file untouched longer names none.
-    for adoptions in (runs / VISITORS).glob("*.json"):
-        if now - adoptions.stat().st_mtime > limits.run_hours * 3600:
-            adoptions.unlink(missing_ok=True)
-    return deleted

@@ -22,8 +22,9 @@ from ..paths import DEFAULT_DATA, PublicLimits, data_env
 from ..prose import duration, plural
 from ..runs import record
 from ..runs.engine import EngineError
+from ..runs.expiry import tidy
 from ..runs.record import LIVE, QUEUED, Run, TrainRequest
-from ..runs.visitor import NO_DATA, Refused, Visitor, tidy
+from ..runs.visitor import NO_DATA, Refused, Visitor
 from ..training import estimate, recipes
 from . import actions, race_view, resources
 from .charts import live_chart
