@@ -155,18 +155,6 @@ def kill(job: Job) -> None:
             pass
 
 
-def wait(job: Job, timeout: float) -> Job:
-    """Block until the job's process has ended (or `timeout` seconds passed); the job as it is then."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record.reap()
-        current = type(job).load(job.folder)
-        if not current.alive:
-            return current
-        time.sleep(0.2)
-    return type(job).load(job.folder)
-
-
 def load_job(folder: str | Path) -> Job:
     """A run or a race, as its folder says."""
     return Race.load(Path(folder)) if record.is_race(Path(folder)) else Run.load(Path(folder))

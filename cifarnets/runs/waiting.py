@@ -7,20 +7,12 @@ from __future__ import annotations
 import heapq
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..prose import duration, plural
-from . import jobs, record
-from .race import list_races
+from . import jobs
 from .record import Job, Run
 
 SOON_S = 10.0  # a start this close is "any moment now": the estimates leave out loading the data
-
-
-def live_trainers(runs: Path) -> list[Job]:
-    """The training processes going now, server-wide: each live run and each live race is one."""
-    return ([r for r in record.list_runs(runs, races=False) if r.alive]
-            + [r for r in list_races(runs) if r.alive])
 
 
 def remaining_s(job: Job, now: float | None = None) -> float | None:
