@@ -381,3 +381,33 @@ def test_analyze_only_measures_the_networks_named(tmp_path, monkeypatch):
     assert set(results) == {"cnn", "resnet"}
     assert [k for k in ALL_KEYS if (checkpoints / k / analysisfile.ANALYSIS_FILE).exists()] == ["cnn", "resnet"]
     assert not (checkpoints / analysisfile.ANALYSIS_FILE).exists()  # the joint file needs all four
+
+
+def test_macs_are_the_same_while_another_thread_runs_a_network():
+    """The Why page counts MACs in the server while the sidebar's step timing trains a network in another thread:
+    the count must be this network's alone (torch's flop counter named layers through process-wide hooks: a CNN
+    training meanwhile lent its layers' names to the CNN being counted, which made the SE-ResNet 38x the CNN, not
+    41x)."""
+    import threading
+
+    import torch
+
+    from cifarnets.analysis.cost import macs
+    from cifarnets.models import build
+
+    alone = macs(build("cnn", 10))
+    other, stop = build("cnn", 10), threading.Event()
+
+    def busy():
+        with torch.no_grad():
+            while not stop.is_set():
+                other(torch.zeros(2, 3, 32, 32))
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        counted = [macs(build("cnn", 10)) for _ in range(20)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(c == alone for c in counted)

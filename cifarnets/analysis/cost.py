@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..models import count_params
 from ..models.common import eval_mode
@@ -22,15 +21,32 @@ from ..store.runfolder import MODEL_FILE
 
 
 def macs(model: nn.Module, image_size: int = 32) -> dict[str, int]:
-    """{layer name: multiply-accumulates for one image} of each Conv2d and Linear, as PyTorch's own flop
-    counter counts them (a multiply-accumulate is two of its FLOPs), on a blank image in eval mode."""
-    model = copy.deepcopy(model).eval()  # private: the counter sees a model nobody else is using
-    layers = {n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
-    prefix = type(model).__name__ + "."  # the counter names a module "<class>.<dotted name>"
-    return {name.removeprefix(prefix): sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items()
-            if name.removeprefix(prefix) in layers}
+    """{layer name: multiply-accumulates for one image} of each Conv2d and Linear, counted as PyTorch's flop
+    counter counts them (a weight's multiplications, no bias), on a blank image in eval mode.
+
+    Counted by hooks on a private copy, not with torch's FlopCounterMode: that names each op's layer through
+    module hooks registered for every module of the process, so a network of the same kind that another thread ran
+    meanwhile (the sidebar's step timing) lent its layers' names to this one's operations (the CNN came out
+    larger, the SE-ResNet 38x the CNN instead of 41x)."""
+    model = copy.deepcopy(model).eval()  # private: nobody else runs this copy, so its hooks see only this count
+    counts: dict[str, int] = {}
+
+    def counter(name: str):
+        def hook(layer: nn.Module, _inputs, output: torch.Tensor) -> None:
+            per_output = (layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+                          if isinstance(layer, nn.Conv2d) else layer.in_features)
+            counts[name] = counts.get(name, 0) + output.numel() * per_output
+        return hook
+
+    handles = [m.register_forward_hook(counter(n)) for n, m in model.named_modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counts
 
 
 def _sync(device: torch.device) -> None:
