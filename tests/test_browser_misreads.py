@@ -197,6 +197,7 @@ def test_the_sidebar_stays_closed_on_a_phone_after_a_link_and_a_reload(app_url, 
                 # Only once the page's script has run: its own closing of the sidebar on a phone, arriving after
                 # the click, closed it again under a link the test then could not reach (it did in CI once).
                 page.wait_for_function(IDLE, timeout=WAIT_MS)
+                page.wait_for_function("() => window.__cifarnetsPage === location.pathname", timeout=WAIT_MS)
                 page.locator("[data-testid=stExpandSidebarButton]").click()
                 page.wait_for_function("() => document.querySelector('[data-testid=stSidebar]')"
                                        ".getAttribute('data-collapsed') === 'false'", timeout=WAIT_MS)
@@ -219,5 +220,40 @@ def test_the_sidebar_stays_closed_on_a_phone_after_a_link_and_a_reload(app_url, 
             epochs.fill("3")
             epochs.press("Enter")  # a rerun of the page
             assert not closed(), "a choice inside the sidebar closed it"
+        finally:
+            browser.close()
+
+
+def test_the_phone_sidebar_script_never_shuts_a_sidebar_the_student_opened():
+    """The script that closes the sidebar on a phone retries while Streamlit has not drawn it. A student who
+    opened it meanwhile had it shut under their finger (CI's phone test, once). Run on pages without Streamlit,
+    where the sidebar is drawn late and open: once after a click on the expand button, once without."""
+    from playwright.sync_api import sync_playwright
+
+    from cifarnets.ui.layout import PHONE_SIDEBAR
+
+    script = PHONE_SIDEBAR.split(">", 1)[1].rsplit("</script>", 1)[0]
+    sidebar = ('<div data-testid="stSidebar" data-collapsed="false"><div data-testid="stSidebarCollapseButton">'
+               '<button onclick="window.__shut++">close</button></div></div>')
+
+    def shut_after(browser, student_opens: bool) -> int:
+        page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+        # A real origin: the script writes localStorage, which a blank page refuses.
+        page.route("http://phone.test/", lambda route: route.fulfill(
+            content_type="text/html", body='<div data-testid="stExpandSidebarButton"><button>open</button></div>'))
+        page.goto("http://phone.test/")
+        page.evaluate("window.__shut = 0")
+        page.add_script_tag(content=script)
+        if student_opens:
+            page.click("[data-testid=stExpandSidebarButton] button")
+        page.evaluate("html => document.body.insertAdjacentHTML('beforeend', html)", sidebar)
+        page.wait_for_timeout(2500)  # longer than the script's twenty tries
+        return page.evaluate("window.__shut")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            assert shut_after(browser, student_opens=True) == 0, "the script shut a sidebar the student opened"
+            assert shut_after(browser, student_opens=False) == 1, "the script no longer closes a late sidebar"
         finally:
             browser.close()

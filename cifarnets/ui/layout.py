@@ -40,7 +40,8 @@ def favicon() -> Image.Image:
 
 # Once opened, Streamlit keeps the sidebar open (in localStorage) across page links and reloads; on a phone it
 # then covers three quarters of every page a student opens. At phone width this closes it when a page is opened
-# or reloaded, and never on a rerun of the same page (a click inside the sidebar must not shut it). The page's
+# or reloaded, and never on a rerun of the same page (a click inside the sidebar must not shut it), nor after the
+# student opened it themselves while it waited for Streamlit to draw the sidebar. The page's
 # title is in the element: Streamlit keeps an unchanged element between pages, and its script would not run again.
 PHONE_SIDEBAR = """<script data-page="{title}">
 (() => {
@@ -49,13 +50,17 @@ PHONE_SIDEBAR = """<script data-page="{title}">
   for (const key of Object.keys(localStorage)) {
     if (key.startsWith("stSidebarCollapsed-")) localStorage.setItem(key, "true");
   }
+  // Tries while Streamlit has not drawn the sidebar yet, but never against a student who opened it meanwhile.
   let tries = 20;
-  const close = () => {  // once: a sidebar opened after this must stay open
+  const opened = (e) => { if (e.target.closest?.("[data-testid=stExpandSidebarButton]")) tries = 0; };
+  document.addEventListener("click", opened, true);
+  const close = () => {
     const bar = document.querySelector("[data-testid=stSidebar]");
     const button = document.querySelector("[data-testid=stSidebarCollapseButton] button");
-    if (bar && bar.getAttribute("data-collapsed") !== "false") return;
-    if (bar && button) button.click();
-    else if (tries-- > 0) setTimeout(close, 100);
+    const open = bar && bar.getAttribute("data-collapsed") === "false";
+    if (open && button && tries > 0) button.click();
+    else if ((!bar || open) && tries-- > 0) return void setTimeout(close, 100);
+    document.removeEventListener("click", opened, true);
   };
   close();
 })();
