@@ -25,6 +25,8 @@ from cifarnets import CIFAR10_CLASSES, answering, cli, device
 from cifarnets.data import loader, sources
 from cifarnets.models import KEYS, build
 from cifarnets.runs import jobs, record
+from cifarnets.runs.request import TrainRequest, device_choices
+from cifarnets.runs.request import check as check_request
 from cifarnets.store import checkpoints
 from cifarnets.store.record import CheckpointRecord
 from cifarnets.training import recipes
@@ -225,7 +227,7 @@ def test_the_sidebar_offers_cuda_and_the_app_answers_on_the_gpu(app_env):
     from helpers.app import APP, PAGES, image_bytes
     from streamlit.testing.v1 import AppTest
 
-    assert "cuda" in record.device_choices()
+    assert "cuda" in device_choices()
     at = AppTest.from_file(str(APP), default_timeout=120).run()
     assert not at.exception
     assert "cuda" in at.selectbox(key="train_device").options
@@ -241,8 +243,8 @@ def test_a_run_the_job_runner_starts_on_cuda_finishes_and_is_adoptable(app_env, 
     from helpers.app import wait_for_state
 
     data = cifar_slice(tmp_path / "data", n_train=8, n_test=2)
-    request = record.TrainRequest("cnn", "fast", 2, 0.01, 16, str(data), "cuda")
-    assert record.check(request) == ""
+    request = TrainRequest("cnn", "fast", 2, 0.01, 16, str(data), "cuda")
+    assert check_request(request) == ""
     run = wait_for_state(record.load_run, jobs.start_run(request).folder, ("finished", "failed"), RUN_LIMIT)
     assert run.state == "finished", run.error
     assert run.has_checkpoint and [r["epoch"] for r in run.history()] == [1, 2]

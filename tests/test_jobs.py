@@ -17,6 +17,8 @@ from cifarnets import CIFAR10_CLASSES
 from cifarnets.models import label
 from cifarnets.runs import jobs, record
 from cifarnets.runs import race as races
+from cifarnets.runs.request import TrainRequest
+from cifarnets.runs.request import check as check_request
 from cifarnets.training import recipes
 from cifarnets.training.fit import read_state
 
@@ -24,10 +26,10 @@ TIMEOUT = 60
 RUN_LIMIT = 180  # seconds a tiny run may take on a busy 2-core machine, start-up of torch included
 
 
-def request(data, **overrides) -> record.TrainRequest:
+def request(data, **overrides) -> TrainRequest:
     fields = {"model": "cnn", "recipe": "modern", "epochs": 2, "lr": 0.01, "batch_size": 16, "data": str(data),
               "device": "cpu"} | overrides
-    return record.TrainRequest(**fields)
+    return TrainRequest(**fields)
 
 
 def wait_for(run: record.Run, states: tuple[str, ...], timeout: float = RUN_LIMIT) -> record.Run:
@@ -39,18 +41,18 @@ def test_a_recipe_that_distils_is_refused_before_start_without_a_teacher_for_the
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(make_checkpoints(tmp_path / "shipped", keys=teachers)))
     shapes = make_image_folder(tmp_path / "shapes", n_train=2, n_test=1)
     refusal = "DenseNet: the modern recipe distils from the ResNet in "
-    assert refusal in record.check(request(shapes, model="densenet"))
-    assert "trained on other classes than this data's (circle, square, stripes)" in record.check(
+    assert refusal in check_request(request(shapes, model="densenet"))
+    assert "trained on other classes than this data's (circle, square, stripes)" in check_request(
         request(shapes, model="densenet"))
     assert refusal in races.check_race(races.RaceRequest("modern", 1, 16, str(shapes), "cpu"))
-    assert record.check(request(shapes, model="densenet", recipe="fast")) == ""  # no teacher
-    assert record.check(request(shapes, model="resnet")) == ""
+    assert check_request(request(shapes, model="densenet", recipe="fast")) == ""  # no teacher
+    assert check_request(request(shapes, model="resnet")) == ""
     cifar = make_image_folder(tmp_path / "cifar", classes=list(CIFAR10_CLASSES), n_train=1, n_test=1)
-    assert record.check(request(cifar, model="densenet")) == ""  # the teacher's own classes
+    assert check_request(request(cifar, model="densenet")) == ""  # the teacher's own classes
     archive = make_tar(shapes, tmp_path / "shapes.tar.gz")
-    assert record.check(request(archive, model="densenet")) == ""  # classes known only once loaded: the trainer checks
+    assert check_request(request(archive, model="densenet")) == ""  # classes known only once loaded: the trainer checks
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "nowhere"))
-    assert "DenseNet: the modern recipe distils from the ResNet, which cannot be loaded" in record.check(
+    assert "DenseNet: the modern recipe distils from the ResNet, which cannot be loaded" in check_request(
         request(archive, model="densenet"))
     monkeypatch.setenv("CIFARNETS_CHECKPOINTS", str(tmp_path / "shipped"))
 
@@ -152,12 +154,12 @@ def test_two_runs_at_once_and_a_failed_one_says_why(runs, tmp_path):
 
 
 def test_check_refuses_what_cannot_start(tmp_path):
-    assert "path" in record.check(request(""))
-    assert "does not exist" in record.check(request(tmp_path / "missing"))
-    assert "at least 1" in record.check(request(tmp_path, epochs=0))
-    assert "above 0" in record.check(request(tmp_path, lr=0.0))
-    assert record.check(request(tmp_path)) == ""
-    assert record.check(request("./data")) == ""  # torchvision's download folder need not exist yet
+    assert "path" in check_request(request(""))
+    assert "does not exist" in check_request(request(tmp_path / "missing"))
+    assert "at least 1" in check_request(request(tmp_path, epochs=0))
+    assert "above 0" in check_request(request(tmp_path, lr=0.0))
+    assert check_request(request(tmp_path)) == ""
+    assert check_request(request("./data")) == ""  # torchvision's download folder need not exist yet
 
 
 def test_active_choice_survives_and_ignores_vanished_runs(runs):

@@ -24,6 +24,7 @@ from cifarnets.runs import race as races
 from cifarnets.runs import visitor as visitors
 from cifarnets.runs.expiry import tidy
 from cifarnets.runs.record import JOB_FILE
+from cifarnets.runs.request import TrainRequest
 from cifarnets.runs.visitor import Refused, Visitor
 from cifarnets.store.checkpoints import make_config, save_checkpoint
 from cifarnets.store.fileio import write_json
@@ -190,7 +191,7 @@ def test_without_the_operators_data_the_sidebar_says_so_and_offers_no_start(runs
     assert not at.exception, [e.value for e in at.exception]
     assert visitors.NO_DATA in [w.value for w in at.sidebar.warning]
     assert at.button(key="train_start").disabled and "--data" not in sidebar_text(at)
-    assert Visitor.of_session({}, runs).refusal(record.TrainRequest("cnn", batch_size=64)) == visitors.NO_DATA
+    assert Visitor.of_session({}, runs).refusal(TrainRequest("cnn", batch_size=64)) == visitors.NO_DATA
     monkeypatch.setenv("CIFARNETS_DATA", str(make_image_folder(tmp_path / "operator-data")))
     assert Visitor.of_session({}, runs).has_data()
 
@@ -221,16 +222,16 @@ def test_public_limits_come_from_their_variables(monkeypatch):
 def test_over_cap_epochs_batch_and_any_path_are_refused(public, tmp_path):
     runs = public
     v = Visitor("t" * 20, {}, True, PublicLimits(epochs=3, batch_size=64), runs)
-    ok = record.TrainRequest("cnn", "fast", 3, None, 64, os.environ["CIFARNETS_DATA"], "cpu")
+    ok = TrainRequest("cnn", "fast", 3, None, 64, os.environ["CIFARNETS_DATA"], "cpu")
     assert v.refusal(ok) == ""
-    assert v.refusal(record.TrainRequest("cnn", epochs=4)) == "public mode allows at most 3 epochs"
-    assert v.refusal(record.TrainRequest("cnn", batch_size=65)) == "public mode allows batches of at most 64"
+    assert v.refusal(TrainRequest("cnn", epochs=4)) == "public mode allows at most 3 epochs"
+    assert v.refusal(TrainRequest("cnn", batch_size=65)) == "public mode allows batches of at most 64"
     assert v.refusal(races.RaceRequest("fast", epochs=4)) == "public mode allows at most 3 epochs"
     there, missing = make_image_folder(tmp_path / "there"), tmp_path / "missing"
-    said = {v.refusal(record.TrainRequest("cnn", data=str(p))) for p in (there, missing, "/etc", "../../x")}
+    said = {v.refusal(TrainRequest("cnn", data=str(p))) for p in (there, missing, "/etc", "../../x")}
     assert said == {"public mode trains only on the data this server provides: no paths"}  # the same for any path
     with pytest.raises(Refused):
-        v.start(record.TrainRequest("cnn", data=str(there)))
+        v.start(TrainRequest("cnn", data=str(there)))
     assert record.list_runs(runs) == []
 
     at = app()  # no path box, no data choice, and the inputs stop at the caps
@@ -256,12 +257,12 @@ def test_a_batch_below_the_smallest_is_refused_and_not_offered(public):
     runs = public
     v = Visitor("t" * 20, {}, True, PublicLimits(), runs)
     line = "public mode allows batches of at least 32"
-    assert v.refusal(record.TrainRequest("cnn", batch_size=1)) == line
+    assert v.refusal(TrainRequest("cnn", batch_size=1)) == line
     assert v.refusal(races.RaceRequest("fast", 10, 1)) == line
     with pytest.raises(Refused, match=f"^{line}$"):
         v.start(races.RaceRequest("fast", 10, 1, os.environ["CIFARNETS_DATA"], "cpu"))
     assert races.list_races(runs) == [] and record.list_runs(runs) == []
-    assert Visitor(runs=runs).refusal(record.TrainRequest("cnn", batch_size=1)) == ""  # locally, as before
+    assert Visitor(runs=runs).refusal(TrainRequest("cnn", batch_size=1)) == ""  # locally, as before
 
     at = app()  # neither batch input offers what would be refused; the public line says the range
     assert at.number_input(key="batch-cnn-fast").min == 32 and at.number_input(key="race-batch-fast").min == 32
@@ -281,7 +282,7 @@ def test_a_run_or_race_estimated_past_the_limit_is_refused_with_its_estimate(pub
     with pytest.raises(Refused, match="^This race would take about 40m 00s"):
         v.start(race)
     assert races.list_races(runs) == []
-    run = record.TrainRequest("cnn", "fast", 10, None, 32, data, "cpu")
+    run = TrainRequest("cnn", "fast", 10, None, 32, data, "cpu")
     assert v.refusal(run) == ""  # one network, a quarter of it, is within the limit
     strict = Visitor("t" * 20, {}, True, PublicLimits(run_min=5), runs, step_times=step_times(30.0))
     assert strict.refusal(run).startswith("This run would take about 10m 00s here by this server's estimate, over "
@@ -306,7 +307,7 @@ def test_a_run_or_race_past_its_deadline_stops_itself_and_says_why(public, monke
     monkeypatch.setattr(expiry, "LEAST_ALLOWANCE_S", 0.0)
     at = app()
     v = Visitor(at.session_state["_owner"], {}, True, PublicLimits(), runs, step_times=step_times(0.0))
-    run = v.start(record.TrainRequest("cnn", "fast", 3, None, 32, data, "cpu"))
+    run = v.start(TrainRequest("cnn", "fast", 3, None, 32, data, "cpu"))
     assert run.job["limit_s"] == 0 and "deadline" not in run.job  # it runs from when a worker starts the run
     run = wait_for_state(record.load_run, run.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
     assert run.state == "stopped" and run.overran and run.resumable, run.error

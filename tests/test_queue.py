@@ -18,6 +18,7 @@ from cifarnets.paths import PublicLimits
 from cifarnets.runs import engine, record
 from cifarnets.runs import race as races
 from cifarnets.runs.record import HOST, JOB_FILE, QUEUED
+from cifarnets.runs.request import TrainRequest
 from cifarnets.runs.visitor import Refused, Visitor
 from cifarnets.runs.waiting import Wait, start_in_s
 from cifarnets.store.fileio import write_json
@@ -25,8 +26,8 @@ from cifarnets.store.fileio import write_json
 RUN_LIMIT = 240
 
 
-def request(data: Path, epochs: int = 1, **kw) -> record.TrainRequest:
-    return record.TrainRequest("cnn", "fast", epochs, None, kw.pop("batch_size", 16), str(data), "cpu", **kw)
+def request(data: Path, epochs: int = 1, **kw) -> TrainRequest:
+    return TrainRequest("cnn", "fast", epochs, None, kw.pop("batch_size", 16), str(data), "cpu", **kw)
 
 
 @pytest.fixture

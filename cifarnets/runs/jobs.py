@@ -20,7 +20,8 @@ from ..paths import project_root, runs_dir
 from ..store.fileio import write_json
 from . import record
 from .race import PREFIX, Race, RaceRequest, RaceStatus
-from .record import BEAT_FILE, HOST, JOB_FILE, LOG_FILE, RACE_FILE, Job, Run, TrainRequest
+from .record import BEAT_FILE, HOST, JOB_FILE, LOG_FILE, RACE_FILE, Job, Run
+from .request import TrainRequest, absolute_data
 
 
 def child_env(deadline: float | None = None) -> dict:
@@ -75,7 +76,7 @@ def prepare(kind: type[Job], request, stem: str, runs: Path | None = None, owner
     """Create a fresh folder for `request`, its job.json saying it waits in the queue (the engine starts it);
     `before(folder, request)` prepares the folder first (a race writes its race.json, so every watcher knows it
     for a race at once). With `limit_s` (public mode) the child stops itself that many seconds after it starts."""
-    request = replace(request, data=record.absolute_data(request.data))
+    request = replace(request, data=absolute_data(request.data))
     folder = new_folder(runs, stem)
     if before is not None:
         before(folder, request)

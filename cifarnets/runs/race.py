@@ -32,7 +32,8 @@ from ..store.fileio import read_json, write_json
 from ..store.runfolder import STATE_FILE, STATUS_FILE, RunLock, TrainingError
 from ..training import recipes
 from . import record
-from .record import RACE_FILE, Job, Run, TrainRequest, absolute_data, given, is_number, is_race, optional, read_object
+from .record import RACE_FILE, Job, Run, is_number, is_race, read_object
+from .request import TrainRequest, absolute_data, check, given, optional
 
 if TYPE_CHECKING:
     from ..data import sources
@@ -154,7 +155,7 @@ class Race(Job):
 def check_race(request: RaceRequest) -> str:
     """Why this race cannot start, in one line; "" when it can. Every network is checked, since a recipe may
     train one of them differently (the modern DenseNet distils from the ResNet)."""
-    return next((p for p in (record.check(request.member(key)) for key in ORDER) if p), "")
+    return next((p for p in (check(request.member(key)) for key in ORDER) if p), "")
 
 
 def member_folder(race_folder: Path, key: str) -> Path:

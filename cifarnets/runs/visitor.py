@@ -45,6 +45,7 @@ from .engine import Engine, EngineError, external_url, queue_name
 from .expiry import VISITORS, allowance_s, tidy
 from .race import ORDER, PREFIX, Race, RaceRequest, check_race, list_races
 from .record import JOB_FILE, LIVE, QUEUED, Job, Run
+from .request import check
 from .waiting import Wait, engine_id, start_in_s
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class Visitor:
                 return f"public mode allows batches of at least {self.limits.min_batch}", None
             if not self.has_data():
                 return NO_DATA, None
-        problem = check_race(request) if race else record.check(request)
+        problem = check_race(request) if race else check(request)
         if problem or not self.public:
             return problem, None
         waiting = self.one_at_a_time() or self.off()  # said before timing anything; the gate counts again

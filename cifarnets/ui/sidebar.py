@@ -20,10 +20,10 @@ from ..data import sources
 from ..models import KEYS, label
 from ..paths import DEFAULT_DATA, PublicLimits, data_env
 from ..prose import duration, plural
-from ..runs import record
 from ..runs.engine import EngineError
 from ..runs.expiry import tidy
-from ..runs.record import LIVE, QUEUED, Run, TrainRequest
+from ..runs.record import LIVE, QUEUED, Run
+from ..runs.request import TrainRequest, device_choices, distillation_problem
 from ..runs.visitor import NO_DATA, Refused, Visitor
 from ..training import estimate, recipes
 from . import actions, race_view, resources
@@ -97,13 +97,13 @@ def _trainer(visitor: Visitor) -> tuple[str, str | None, str]:
     lr = st.number_input("Learning rate", 1e-5, 10.0, float(recipe.lr), step=0.001, format="%.4f",
                          key=f"lr-{key}-{recipe_name}")
     data = _public_data(visitor) if visitor.public else _data_source()
-    device = st.selectbox("Device", record.device_choices(), key="train_device",
+    device = st.selectbox("Device", device_choices(), key="train_device",
                           help="auto: the GPU when there is one (CUDA, then Apple MPS), else the CPU")
     seconds = _expected_time(key, recipe_name, int(epochs), int(batch_size), device, data)
     request = TrainRequest.of(key, recipe_name, epochs=epochs, lr=lr, batch_size=batch_size, data=data,
                               device=device)
     # said before Start, not only after it
-    refused = (_data_problem(visitor, data) or record.distillation_problem(request)
+    refused = (_data_problem(visitor, data) or distillation_problem(request)
                or (visitor.over_time(seconds) if seconds is not None else ""))
     if refused:
         st.warning(refused)
