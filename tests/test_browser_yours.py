@@ -35,7 +35,7 @@ def _file(tmp_path: Path, way: str) -> Path | str:
 
 def _upload(page, field: str, path: Path, tries: int = 3) -> None:
     """Sets the uploader's file until the app shows it, each time once the page is idle: a file set while a rerun
-    redraws the uploader can be dropped with the old element (seen here once in 30 tries under load: no file
+    redraws the uploader can be dropped with the old element (seen here once in 28 tries under load: no file
     shown). In CI, three tries once all failed; what the page showed then is kept, to say why next time."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
