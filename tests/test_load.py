@@ -130,3 +130,53 @@ def test_load_train_as_typed_three_sessions_all_finish(tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     assert code == 0, out
     assert "3 accepted, 3 finished, 0 lost, 0 foreign run(s) visible" in out and "places only decreased: yes" in out
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+def test_a_reloading_class_member_whose_run_ended_unseen_still_reloads_and_finds_it():
+    """load --train: a session meant to reload mid-run whose run was never seen training (too short for a poll,
+    on a busy machine: CI once had 2 reloads of 3) reloads once it ended, and must find its finished run again.
+    A page without Streamlit: a sidebar with the run's card, finished from the first look."""
+    import asyncio
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cifarnets.perf import classload
+
+    name = "cnn-fast-20261206-120000-abcd"
+    served = []
+
+    class Pages(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != "/":
+                self.send_error(404)
+                return
+            served.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(f'<section data-testid="stSidebar"><div data-testid="stVerticalBlock"><p>finished</p>'
+                             f'<code>{name}</code></div><button>Start training</button></section>'.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    outcome = {"session": 0, "run": name, "places": [], "foreign": []}
+
+    async def watch() -> None:
+        async with loadtest.chromium() as browser:
+            page = await (await browser.new_context()).new_page()
+            await page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+            await classload._watch(page, outcome, True, time.monotonic())
+
+    try:
+        asyncio.run(watch())
+    finally:
+        server.shutdown()
+    assert (outcome.get("reloaded"), outcome.get("reloaded_while"), outcome["state"]) == (True, "finished", "finished")
+    assert len(served) == 2 and not outcome.get("lost")
+    assert classload.summarize([outcome], {}, 1, 1, 1, 1.0)["reloads_after_end"] == 1

@@ -449,7 +449,8 @@ def test_a_class_of_twelve_all_train_and_three_reloads_lose_nothing(tmp_path):
     """python -m cifarnets load --train: twelve browser sessions press Start within a second of each other, three
     reload mid-run; every run is accepted, waits its turn on the one worker, and finishes; each session finds its
     own run again, sees no other, and is shown places that only go down. (A page that has not drawn Home in
-    classload.LOAD_S is reloaded once, as a student would: one CI run had a page that never did, cause unknown.)"""
+    classload.LOAD_S is reloaded once, as a student would: one CI run had a page that never did, cause unknown. A
+    reloading session that never saw its run train reloads once it ended: CI once had two reloads of three.)"""
     env = dict(os.environ, CIFARNETS_DATA=str(make_image_folder(tmp_path / "operator-data")),
                CIFARNETS_CHECKPOINTS=str(make_checkpoints(tmp_path / "shipped")), CIFARNETS_DEVICE="cpu",
                CIFARNETS_MIN_BATCH="8")

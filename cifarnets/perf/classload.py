@@ -118,6 +118,7 @@ def summarize(outcomes: list[dict], owners: dict[str, str], sessions: int, reloa
             "places_only_decrease": decreasing,
             "runs_in_folder": len(owners),
             "home_reloads": sum(len(o.get("home_not_drawn", [])) for o in outcomes),
+            "reloads_after_end": sum(o.get("reloaded_while") in ("finished", "failed", "stopped") for o in outcomes),
             "failures": [{"session": o["session"], "reason": o["reason"]} for o in outcomes if o.get("reason")],
             "per_session": outcomes}
 
@@ -129,6 +130,8 @@ def table(r: dict) -> str:
              f"  {r['accepted']} accepted, {r['finished']} finished, {r['lost']} lost, {r['foreign_visible']} foreign "
              f"run(s) visible; longest wait from Start to start {waits}; places only decreased: "
              f"{'yes' if r['places_only_decrease'] else 'NO'}"]
+    if r.get("reloads_after_end"):
+        lines.append(f"  {r['reloads_after_end']} of the reloads came after the run had ended: no poll saw it train")
     if r["home_reloads"]:
         lines.append(f"  {r['home_reloads']} page(s) reloaded: Home had not drawn its Start in {LOAD_S:.0f} s")
     lines += [f"  session {f['session']}: {f['reason']}" for f in r["failures"]]
@@ -265,12 +268,16 @@ async def _watch(page, outcome: dict, reload: bool, pressed: float) -> None:
                 outcome["places"].append(int(place.group(1)))
             elif state != "queued" and outcome.get("wait_s") is None:
                 outcome["wait_s"] = round(time.monotonic() - pressed, 1)
-            if state in ("finished", "failed", "stopped"):
+            ended = state in ("finished", "failed", "stopped")
+            if ended and (reloaded or not reload):
                 if state != "finished":
                     outcome["reason"] = f"its run ended {state}"
                 return
-            if reload and not reloaded and state in ("starting", "running", "testing"):  # its trainer is live
-                outcome["stage"] = "reloading mid-run"
+            # Mid-run once its trainer is live; a run too short for any poll to see it live (tiny data, a busy
+            # machine: CI once) is reloaded once it ended, and must be found again all the same.
+            if reload and not reloaded and (ended or state in ("starting", "running", "testing")):
+                outcome["stage"] = "reloading mid-run" if not ended else "reloading after its run ended"
+                outcome["reloaded_while"] = state
                 await page.reload()
                 await page.get_by_role("button", name="Start training").wait_for()
                 reloaded, unseen_since = True, time.monotonic()
