@@ -28,6 +28,7 @@ from .loadtest import CHROMIUM, LoadError, serve
 RUN_NAME = re.compile(r"^[a-z_]+-[a-z]+-\d{8}-\d{6}-[0-9a-f]{4}$")
 PLACE = re.compile(r"(\d+)(?:st|nd|rd|th) in line")
 STATES = ("queued", "starting", "running", "testing", "stopped", "finished", "failed")
+ENDED = STATES[4:]  # a run in these is over: its session stops watching
 POLL_S = 1.0
 LOST_AFTER_S = 60.0  # a session that cannot see its run this long (a reloaded page drawn in full) has lost it
 # Twelve pages opened at once drew Home within 45 s here, all on one core of the 2-core test machine. One of twelve
@@ -118,7 +119,7 @@ def summarize(outcomes: list[dict], owners: dict[str, str], sessions: int, reloa
             "places_only_decrease": decreasing,
             "runs_in_folder": len(owners),
             "home_reloads": sum(len(o.get("home_not_drawn", [])) for o in outcomes),
-            "reloads_after_end": sum(o.get("reloaded_while") in ("finished", "failed", "stopped") for o in outcomes),
+            "reloads_after_end": sum(o.get("reloaded_while") in ENDED for o in outcomes),
             "failures": [{"session": o["session"], "reason": o["reason"]} for o in outcomes if o.get("reason")],
             "per_session": outcomes}
 
@@ -268,7 +269,7 @@ async def _watch(page, outcome: dict, reload: bool, pressed: float) -> None:
                 outcome["places"].append(int(place.group(1)))
             elif state != "queued" and outcome.get("wait_s") is None:
                 outcome["wait_s"] = round(time.monotonic() - pressed, 1)
-            ended = state in ("finished", "failed", "stopped")
+            ended = state in ENDED
             if ended and (reloaded or not reload):
                 if state != "finished":
                     outcome["reason"] = f"its run ended {state}"
