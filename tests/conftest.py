@@ -3,7 +3,6 @@ for a browser."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import tarfile
@@ -78,12 +77,6 @@ def make_zip(folder: Path, out: Path) -> Path:
         for f in sorted(folder.rglob("*")):
             z.write(f, f.relative_to(folder).as_posix())
     return out
-
-
-def png_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Screenshots land in the test's folder, and also in $CIFARNETS_SCREENSHOTS when i
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.app import history
+from helpers.pictures import png
 from PIL import Image, ImageDraw
 from test_browser_views import ARGS, CHROMIUM, PHONE, WAIT_MS, shoot, visible
 
@@ -33,12 +33,6 @@ WIDE = {"width": 1400, "height": 2400}
 def browser_page(p, viewport=WIDE):
     browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
     return browser, browser.new_context(viewport=viewport).new_page()
-
-
-def png(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def panorama() -> Image.Image:

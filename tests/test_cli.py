@@ -5,7 +5,8 @@ import sys
 import urllib.error
 
 import pytest
-from conftest import png_bytes, tiny_image
+from conftest import tiny_image
+from helpers.pictures import png
 
 from cifarnets.cli import main, make_parser
 from cifarnets.models import KEYS
@@ -50,7 +51,7 @@ def test_train_evaluate_predict_end_to_end(tiny_folder, tmp_path):
     assert written.pop("measured_on")["n_test"] == 24 and written == metrics
 
     good = tmp_path / "good.png"
-    good.write_bytes(png_bytes(tiny_image(1, __import__("numpy").random.default_rng(0), size=64)))
+    good.write_bytes(png(tiny_image(1, __import__("numpy").random.default_rng(0), size=64)))
     bad = tmp_path / "bad.jpg"
     bad.write_text("this is not a picture")
     r = cli("predict", str(good), str(bad), str(tmp_path / "missing.png"), "--json",
@@ -118,7 +119,7 @@ def test_every_command_writes_and_reads_where_the_variables_say(tiny_folder, tmp
     assert main(["evaluate", "--all", "--data", str(tiny_folder), "--json"]) == 1  # three networks unavailable
     assert "test_acc" in json.loads(capsys.readouterr().out)["cnn"]
     picture = tmp_path / "picture.png"
-    picture.write_bytes(png_bytes(tiny_image(1, __import__("numpy").random.default_rng(0), size=64)))
+    picture.write_bytes(png(tiny_image(1, __import__("numpy").random.default_rng(0), size=64)))
     assert main(["predict", str(picture), "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)[0]["predictions"]) == {"cnn"}
     # and every other command that reads networks

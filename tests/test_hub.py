@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_CLASSES, png_bytes, tiny_image
+from conftest import TINY_CLASSES, tiny_image
 from helpers.app import APP, make_checkpoints
+from helpers.pictures import png
 from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest
@@ -427,7 +428,7 @@ def test_cli_predict_with_hub_in_a_fresh_process(tmp_path, offline_hub):
     make_checkpoint(tmp_path / "src", "resnet", seed=3)
     put_in_cache(offline_hub, "alice/cifarnets-resnet", tmp_path / "src")
     image = tmp_path / "photo.png"
-    image.write_bytes(png_bytes(tiny_image(0, np.random.default_rng(0))))
+    image.write_bytes(png(tiny_image(0, np.random.default_rng(0))))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "CIFARNETS_"))}
     env |= {"HF_HOME": str(offline_hub.parent), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
     run = subprocess.run([sys.executable, "-m", "cifarnets", "predict", str(image), "--json", "--device", "cpu",

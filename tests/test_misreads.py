@@ -3,11 +3,10 @@ words before the answers, and an answer that changes under attack said to go rig
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from helpers.app import make_checkpoints
+from helpers.pictures import png
 from PIL import Image
 
 from cifarnets import predict
@@ -21,14 +20,8 @@ from cifarnets.unfamiliar.calibration import Verdict
 LABELS = {"cnn": "CNN", "resnet": "ResNet", "densenet": "DenseNet", "se_resnet": "SE-ResNet"}
 
 
-def png(pixels: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def noise(width: int, height: int, seed: int = 17) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+def noise(width: int, height: int, seed: int = 17) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
 @pytest.mark.parametrize("size", [(6000, 300), (300, 6000), (640, 480), (33, 32), (32, 32), (8, 8), (31, 90)])
