@@ -1,10 +1,11 @@
-"""Shared fixtures: tiny generated image-folder data sets, a private data cache per test, and the app served
-for a browser."""
+"""Shared fixtures: tiny generated image-folder data sets, a private data cache per test, a private runs folder
+(public mode's too, and stand-ins for its trainers), and the app served for a browser."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -77,6 +78,25 @@ def make_zip(folder: Path, out: Path) -> Path:
         for f in sorted(folder.rglob("*")):
             z.write(f, f.relative_to(folder).as_posix())
     return out
+
+
+@pytest.fixture
+def sleepers():
+    """Stand-ins for trainers (helpers.visitors.live_job), killed after the test."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+@pytest.fixture
+def public(runs, monkeypatch, tmp_path):
+    """Public mode, training on a tiny data set the operator configured; the runs folder."""
+    monkeypatch.setenv("CIFARNETS_PUBLIC", "1")
+    monkeypatch.setenv("CIFARNETS_DATA", str(make_image_folder(tmp_path / "operator-data")))
+    return runs
 
 
 @pytest.fixture

@@ -1,21 +1,18 @@
-"""Public mode (CIFARNETS_PUBLIC=1): a visitor's runs and choices are their own, and the work any visitor can
-start is bounded. Also, locally, the way back from one's own run to the shipped network."""
+"""Public mode (CIFARNETS_PUBLIC=1): a visitor's runs and choices are their own, every Start waits its turn in
+view, and a class of twelve loses nothing. Also, locally, the way back from one's own run to the shipped network.
+The bounds on what one visitor can start (attack 4) are with the other attacks, in test_hostile_visitors.py."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import make_image_folder
-from helpers.app import APP, PAGES, image_bytes, make_checkpoints, texts, until_timed, wait_for_state
-from streamlit.testing.v1 import AppTest
+from helpers.app import PAGES, image_bytes, make_checkpoints, texts, wait_for_state
+from helpers.visitors import RUN_LIMIT, app, finished_run, sidebar_text
 
-from cifarnets import CIFAR10_CLASSES
-from cifarnets.models import build
 from cifarnets.paths import PublicLimits, public_limits
 from cifarnets.perf import classload
 from cifarnets.perf.loadtest import CHROMIUM
@@ -26,73 +23,7 @@ from cifarnets.runs.expiry import tidy
 from cifarnets.runs.record import JOB_FILE
 from cifarnets.runs.request import TrainRequest
 from cifarnets.runs.visitor import Refused, Visitor
-from cifarnets.store.checkpoints import make_config, save_checkpoint
-from cifarnets.store.fileio import write_json
-from cifarnets.training import estimate, recipes
 from cifarnets.unfamiliar.calibration import redo_command
-
-TIMEOUT = 60
-RUN_LIMIT = 180
-
-
-@pytest.fixture
-def sleepers():
-    """Stand-ins for trainers (live_job), killed after the test."""
-    procs: list[subprocess.Popen] = []
-    yield procs
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-
-
-@pytest.fixture
-def public(runs, monkeypatch, tmp_path):
-    """Public mode, training on a tiny data set the operator configured."""
-    monkeypatch.setenv("CIFARNETS_PUBLIC", "1")
-    monkeypatch.setenv("CIFARNETS_DATA", str(make_image_folder(tmp_path / "operator-data")))
-    return runs
-
-
-SLEEPER = "import time; time.sleep(120)"
-# A trainer stuck where SIGTERM cannot reach it: it says "ready" once it ignores the signal.
-DEAF = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(120)"
-
-
-def live_job(runs: Path, sleepers: list, owner: str = "", name: str = "cnn-fast-live", script: str = SLEEPER,
-             job: dict | None = None, **status) -> record.Run:
-    """A run folder whose process lives: a sleeping child stands in for the trainer; `job` adds to its job.json."""
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    sleepers.append(proc)
-    folder = runs / name
-    folder.mkdir(parents=True)
-    write_json(folder / JOB_FILE, {"request": {"model": "cnn", "recipe": "fast"}, "pid": proc.pid,
-                                   "started": time.time()} | ({"owner": owner} if owner else {}) | (job or {}))
-    write_json(folder / record.STATUS_FILE, {"state": "running", "model": "cnn", "recipe": "fast"} | status)
-    return record.load_run(folder)
-
-
-def finished_run(runs: Path, name: str, acc: float, owner: str = "", key: str = "cnn") -> record.Run:
-    """A finished run folder with a checkpoint that claims `acc` on the test set."""
-    folder = runs / name
-    model = build(key)
-    config = make_config(key, model, classes=list(CIFAR10_CLASSES), recipe={"name": "fast"},
-                         data={"source": "generated"}, metrics={"test_acc": acc}, device="cpu", epochs_done=1, seed=0)
-    save_checkpoint(folder, model, config, [{"epoch": 1, "train_loss": 2.0, "train_acc": acc, "test_loss": 2.0,
-                                             "test_acc": acc, "lr": 0.1}])
-    write_json(folder / JOB_FILE, {"request": {"model": key, "recipe": "fast"}, "started": time.time()}
-               | ({"owner": owner} if owner else {}))
-    write_json(folder / record.STATUS_FILE, {"state": "finished", "model": key, "recipe": "fast"})
-    return record.load_run(folder)
-
-
-def app() -> AppTest:
-    return AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-
-
-def sidebar_text(at) -> str:
-    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "error")
-                     for e in getattr(at.sidebar, kind))
 
 
 def test_two_sessions_see_cancel_resume_and_adopt_only_their_own(public):
@@ -238,134 +169,6 @@ def test_over_cap_epochs_batch_and_any_path_are_refused(public, tmp_path):
     assert not [r for r in at.radio if r.key == "train_data"]
     assert not [t for t in at.text_input if t.key == "train_data_path"]
     assert at.number_input(key="epochs-cnn-fast").max == 10 and at.number_input(key="batch-cnn-fast").max == 256
-
-
-# ---------------------------------------------------------------- attack 4: one visitor holding the trainer for hours
-
-def step_times(step_s: float):
-    """An estimate's timer that times nothing: each training step takes `step_s`, the test pass nothing. The
-    tests of the time limits then hold on any machine, however fast."""
-    def timer(key: str, recipe_name: str, batch_size: int | None, device: str) -> estimate.StepTimes:
-        batch = batch_size or recipes.get(recipe_name, key).batch_size
-        return estimate.StepTimes(step_s, 0.0, batch, batch, 3, "a test's clock")
-    return timer
-
-
-def test_a_batch_below_the_smallest_is_refused_and_not_offered(public):
-    # Issue 42, attack 4: batch size 1 was accepted, and ten epochs of a race at batch 1 take about 3 h by the
-    # app's own estimate (per image, a step at batch 1 costs 4x to 15x one at 32 on this machine's CPU).
-    runs = public
-    v = Visitor("t" * 20, {}, True, PublicLimits(), runs)
-    line = "public mode allows batches of at least 32"
-    assert v.refusal(TrainRequest("cnn", batch_size=1)) == line
-    assert v.refusal(races.RaceRequest("fast", 10, 1)) == line
-    with pytest.raises(Refused, match=f"^{line}$"):
-        v.start(races.RaceRequest("fast", 10, 1, os.environ["CIFARNETS_DATA"], "cpu"))
-    assert races.list_races(runs) == [] and record.list_runs(runs) == []
-    assert Visitor(runs=runs).refusal(TrainRequest("cnn", batch_size=1)) == ""  # locally, as before
-
-    at = app()  # neither batch input offers what would be refused; the public line says the range
-    assert at.number_input(key="batch-cnn-fast").min == 32 and at.number_input(key="race-batch-fast").min == 32
-    assert "batches of 32 to 256" in sidebar_text(at)
-
-
-def test_a_run_or_race_estimated_past_the_limit_is_refused_with_its_estimate(public, monkeypatch):
-    runs, data = public, os.environ["CIFARNETS_DATA"]
-    v = Visitor("t" * 20, {}, True, PublicLimits(), runs, step_times=step_times(30.0))
-    # 72 training images: 2 steps of 32 an epoch, 60 s by this clock; a race trains four networks, 40 min in all
-    race = races.RaceRequest("fast", 10, 32, data, "cpu")
-    one = estimate.total(step_times(30.0)("cnn", "fast", 32, "cpu"), 10, estimate.data_size(data)).seconds
-    assert one == 600  # the sidebar's own arithmetic (estimate.total), which the refusal uses
-    line = ("This race would take about 40m 00s here by this server's estimate, over its limit of 30 min: "
-            "lower the epochs, or use a larger batch.")
-    assert v.refusal(race) == line
-    with pytest.raises(Refused, match="^This race would take about 40m 00s"):
-        v.start(race)
-    assert races.list_races(runs) == []
-    run = TrainRequest("cnn", "fast", 10, None, 32, data, "cpu")
-    assert v.refusal(run) == ""  # one network, a quarter of it, is within the limit
-    strict = Visitor("t" * 20, {}, True, PublicLimits(run_min=5), runs, step_times=step_times(30.0))
-    assert strict.refusal(run).startswith("This run would take about 10m 00s here by this server's estimate, over "
-                                          "its limit of 5 min")
-    assert Visitor(runs=runs, step_times=step_times(30.0)).refusal(race) == ""  # locally, as before
-
-    # The sidebar says it before Start, from the estimate it shows, and offers no Start.
-    monkeypatch.setenv("CIFARNETS_MAX_RUN_MIN", "1e-9")  # any real step is longer
-    at = app()
-    until_timed(at.number_input(key="batch-cnn-fast").set_value(32).run())  # a batch the 72 images fill
-    assert any("over its limit of" in w.value for w in at.sidebar.warning), sidebar_text(at)
-    assert at.button(key="train_start").disabled
-
-
-def test_a_run_or_race_past_its_deadline_stops_itself_and_says_why(public, monkeypatch):
-    # The deadline is the estimate times CIFARNETS_OVERRUN, at least LEAST_ALLOWANCE_S; here both are 0, so the
-    # trainer is past it at its first step, and stops there as Cancel stops it, with no browser watching.
-    runs, data = public, os.environ["CIFARNETS_DATA"]
-    assert expiry.allowance_s(100, PublicLimits()) == expiry.LEAST_ALLOWANCE_S == 600
-    assert expiry.allowance_s(1000, PublicLimits()) == 3000
-    assert expiry.allowance_s(1000, PublicLimits(overrun=2)) == 2000
-    monkeypatch.setattr(expiry, "LEAST_ALLOWANCE_S", 0.0)
-    at = app()
-    v = Visitor(at.session_state["_owner"], {}, True, PublicLimits(), runs, step_times=step_times(0.0))
-    run = v.start(TrainRequest("cnn", "fast", 3, None, 32, data, "cpu"))
-    assert run.job["limit_s"] == 0 and "deadline" not in run.job  # it runs from when a worker starts the run
-    run = wait_for_state(record.load_run, run.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
-    assert run.state == "stopped" and run.overran and run.resumable, run.error
-    assert run.job["deadline"] == run.job["launched"] >= run.started
-    assert (run.status.epoch, run.status.step) == (0, 1)  # after its first step, its state saved
-    at.run()
-    assert "Stopped: ran past this server's time limit, after epoch 0, step 1" in sidebar_text(at)
-
-    run = v.resume(run)  # a resume is given the allowance again, from its own start
-    assert run.state == "queued" and "deadline" not in run.job and not run.overran
-    run = wait_for_state(record.load_run, run.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
-    assert run.state == "stopped" and run.overran  # one step further: the epoch's last, its test pass, then stopped
-    assert run.job["deadline"] == run.job["launched"] >= run.job["resumed"]
-    assert (run.status.epoch, run.status.step) == (1, 0)
-
-    race = v.start(races.RaceRequest("fast", 3, 32, data, "cpu"))  # a race stops alike, and starts no next network
-    race = wait_for_state(races.load_race, race.folder, ("finished", "stopped", "failed"), RUN_LIMIT)
-    assert race.state == "stopped" and race.overran and list(race.members()) == [races.ORDER[0]]
-    at.run()  # the race's card says so too
-    assert sum("Stopped: ran past this server's time limit" in str(c.value) for c in at.sidebar.caption) == 2
-
-
-def test_tidying_stops_a_trainer_long_past_its_deadline(runs, sleepers):
-    # The gate's backstop, for a trainer that did not stop itself (stuck, or deaf to SIGTERM): every start and
-    # every page drawn once a minute tidy the runs folder, which first stops it as Cancel does, then kills it.
-    hour_ago = time.time() - 3600
-    late = live_job(runs, sleepers, name="cnn-fast-late", job={"deadline": hour_ago, "limit_s": 600})
-    deaf = live_job(runs, sleepers, name="cnn-fast-deaf", script=DEAF, job={"deadline": hour_ago, "limit_s": 600})
-    later = time.time() + 3 * 3600
-    on_time = live_job(runs, sleepers, name="cnn-fast-on-time", job={"deadline": later, "limit_s": 600})
-    assert sleepers[1].stdout.readline() == "ready\n"
-    tidy(runs, PublicLimits())
-    sleepers[0].wait(timeout=10)
-    late = record.load_run(late.folder)
-    assert late.state == "stopped" and late.overran
-    deaf = record.load_run(deaf.folder)
-    assert deaf.alive and deaf.job["cancelled"]  # asked, and deaf to it
-    tidy(runs, PublicLimits(), now=time.time() + 3600)  # still there a grace period later: killed
-    sleepers[1].wait(timeout=10)
-    deaf = record.load_run(deaf.folder)
-    assert deaf.state == "stopped" and deaf.overran
-    assert record.load_run(on_time.folder).alive  # within its time: left alone, then as later
-
-
-def test_tidy_deletes_expired_and_oldest_runs_but_never_a_live_one(runs, sleepers):
-    old = finished_run(runs, "cnn-fast-old", 0.5)
-    new = finished_run(runs, "cnn-fast-new", 0.5)
-    live = live_job(runs, sleepers)
-    hour_ago = time.time() - 3 * 3600
-    for folder in (old.folder, live.folder):
-        for p in [*folder.iterdir(), folder]:
-            os.utime(p, (hour_ago, hour_ago))
-    assert tidy(runs, PublicLimits(run_hours=2)) == ["cnn-fast-old"]  # expired; the live one is older, and stays
-    assert new.folder.exists() and live.folder.exists()
-    # Past the size cap: the oldest finished runs go first, the live one never.
-    finished_run(runs, "cnn-fast-newer", 0.5)
-    assert tidy(runs, PublicLimits(runs_mb=1e-6)) == ["cnn-fast-new", "cnn-fast-newer"]
-    assert live.folder.exists() and record.load_run(live.folder).alive
 
 
 def test_the_calibrate_hint_names_no_server_folder_in_public_mode(monkeypatch, tmp_path):
