@@ -1,5 +1,6 @@
 """Shared fixtures: tiny generated image-folder data sets, a private data cache per test, a private runs folder
-(public mode's too, and stand-ins for its trainers), and the app served for a browser."""
+(public mode's too, and stand-ins for its trainers), an offline Hugging Face cache, and the app served for a
+browser."""
 
 from __future__ import annotations
 
@@ -97,6 +98,24 @@ def public(runs, monkeypatch, tmp_path):
     monkeypatch.setenv("CIFARNETS_PUBLIC", "1")
     monkeypatch.setenv("CIFARNETS_DATA", str(make_image_folder(tmp_path / "operator-data")))
     return runs
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch) -> Path:
+    """HF_HUB_OFFLINE=1 and a private, empty HF cache (the Hub tests use it for every test). huggingface_hub
+    reads both at import, so the constants it already read are patched too."""
+    from huggingface_hub import constants
+
+    from cifarnets.store import hub
+
+    home = tmp_path / "hf_home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv(hub.ENV_VAR, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return home / "hub"
 
 
 @pytest.fixture

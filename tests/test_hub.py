@@ -1,12 +1,8 @@
-"""The Hugging Face Hub path, with no network: a hand-built HF cache read offline, local folders, and a fake HfApi.
-
-The cache is laid out as https://huggingface.co/docs/hub/local-cache documents it:
-models--OWNER--NAME/{blobs/<hash>, snapshots/<commit>/<file> -> ../../blobs/<hash>, refs/<branch>}.
-"""
+"""Networks from the Hugging Face Hub, with no network: a hand-built HF cache read offline (helpers/hub.py), and
+local folders, through the library, the app and the command line. Pushing is test_hub_push.py's."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -19,94 +15,21 @@ import pytest
 import torch
 from conftest import TINY_CLASSES, tiny_image
 from helpers.app import APP, make_checkpoints
+from helpers.hub import COMMIT, make_checkpoint, put_in_cache, same_weights
 from helpers.pictures import png
-from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest
 
-from cifarnets import CIFAR10_CLASSES, cli
-from cifarnets.models import KEYS, build
+from cifarnets import cli
+from cifarnets.models import KEYS
 from cifarnets.store import checkpoints as ckpt
 from cifarnets.store import hub
-from cifarnets.training import recipes
 from cifarnets.ui import resources
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-COMMIT = "a" * 40
 APP_TIMEOUT = 60  # a session's first run loads four networks; generous for a busy 2-core machine
 
-
-@pytest.fixture(autouse=True)
-def offline_hub(tmp_path, monkeypatch) -> Path:
-    """Every test: HF_HUB_OFFLINE=1 and a private, empty HF cache. huggingface_hub reads both at import,
-    so the constants it already read are patched too."""
-    home = tmp_path / "hf_home"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv(hub.ENV_VAR, raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return home / "hub"
-
-
-# ---------------------------------------------------------------- helpers
-
-def make_checkpoint(folder: Path, key: str = "cnn", classes=CIFAR10_CLASSES, seed: int = 0) -> torch.nn.Module:
-    """A real, untrained checkpoint folder: config with metrics, two history rows."""
-    torch.manual_seed(seed)
-    model = build(key, num_classes=len(classes))
-    per_class = {c: round(0.1 * (i % 10), 4) for i, c in enumerate(classes)}
-    metrics = {"test_acc": 0.4567, "test_loss": 1.2345, "per_class": per_class,
-               "confusion": [[0] * len(classes) for _ in classes], "n": 1000}
-    config = ckpt.make_config(key, model, classes=list(classes), recipe=recipes.get("modern", key).to_dict(),
-                              data={"source": "/data/tiny.tar.gz", "sha256": "f" * 64, "n_train": 50, "n_test": 10},
-                              metrics=metrics, device="cpu", epochs_done=2, seed=seed)
-    history = [{"epoch": e, "train_loss": 2.0 / e, "train_acc": 0.2 * e, "test_loss": 1.9 / e, "test_acc": 0.21 * e,
-                "lr": 0.05 / e, "seconds": 1.0, "images_per_s": 50.0} for e in (1, 2)]
-    ckpt.save_checkpoint(folder, model, config, history)
-    return model
-
-
-def put_in_cache(cache: Path, repo_id: str, folder: Path, commit: str = COMMIT, ref: str = "main") -> Path:
-    """Copy a folder's files into the HF cache as a download of `repo_id` at `commit` would leave them."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True, exist_ok=True)
-    (repo / "blobs").mkdir(exist_ok=True)
-    for f in folder.iterdir():
-        data = f.read_bytes()
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        (snapshot / f.name).symlink_to(Path("..", "..", "blobs", blob.name))
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / ref).write_text(commit)
-    return snapshot
-
-
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
-
-
-class FakeApi:
-    """Records what push would send to the Hub."""
-
-    def __init__(self):
-        self.repos, self.commits = [], []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.repos.append((repo_id, kwargs))
-        return f"https://huggingface.co/{repo_id}"
-
-    def create_commit(self, repo_id, operations, **kwargs):
-        files = {op.path_in_repo: op.path_or_fileobj for op in operations}
-        self.commits.append((repo_id, files, kwargs))
-
-
-def pushed_files(api: FakeApi) -> dict[str, bytes]:
-    (_, files, _), = api.commits
-    return files
+pytestmark = pytest.mark.usefixtures("offline_hub")
 
 
 # ---------------------------------------------------------------- the spec
@@ -282,128 +205,7 @@ def test_a_bad_spec_is_a_notice_in_the_app_and_every_network_stays_shipped(app_e
     assert all("From the shipped checkpoint:" in text for text in said.values())
 
 
-# ---------------------------------------------------------------- pushing
-
-def test_push_uploads_exactly_the_checkpoint_files_and_a_card(tmp_path):
-    folder = tmp_path / "run"
-    make_checkpoint(folder, "resnet")
-    (folder / ckpt.REPORT_HISTORY_FILE).write_text(json.dumps([{"epoch": 1, "test_acc": 0.61},
-                                                               {"epoch": 2, "test_acc": 0.7012}]))
-    (folder / ckpt.UNFAMILIAR_FILE).write_bytes(b"statistics")  # travels with the weights it was fitted to
-    for junk in ("train_state.pt", "status.json", ".lock", "notes.txt"):  # a run folder's other files
-        (folder / junk).write_bytes(b"x")
-    (folder / "sub").mkdir()
-    api = FakeApi()
-    url = hub.push(folder, "alice/cifarnets-resnet", private=True, api=api)
-    assert url == "https://huggingface.co/alice/cifarnets-resnet"
-    assert api.repos == [("alice/cifarnets-resnet", {"token": None, "private": True, "repo_type": "model",
-                                                      "exist_ok": True})]
-    files = pushed_files(api)
-    assert set(files) == {"model.safetensors", "config.json", "history.json", "report_history.json",
-                          "unfamiliar.safetensors", "README.md"}
-    for name in ("model.safetensors", "config.json", "history.json", "report_history.json", "unfamiliar.safetensors"):
-        assert files[name] == (folder / name).read_bytes()
-
-    card = files["README.md"].decode()
-    front, body = card.split("---\n")[1:3]
-    assert "library_name: pytorch" in front and "- cifar10" in front and "- accuracy" in front
-    assert "- image-classification" in front
-    assert "# ResNet for CIFAR-10" in body and "`ResNet`, 175,258 parameters" in body
-    assert "```text\n" + str(build("resnet")) + "\n```" in body
-    assert "## Recipe: modern" in body and "| optimizer | sgd |" in body and "`tiny.tar.gz`" in body
-    assert "trained with the modern recipe, 2 epochs on cpu." in body
-    assert "Test accuracy **45.67%** on 1,000 test images" in body
-    assert "| airplane | 0.0% |" in body and "| truck | 90.0% |" in body
-    assert "| 2 | 1.0000 | 40.00% | 0.9500 | 42.00% | 0.025 |" in body
-    assert "the report's own recipe reached 70.12% test accuracy after 2 epochs" in body
-    assert "evaluate --checkpoint hf://alice/cifarnets-resnet" in body
-
-
-def test_push_without_report_history_leaves_it_out(tmp_path):
-    make_checkpoint(tmp_path / "run", "cnn")
-    api = FakeApi()
-    hub.push(tmp_path / "run", "alice/cifarnets-cnn", api=api)
-    assert set(pushed_files(api)) == {"model.safetensors", "config.json", "history.json", "README.md"}
-    assert api.repos[0][1]["private"] is False
-
-
-def test_push_refuses_a_broken_checkpoint_before_touching_the_hub(tmp_path):
-    folder = tmp_path / "run"
-    make_checkpoint(folder, "cnn")
-    weights = folder / ckpt.MODEL_FILE
-    save_file(load_file(str(weights)) | {"extra": torch.zeros(1)}, str(weights))
-    api = FakeApi()
-    with pytest.raises(ckpt.CheckpointError, match="unexpected tensor"):
-        hub.push(folder, "alice/cifarnets-cnn", api=api)
-    (folder / ckpt.HISTORY_FILE).unlink()
-    with pytest.raises(ckpt.CheckpointError, match="history.json missing"):
-        hub.push(folder, "alice/cifarnets-cnn", api=api)
-    with pytest.raises(hub.HubError, match="needs an owner"):
-        hub.push(folder, "cifarnets-cnn", api=api)
-    assert api.repos == [] and api.commits == []
-
-
-def test_push_failure_is_one_line(tmp_path):
-    make_checkpoint(tmp_path / "run", "cnn")
-
-    class Refusing(FakeApi):
-        def create_repo(self, repo_id, **kwargs):
-            raise PermissionError("401 Unauthorized\ndetails")
-
-    with pytest.raises(hub.HubError, match=r"^push to alice/x failed \(PermissionError: 401 Unauthorized\)$"):
-        hub.push(tmp_path / "run", "alice/x", api=Refusing())
-
-
-def test_what_push_uploads_is_what_hub_loading_reads(tmp_path, offline_hub):
-    original = make_checkpoint(tmp_path / "run", "se_resnet")
-    api = FakeApi()
-    hub.push(tmp_path / "run", "alice/cifarnets-se_resnet", api=api)
-    uploaded = tmp_path / "uploaded"
-    uploaded.mkdir()
-    for name, data in pushed_files(api).items():
-        (uploaded / name).write_bytes(data)
-    put_in_cache(offline_hub, "alice/cifarnets-se_resnet", uploaded)
-    overrides, notices = hub.resolve("alice/cifarnets")
-    assert set(overrides) == {"se_resnet"} and len(notices) == 3
-    assert same_weights(ckpt.load_checkpoint(overrides["se_resnet"], expected_key="se_resnet")[0], original)
-
-
-def test_download_asks_only_for_the_checkpoint_files(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(hub, "snapshot_download", lambda repo_id, **kw: calls.append((repo_id, kw)) or str(tmp_path))
-    assert hub.download("alice/cifarnets-cnn", revision="v2") == tmp_path
-    assert calls == [("alice/cifarnets-cnn", {"revision": "v2", "allow_patterns": [
-        "model.safetensors", "config.json", "history.json", "report_history.json", "unfamiliar.safetensors"]})]
-
-
 # ---------------------------------------------------------------- the command line
-
-def test_cli_push_dry_run_prints_files_and_card_and_uploads_nothing(tmp_path, capsys, monkeypatch):
-    make_checkpoint(tmp_path / "run", "cnn")
-    (tmp_path / "run" / "train_state.pt").write_bytes(b"x")
-    monkeypatch.setattr(hub, "HfApi", lambda *a, **k: pytest.fail("a dry run must not reach the Hub"))
-    assert cli.main(["push", "--checkpoint", str(tmp_path / "run"), "--repo-id", "alice/cifarnets-cnn",
-                     "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    listed = [line.split()[0] for line in out.split("\n\n")[0].splitlines()[1:]]
-    assert listed == ["model.safetensors", "config.json", "history.json", "README.md"]
-    assert "would upload to alice/cifarnets-cnn (public model repository)" in out
-    assert "----- README.md -----\n---\n" in out and "# CNN for CIFAR-10" in out
-
-
-def test_cli_push_uploads_with_the_default_api(tmp_path, capsys, monkeypatch):
-    make_checkpoint(tmp_path / "run", "cnn")
-    api = FakeApi()
-    monkeypatch.setattr(hub, "HfApi", lambda: api)
-    assert cli.main(["push", "--checkpoint", str(tmp_path / "run"), "--repo-id", "alice/cifarnets-cnn"]) == 0
-    assert "pushed" in capsys.readouterr().out and len(pushed_files(api)) == 4
-
-
-def test_cli_push_errors_are_one_line(tmp_path, capsys):
-    assert cli.main(["push", "--checkpoint", str(tmp_path / "none"), "--repo-id", "alice/x", "--dry-run"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "not a complete checkpoint folder" in err
-
 
 def test_cli_evaluate_one_hub_repository(tmp_path, offline_hub, tiny_folder, capsys):
     make_checkpoint(tmp_path / "src", "cnn", classes=TINY_CLASSES)
