@@ -10,10 +10,9 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from helpers.app import history
-from helpers.pictures import png
+from helpers.pictures import noise_picture, png
 from PIL import Image, ImageDraw
 from test_browser_views import ARGS, CHROMIUM, PHONE, WAIT_MS, shoot, visible
 
@@ -52,7 +51,7 @@ def test_classify_cautions_before_the_answers_and_names_the_crop(app_url, tmp_pa
     from playwright.sync_api import sync_playwright
 
     noise = tmp_path / "noise-8x8.png"
-    noise.write_bytes(png(Image.fromarray(np.random.default_rng(17).integers(0, 256, (8, 8, 3), np.uint8))))
+    noise.write_bytes(png(noise_picture(8, 8, 17)))
     wide = tmp_path / "panorama.png"
     wide.write_bytes(png(panorama()))
     with sync_playwright() as p:

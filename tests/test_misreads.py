@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers.app import make_checkpoints
-from helpers.pictures import png
+from helpers.pictures import noise_picture, png
 from PIL import Image
 
 from cifarnets import predict
@@ -20,17 +20,13 @@ from cifarnets.unfamiliar.calibration import Verdict
 LABELS = {"cnn": "CNN", "resnet": "ResNet", "densenet": "DenseNet", "se_resnet": "SE-ResNet"}
 
 
-def noise(width: int, height: int, seed: int = 17) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
-
-
 @pytest.mark.parametrize("size", [(6000, 300), (300, 6000), (640, 480), (33, 32), (32, 32), (8, 8), (31, 90)])
 def test_the_crop_box_is_the_square_the_networks_see(size):
     """centre_square restates images.PREPARATION's rule: the pixels of the box alone are the pixels given."""
-    image = decode_image(png(noise(*size)))
+    image = decode_image(png(noise_picture(*size, 17)))
     box = predict.centre_square(*size)
     assert np.array_equal(to_array(image.crop(box)), to_array(image))
-    prepared = predict.prepare(png(noise(*size)), "x.png")
+    prepared = predict.prepare(png(noise_picture(*size, 17)), "x.png")
     assert prepared.size == size and prepared.box == box
     assert prepared.seen_share == pytest.approx(min(size) / max(size))
 
@@ -38,7 +34,7 @@ def test_the_crop_box_is_the_square_the_networks_see(size):
 def test_shipped_networks_call_a_tiny_noise_picture_unfamiliar_and_say_why_first():
     """An 8x8 noise picture: all four said "truck" and the CNN's badge read "looks like CIFAR-10"."""
     entries = discover(checkpoints_dir())
-    (result,) = predict.classify([("noise.png", png(noise(8, 8)))], entries)
+    (result,) = predict.classify([("noise.png", png(noise_picture(8, 8, 17)))], entries)
     assert result.prepared.too_small and result.guessing
     assert all(v is not None and v.plain for v in result.verdicts.values())
     cautions = result.cautions(LABELS)
@@ -48,7 +44,7 @@ def test_shipped_networks_call_a_tiny_noise_picture_unfamiliar_and_say_why_first
 
 def test_predict_files_flags_a_tiny_picture_too(tmp_path):
     path = tmp_path / "tiny.png"
-    path.write_bytes(png(noise(8, 8)))
+    path.write_bytes(png(noise_picture(8, 8, 17)))
     (row,) = predict.predict_files([str(path)], discover(checkpoints_dir()))
     assert all(p["unfamiliar"]["flag"] and p["unfamiliar"]["structureless"] for p in row["predictions"].values())
 
@@ -96,5 +92,5 @@ def test_every_bundled_example_names_what_it_shows():
 
 def test_tiny_test_checkpoints_still_caution_a_tiny_picture(tmp_path):
     """Without any calibration the size alone says it: the caution needs no verdict."""
-    (result,) = predict.classify([("noise.png", png(noise(8, 8)))], discover(make_checkpoints(tmp_path)))
+    (result,) = predict.classify([("noise.png", png(noise_picture(8, 8, 17)))], discover(make_checkpoints(tmp_path)))
     assert "only 8x8 pixels" in result.cautions(LABELS)[0]

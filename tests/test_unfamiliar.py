@@ -82,7 +82,7 @@ def test_calibration_inputs_are_code_the_same_for_the_same_seed():
 def test_answers_are_the_answers_users_already_get(tmp_path):
     """The verdict comes from the same pass as the answer, and the answer does not change."""
     entries = discover(make_checkpoints(tmp_path))
-    x = batch([to_array(noise_picture(32, 1)), to_array(text_screenshot(1))])
+    x = batch([to_array(noise_picture(32, 32, 1)), to_array(text_screenshot(1))])
     got, expected = answers(entries, x), probabilities(entries, x)
     assert set(got) == set(expected) == set(KEYS)
     for key in KEYS:
@@ -91,13 +91,13 @@ def test_answers_are_the_answers_users_already_get(tmp_path):
 
 def test_uncalibrated_networks_classify_without_the_flag_and_say_why(tmp_path):
     entries = discover(make_checkpoints(tmp_path))
-    (result,) = predict.classify([("noise.png", png(noise_picture(32, 2)))], entries)
+    (result,) = predict.classify([("noise.png", png(noise_picture(32, 32, 2)))], entries)
     assert set(result.top5) == set(KEYS) and result.verdicts == dict.fromkeys(KEYS)
     assert not result.guessing  # no network can tell, so none claims the image is unfamiliar
     notes = predict.uncalibrated(entries)
     assert set(notes) == set(KEYS) and all("calibrate --write" in why for why in notes.values())
     path = tmp_path / "noise.png"
-    path.write_bytes(png(noise_picture(32, 2)))
+    path.write_bytes(png(noise_picture(32, 32, 2)))
     (row,) = predict_files([str(path)], entries)
     assert all(p["unfamiliar"]["flag"] is None and "calibrate" in p["unfamiliar"]["note"]
                for p in row["predictions"].values())
@@ -270,7 +270,7 @@ def test_a_calibration_that_does_not_fit_the_weights_is_not_used(calibrated, tmp
     write_json(folder / "resnet" / CONFIG_FILE, config)
     entries = discover(folder)
     assert "damaged" in predict.uncalibrated(entries)["resnet"]
-    (result,) = predict.classify([("n.png", png(noise_picture(32, 3)))], entries)
+    (result,) = predict.classify([("n.png", png(noise_picture(32, 32, 3)))], entries)
     assert result.top5["resnet"] and result.verdicts["resnet"] is None  # it still classifies
 
 

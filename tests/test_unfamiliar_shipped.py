@@ -93,8 +93,8 @@ def test_fresh_noise_goes_over_the_threshold_for_every_network_and_text_mostly_d
     (docs/unfamiliar.md; the 24-pixel ones Classify flags as too small). This test keeps that fact in view: if
     text is flagged again, say so in the docs."""
     entries = shipped_entries()
-    noise = [noise_picture(side, seed) for side in (24, 32) for seed in range(100, 115)]
-    noise += [noise_picture(32, seed).convert("L").convert("RGB") for seed in range(10)]  # greyscale noise
+    noise = [noise_picture(side, side, seed) for side in (24, 32) for seed in range(100, 115)]
+    noise += [noise_picture(32, 32, seed).convert("L").convert("RGB") for seed in range(10)]  # greyscale noise
     text = [text_screenshot(seed, size) for size in (24, 32) for seed in range(200, 210)]
     # Noise drawn at 24 pixels is blown up to 32 and so smoothed into blobs, which the CNN and the DenseNet score as a
     # familiar texture: Classify counts a picture under 32 px as structureless (predict.too_small), and so here.
@@ -115,7 +115,7 @@ def test_cli_library_and_page_agree(tmp_path, monkeypatch):
     from cifarnets.ui.classify_view import FAMILIAR, UNFAMILIAR
 
     entries = shipped_entries()
-    files = {"noise.png": png(noise_picture(32, 7)), "text.png": png(text_screenshot(7)),
+    files = {"noise.png": png(noise_picture(32, 32, 7)), "text.png": png(text_screenshot(7)),
              "cat.jpg": (ROOT / "cifarnets" / "examples" / "photo-cat.jpg").read_bytes(),
              "frog.jpg": (ROOT / "cifarnets" / "examples" / "cifar10-test-frog.jpg").read_bytes()}
     for name, raw in files.items():
@@ -176,7 +176,7 @@ def test_classify_in_chromium_a_photo_familiar_beside_noise_unfamiliar(tmp_path)
     cat = tmp_path / "photo-cat.jpg"
     shutil.copy(ROOT / "cifarnets" / "examples" / "photo-cat.jpg", cat)
     noise = tmp_path / "noise.gif"
-    frames = [noise_picture(32, seed) for seed in range(8)]
+    frames = [noise_picture(32, 32, seed) for seed in range(8)]
     frames[0].save(noise, save_all=True, append_images=frames[1:], duration=120, loop=0)
 
     env = dict(os.environ, CIFARNETS_CHECKPOINTS=str(SHIPPED), CIFARNETS_RUNS=str(tmp_path / "runs"),

@@ -14,9 +14,9 @@ def png(img: Image.Image) -> bytes:
     return encode(img, "PNG")
 
 
-def noise_picture(side: int, seed: int) -> Image.Image:
-    """Random pixels, as many as the networks' input has (an upload this small is not shrunk)."""
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8))
+def noise_picture(width: int, height: int, seed: int) -> Image.Image:
+    """Random pixels, each channel uniform over 0-255."""
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
 def text_screenshot(seed: int, size: int = 28) -> Image.Image:
