@@ -133,6 +133,18 @@ def fixed_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One compute thread for a module: on a machine shared with training runs, two threads wait on each other
+    (threads.py)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def restore_signals():
     """cli train installs its own SIGINT/SIGTERM handlers; give pytest its own back."""
