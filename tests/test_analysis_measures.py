@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -83,6 +84,29 @@ def test_macs_of_the_cnn_match_a_hand_count():
 def test_macs_of_the_plain_resnet_are_the_resnets_without_its_two_projections():
     projections = 16 * 16 * 32 * 16 + 8 * 8 * 64 * 32  # 1x1 convs: outputs x input channels
     assert sum(cost.macs(build("resnet")).values()) - sum(cost.macs(build("resnet_plain")).values()) == projections
+
+
+def test_macs_are_the_same_while_another_thread_runs_a_network():
+    """The Why page counts MACs in the server while the sidebar's step timing trains a network in another thread:
+    the count must be this network's alone (torch's flop counter named layers through process-wide hooks: a CNN
+    training meanwhile lent its layers' names to the CNN being counted, which made the SE-ResNet 38x the CNN, not
+    41x)."""
+    alone = cost.macs(build("cnn", 10))
+    other, stop = build("cnn", 10), threading.Event()
+
+    def busy():
+        with torch.no_grad():
+            while not stop.is_set():
+                other(torch.zeros(2, 3, 32, 32))
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        counted = [cost.macs(build("cnn", 10)) for _ in range(20)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(c == alone for c in counted)
 
 
 def test_latency_is_positive_and_leaves_the_mode_alone():
@@ -214,33 +238,3 @@ def test_the_photo_finding_names_the_confusion_photos_add():
     assert "few photos" not in text
     few = why_sentences.photo_gaps(test, {"A": photos["A"] | {"per_class_n": [3, 10, 10]}}, classes)
     assert "Only a few photos of car (3)" in few and "car loses most" not in few and "A car as" not in few
-
-
-def test_macs_are_the_same_while_another_thread_runs_a_network():
-    """The Why page counts MACs in the server while the sidebar's step timing trains a network in another thread:
-    the count must be this network's alone (torch's flop counter named layers through process-wide hooks: a CNN
-    training meanwhile lent its layers' names to the CNN being counted, which made the SE-ResNet 38x the CNN, not
-    41x)."""
-    import threading
-
-    import torch
-
-    from cifarnets.analysis.cost import macs
-    from cifarnets.models import build
-
-    alone = macs(build("cnn", 10))
-    other, stop = build("cnn", 10), threading.Event()
-
-    def busy():
-        with torch.no_grad():
-            while not stop.is_set():
-                other(torch.zeros(2, 3, 32, 32))
-
-    thread = threading.Thread(target=busy)
-    thread.start()
-    try:
-        counted = [macs(build("cnn", 10)) for _ in range(20)]
-    finally:
-        stop.set()
-        thread.join()
-    assert all(c == alone for c in counted)
